@@ -1,0 +1,7 @@
+//! chainview: a terminal explorer for AgentWrit delegation chains.
+//!
+//! The library holds the AgentWrit core (scope rule, token decoding, broker
+//! client and an embedded wire-compatible broker); the binary wires it to a CLI.
+
+pub mod jwt;
+pub mod scope;

@@ -1,0 +1,382 @@
+//! AgentWrit scopes (`action:resource:identifier`) and the broker's coverage rule.
+//!
+//! This is the one implementation of the rule (spec §3): the embedded broker,
+//! the scope probe and scenario `expect` lines all call it.
+//!
+//! * A scope is split on its **first two** colons only, so the identifier may
+//!   itself contain colons (`read:data:a:b` → identifier `a:b`).
+//! * All three parts must be non-empty; anything else is *malformed*.
+//! * A granted scope `G` covers a requested scope `R` iff both parse, the
+//!   actions and resources are equal, and the identifiers are equal or the
+//!   **granted** identifier is `*`. A `*` anywhere else is a literal character.
+
+use std::fmt;
+
+/// A well-formed scope, borrowed from the string it was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Scope<'a> {
+    pub action: &'a str,
+    pub resource: &'a str,
+    pub identifier: &'a str,
+}
+
+/// Why a string is not a scope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeError {
+    #[error("malformed scope '{0}': expected action:resource:identifier (found no colon)")]
+    NoColon(String),
+    #[error("malformed scope '{0}': expected action:resource:identifier (found only one colon)")]
+    OneColon(String),
+    #[error("malformed scope '{scope}': the {part} part is empty")]
+    EmptyPart { scope: String, part: &'static str },
+}
+
+impl<'a> Scope<'a> {
+    /// Parses with the broker's grammar (spec §3.1).
+    pub fn parse(s: &'a str) -> Result<Self, ScopeError> {
+        let (action, rest) = s
+            .split_once(':')
+            .ok_or_else(|| ScopeError::NoColon(s.to_string()))?;
+        let (resource, identifier) = rest
+            .split_once(':')
+            .ok_or_else(|| ScopeError::OneColon(s.to_string()))?;
+        for (part, name) in [
+            (action, "action"),
+            (resource, "resource"),
+            (identifier, "identifier"),
+        ] {
+            if part.is_empty() {
+                return Err(ScopeError::EmptyPart {
+                    scope: s.to_string(),
+                    part: name,
+                });
+            }
+        }
+        Ok(Scope {
+            action,
+            resource,
+            identifier,
+        })
+    }
+
+    /// Whether this (granted) scope covers `requested`.
+    pub fn covers_scope(&self, requested: &Scope<'_>) -> bool {
+        self.action == requested.action
+            && self.resource == requested.resource
+            && (self.identifier == "*" || self.identifier == requested.identifier)
+    }
+}
+
+impl fmt::Display for Scope<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.action, self.resource, self.identifier)
+    }
+}
+
+/// Checks that a string is a well-formed scope.
+pub fn validate(s: &str) -> Result<(), ScopeError> {
+    Scope::parse(s).map(|_| ())
+}
+
+/// Whether `granted` covers `requested` (both as strings; malformed never covers).
+pub fn covers(granted: &str, requested: &str) -> bool {
+    match (Scope::parse(granted), Scope::parse(requested)) {
+        (Ok(g), Ok(r)) => g.covers_scope(&r),
+        _ => false,
+    }
+}
+
+/// The broker's `ScopeIsSubset(requested, allowed)`: every requested scope is
+/// covered by at least one allowed scope. An empty `requested` is a subset.
+pub fn is_subset<R: AsRef<str>, A: AsRef<str>>(requested: &[R], allowed: &[A]) -> bool {
+    requested
+        .iter()
+        .all(|r| allowed.iter().any(|a| covers(a.as_ref(), r.as_ref())))
+}
+
+/// Why a single requested scope is not covered by any granted scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// The requested scope does not parse.
+    Malformed(ScopeError),
+    /// Nothing was granted at all.
+    NothingGranted,
+    /// No granted scope has the requested action; `closest` is the first well-formed grant.
+    ActionDiffers { closest: String },
+    /// A grant has the action but none has the resource.
+    ResourceDiffers { closest: String },
+    /// A grant has action and resource, but a different identifier that is not `*`.
+    IdentifierDiffers { closest: String },
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denial::Malformed(e) => write!(f, "{e}"),
+            Denial::NothingGranted => write!(f, "no scope is granted"),
+            Denial::ActionDiffers { closest } => {
+                write!(f, "no grant has this action (closest: {closest})")
+            }
+            Denial::ResourceDiffers { closest } => {
+                write!(f, "no grant has this resource for this action (closest: {closest})")
+            }
+            Denial::IdentifierDiffers { closest } => write!(
+                f,
+                "identifier differs and the grant is not '*' (closest: {closest})"
+            ),
+        }
+    }
+}
+
+/// The verdict for one requested scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Covered; `by` is the first granted scope (in grant order) that covers it.
+    Covered { by: String },
+    Denied(Denial),
+}
+
+impl Verdict {
+    pub fn is_covered(&self) -> bool {
+        matches!(self, Verdict::Covered { .. })
+    }
+}
+
+/// One requested scope with its verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub requested: String,
+    pub verdict: Verdict,
+}
+
+/// Explains one requested scope against the granted list.
+pub fn explain_one<A: AsRef<str>>(requested: &str, granted: &[A]) -> Verdict {
+    let req = match Scope::parse(requested) {
+        Ok(r) => r,
+        Err(e) => return Verdict::Denied(Denial::Malformed(e)),
+    };
+    let parsed: Vec<(Scope<'_>, &str)> = granted
+        .iter()
+        .filter_map(|g| Scope::parse(g.as_ref()).ok().map(|s| (s, g.as_ref())))
+        .collect();
+    if let Some((_, g)) = parsed.iter().find(|(s, _)| s.covers_scope(&req)) {
+        return Verdict::Covered { by: g.to_string() };
+    }
+    let same_res = parsed
+        .iter()
+        .find(|(s, _)| s.action == req.action && s.resource == req.resource);
+    if let Some((_, g)) = same_res {
+        return Verdict::Denied(Denial::IdentifierDiffers {
+            closest: g.to_string(),
+        });
+    }
+    if let Some((_, g)) = parsed.iter().find(|(s, _)| s.action == req.action) {
+        return Verdict::Denied(Denial::ResourceDiffers {
+            closest: g.to_string(),
+        });
+    }
+    // Prefer a grant with the same resource (only the action differs), else the first.
+    let closest = parsed
+        .iter()
+        .find(|(s, _)| s.resource == req.resource)
+        .or_else(|| parsed.first());
+    match closest {
+        Some((_, g)) => Verdict::Denied(Denial::ActionDiffers {
+            closest: g.to_string(),
+        }),
+        None => Verdict::Denied(Denial::NothingGranted),
+    }
+}
+
+/// Explains every requested scope against the granted list.
+pub fn explain<R: AsRef<str>, A: AsRef<str>>(requested: &[R], granted: &[A]) -> Vec<Explanation> {
+    requested
+        .iter()
+        .map(|r| Explanation {
+            requested: r.as_ref().to_string(),
+            verdict: explain_one(r.as_ref(), granted),
+        })
+        .collect()
+}
+
+/// What `child` dropped relative to `parent`: the parent's scopes that the
+/// child's scopes do not fully cover (a wildcard narrowed to one identifier
+/// counts as dropped too, shown as the parent scope).
+pub fn dropped<P: AsRef<str>, C: AsRef<str>>(parent: &[P], child: &[C]) -> Vec<String> {
+    parent
+        .iter()
+        .filter(|p| !child.iter().any(|c| covers(c.as_ref(), p.as_ref())))
+        .map(|p| p.as_ref().to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parse_splits_on_first_two_colons() {
+        let s = Scope::parse("read:data:a:b").unwrap();
+        assert_eq!(
+            (s.action, s.resource, s.identifier),
+            ("read", "data", "a:b")
+        );
+    }
+
+    #[test]
+    fn malformed_scopes_are_rejected_with_reason() {
+        assert_eq!(
+            Scope::parse("foo").unwrap_err(),
+            ScopeError::NoColon("foo".into())
+        );
+        assert_eq!(
+            Scope::parse("read:data").unwrap_err(),
+            ScopeError::OneColon("read:data".into())
+        );
+        assert_eq!(
+            Scope::parse("read::x").unwrap_err().to_string(),
+            "malformed scope 'read::x': the resource part is empty"
+        );
+        assert!(Scope::parse(":a:b").is_err());
+        assert!(Scope::parse("a:b:").is_err());
+    }
+
+    #[test]
+    fn wildcard_only_in_granted_identifier() {
+        assert!(covers("read:data:*", "read:data:x"));
+        assert!(covers("read:data:*", "read:data:*"));
+        assert!(!covers("read:data:x", "read:data:*"));
+        assert!(!covers("*:*:*", "read:data:x"));
+        assert!(covers("*:*:*", "*:*:x"));
+        assert!(!covers("read:*:*", "read:data:x"));
+        assert!(!covers("foo", "foo"));
+        assert!(!covers("Read:data:x", "read:data:x"));
+    }
+
+    #[test]
+    fn subset_rules() {
+        let empty: [&str; 0] = [];
+        assert!(is_subset(&empty, &["read:data:*"]));
+        assert!(is_subset(
+            &["read:data:x", "write:data:y"],
+            &["read:data:*", "write:data:*"]
+        ));
+        assert!(!is_subset(&["write:deploy:web-service"], &[
+            "read:config:production",
+            "read:deploy:web-service"
+        ]));
+    }
+
+    #[test]
+    fn explain_names_the_reason_and_closest_grant() {
+        let granted = ["read:config:production", "read:deploy:web-service"];
+        assert_eq!(
+            explain_one("read:config:production", &granted),
+            Verdict::Covered {
+                by: "read:config:production".into()
+            }
+        );
+        assert_eq!(
+            explain_one("read:config:staging", &granted),
+            Verdict::Denied(Denial::IdentifierDiffers {
+                closest: "read:config:production".into()
+            })
+        );
+        assert_eq!(
+            explain_one("read:secrets:x", &granted),
+            Verdict::Denied(Denial::ResourceDiffers {
+                closest: "read:config:production".into()
+            })
+        );
+        assert_eq!(
+            explain_one("write:deploy:web-service", &granted),
+            Verdict::Denied(Denial::ActionDiffers {
+                closest: "read:deploy:web-service".into()
+            })
+        );
+        assert!(matches!(
+            explain_one("nonsense", &granted),
+            Verdict::Denied(Denial::Malformed(_))
+        ));
+        let none: [&str; 0] = [];
+        assert_eq!(
+            explain_one("read:a:b", &none),
+            Verdict::Denied(Denial::NothingGranted)
+        );
+    }
+
+    #[test]
+    fn dropped_lists_parent_scopes_not_kept() {
+        let parent = ["read:config:*", "read:deploy:*", "write:deploy:*"];
+        let child = ["read:config:production", "read:deploy:web-service"];
+        assert_eq!(
+            dropped(&parent, &child),
+            vec!["read:config:*", "read:deploy:*", "write:deploy:*"]
+        );
+        assert_eq!(dropped(&parent, &parent), Vec::<String>::new());
+    }
+
+    fn part() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("*".to_string()),
+            "[a-c]{1,2}",
+            "[a-c*:]{1,3}",
+        ]
+    }
+
+    fn scope_str() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => (part(), part(), part()).prop_map(|(a, r, i)| format!("{a}:{r}:{i}")),
+            1 => "[a-c:]{0,5}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn reflexive_for_well_formed(s in scope_str()) {
+            if validate(&s).is_ok() {
+                prop_assert!(covers(&s, &s));
+                prop_assert!(is_subset(&[&s], &[&s]));
+            } else {
+                prop_assert!(!covers(&s, &s));
+            }
+        }
+
+        #[test]
+        fn transitive(a in scope_str(), b in scope_str(), c in scope_str()) {
+            if covers(&a, &b) && covers(&b, &c) {
+                prop_assert!(covers(&a, &c));
+            }
+        }
+
+        #[test]
+        fn subset_agrees_with_explain(req in proptest::collection::vec(scope_str(), 0..4),
+                                      granted in proptest::collection::vec(scope_str(), 0..4)) {
+            let all = explain(&req, &granted).iter().all(|e| e.verdict.is_covered());
+            prop_assert_eq!(all, is_subset(&req, &granted));
+            for e in explain(&req, &granted) {
+                if let Verdict::Covered { by } = &e.verdict {
+                    prop_assert!(covers(by, &e.requested));
+                }
+            }
+        }
+
+        #[test]
+        fn wildcard_grant_covers_every_identifier(a in "[a-c]{1,2}", r in "[a-c]{1,2}", i in "[a-c*:]{1,4}") {
+            let grant = format!("{a}:{r}:*");
+            let specific = format!("{a}:{r}:{i}");
+            prop_assert!(covers(&grant, &specific));
+            // ... but a wildcard request is covered only by a wildcard grant.
+            if i != "*" {
+                prop_assert!(!covers(&specific, &grant));
+            }
+        }
+
+        #[test]
+        fn parse_never_panics(s in ".*") {
+            let _ = Scope::parse(&s);
+            let _ = explain_one(&s, &[s.as_str()]);
+        }
+    }
+}
