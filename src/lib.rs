@@ -5,3 +5,4 @@
 
 pub mod jwt;
 pub mod scope;
+pub mod broker;

@@ -1,3 +1,180 @@
-fn main() {
-    println!("Hello, world!");
+//! The `chainview` command line.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use color_eyre::eyre::{Result, WrapErr, eyre};
+
+use chainview::broker::embedded::{Config, EmbeddedBroker};
+
+const ABOUT: &str = "Terminal explorer for AgentWrit delegation chains";
+
+const LONG_ABOUT: &str = "\
+chainview shows who holds which AgentWrit authority, through which delegation
+hops, and what the broker really answers.
+
+With no broker configured it runs against an embedded, wire-compatible AgentWrit
+broker on 127.0.0.1, so it works on a fresh machine.
+
+ENVIRONMENT:
+  AGENTWRIT_BROKER_URL     broker to use instead of the embedded one
+  AGENTWRIT_CLIENT_ID      app credentials for that broker
+  AGENTWRIT_CLIENT_SECRET
+  AGENTWRIT_ADMIN_SECRET   admin secret (unlocks revoke, audit, app registration)";
+
+#[derive(Debug, Parser)]
+#[command(name = "chainview", version, about = ABOUT, long_about = LONG_ABOUT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the embedded AgentWrit broker alone and print the `export` lines a client needs.
+    ///
+    /// Any AgentWrit client, the official Python SDK included, works against it
+    /// unchanged. Stops cleanly on Ctrl-C or SIGTERM.
+    Broker(BrokerArgs),
+}
+
+#[derive(Debug, Args)]
+struct BrokerArgs {
+    /// TCP port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to bind. Keep the loopback default unless you know why not.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+    /// Admin secret; a random one is generated and printed when neither this nor the variable is set.
+    #[arg(
+        long,
+        env = "AGENTWRIT_ADMIN_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    admin_secret: Option<String>,
+    /// Register an app at start: NAME=SCOPE,SCOPE (repeatable). Its client id and
+    /// secret are printed as export lines.
+    #[arg(long = "app", value_name = "NAME=SCOPES", value_parser = parse_app)]
+    apps: Vec<(String, Vec<String>)>,
+}
+
+fn parse_app(s: &str) -> Result<(String, Vec<String>), String> {
+    let (name, scopes) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=SCOPE,SCOPE, got '{s}'"))?;
+    let scopes: Vec<String> = scopes.split(',').map(str::to_string).collect();
+    for sc in &scopes {
+        chainview::scope::validate(sc).map_err(|e| e.to_string())?;
+    }
+    Ok((name.to_string(), scopes))
+}
+
+fn main() -> ExitCode {
+    if let Err(e) = color_eyre::install() {
+        eprintln!("chainview: {e}");
+    }
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chainview: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Some(Command::Broker(args)) => run_broker(args, false).await,
+            None => {
+                run_broker(
+                    BrokerArgs {
+                        port: 0,
+                        bind: "127.0.0.1".into(),
+                        admin_secret: None,
+                        apps: vec![(
+                            "chainview-demo".into(),
+                            vec![
+                                "read:config:*".into(),
+                                "read:deploy:*".into(),
+                                "write:deploy:*".into(),
+                            ],
+                        )],
+                    },
+                    true,
+                )
+                .await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chainview: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+async fn run_broker(args: BrokerArgs, default_session: bool) -> Result<()> {
+    let generated = args.admin_secret.is_none();
+    let cfg = match args.admin_secret {
+        Some(s) if s.is_empty() => return Err(eyre!("the admin secret must not be empty")),
+        Some(s) => Config::with_admin_secret(s),
+        None => Config::default(),
+    };
+    let bind = format!("{}:{}", args.bind, args.port);
+    let broker = EmbeddedBroker::start_on(&bind, cfg)
+        .await
+        .wrap_err("cannot start the embedded broker")?;
+    if default_session {
+        println!(
+            "# chainview: the interactive explorer is not built yet; running the embedded broker instead."
+        );
+    }
+    println!(
+        "# chainview: embedded AgentWrit broker (wire-compatible with v2.0.0) on {}",
+        broker.url()
+    );
+    println!("export AGENTWRIT_BROKER_URL={}", broker.url());
+    for (name, scopes) in &args.apps {
+        let app = broker.register_app(name, scopes)?;
+        println!("# app '{name}' ({}) with ceiling {}", app.app_id, scopes.join(","));
+        println!("export AGENTWRIT_CLIENT_ID={}", app.client_id);
+        println!(
+            "export AGENTWRIT_CLIENT_SECRET={}",
+            app.client_secret.unwrap_or_default()
+        );
+    }
+    if generated {
+        println!("# generated admin secret (set AGENTWRIT_ADMIN_SECRET or --admin-secret to choose one):");
+        println!("export AGENTWRIT_ADMIN_SECRET={}", broker.admin_secret());
+    }
+    println!("# press Ctrl-C to stop");
+    wait_for_shutdown().await;
+    println!("# stopping");
+    broker.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

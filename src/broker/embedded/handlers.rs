@@ -1,0 +1,1083 @@
+//! Endpoint handlers of the embedded broker, with the checks in the real
+//! broker's order and its exact status codes, error codes and details (spec §4).
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Duration, Utc};
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use serde::de::DeserializeOwned;
+
+use super::audit::{Filter, NewEvent};
+use super::http::{Ctx, Route, json_response};
+use super::{AppRecord, LaunchToken, Nonce, State, lock, random_hex, read, sha256, write};
+use crate::broker::types::*;
+use crate::jwt::gojson::{rfc3339_nano, rfc3339_secs};
+use crate::jwt::{self, Claims, DelegRecord};
+use crate::scope;
+
+const ADMIN_SCOPES: [&str; 3] = ["admin:launch-tokens:*", "admin:revoke:*", "admin:audit:*"];
+const APP_SCOPES: [&str; 3] = ["app:launch-tokens:*", "app:agents:*", "app:audit:read"];
+const NONCE_TTL_SECS: i64 = 30;
+
+/// A refusal: becomes a problem+json response.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    pub status: u16,
+    pub code: &'static str,
+    pub detail: String,
+    pub retry_after: Option<u32>,
+}
+
+impl Reject {
+    pub fn new(status: u16, code: &'static str, detail: impl Into<String>) -> Self {
+        Reject {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request", detail)
+    }
+    fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(401, "unauthorized", detail)
+    }
+    fn malformed() -> Self {
+        Self::bad_request("malformed JSON body")
+    }
+    fn rate_limited(retry_after: u32) -> Self {
+        Reject {
+            retry_after: Some(retry_after),
+            ..Self::new(429, "rate_limited", "rate limit exceeded, try again later")
+        }
+    }
+}
+
+type Outcome = Result<Response, Reject>;
+
+/// Go's `%v` of a string slice: `[a b c]`.
+fn golist<S: AsRef<str>>(v: &[S]) -> String {
+    let parts: Vec<&str> = v.iter().map(AsRef::as_ref).collect();
+    format!("[{}]", parts.join(" "))
+}
+
+/// Go's streaming decoder: the first JSON value only, trailing bytes ignored.
+fn decode_first<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reject> {
+    serde_json::Deserializer::from_slice(body)
+        .into_iter::<T>()
+        .next()
+        .and_then(Result::ok)
+        .ok_or_else(Reject::malformed)
+}
+
+fn ok<T: serde::Serialize>(body: &T) -> Outcome {
+    Ok(json_response(StatusCode::OK, body))
+}
+
+pub fn handle(s: &State, route: Route, ctx: &Ctx) -> Response {
+    let out = match route {
+        Route::Challenge => challenge(s),
+        Route::Register => register(s, ctx),
+        Route::Validate => validate(s, ctx),
+        Route::Renew => renew(s, ctx),
+        Route::Release => release(s, ctx),
+        Route::Delegate => delegate(s, ctx),
+        Route::Revoke => revoke(s, ctx),
+        Route::Audit => audit_events(s, ctx),
+        Route::AdminAuth => admin_auth(s, ctx),
+        Route::AdminLaunch => launch_token(s, ctx, "admin:launch-tokens:*"),
+        Route::AppLaunch => launch_token(s, ctx, "app:launch-tokens:*"),
+        Route::Apps if ctx.method == "POST" => post_app(s, ctx),
+        Route::Apps => list_apps(s, ctx),
+        Route::AppById => app_by_id(s, ctx),
+        Route::AppAuth => app_auth(s, ctx),
+        Route::Health => health(s),
+        Route::Metrics => Ok(metrics(s)),
+    };
+    out.unwrap_or_else(|r| ctx.problem(r))
+}
+
+/// Bearer middleware (spec §1.7), with its audit events.
+fn bearer(s: &State, ctx: &Ctx, required: Option<&str>) -> Result<(String, Claims), Reject> {
+    let fail = |detail: &str, audit: String| {
+        s.audit(NewEvent {
+            resource: ctx.path.clone(),
+            ..NewEvent::new(
+                "token_auth_failed",
+                "denied",
+                format!("{audit} | path={}", ctx.path),
+            )
+        });
+        Reject::unauthorized(detail)
+    };
+    let header = match ctx.authorization() {
+        Some(h) if !h.is_empty() => h,
+        _ => {
+            let d = "missing authorization header";
+            return Err(fail(d, d.into()));
+        }
+    };
+    let Some(token) = header.strip_prefix("Bearer ") else {
+        let d = "invalid authorization scheme";
+        return Err(fail(d, d.into()));
+    };
+    let claims = s.verify(token).map_err(|why| {
+        fail(
+            "token verification failed",
+            format!("token verification failed: {why}"),
+        )
+    })?;
+    if let Some(req) = required
+        && !scope::is_subset(&[req], &claims.scope)
+    {
+        s.audit(NewEvent {
+            resource: ctx.path.clone(),
+            ..NewEvent::new(
+                "scope_violation",
+                "denied",
+                format!(
+                    "scope_violation | required={req} | actual={} | path={}",
+                    claims.scope.join(","),
+                    ctx.path
+                ),
+            )
+            .who(&claims.sub, &claims.task_id, &claims.orch_id)
+        });
+        return Err(Reject::new(
+            403,
+            "insufficient_scope",
+            format!("token lacks required scope: {req}"),
+        ));
+    }
+    Ok((token.to_string(), claims))
+}
+
+fn challenge(s: &State) -> Outcome {
+    let nonce = random_hex(32);
+    let now = s.now();
+    let mut nonces = lock(&s.nonces);
+    if nonces.len() > 4096 {
+        nonces.retain(|_, n| now - n.created < Duration::minutes(5));
+    }
+    nonces.insert(
+        nonce.clone(),
+        Nonce {
+            created: now,
+            consumed: false,
+        },
+    );
+    ok(&Challenge {
+        nonce,
+        expires_in: NONCE_TTL_SECS,
+    })
+}
+
+/// A SPIFFE path segment: non-empty, not `.`/`..`, only `A-Za-z0-9.-_`.
+pub fn valid_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+}
+
+fn register(s: &State, ctx: &Ctx) -> Outcome {
+    let req: RegisterRequest = decode_first(&ctx.body)?;
+    if [
+        &req.launch_token,
+        &req.nonce,
+        &req.public_key,
+        &req.signature,
+        &req.orch_id,
+        &req.task_id,
+    ]
+    .iter()
+    .any(|f| f.is_empty())
+    {
+        return Err(Reject::bad_request("missing required field"));
+    }
+    if req.requested_scope.is_empty() {
+        return Err(Reject::bad_request(
+            "missing required field: requested_scope",
+        ));
+    }
+    let now = s.now();
+    let lt = {
+        let launch = lock(&s.launch);
+        let Some(lt) = launch.get(&req.launch_token) else {
+            return Err(Reject::unauthorized("launch token: launch token not found"));
+        };
+        if now > lt.expires_at {
+            return Err(Reject::unauthorized("launch token: launch token expired"));
+        }
+        if lt.consumed {
+            return Err(Reject::unauthorized(
+                "launch token: launch token already consumed",
+            ));
+        }
+        lt.clone()
+    };
+    if !scope::is_subset(&req.requested_scope, &lt.allowed_scope) {
+        s.audit(
+            NewEvent::new(
+                "registration_policy_violation",
+                "denied",
+                format!(
+                    "scope violation: requested {} exceeds allowed {}",
+                    golist(&req.requested_scope),
+                    golist(&lt.allowed_scope)
+                ),
+            )
+            .who("", &req.task_id, &req.orch_id),
+        );
+        count(&s.metrics, |m| &mut m.registrations, "denied");
+        return Err(Reject::new(
+            403,
+            "scope_violation",
+            "requested scope exceeds allowed scope",
+        ));
+    }
+    {
+        let mut nonces = lock(&s.nonces);
+        match nonces.get_mut(&req.nonce) {
+            None => return Err(Reject::unauthorized("nonce: nonce not found or expired")),
+            Some(n) if n.consumed => {
+                return Err(Reject::unauthorized("nonce: nonce already consumed"));
+            }
+            Some(n) if now - n.created > Duration::seconds(NONCE_TTL_SECS) => {
+                return Err(Reject::unauthorized("nonce: nonce not found or expired"));
+            }
+            Some(n) => n.consumed = true,
+        }
+    }
+    let key_bytes = STANDARD.decode(&req.public_key).map_err(|_| {
+        Reject::unauthorized("invalid Ed25519 public key: base64 decode failed")
+    })?;
+    let key_arr: [u8; 32] = key_bytes
+        .try_into()
+        .map_err(|_| Reject::unauthorized("invalid Ed25519 public key: wrong key size"))?;
+    let sig_bytes = STANDARD.decode(&req.signature).map_err(|_| {
+        Reject::unauthorized("nonce signature verification failed: base64 decode failed")
+    })?;
+    let message = hex::decode(&req.nonce).unwrap_or_else(|_| req.nonce.as_bytes().to_vec());
+    let verified = match (
+        VerifyingKey::from_bytes(&key_arr),
+        <[u8; 64]>::try_from(sig_bytes.as_slice()),
+    ) {
+        (Ok(k), Ok(sig)) => k.verify(&message, &Signature::from_bytes(&sig)).is_ok(),
+        _ => false,
+    };
+    if !verified {
+        return Err(Reject::unauthorized("nonce signature verification failed"));
+    }
+    if lt.single_use {
+        let mut launch = lock(&s.launch);
+        match launch.get_mut(&req.launch_token) {
+            Some(l) if !l.consumed => l.consumed = true,
+            _ => {
+                return Err(Reject::unauthorized(
+                    "consume launch token: launch token already consumed",
+                ));
+            }
+        }
+    }
+    if !valid_segment(&req.orch_id) || !valid_segment(&req.task_id) {
+        count(&s.metrics, |m| &mut m.registrations, "failed");
+        return Err(Reject::new(500, "internal_error", "registration failed"));
+    }
+    let agent_id = format!(
+        "spiffe://{}/agent/{}/{}/{}",
+        s.cfg.trust_domain,
+        req.orch_id,
+        req.task_id,
+        random_hex(8)
+    );
+    let (token, ttl, claims) = s.issue(
+        Claims {
+            sub: agent_id.clone(),
+            scope: req.requested_scope.clone(),
+            task_id: req.task_id.clone(),
+            orch_id: req.orch_id.clone(),
+            ..Claims::default()
+        },
+        lt.max_ttl,
+    );
+    write(&s.agents).insert(agent_id.clone());
+    count(&s.metrics, |m| &mut m.registrations, "success");
+    let app_suffix = lt
+        .app_id
+        .as_ref()
+        .map(|a| format!(" app_id={a}"))
+        .unwrap_or_default();
+    s.audit(
+        NewEvent::new(
+            "agent_registered",
+            "success",
+            format!(
+                "Agent registered with scope {}{app_suffix}",
+                golist(&req.requested_scope)
+            ),
+        )
+        .who(&agent_id, &req.task_id, &req.orch_id),
+    );
+    s.audit(
+        NewEvent::new(
+            "token_issued",
+            "success",
+            format!(
+                "Token issued, jti={}, ttl={}{app_suffix}",
+                claims.jti, lt.max_ttl
+            ),
+        )
+        .who(&agent_id, &req.task_id, &req.orch_id),
+    );
+    ok(&RegisterResponse {
+        agent_id,
+        access_token: token,
+        expires_in: ttl,
+    })
+}
+
+fn count<F>(m: &std::sync::Mutex<super::Metrics>, field: F, label: &'static str)
+where
+    F: FnOnce(&mut super::Metrics) -> &mut std::collections::HashMap<&'static str, u64>,
+{
+    *field(&mut lock(m)).entry(label).or_default() += 1;
+}
+
+fn validate(s: &State, ctx: &Ctx) -> Outcome {
+    let req: ValidateRequest = decode_first(&ctx.body)?;
+    if req.token.is_empty() {
+        return Err(Reject::bad_request("token field is required"));
+    }
+    let resp = match s.verify(&req.token) {
+        Ok(claims) => ValidateResponse {
+            valid: true,
+            claims: Some(claims),
+            error: None,
+        },
+        Err(_) => ValidateResponse {
+            valid: false,
+            claims: None,
+            error: Some("token is invalid or expired".into()),
+        },
+    };
+    ok(&resp)
+}
+
+fn renew(s: &State, ctx: &Ctx) -> Outcome {
+    let (_, claims) = bearer(s, ctx, None)?;
+    // Revoke the predecessor first; losing a race to another renewal fails here.
+    let first = write(&s.revoked).insert(crate::broker::types::RevokeLevel::Token, &claims.jti);
+    if !first {
+        s.audit(
+            NewEvent::new(
+                "token_renewal_failed",
+                "denied",
+                format!(
+                    "token renewal failed for agent={}: token has been revoked",
+                    claims.sub
+                ),
+            )
+            .who(&claims.sub, &claims.task_id, &claims.orch_id),
+        );
+        return Err(Reject::unauthorized("token renewal failed"));
+    }
+    count(&s.metrics, |m| &mut m.revocations, "token");
+    let ttl = claims.exp - claims.iat;
+    let (token, ttl, new) = s.issue(claims.clone(), ttl);
+    s.audit(
+        NewEvent::new(
+            "token_renewed",
+            "success",
+            format!("token renewed for agent={} new_jti={}", new.sub, new.jti),
+        )
+        .who(&claims.sub, &claims.task_id, &claims.orch_id),
+    );
+    ok(&RenewResponse {
+        access_token: token,
+        expires_in: ttl,
+    })
+}
+
+fn release(s: &State, ctx: &Ctx) -> Outcome {
+    let (_, claims) = bearer(s, ctx, None)?;
+    write(&s.revoked).insert(RevokeLevel::Token, &claims.jti);
+    count(&s.metrics, |m| &mut m.revocations, "release");
+    s.audit(
+        NewEvent::new(
+            "token_released",
+            "success",
+            format!("token released | jti={}", claims.jti),
+        )
+        .who(&claims.sub, &claims.task_id, &claims.orch_id),
+    );
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    Ok(resp)
+}
+
+fn delegate(s: &State, ctx: &Ctx) -> Outcome {
+    let (_, from) = bearer(s, ctx, None)?;
+    let req: DelegateRequest = decode_first(&ctx.body)?;
+    if req.delegate_to.is_empty() || req.scope.is_empty() {
+        return Err(Reject::new(500, "internal_error", "delegation failed"));
+    }
+    let depth = from.delegation_chain.len();
+    if depth >= 5 {
+        return Err(Reject::new(
+            403,
+            "scope_violation",
+            "delegation depth limit exceeded",
+        ));
+    }
+    if !scope::is_subset(&req.scope, &from.scope) {
+        s.audit(NewEvent {
+            deleg_depth: depth as i64,
+            ..NewEvent::new(
+                "delegation_attenuation_violation",
+                "denied",
+                format!(
+                    "delegation_attenuation_violation | delegator={} | target={} | requested={} | allowed={}",
+                    from.sub,
+                    req.delegate_to,
+                    golist(&req.scope),
+                    golist(&from.scope)
+                ),
+            )
+            .who(&from.sub, &from.task_id, &from.orch_id)
+        });
+        return Err(Reject::new(
+            403,
+            "scope_violation",
+            "delegated scope exceeds delegator scope",
+        ));
+    }
+    if !read(&s.agents).contains(&req.delegate_to) {
+        return Err(Reject::new(404, "not_found", "delegate agent not found"));
+    }
+    let mut record = DelegRecord {
+        agent: from.sub.clone(),
+        scope: from.scope.clone(),
+        delegated_at: rfc3339_nano(s.now()),
+        signature: String::new(),
+    };
+    record.signature = jwt::sign_record(&record, &s.key);
+    let mut chain = from.delegation_chain.clone();
+    chain.push(record);
+    let chain_hash = jwt::chain_hash(&chain);
+    let ttl = req.ttl.filter(|t| *t > 0).unwrap_or(60);
+    let (token, ttl, _) = s.issue(
+        Claims {
+            sub: req.delegate_to.clone(),
+            aud: from.aud.clone(),
+            scope: req.scope.clone(),
+            task_id: from.task_id.clone(),
+            orch_id: from.orch_id.clone(),
+            delegation_chain: chain.clone(),
+            chain_hash: chain_hash.clone(),
+            ..Claims::default()
+        },
+        ttl,
+    );
+    s.audit(NewEvent {
+        deleg_depth: chain.len() as i64,
+        deleg_chain_hash: chain_hash,
+        ..NewEvent::new(
+            "delegation_created",
+            "success",
+            format!(
+                "delegation from {} to {} scope={} depth={}",
+                from.sub,
+                req.delegate_to,
+                golist(&req.scope),
+                chain.len()
+            ),
+        )
+        .who(&req.delegate_to, &from.task_id, &from.orch_id)
+    });
+    ok(&DelegateResponse {
+        access_token: token,
+        expires_in: ttl,
+        delegation_chain: chain,
+    })
+}
+
+fn revoke(s: &State, ctx: &Ctx) -> Outcome {
+    bearer(s, ctx, Some("admin:revoke:*"))?;
+    let req: RevokeRequest = decode_first(&ctx.body)?;
+    if req.level.is_empty() || req.target.is_empty() {
+        return Err(Reject::bad_request("level and target are required"));
+    }
+    let Some(level) = RevokeLevel::parse(&req.level) else {
+        return Err(Reject::bad_request(format!(
+            "invalid revocation level: {}",
+            req.level
+        )));
+    };
+    write(&s.revoked).insert(level, &req.target);
+    count(&s.metrics, |m| &mut m.revocations, level.as_str());
+    s.audit(NewEvent {
+        agent_id: req.target.clone(),
+        ..NewEvent::new(
+            "token_revoked",
+            "success",
+            format!("revoked at level={} target={}", req.level, req.target),
+        )
+    });
+    ok(&RevokeResponse {
+        revoked: true,
+        level: req.level,
+        target: req.target,
+        count: 1,
+    })
+}
+
+fn parse_time(v: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(v)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn audit_events(s: &State, ctx: &Ctx) -> Outcome {
+    bearer(s, ctx, Some("admin:audit:*"))?;
+    let mut f = Filter {
+        limit: 100,
+        ..Filter::default()
+    };
+    for (k, v) in url_pairs(&ctx.query) {
+        let set = |v: String| (!v.is_empty()).then_some(v);
+        match k.as_str() {
+            "agent_id" => f.agent_id = set(v),
+            "task_id" => f.task_id = set(v),
+            "event_type" => f.event_type = set(v),
+            "outcome" => f.outcome = set(v),
+            "since" => f.since = parse_time(&v),
+            "until" => f.until = parse_time(&v),
+            "limit" => f.limit = v.parse().ok().filter(|l: &i64| *l > 0).unwrap_or(100),
+            "offset" => f.offset = v.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    let page = lock(&s.audit).query(&f);
+    ok(&page)
+}
+
+/// Query pairs, first value of each key wins (as Go's `Query().Get`).
+fn url_pairs(q: &str) -> Vec<(String, String)> {
+    let mut seen = std::collections::HashSet::new();
+    form_urlencoded::parse(q.as_bytes())
+        .filter(|(k, _)| seen.insert(k.to_string()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn admin_auth(s: &State, ctx: &Ctx) -> Outcome {
+    if !lock(&s.admin_limiter).allow(&ctx.client_ip(), Instant::now()) {
+        return Err(Reject::rate_limited(1));
+    }
+    let value: Option<serde_json::Value> = serde_json::from_slice(&ctx.body).ok();
+    if let Some(serde_json::Value::Object(o)) = &value {
+        let nonempty = |k: &str| o.get(k).and_then(|v| v.as_str()).is_some_and(|v| !v.is_empty());
+        if nonempty("client_id") || nonempty("client_secret") {
+            return Err(Reject::bad_request(
+                r#"Admin auth format changed. Use {"secret": "..."} instead of client_id/client_secret"#,
+            ));
+        }
+    }
+    let req: AdminAuthRequest = value
+        .and_then(|v| serde_json::from_value(v).ok())
+        .ok_or_else(Reject::malformed)?;
+    if req.secret.is_empty() {
+        return Err(Reject::bad_request("secret is required"));
+    }
+    if !s.admin_secret_ok(&req.secret) {
+        count(&s.metrics, |m| &mut m.admin_auth, "failure");
+        s.audit(NewEvent::new(
+            "admin_auth_failed",
+            "denied",
+            "failed admin authentication attempt".into(),
+        ));
+        return Err(Reject::unauthorized("invalid credentials"));
+    }
+    let (token, ttl, _) = s.issue(
+        Claims {
+            sub: "admin".into(),
+            scope: ADMIN_SCOPES.iter().map(|x| x.to_string()).collect(),
+            ..Claims::default()
+        },
+        s.cfg.admin_token_ttl,
+    );
+    count(&s.metrics, |m| &mut m.admin_auth, "success");
+    s.audit(NewEvent::new(
+        "admin_auth",
+        "success",
+        "admin authenticated as admin".into(),
+    ));
+    ok(&TokenResponse {
+        access_token: token,
+        expires_in: ttl,
+        token_type: "Bearer".into(),
+    })
+}
+
+fn launch_token(s: &State, ctx: &Ctx, route_scope: &str) -> Outcome {
+    let (_, caller) = bearer(s, ctx, Some(route_scope))?;
+    let req: LaunchTokenRequest = decode_first(&ctx.body)?;
+    let app_id = caller.sub.strip_prefix("app:").map(str::to_string);
+    if let Some(id) = &app_id {
+        let ceiling = lock(&s.apps)
+            .iter()
+            .find(|a| &a.app_id == id)
+            .map(|a| a.scopes.clone());
+        let Some(ceiling) = ceiling else {
+            return Err(Reject::new(403, "forbidden", "app not found"));
+        };
+        if !scope::is_subset(&req.allowed_scope, &ceiling) {
+            s.audit(
+                NewEvent::new(
+                    "scope_ceiling_exceeded",
+                    "denied",
+                    format!(
+                        "app={id} requested={} ceiling={}",
+                        golist(&req.allowed_scope),
+                        golist(&ceiling)
+                    ),
+                )
+                .who(&caller.sub, "", ""),
+            );
+            return Err(Reject::new(
+                403,
+                "forbidden",
+                format!(
+                    "requested scopes exceed app ceiling; allowed: {}",
+                    golist(&ceiling)
+                ),
+            ));
+        }
+    }
+    let deny = |msg: &str| {
+        s.audit(
+            NewEvent::new(
+                "launch_token_denied",
+                "denied",
+                format!(
+                    "launch token denied for agent={} by={} reason={msg}",
+                    req.agent_name, caller.sub
+                ),
+            )
+            .who(&caller.sub, "", ""),
+        );
+        Reject::bad_request(msg)
+    };
+    if req.agent_name.is_empty() {
+        return Err(deny("agent_name is required"));
+    }
+    if req.allowed_scope.is_empty() {
+        return Err(deny("allowed_scope must not be empty"));
+    }
+    let max_ttl = req.max_ttl.filter(|t| *t > 0).unwrap_or(300);
+    let ttl = req.ttl.filter(|t| *t > 0).unwrap_or(30);
+    let now = s.now();
+    let expires_at = now + Duration::seconds(ttl);
+    let token = random_hex(32);
+    lock(&s.launch).insert(
+        token.clone(),
+        LaunchToken {
+            allowed_scope: req.allowed_scope.clone(),
+            max_ttl,
+            single_use: req.single_use.unwrap_or(true),
+            expires_at,
+            consumed: false,
+            app_id: app_id.clone(),
+        },
+    );
+    lock(&s.metrics).launch_tokens += 1;
+    let app_suffix = app_id.map(|a| format!(" app_id={a}")).unwrap_or_default();
+    s.audit(NewEvent::new(
+        "launch_token_issued",
+        "success",
+        format!(
+            "launch token issued for agent={} scope={} max_ttl={max_ttl} created_by={}{app_suffix}",
+            req.agent_name,
+            golist(&req.allowed_scope),
+            caller.sub
+        ),
+    ));
+    Ok(json_response(
+        StatusCode::CREATED,
+        &LaunchTokenResponse {
+            launch_token: token,
+            expires_at: rfc3339_secs(expires_at),
+            policy: LaunchPolicy {
+                allowed_scope: req.allowed_scope,
+                max_ttl,
+            },
+        },
+    ))
+}
+
+fn ttl_error(n: i64) -> Reject {
+    Reject::new(
+        400,
+        "invalid_ttl",
+        format!("invalid token TTL: must be between 60 and 86400 seconds, got {n}"),
+    )
+}
+
+fn valid_app_name(n: &str) -> bool {
+    // ^[a-z][a-z0-9](?:-?[a-z0-9]+)*$ , at most 64 characters.
+    let b = n.as_bytes();
+    if b.len() < 2 || b.len() > 64 || !b[0].is_ascii_lowercase() {
+        return false;
+    }
+    let ok_char = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !ok_char(b[1]) || b[b.len() - 1] == b'-' {
+        return false;
+    }
+    b.iter().all(|c| ok_char(*c) || *c == b'-') && !n.contains("--")
+}
+
+fn client_id_prefix(name: &str) -> String {
+    let parts: Vec<&str> = name.split('-').collect();
+    if parts.len() == 1 {
+        name.chars().take(2).collect()
+    } else {
+        parts.iter().filter_map(|p| p.chars().next()).take(3).collect()
+    }
+}
+
+fn check_scopes(scopes: &[String]) -> Result<(), Reject> {
+    if scopes.iter().any(|x| scope::validate(x).is_err()) {
+        return Err(Reject::bad_request(
+            "invalid scope format: use action:resource:identifier",
+        ));
+    }
+    Ok(())
+}
+
+/// App registration (spec §4.11), shared by the route and start-up registration.
+pub fn create_app(
+    s: &State,
+    name: &str,
+    scopes: &[String],
+    token_ttl: Option<i64>,
+) -> Result<App, Reject> {
+    if name.is_empty() {
+        return Err(Reject::bad_request("name is required"));
+    }
+    if scopes.is_empty() {
+        return Err(Reject::bad_request("scopes must not be empty"));
+    }
+    if let Some(t) = token_ttl
+        && t <= 0
+    {
+        return Err(ttl_error(t));
+    }
+    if !valid_app_name(name) {
+        return Err(Reject::bad_request(
+            "invalid app name: must be lowercase letters, digits, and hyphens",
+        ));
+    }
+    check_scopes(scopes)?;
+    if let Some(t) = token_ttl
+        && !(60..=86400).contains(&t)
+    {
+        return Err(ttl_error(t));
+    }
+    let token_ttl = token_ttl.unwrap_or(s.cfg.app_token_ttl);
+    let secret = random_hex(32);
+    let now = rfc3339_secs(s.now());
+    let rec = AppRecord {
+        app_id: format!("app-{name}-{}", random_hex(3)),
+        name: name.to_string(),
+        client_id: format!("{}-{}", client_id_prefix(name), random_hex(6)),
+        secret_hash: sha256(&secret),
+        scopes: scopes.to_vec(),
+        token_ttl,
+        active: true,
+        created_at: now.clone(),
+        updated_at: now,
+        seq: s
+            .app_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+    };
+    {
+        let mut apps = lock(&s.apps);
+        if apps
+            .iter()
+            .any(|a| a.name == rec.name || a.client_id == rec.client_id)
+        {
+            return Err(Reject::new(500, "internal_error", "failed to register app"));
+        }
+        apps.push(rec.clone());
+    }
+    s.audit(NewEvent::new(
+        "app_registered",
+        "success",
+        format!(
+            "app={name} client_id={} scopes={} token_ttl={token_ttl}",
+            rec.client_id,
+            golist(scopes)
+        ),
+    ));
+    Ok(App {
+        app_id: rec.app_id,
+        name: String::new(),
+        client_id: rec.client_id,
+        client_secret: Some(secret),
+        scopes: Some(rec.scopes),
+        token_ttl,
+        status: String::new(),
+        created_at: None,
+        updated_at: None,
+        deregistered_at: None,
+    })
+}
+
+fn post_app(s: &State, ctx: &Ctx) -> Outcome {
+    bearer(s, ctx, Some("admin:launch-tokens:*"))?;
+    let req: CreateAppRequest = decode_first(&ctx.body)?;
+    let app = create_app(s, &req.name, &req.scopes, req.token_ttl)?;
+    Ok(json_response(StatusCode::CREATED, &app))
+}
+
+fn list_apps(s: &State, ctx: &Ctx) -> Outcome {
+    bearer(s, ctx, Some("admin:launch-tokens:*"))?;
+    let mut apps: Vec<AppRecord> = lock(&s.apps).clone();
+    apps.sort_by(|a, b| (&b.created_at, b.seq).cmp(&(&a.created_at, a.seq)));
+    let views: Vec<App> = apps.iter().map(AppRecord::view).collect();
+    ok(&AppList {
+        total: views.len() as i64,
+        apps: views,
+    })
+}
+
+fn app_by_id(s: &State, ctx: &Ctx) -> Outcome {
+    let (_, caller) = bearer(s, ctx, Some("admin:launch-tokens:*"))?;
+    let id = ctx.path.trim_start_matches("/v1/admin/apps/").to_string();
+    let not_found = || Reject::new(404, "not_found", "app not found");
+    let find = |apps: &Vec<AppRecord>| apps.iter().position(|a| a.app_id == id);
+    match ctx.method.as_str() {
+        "PUT" => {
+            let req: UpdateAppRequest = decode_first(&ctx.body)?;
+            let scopes = req.scopes.filter(|v| !v.is_empty());
+            if scopes.is_none() && req.token_ttl.is_none() {
+                return Err(Reject::bad_request(
+                    "at least one of scopes or token_ttl must be provided",
+                ));
+            }
+            if let Some(sc) = &scopes {
+                check_scopes(sc)?;
+                let mut apps = lock(&s.apps);
+                let i = find(&apps).ok_or_else(not_found)?;
+                apps[i].scopes = sc.clone();
+                apps[i].updated_at = rfc3339_secs(s.now());
+                drop(apps);
+                s.audit(NewEvent::new(
+                    "app_updated",
+                    "success",
+                    format!("app_id={id} scopes={} updated_by={}", golist(sc), caller.sub),
+                ));
+            }
+            if let Some(t) = req.token_ttl {
+                if !(60..=86400).contains(&t) {
+                    return Err(ttl_error(t));
+                }
+                let mut apps = lock(&s.apps);
+                let i = find(&apps).ok_or_else(not_found)?;
+                let old = apps[i].token_ttl;
+                apps[i].token_ttl = t;
+                apps[i].updated_at = rfc3339_secs(s.now());
+                drop(apps);
+                s.audit(NewEvent::new(
+                    "app_updated",
+                    "success",
+                    format!("app_id={id} token_ttl={old}->{t} updated_by={}", caller.sub),
+                ));
+            }
+            let apps = lock(&s.apps);
+            let i = find(&apps).ok_or_else(not_found)?;
+            ok(&apps[i].view())
+        }
+        "DELETE" => {
+            let mut apps = lock(&s.apps);
+            let i = find(&apps).ok_or_else(not_found)?;
+            apps[i].active = false;
+            let name = apps[i].name.clone();
+            drop(apps);
+            s.audit(NewEvent::new(
+                "app_deregistered",
+                "success",
+                format!("app_id={id} name={name} deregistered_by={}", caller.sub),
+            ));
+            ok(&App {
+                app_id: id,
+                status: "inactive".into(),
+                deregistered_at: Some(rfc3339_secs(s.now())),
+                ..App::default()
+            })
+        }
+        _ => {
+            let apps = lock(&s.apps);
+            let i = find(&apps).ok_or_else(not_found)?;
+            ok(&apps[i].view())
+        }
+    }
+}
+
+fn app_auth(s: &State, ctx: &Ctx) -> Outcome {
+    let key = serde_json::from_slice::<serde_json::Value>(&ctx.body)
+        .ok()
+        .and_then(|v| v.get("client_id").and_then(|c| c.as_str()).map(str::to_string))
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| ctx.client_ip());
+    if !lock(&s.app_limiter).allow(&key, Instant::now()) {
+        return Err(Reject::rate_limited(60));
+    }
+    let req: AppAuthRequest = decode_first(&ctx.body)?;
+    if req.client_id.is_empty() || req.client_secret.is_empty() {
+        return Err(Reject::bad_request(
+            "client_id and client_secret are required",
+        ));
+    }
+    let found = lock(&s.apps)
+        .iter()
+        .find(|a| a.client_id == req.client_id)
+        .cloned();
+    let reason = match &found {
+        None => Some("unknown_client_id"),
+        Some(a) if !a.active => Some("app_inactive"),
+        Some(a) => {
+            let ok: bool = subtle::ConstantTimeEq::ct_eq(&sha256(&req.client_secret)[..], &a.secret_hash[..]).into();
+            (!ok).then_some("wrong_secret")
+        }
+    };
+    let app = match (reason, found) {
+        (None, Some(app)) => app,
+        (reason, _) => {
+            s.audit(NewEvent::new(
+                "app_auth_failed",
+                "denied",
+                format!(
+                    "client_id={} reason={}",
+                    req.client_id,
+                    reason.unwrap_or("unknown_client_id")
+                ),
+            ));
+            return Err(Reject::unauthorized("Authentication failed"));
+        }
+    };
+    let (token, ttl, _) = s.issue(
+        Claims {
+            sub: format!("app:{}", app.app_id),
+            scope: APP_SCOPES.iter().map(|x| x.to_string()).collect(),
+            ..Claims::default()
+        },
+        app.token_ttl,
+    );
+    s.audit(NewEvent::new(
+        "app_authenticated",
+        "success",
+        format!("client_id={} app_id={}", app.client_id, app.app_id),
+    ));
+    ok(&AppAuthResponse {
+        access_token: token,
+        expires_in: ttl,
+        token_type: "Bearer".into(),
+        scopes: APP_SCOPES.iter().map(|x| x.to_string()).collect(),
+    })
+}
+
+fn health(s: &State) -> Outcome {
+    ok(&Health {
+        status: "ok".into(),
+        version: "2.0.0".into(),
+        uptime: s.started.elapsed().as_secs() as i64,
+        db_connected: true,
+        audit_events_count: lock(&s.audit).len() as i64,
+    })
+}
+
+fn metrics(s: &State) -> Response {
+    use std::fmt::Write;
+    let m = lock(&s.metrics);
+    let mut out = String::new();
+    let _ = writeln!(out, "# TYPE agentwrit_tokens_issued_total counter");
+    let _ = writeln!(out, "agentwrit_tokens_issued_total {}", m.tokens_issued);
+    let groups = [
+        ("agentwrit_tokens_revoked_total", "level", &m.revocations),
+        ("agentwrit_registrations_total", "status", &m.registrations),
+        ("agentwrit_admin_auth_total", "status", &m.admin_auth),
+    ];
+    for (name, label, map) in groups {
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let mut entries: Vec<_> = map.iter().collect();
+        entries.sort();
+        for (k, v) in entries {
+            let _ = writeln!(out, "{name}{{{label}=\"{k}\"}} {v}");
+        }
+    }
+    let _ = writeln!(out, "# TYPE agentwrit_launch_tokens_created_total counter");
+    let _ = writeln!(out, "agentwrit_launch_tokens_created_total {}", m.launch_tokens);
+    drop(m);
+    let _ = writeln!(out, "# TYPE agentwrit_active_agents gauge");
+    let _ = writeln!(out, "agentwrit_active_agents {}", read(&s.agents).len());
+    let mut resp = Response::new(Body::from(out));
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(
+            "text/plain; version=0.0.4; charset=utf-8; escaping=underscores",
+        ),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names_follow_the_regex() {
+        for good in ["weather-bot", "ab", "a1", "my-big-data-app", "x9-y"] {
+            assert!(valid_app_name(good), "{good}");
+        }
+        for bad in ["My_App", "a", "-ab", "ab-", "a--b", "1ab", "a-b", &"a".repeat(65)] {
+            assert!(!valid_app_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_id_prefixes() {
+        assert_eq!(client_id_prefix("weather-bot"), "wb");
+        assert_eq!(client_id_prefix("my-big-data-app"), "mbd");
+        assert_eq!(client_id_prefix("chainview"), "ch");
+    }
+
+    #[test]
+    fn spiffe_segments() {
+        assert!(valid_segment("A.b_c-9"));
+        assert!(!valid_segment(".."));
+        assert!(!valid_segment("bad id"));
+        assert!(!valid_segment("a/b"));
+    }
+
+    #[test]
+    fn query_decoding() {
+        assert_eq!(
+            url_pairs("agent_id=spiffe%3A%2F%2Fx&limit=5&limit=7&a+b=c+d"),
+            vec![
+                ("agent_id".into(), "spiffe://x".into()),
+                ("limit".into(), "5".into()),
+                ("a b".into(), "c d".into())
+            ]
+        );
+        assert_eq!(url_pairs("x=%zz%4"), vec![("x".into(), "%zz%4".into())]);
+    }
+}

@@ -1,0 +1,275 @@
+//! Transport behaviour of the embedded broker (spec §1): request ids, the
+//! 1 MiB body limit, security headers, Go `ServeMux` routing (404/405 with
+//! `Allow`, HEAD for GET), problem+json and compact JSON bodies.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Serialize;
+
+use super::State;
+use super::handlers::{self, Reject};
+use crate::broker::types::Problem;
+use crate::jwt::gojson;
+
+pub const BODY_LIMIT: usize = 1 << 20;
+
+pub fn router(state: Arc<State>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+/// Everything a handler may need from the request.
+pub struct Ctx {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub headers: HeaderMap,
+    pub peer: SocketAddr,
+    pub body: Bytes,
+    pub request_id: String,
+}
+
+impl Ctx {
+    /// First element of `X-Forwarded-For` (untrimmed), else the peer's IP.
+    pub fn client_ip(&self) -> String {
+        match self
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(v) => v.split(',').next().unwrap_or_default().to_string(),
+            None => self.peer.ip().to_string(),
+        }
+    }
+
+    pub fn authorization(&self) -> Option<&str> {
+        self.headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    /// A problem response for this request.
+    pub fn problem(&self, r: Reject) -> Response {
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = Problem {
+            type_: format!("urn:agentwrit:error:{}", r.code),
+            title: reason(status),
+            status: r.status,
+            detail: r.detail,
+            instance: self.path.clone(),
+            error_code: r.code.to_string(),
+            request_id: self.request_id.clone(),
+        };
+        let mut resp = json_response(status, &body);
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(ra) = r.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(ra));
+        }
+        resp
+    }
+}
+
+/// The HTTP reason phrase the Go broker puts in `title`.
+fn reason(status: StatusCode) -> String {
+    match status.as_u16() {
+        413 => "Request Entity Too Large".into(),
+        s => status
+            .canonical_reason()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("HTTP {s}")),
+    }
+}
+
+/// Compact Go-style JSON followed by `\n`.
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let mut bytes = gojson::to_vec(body);
+    bytes.push(b'\n');
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn text_response(status: StatusCode, text: &'static str) -> Response {
+    let mut resp = Response::new(Body::from(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Routes of spec §1.2 with their methods (GET implies HEAD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Challenge,
+    Register,
+    Validate,
+    Renew,
+    Release,
+    Delegate,
+    Revoke,
+    Audit,
+    AdminAuth,
+    AdminLaunch,
+    AppLaunch,
+    Apps,
+    AppById,
+    AppAuth,
+    Health,
+    Metrics,
+}
+
+fn route(path: &str) -> Option<(Route, &'static [&'static str])> {
+    use Route::*;
+    let r = match path {
+        "/v1/challenge" => (Challenge, &["GET"][..]),
+        "/v1/register" => (Register, &["POST"][..]),
+        "/v1/token/validate" => (Validate, &["POST"][..]),
+        "/v1/token/renew" => (Renew, &["POST"][..]),
+        "/v1/token/release" => (Release, &["POST"][..]),
+        "/v1/delegate" => (Delegate, &["POST"][..]),
+        "/v1/revoke" => (Revoke, &["POST"][..]),
+        "/v1/audit/events" => (Audit, &["GET"][..]),
+        "/v1/admin/auth" => (AdminAuth, &["POST"][..]),
+        "/v1/admin/launch-tokens" => (AdminLaunch, &["POST"][..]),
+        "/v1/app/launch-tokens" => (AppLaunch, &["POST"][..]),
+        "/v1/admin/apps" => (Apps, &["GET", "POST"][..]),
+        "/v1/app/auth" => (AppAuth, &["POST"][..]),
+        "/v1/health" => (Health, &["GET"][..]),
+        "/v1/metrics" => (Metrics, &["GET"][..]),
+        p => {
+            let id = p.strip_prefix("/v1/admin/apps/")?;
+            if id.is_empty() || id.contains('/') {
+                return None;
+            }
+            (AppById, &["DELETE", "GET", "PUT"][..])
+        }
+    };
+    Some(r)
+}
+
+/// The `Allow` header value Go's ServeMux sends: methods sorted, HEAD beside GET.
+fn allow_header(methods: &[&str]) -> String {
+    let mut all: Vec<&str> = methods.to_vec();
+    if all.contains(&"GET") {
+        all.push("HEAD");
+    }
+    all.sort_unstable();
+    all.join(", ")
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| super::random_hex(8))
+}
+
+fn set_security_headers(h: &mut HeaderMap) {
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+}
+
+async fn read_body(body: Body) -> Result<Bytes, bool> {
+    match Limited::new(body, BODY_LIMIT).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => Err(e.downcast_ref::<LengthLimitError>().is_some()),
+    }
+}
+
+async fn dispatch(
+    AxState(state): AxState<Arc<State>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let rid = request_id(&parts.headers);
+    let mut ctx = Ctx {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or_default().to_string(),
+        headers: parts.headers,
+        peer,
+        body: Bytes::new(),
+        request_id: rid.clone(),
+    };
+    let rid_value = HeaderValue::from_str(&rid).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    match read_body(body).await {
+        Ok(b) => ctx.body = b,
+        Err(too_large) => {
+            let mut resp = if too_large {
+                ctx.problem(Reject::new(
+                    413,
+                    "payload_too_large",
+                    "request body must not exceed 1 MB",
+                ))
+            } else {
+                let mut r = ctx.problem(Reject::bad_request("failed to read request body"));
+                set_security_headers(r.headers_mut());
+                r
+            };
+            resp.headers_mut().insert("x-request-id", rid_value);
+            return resp;
+        }
+    }
+    let mut resp = match route(&ctx.path) {
+        None => text_response(StatusCode::NOT_FOUND, "404 page not found\n"),
+        Some((r, methods)) => {
+            let m = ctx.method.as_str();
+            let effective = if m == "HEAD" { "GET" } else { m };
+            if methods.contains(&effective) {
+                handlers::handle(&state, r, &ctx)
+            } else {
+                let mut resp = text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+                if let Ok(v) = HeaderValue::from_str(&allow_header(methods)) {
+                    resp.headers_mut().insert(header::ALLOW, v);
+                }
+                resp
+            }
+        }
+    };
+    set_security_headers(resp.headers_mut());
+    resp.headers_mut().insert("x-request-id", rid_value);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_headers_match_go() {
+        assert_eq!(allow_header(&["POST"]), "POST");
+        assert_eq!(allow_header(&["GET"]), "GET, HEAD");
+        assert_eq!(
+            allow_header(&["DELETE", "GET", "PUT"]),
+            "DELETE, GET, HEAD, PUT"
+        );
+    }
+
+    #[test]
+    fn app_by_id_needs_one_segment() {
+        assert!(route("/v1/admin/apps/").is_none());
+        assert!(route("/v1/admin/apps/a/b").is_none());
+        assert_eq!(route("/v1/admin/apps/x").map(|r| r.0), Some(Route::AppById));
+        assert!(route("/").is_none());
+    }
+}

@@ -1,0 +1,435 @@
+//! An in-process AgentWrit broker, wire-compatible with v2.0.0 (spec §1–§11).
+//!
+//! It is a real HTTP server on loopback (axum), not a mock: clients talk to
+//! it over TCP exactly as to a remote broker. State is in memory; the signing
+//! key is generated at start. Deliberate deviations from the Go broker are
+//! listed in the README ("Embedded broker").
+
+mod audit;
+mod handlers;
+mod http;
+mod ratelimit;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use audit::sanitize;
+pub use handlers::valid_segment;
+
+use crate::broker::types::{App, RevokeLevel};
+use crate::jwt::{self, Claims};
+
+/// Broker settings; the defaults are the real broker's (spec §12).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub trust_domain: String,
+    pub issuer: String,
+    pub max_ttl: i64,
+    pub default_ttl: i64,
+    pub admin_token_ttl: i64,
+    pub app_token_ttl: i64,
+    pub admin_secret: String,
+    /// Fixed signing-key seed (tests); random when `None`.
+    pub signing_seed: Option<[u8; 32]>,
+}
+
+impl Config {
+    pub fn with_admin_secret(secret: impl Into<String>) -> Self {
+        Config {
+            admin_secret: secret.into(),
+            ..Config::default()
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            trust_domain: "agentwrit.local".into(),
+            issuer: String::new(),
+            max_ttl: 86400,
+            default_ttl: 300,
+            admin_token_ttl: 300,
+            app_token_ttl: 1800,
+            admin_secret: random_hex(24),
+            signing_seed: None,
+        }
+    }
+}
+
+/// `n` random bytes as lowercase hex.
+pub(crate) fn random_hex(n: usize) -> String {
+    let bytes: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();
+    hex::encode(bytes)
+}
+
+fn sha256(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+#[derive(Debug, Clone)]
+struct LaunchToken {
+    allowed_scope: Vec<String>,
+    max_ttl: i64,
+    single_use: bool,
+    expires_at: DateTime<Utc>,
+    consumed: bool,
+    app_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Nonce {
+    created: DateTime<Utc>,
+    consumed: bool,
+}
+
+#[derive(Debug, Clone)]
+struct AppRecord {
+    app_id: String,
+    name: String,
+    client_id: String,
+    secret_hash: [u8; 32],
+    scopes: Vec<String>,
+    token_ttl: i64,
+    active: bool,
+    created_at: String,
+    updated_at: String,
+    seq: u64,
+}
+
+impl AppRecord {
+    fn view(&self) -> App {
+        App {
+            app_id: self.app_id.clone(),
+            name: self.name.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: None,
+            scopes: Some(self.scopes.clone()),
+            token_ttl: self.token_ttl,
+            status: if self.active { "active" } else { "inactive" }.into(),
+            created_at: Some(self.created_at.clone()),
+            updated_at: Some(self.updated_at.clone()),
+            deregistered_at: None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Revocations {
+    sets: HashMap<RevokeLevel, HashSet<String>>,
+}
+
+impl Revocations {
+    fn insert(&mut self, level: RevokeLevel, target: &str) -> bool {
+        self.sets
+            .entry(level)
+            .or_default()
+            .insert(target.to_string())
+    }
+
+    fn has(&self, level: RevokeLevel, target: &str) -> bool {
+        self.sets.get(&level).is_some_and(|s| s.contains(target))
+    }
+
+    /// Spec §7.1.
+    fn revoked(&self, c: &Claims) -> bool {
+        self.has(RevokeLevel::Token, &c.jti)
+            || self.has(RevokeLevel::Agent, &c.sub)
+            || (!c.task_id.is_empty() && self.has(RevokeLevel::Task, &c.task_id))
+            || c
+                .delegation_chain
+                .first()
+                .is_some_and(|r| self.has(RevokeLevel::Chain, &r.agent))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Metrics {
+    tokens_issued: u64,
+    revocations: HashMap<&'static str, u64>,
+    registrations: HashMap<&'static str, u64>,
+    admin_auth: HashMap<&'static str, u64>,
+    launch_tokens: u64,
+}
+
+/// The broker's shared state.
+pub(crate) struct State {
+    cfg: Config,
+    key: SigningKey,
+    kid: String,
+    admin_secret_hash: [u8; 32],
+    started: Instant,
+    nonces: Mutex<HashMap<String, Nonce>>,
+    launch: Mutex<HashMap<String, LaunchToken>>,
+    agents: RwLock<HashSet<String>>,
+    apps: Mutex<Vec<AppRecord>>,
+    revoked: RwLock<Revocations>,
+    audit: Mutex<audit::AuditLog>,
+    admin_limiter: Mutex<ratelimit::Limiter>,
+    app_limiter: Mutex<ratelimit::Limiter>,
+    metrics: Mutex<Metrics>,
+    app_seq: std::sync::atomic::AtomicU64,
+}
+
+/// Locks a mutex, recovering the data if a previous holder panicked.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Why a token failed verification (for audit details only; the wire never says).
+#[derive(Debug)]
+enum Invalid {
+    Format(jwt::JwtError),
+    Header,
+    Signature,
+    Claims(&'static str),
+    Expired,
+    NotYetValid,
+    Issuer,
+    Revoked,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Invalid::Format(e) => write!(f, "{e}"),
+            Invalid::Header => f.write_str("unsupported header"),
+            Invalid::Signature => f.write_str("signature invalid"),
+            Invalid::Claims(c) => write!(f, "invalid claims: {c}"),
+            Invalid::Expired => f.write_str("token expired"),
+            Invalid::NotYetValid => f.write_str("token not yet valid"),
+            Invalid::Issuer => f.write_str("issuer mismatch"),
+            Invalid::Revoked => f.write_str("token has been revoked"),
+        }
+    }
+}
+
+impl State {
+    fn new(cfg: Config) -> Self {
+        let seed = cfg.signing_seed.unwrap_or_else(rand::random);
+        let key = SigningKey::from_bytes(&seed);
+        let kid = jwt::kid(&key.verifying_key());
+        State {
+            admin_secret_hash: sha256(&cfg.admin_secret),
+            cfg,
+            key,
+            kid,
+            started: Instant::now(),
+            nonces: Mutex::default(),
+            launch: Mutex::default(),
+            agents: RwLock::default(),
+            apps: Mutex::default(),
+            revoked: RwLock::default(),
+            audit: Mutex::default(),
+            admin_limiter: Mutex::new(ratelimit::Limiter::new(5.0, 10)),
+            app_limiter: Mutex::new(ratelimit::Limiter::new(10.0 / 60.0, 3)),
+            metrics: Mutex::default(),
+            app_seq: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    fn audit(&self, e: audit::NewEvent) {
+        let now = self.now();
+        lock(&self.audit).record(e, now);
+    }
+
+    fn admin_secret_ok(&self, secret: &str) -> bool {
+        bool::from(sha256(secret).ct_eq(&self.admin_secret_hash))
+    }
+
+    /// Clamps a TTL as the issuer does (spec §2.3).
+    fn clamp_ttl(&self, ttl: i64) -> i64 {
+        let ttl = if ttl <= 0 { self.cfg.default_ttl } else { ttl };
+        if self.cfg.max_ttl > 0 && ttl > self.cfg.max_ttl {
+            self.cfg.max_ttl
+        } else {
+            ttl
+        }
+    }
+
+    /// Issues a signed token; fills iss, exp, nbf, iat, jti. Returns (token, ttl, claims).
+    fn issue(&self, mut claims: Claims, ttl: i64) -> (String, i64, Claims) {
+        let ttl = self.clamp_ttl(ttl);
+        let now = self.now().timestamp();
+        claims.iss = self.cfg.issuer.clone();
+        claims.iat = now;
+        claims.nbf = now;
+        claims.exp = now + ttl;
+        claims.jti = random_hex(16);
+        let token = jwt::sign(&claims, &self.key, &self.kid);
+        lock(&self.metrics).tokens_issued += 1;
+        (token, ttl, claims)
+    }
+
+    /// The verification algorithm of spec §2.5, revocation included.
+    fn verify(&self, token: &str) -> Result<Claims, Invalid> {
+        let d = jwt::decode(token).map_err(Invalid::Format)?;
+        if d.header.alg != "EdDSA" || d.header.kid.as_deref().is_some_and(|k| k != self.kid) {
+            return Err(Invalid::Header);
+        }
+        if !d.signature_ok(&self.key.verifying_key()) {
+            return Err(Invalid::Signature);
+        }
+        let c = d.claims;
+        if c.sub.is_empty() {
+            return Err(Invalid::Claims("sub"));
+        }
+        if c.jti.is_empty() {
+            return Err(Invalid::Claims("jti"));
+        }
+        if c.exp <= 0 {
+            return Err(Invalid::Claims("exp"));
+        }
+        let now = self.now().timestamp();
+        if now > c.exp {
+            return Err(Invalid::Expired);
+        }
+        if c.nbf != 0 && now < c.nbf {
+            return Err(Invalid::NotYetValid);
+        }
+        if !self.cfg.issuer.is_empty() && c.iss != self.cfg.issuer {
+            return Err(Invalid::Issuer);
+        }
+        if read(&self.revoked).revoked(&c) {
+            return Err(Invalid::Revoked);
+        }
+        Ok(c)
+    }
+
+    /// Registers an app directly (used by `chainview broker --app` and start-up).
+    fn create_app(
+        &self,
+        name: &str,
+        scopes: &[String],
+        token_ttl: Option<i64>,
+    ) -> Result<App, handlers::Reject> {
+        handlers::create_app(self, name, scopes, token_ttl)
+    }
+}
+
+/// A running embedded broker. Dropping the handle does not stop it; call
+/// [`EmbeddedBroker::shutdown`].
+pub struct EmbeddedBroker {
+    state: Arc<State>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Errors starting the embedded broker.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot register app '{name}': {detail}")]
+    App { name: String, detail: String },
+}
+
+impl EmbeddedBroker {
+    /// Starts on `127.0.0.1` with an OS-chosen port.
+    pub async fn start(cfg: Config) -> Result<Self, StartError> {
+        Self::start_on("127.0.0.1:0", cfg).await
+    }
+
+    /// Starts on the given address (e.g. `127.0.0.1:8080`).
+    pub async fn start_on(bind: &str, cfg: Config) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: bind.to_string(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: bind.to_string(),
+            source,
+        })?;
+        let state = Arc::new(State::new(cfg));
+        let router = http::router(state.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let svc = router.into_make_service_with_connect_info::<SocketAddr>();
+            let _ = axum::serve(listener, svc)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(EmbeddedBroker {
+            state,
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn admin_secret(&self) -> &str {
+        &self.state.cfg.admin_secret
+    }
+
+    /// The broker's public key: with it chainview can verify signatures offline.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.state.key.verifying_key()
+    }
+
+    /// Registers an app (as the admin would) and returns it with its one-time `client_secret`.
+    pub fn register_app(&self, name: &str, scopes: &[String]) -> Result<App, StartError> {
+        self.state
+            .create_app(name, scopes, None)
+            .map_err(|r| StartError::App {
+                name: name.to_string(),
+                detail: r.detail,
+            })
+    }
+
+    /// Stops accepting connections and waits for the server task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
