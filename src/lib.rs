@@ -3,6 +3,6 @@
 //! The library holds the AgentWrit core (scope rule, token decoding, broker
 //! client and an embedded wire-compatible broker); the binary wires it to a CLI.
 
+pub mod broker;
 pub mod jwt;
 pub mod scope;
-pub mod broker;

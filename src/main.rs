@@ -139,7 +139,11 @@ async fn run_broker(args: BrokerArgs, default_session: bool) -> Result<()> {
     println!("export AGENTWRIT_BROKER_URL={}", broker.url());
     for (name, scopes) in &args.apps {
         let app = broker.register_app(name, scopes)?;
-        println!("# app '{name}' ({}) with ceiling {}", app.app_id, scopes.join(","));
+        println!(
+            "# app '{name}' ({}) with ceiling {}",
+            app.app_id,
+            scopes.join(",")
+        );
         println!("export AGENTWRIT_CLIENT_ID={}", app.client_id);
         println!(
             "export AGENTWRIT_CLIENT_SECRET={}",
@@ -147,7 +151,9 @@ async fn run_broker(args: BrokerArgs, default_session: bool) -> Result<()> {
         );
     }
     if generated {
-        println!("# generated admin secret (set AGENTWRIT_ADMIN_SECRET or --admin-secret to choose one):");
+        println!(
+            "# generated admin secret (set AGENTWRIT_ADMIN_SECRET or --admin-secret to choose one):"
+        );
         println!("export AGENTWRIT_ADMIN_SECRET={}", broker.admin_secret());
     }
     println!("# press Ctrl-C to stop");

@@ -118,7 +118,10 @@ impl fmt::Display for Denial {
                 write!(f, "no grant has this action (closest: {closest})")
             }
             Denial::ResourceDiffers { closest } => {
-                write!(f, "no grant has this resource for this action (closest: {closest})")
+                write!(
+                    f,
+                    "no grant has this resource for this action (closest: {closest})"
+                )
             }
             Denial::IdentifierDiffers { closest } => write!(
                 f,
@@ -132,7 +135,9 @@ impl fmt::Display for Denial {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Covered; `by` is the first granted scope (in grant order) that covers it.
-    Covered { by: String },
+    Covered {
+        by: String,
+    },
     Denied(Denial),
 }
 
@@ -262,10 +267,10 @@ mod tests {
             &["read:data:x", "write:data:y"],
             &["read:data:*", "write:data:*"]
         ));
-        assert!(!is_subset(&["write:deploy:web-service"], &[
-            "read:config:production",
-            "read:deploy:web-service"
-        ]));
+        assert!(!is_subset(
+            &["write:deploy:web-service"],
+            &["read:config:production", "read:deploy:web-service"]
+        ));
     }
 
     #[test]
@@ -318,11 +323,7 @@ mod tests {
     }
 
     fn part() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just("*".to_string()),
-            "[a-c]{1,2}",
-            "[a-c*:]{1,3}",
-        ]
+        prop_oneof![Just("*".to_string()), "[a-c]{1,2}", "[a-c*:]{1,3}",]
     }
 
     fn scope_str() -> impl Strategy<Value = String> {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signer, SigningKey};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -176,7 +176,8 @@ impl BrokerClient {
 
     pub fn with_timeout(base_url: &str, timeout: Duration) -> Result<Self, ClientError> {
         let base = base_url.trim().trim_end_matches('/').to_string();
-        let parsed = reqwest::Url::parse(&base).map_err(|_| ClientError::InvalidUrl(base.clone()))?;
+        let parsed =
+            reqwest::Url::parse(&base).map_err(|_| ClientError::InvalidUrl(base.clone()))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(ClientError::InvalidUrl(base));
         }
@@ -246,8 +247,9 @@ impl BrokerClient {
         for (k, v) in headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| ClientError::InvalidInput(format!("invalid header name '{k}'")))?;
-            let value = HeaderValue::from_str(v)
-                .map_err(|_| ClientError::InvalidInput(format!("invalid value for header '{k}'")))?;
+            let value = HeaderValue::from_str(v).map_err(|_| {
+                ClientError::InvalidInput(format!("invalid value for header '{k}'"))
+            })?;
             req = req.header(name, value);
         }
         if let Some(b) = body {
@@ -255,7 +257,10 @@ impl BrokerClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(b);
         }
-        let resp = req.send().await.map_err(|e| self.transport_error(&url, &e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&url, &e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp
@@ -415,8 +420,13 @@ impl BrokerClient {
         admin_token: &str,
         req: &LaunchTokenRequest,
     ) -> Result<LaunchTokenResponse, ClientError> {
-        self.post("/v1/admin/launch-tokens", Some(admin_token), req, "launch token")
-            .await
+        self.post(
+            "/v1/admin/launch-tokens",
+            Some(admin_token),
+            req,
+            "launch token",
+        )
+        .await
     }
 
     pub async fn app_launch_token(
@@ -424,8 +434,13 @@ impl BrokerClient {
         app_token: &str,
         req: &LaunchTokenRequest,
     ) -> Result<LaunchTokenResponse, ClientError> {
-        self.post("/v1/app/launch-tokens", Some(app_token), req, "launch token")
-            .await
+        self.post(
+            "/v1/app/launch-tokens",
+            Some(app_token),
+            req,
+            "launch token",
+        )
+        .await
     }
 
     pub async fn create_app(
@@ -433,7 +448,8 @@ impl BrokerClient {
         admin_token: &str,
         req: &CreateAppRequest,
     ) -> Result<App, ClientError> {
-        self.post("/v1/admin/apps", Some(admin_token), req, "app").await
+        self.post("/v1/admin/apps", Some(admin_token), req, "app")
+            .await
     }
 
     pub async fn list_apps(&self, admin_token: &str) -> Result<AppList, ClientError> {
@@ -451,13 +467,25 @@ impl BrokerClient {
         app_id: &str,
         req: &UpdateAppRequest,
     ) -> Result<App, ClientError> {
-        self.call(Method::PUT, &app_path(app_id)?, Some(admin_token), Some(req), "app")
-            .await
+        self.call(
+            Method::PUT,
+            &app_path(app_id)?,
+            Some(admin_token),
+            Some(req),
+            "app",
+        )
+        .await
     }
 
     pub async fn delete_app(&self, admin_token: &str, app_id: &str) -> Result<App, ClientError> {
-        self.call::<(), App>(Method::DELETE, &app_path(app_id)?, Some(admin_token), None, "app")
-            .await
+        self.call::<(), App>(
+            Method::DELETE,
+            &app_path(app_id)?,
+            Some(admin_token),
+            None,
+            "app",
+        )
+        .await
     }
 
     /// Delegates with `bearer` — a registration token or a delegated token (multi-hop).
@@ -479,8 +507,14 @@ impl BrokerClient {
     }
 
     pub async fn renew(&self, bearer: &str) -> Result<RenewResponse, ClientError> {
-        self.call::<(), RenewResponse>(Method::POST, "/v1/token/renew", Some(bearer), None, "renewal result")
-            .await
+        self.call::<(), RenewResponse>(
+            Method::POST,
+            "/v1/token/renew",
+            Some(bearer),
+            None,
+            "renewal result",
+        )
+        .await
     }
 
     pub async fn release(&self, bearer: &str) -> Result<(), ClientError> {

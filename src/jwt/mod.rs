@@ -490,12 +490,7 @@ mod tests {
         // Truncated signature part of a real token.
         let truncated = &VECTOR_JWT[..VECTOR_JWT.len() - 1];
         let d = decode(truncated);
-        assert!(
-            d.is_err()
-                || !d
-                    .unwrap()
-                    .signature_ok(&broker_key().verifying_key())
-        );
+        assert!(d.is_err() || !d.unwrap().signature_ok(&broker_key().verifying_key()));
         // A token cut inside the payload.
         let cut = &VECTOR_JWT[..120];
         assert!(decode(cut).is_err());

@@ -126,7 +126,12 @@ impl AuditLog {
         let skip = f.offset.max(0) as usize;
         let take = f.limit.min(1000) as usize;
         AuditPage {
-            events: all.iter().skip(skip).take(take).map(|e| (*e).clone()).collect(),
+            events: all
+                .iter()
+                .skip(skip)
+                .take(take)
+                .map(|e| (*e).clone())
+                .collect(),
             total: all.len() as i64,
             offset: f.offset,
             limit: f.limit,

@@ -256,9 +256,9 @@ fn register(s: &State, ctx: &Ctx) -> Outcome {
             Some(n) => n.consumed = true,
         }
     }
-    let key_bytes = STANDARD.decode(&req.public_key).map_err(|_| {
-        Reject::unauthorized("invalid Ed25519 public key: base64 decode failed")
-    })?;
+    let key_bytes = STANDARD
+        .decode(&req.public_key)
+        .map_err(|_| Reject::unauthorized("invalid Ed25519 public key: base64 decode failed"))?;
     let key_arr: [u8; 32] = key_bytes
         .try_into()
         .map_err(|_| Reject::unauthorized("invalid Ed25519 public key: wrong key size"))?;
@@ -584,7 +584,11 @@ fn admin_auth(s: &State, ctx: &Ctx) -> Outcome {
     }
     let value: Option<serde_json::Value> = serde_json::from_slice(&ctx.body).ok();
     if let Some(serde_json::Value::Object(o)) = &value {
-        let nonempty = |k: &str| o.get(k).and_then(|v| v.as_str()).is_some_and(|v| !v.is_empty());
+        let nonempty = |k: &str| {
+            o.get(k)
+                .and_then(|v| v.as_str())
+                .is_some_and(|v| !v.is_empty())
+        };
         if nonempty("client_id") || nonempty("client_secret") {
             return Err(Reject::bad_request(
                 r#"Admin auth format changed. Use {"secret": "..."} instead of client_id/client_secret"#,
@@ -749,7 +753,11 @@ fn client_id_prefix(name: &str) -> String {
     if parts.len() == 1 {
         name.chars().take(2).collect()
     } else {
-        parts.iter().filter_map(|p| p.chars().next()).take(3).collect()
+        parts
+            .iter()
+            .filter_map(|p| p.chars().next())
+            .take(3)
+            .collect()
     }
 }
 
@@ -804,9 +812,7 @@ pub fn create_app(
         active: true,
         created_at: now.clone(),
         updated_at: now,
-        seq: s
-            .app_seq
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        seq: s.app_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     };
     {
         let mut apps = lock(&s.apps);
@@ -883,7 +889,11 @@ fn app_by_id(s: &State, ctx: &Ctx) -> Outcome {
                 s.audit(NewEvent::new(
                     "app_updated",
                     "success",
-                    format!("app_id={id} scopes={} updated_by={}", golist(sc), caller.sub),
+                    format!(
+                        "app_id={id} scopes={} updated_by={}",
+                        golist(sc),
+                        caller.sub
+                    ),
                 ));
             }
             if let Some(t) = req.token_ttl {
@@ -935,7 +945,11 @@ fn app_by_id(s: &State, ctx: &Ctx) -> Outcome {
 fn app_auth(s: &State, ctx: &Ctx) -> Outcome {
     let key = serde_json::from_slice::<serde_json::Value>(&ctx.body)
         .ok()
-        .and_then(|v| v.get("client_id").and_then(|c| c.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("client_id")
+                .and_then(|c| c.as_str())
+                .map(str::to_string)
+        })
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| ctx.client_ip());
     if !lock(&s.app_limiter).allow(&key, Instant::now()) {
@@ -955,7 +969,9 @@ fn app_auth(s: &State, ctx: &Ctx) -> Outcome {
         None => Some("unknown_client_id"),
         Some(a) if !a.active => Some("app_inactive"),
         Some(a) => {
-            let ok: bool = subtle::ConstantTimeEq::ct_eq(&sha256(&req.client_secret)[..], &a.secret_hash[..]).into();
+            let ok: bool =
+                subtle::ConstantTimeEq::ct_eq(&sha256(&req.client_secret)[..], &a.secret_hash[..])
+                    .into();
             (!ok).then_some("wrong_secret")
         }
     };
@@ -1025,7 +1041,11 @@ fn metrics(s: &State) -> Response {
         }
     }
     let _ = writeln!(out, "# TYPE agentwrit_launch_tokens_created_total counter");
-    let _ = writeln!(out, "agentwrit_launch_tokens_created_total {}", m.launch_tokens);
+    let _ = writeln!(
+        out,
+        "agentwrit_launch_tokens_created_total {}",
+        m.launch_tokens
+    );
     drop(m);
     let _ = writeln!(out, "# TYPE agentwrit_active_agents gauge");
     let _ = writeln!(out, "agentwrit_active_agents {}", read(&s.agents).len());
@@ -1048,7 +1068,16 @@ mod tests {
         for good in ["weather-bot", "ab", "a1", "my-big-data-app", "x9-y"] {
             assert!(valid_app_name(good), "{good}");
         }
-        for bad in ["My_App", "a", "-ab", "ab-", "a--b", "1ab", "a-b", &"a".repeat(65)] {
+        for bad in [
+            "My_App",
+            "a",
+            "-ab",
+            "ab-",
+            "a--b",
+            "1ab",
+            "a-b",
+            &"a".repeat(65),
+        ] {
             assert!(!valid_app_name(bad), "{bad}");
         }
     }

@@ -183,7 +183,10 @@ fn request_id(headers: &HeaderMap) -> String {
 }
 
 fn set_security_headers(h: &mut HeaderMap) {
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
 }
@@ -238,7 +241,8 @@ async fn dispatch(
             if methods.contains(&effective) {
                 handlers::handle(&state, r, &ctx)
             } else {
-                let mut resp = text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+                let mut resp =
+                    text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
                 if let Ok(v) = HeaderValue::from_str(&allow_header(methods)) {
                     resp.headers_mut().insert(header::ALLOW, v);
                 }

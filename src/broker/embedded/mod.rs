@@ -146,8 +146,7 @@ impl Revocations {
         self.has(RevokeLevel::Token, &c.jti)
             || self.has(RevokeLevel::Agent, &c.sub)
             || (!c.task_id.is_empty() && self.has(RevokeLevel::Task, &c.task_id))
-            || c
-                .delegation_chain
+            || c.delegation_chain
                 .first()
                 .is_some_and(|r| self.has(RevokeLevel::Chain, &r.agent))
     }

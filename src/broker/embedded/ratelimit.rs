@@ -23,7 +23,8 @@ impl Limiter {
     pub fn allow(&mut self, key: &str, now: Instant) -> bool {
         match self.buckets.get_mut(key) {
             None => {
-                self.buckets.insert(key.to_string(), (self.burst - 1.0, now));
+                self.buckets
+                    .insert(key.to_string(), (self.burst - 1.0, now));
                 true
             }
             Some((tokens, last)) => {

@@ -1,0 +1,143 @@
+//! Client error paths over real sockets: nothing listening, a listener that
+//! never answers, and servers answering a non-JSON 500 or a 2xx with garbage.
+
+use std::time::{Duration, Instant};
+
+use chainview::broker::{BrokerClient, ClientError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A one-shot HTTP server on loopback that answers every request with `response`.
+async fn canned(response: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(response.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn refused_connection_names_the_url() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let client = BrokerClient::new(&url).unwrap();
+    let err = client.health().await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Connect { url: u, .. } if u.starts_with(&url)),
+        "{err:?}"
+    );
+    assert!(err.is_unreachable());
+    assert!(err.to_string().contains(&url), "{err}");
+}
+
+#[tokio::test]
+async fn silent_listener_times_out_within_the_configured_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    // Accept and hold connections without ever answering.
+    let hold = tokio::spawn(async move {
+        let mut socks = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            socks.push(s);
+        }
+    });
+    let client = BrokerClient::with_timeout(&url, Duration::from_millis(300)).unwrap();
+    let start = Instant::now();
+    let err = client.validate("x").await.unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        matches!(&err, ClientError::Timeout { after, .. } if *after == Duration::from_millis(300)),
+        "{err:?}"
+    );
+    assert!(took < Duration::from_secs(5), "gave up after {took:?}");
+    assert!(err.to_string().contains(&url));
+    hold.abort();
+}
+
+#[tokio::test]
+async fn non_json_500_is_unexpected_not_a_panic() {
+    let url = canned("HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/html\r\ncontent-length: 14\r\nconnection: close\r\n\r\n<h1>oops</h1>\n").await;
+    let client = BrokerClient::new(&url).unwrap();
+    let err = client.renew("tok").await.unwrap_err();
+    match &err {
+        ClientError::Unexpected {
+            status, snippet, ..
+        } => {
+            assert_eq!(*status, 500);
+            assert_eq!(snippet, "<h1>oops</h1>");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn problem_with_unknown_fields_is_a_typed_broker_error() {
+    let body = r#"{"type":"urn:agentwrit:error:forbidden","title":"Forbidden","status":403,"detail":"nope","instance":"/v1/delegate","error_code":"forbidden","request_id":"r1","extra":{"x":1}}"#;
+    let resp: &'static str = Box::leak(
+        format!("HTTP/1.1 403 Forbidden\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).into_boxed_str(),
+    );
+    let url = canned(resp).await;
+    let client = BrokerClient::new(&url).unwrap();
+    let err = client.validate("x").await.unwrap_err();
+    let b = err.broker().expect("typed broker error");
+    assert_eq!(
+        (
+            b.status,
+            b.error_code.as_str(),
+            b.detail.as_str(),
+            b.request_id.as_str()
+        ),
+        (403, "forbidden", "nope", "r1")
+    );
+}
+
+#[tokio::test]
+async fn truncated_json_on_success_is_a_decode_error() {
+    let url = canned("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 12\r\nconnection: close\r\n\r\n{\"valid\":tru").await;
+    let client = BrokerClient::new(&url).unwrap();
+    let err = client.validate("x").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Decode {
+                status: 200,
+                expected: "validation result",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn bad_urls_are_rejected_up_front() {
+    for bad in ["", "localhost:8080", "ftp://x", "http://"] {
+        assert!(
+            matches!(BrokerClient::new(bad), Err(ClientError::InvalidUrl(_))),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn create_agent_rejects_bad_segments_before_any_request() {
+    // Nothing listens here: a request would fail with Connect, not InvalidInput.
+    let client = BrokerClient::new("http://127.0.0.1:9").unwrap();
+    let err = client
+        .create_agent("tok", "bad id", "t", &["read:data:*".into()], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::InvalidInput(ref m) if m.contains("orch_id 'bad id'")),
+        "{err:?}"
+    );
+}

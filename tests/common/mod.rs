@@ -1,0 +1,265 @@
+//! Test harness: a broker over real loopback HTTP — the embedded one (a fresh
+//! instance per test), or an external broker when `AGENTWRIT_CONFORMANCE_URL`
+//! and `AGENTWRIT_ADMIN_SECRET` are set.
+#![allow(dead_code)]
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chainview::broker::client::{Agent, RawResponse};
+use chainview::broker::embedded::{Config, EmbeddedBroker};
+use chainview::broker::types::*;
+use chainview::broker::{BrokerClient, ClientError};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use reqwest::Method;
+
+pub struct Env {
+    pub client: BrokerClient,
+    pub admin_secret: String,
+    pub external: bool,
+    pub public_key: Option<VerifyingKey>,
+    broker: Option<EmbeddedBroker>,
+}
+
+/// A short random lowercase suffix, so names and task ids never collide on a shared broker.
+pub fn uniq() -> String {
+    let n: u64 = rand::random();
+    format!("t{:012x}", n & 0xffff_ffff_ffff)
+}
+
+impl Env {
+    pub async fn new() -> Env {
+        if let (Ok(url), Ok(secret)) = (
+            std::env::var("AGENTWRIT_CONFORMANCE_URL"),
+            std::env::var("AGENTWRIT_ADMIN_SECRET"),
+        ) {
+            return Env {
+                client: BrokerClient::new(&url).expect("AGENTWRIT_CONFORMANCE_URL is a URL"),
+                admin_secret: secret,
+                external: true,
+                public_key: None,
+                broker: None,
+            };
+        }
+        let broker = EmbeddedBroker::start(Config::with_admin_secret("conformance-admin-secret"))
+            .await
+            .expect("embedded broker starts");
+        Env {
+            client: BrokerClient::new(&broker.url()).expect("url"),
+            admin_secret: broker.admin_secret().to_string(),
+            external: false,
+            public_key: Some(broker.public_key()),
+            broker: Some(broker),
+        }
+    }
+
+    /// A fresh admin token. Each call uses its own X-Forwarded-For so the
+    /// per-IP admin-auth limiter never trips a test that is not about it.
+    pub async fn admin(&self) -> String {
+        let xff = format!("198.51.100.{}", rand::random::<u8>());
+        let raw = self
+            .raw(
+                Method::POST,
+                "/v1/admin/auth",
+                &[("x-forwarded-for", &xff)],
+                Some(serde_json::json!({ "secret": self.admin_secret })),
+            )
+            .await;
+        assert_eq!(raw.status, 200, "admin auth: {}", raw.text());
+        raw.json().unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<serde_json::Value>,
+    ) -> RawResponse {
+        self.client
+            .send_raw(
+                method,
+                path,
+                headers,
+                body.map(|b| serde_json::to_vec(&b).unwrap()),
+            )
+            .await
+            .expect("broker reachable")
+    }
+
+    pub async fn raw_bytes(&self, method: Method, path: &str, body: Vec<u8>) -> RawResponse {
+        self.client
+            .send_raw(method, path, &[], Some(body))
+            .await
+            .expect("broker reachable")
+    }
+
+    pub async fn bearer(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> RawResponse {
+        let auth = format!("Bearer {token}");
+        self.raw(method, path, &[("authorization", &auth)], body)
+            .await
+    }
+
+    pub async fn launch(&self, body: serde_json::Value) -> String {
+        let admin = self.admin().await;
+        let r = self
+            .bearer(Method::POST, "/v1/admin/launch-tokens", &admin, Some(body))
+            .await;
+        assert_eq!(r.status, 201, "launch token: {}", r.text());
+        r.json().unwrap()["launch_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The default launch token of §16: allowed_scope read:data:* and write:data:*.
+    pub async fn default_launch(&self) -> String {
+        self.launch(
+            serde_json::json!({"agent_name":"conf","allowed_scope":["read:data:*","write:data:*"]}),
+        )
+        .await
+    }
+
+    /// Registers an agent with a fresh key from the given launch token.
+    pub async fn register(
+        &self,
+        launch_token: &str,
+        orch: &str,
+        task: &str,
+        scope: &[&str],
+    ) -> Result<RegisterResponse, ClientError> {
+        let key = SigningKey::from_bytes(&rand::random());
+        let scope: Vec<String> = scope.iter().map(|s| s.to_string()).collect();
+        self.client
+            .register_with_key(launch_token, &key, orch, task, &scope)
+            .await
+    }
+
+    /// "AG": an agent with `scope` from a default launch token, unique task id.
+    pub async fn agent(&self, scope: &[&str]) -> RegisterResponse {
+        let lt = self.default_launch().await;
+        self.register(&lt, "orch-1", &uniq(), scope)
+            .await
+            .expect("registration succeeds")
+    }
+
+    /// An agent created through the client's `create_agent` with an admin token.
+    pub async fn create_agent(&self, orch: &str, task: &str, scope: &[&str]) -> Agent {
+        let admin = self.admin().await;
+        let scope: Vec<String> = scope.iter().map(|s| s.to_string()).collect();
+        self.client
+            .create_agent(&admin, orch, task, &scope, None)
+            .await
+            .expect("create_agent")
+    }
+
+    pub async fn valid(&self, token: &str) -> bool {
+        self.client.validate(token).await.expect("validate").valid
+    }
+
+    pub async fn delegate(
+        &self,
+        bearer: &str,
+        to: &str,
+        scope: &[&str],
+        ttl: Option<i64>,
+    ) -> Result<DelegateResponse, ClientError> {
+        self.client
+            .delegate(
+                bearer,
+                &DelegateRequest {
+                    delegate_to: to.to_string(),
+                    scope: scope.iter().map(|s| s.to_string()).collect(),
+                    ttl,
+                },
+            )
+            .await
+    }
+
+    /// A new app with a unique name; returns (app, app token).
+    pub async fn app(&self, scopes: &[&str]) -> (App, String) {
+        let admin = self.admin().await;
+        let app = self
+            .client
+            .create_app(
+                &admin,
+                &CreateAppRequest {
+                    name: format!("app-{}", uniq()),
+                    scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                    token_ttl: None,
+                },
+            )
+            .await
+            .expect("create app");
+        let tok = self
+            .client
+            .app_auth(&app.client_id, app.client_secret.as_deref().unwrap())
+            .await
+            .expect("app auth")
+            .access_token;
+        (app, tok)
+    }
+}
+
+/// Asserts a problem+json answer (spec §1.6) with exact status, code and detail.
+pub fn assert_problem(r: &RawResponse, status: u16, code: &str, detail: &str, path: &str) {
+    assert_eq!(r.status, status, "status; body: {}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/problem+json"),
+        "content type"
+    );
+    let p = r.json().expect("problem body is JSON");
+    assert_eq!(p["type"], format!("urn:agentwrit:error:{code}"));
+    assert_eq!(p["error_code"], code);
+    assert_eq!(p["status"], status);
+    assert_eq!(p["detail"], detail);
+    assert_eq!(p["instance"], path);
+    assert!(p["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_eq!(p["request_id"].as_str(), r.header("x-request-id"));
+    assert!(p.get("hint").is_none());
+}
+
+/// Asserts a typed client error carrying the broker's refusal.
+pub fn assert_refused<T: std::fmt::Debug>(
+    res: Result<T, ClientError>,
+    status: u16,
+    code: &str,
+    detail: &str,
+) {
+    match res {
+        Err(ClientError::Broker(b)) => {
+            assert_eq!(
+                (b.status, b.error_code.as_str(), b.detail.as_str()),
+                (status, code, detail)
+            );
+            assert_eq!(b.request_id.len(), 16, "generated request id");
+        }
+        other => panic!("expected {status} {code} '{detail}', got {other:?}"),
+    }
+}
+
+/// The JSON payload of a compact JWT.
+pub fn payload(token: &str) -> serde_json::Value {
+    let p = token.split('.').nth(1).expect("3 parts");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).expect("b64")).expect("json")
+}
+
+pub fn header_json(token: &str) -> String {
+    let p = token.split('.').next().expect("part");
+    String::from_utf8(URL_SAFE_NO_PAD.decode(p).expect("b64")).expect("utf8")
+}
+
+pub fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
