@@ -921,9 +921,9 @@ async fn item_44_depth_limit() {
         agents.push(env.agent(&["read:data:*"]).await);
     }
     let mut token = agents[0].access_token.clone();
-    for hop in 1..=5 {
+    for (hop, next) in agents.iter().enumerate().take(6).skip(1) {
         let d = env
-            .delegate(&token, &agents[hop].agent_id, &["read:data:*"], None)
+            .delegate(&token, &next.agent_id, &["read:data:*"], None)
             .await
             .unwrap();
         assert_eq!(d.delegation_chain.len(), hop);
