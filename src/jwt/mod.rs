@@ -208,15 +208,18 @@ pub fn decode(token: &str) -> Result<Decoded, JwtError> {
             return Err(JwtError::MissingClaim(claim));
         }
     }
-    let claims: Claims = serde_json::from_value(value.clone()).map_err(|e| {
+    let claims: Claims = serde_json::from_value(value).map_err(|e| {
+        // Find the first claim that does not decode on its own, to name it.
+        let obj: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&payload).unwrap_or_default();
         let claim = obj
-            .keys()
-            .find(|k| {
+            .iter()
+            .find(|(k, v)| {
                 let mut single = serde_json::Map::new();
-                single.insert((*k).clone(), obj[*k].clone());
+                single.insert((*k).clone(), (*v).clone());
                 serde_json::from_value::<Claims>(serde_json::Value::Object(single)).is_err()
             })
-            .cloned()
+            .map(|(k, _)| k.clone())
             .unwrap_or_else(|| "?".into());
         JwtError::BadClaim {
             claim,

@@ -73,6 +73,9 @@ pub(crate) fn random_hex(n: usize) -> String {
     hex::encode(bytes)
 }
 
+/// How many issued tokens the verification cache keeps at most.
+const ISSUED_CACHE_MAX: usize = 200_000;
+
 fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
@@ -173,6 +176,10 @@ pub(crate) struct State {
     agents: RwLock<HashSet<String>>,
     apps: Mutex<Vec<AppRecord>>,
     revoked: RwLock<Revocations>,
+    /// Tokens this broker issued (by SHA-256 of the compact form) with their
+    /// claims, so verifying them skips the Ed25519 check. Bounded; expired
+    /// entries are dropped when it fills.
+    issued: RwLock<HashMap<[u8; 32], Arc<Claims>>>,
     audit: Mutex<audit::AuditLog>,
     admin_limiter: Mutex<ratelimit::Limiter>,
     app_limiter: Mutex<ratelimit::Limiter>,
@@ -237,6 +244,7 @@ impl State {
             agents: RwLock::default(),
             apps: Mutex::default(),
             revoked: RwLock::default(),
+            issued: RwLock::default(),
             audit: Mutex::default(),
             admin_limiter: Mutex::new(ratelimit::Limiter::new(5.0, 10)),
             app_limiter: Mutex::new(ratelimit::Limiter::new(10.0 / 60.0, 3)),
@@ -279,19 +287,37 @@ impl State {
         claims.jti = random_hex(16);
         let token = jwt::sign(&claims, &self.key, &self.kid);
         lock(&self.metrics).tokens_issued += 1;
+        let mut issued = write(&self.issued);
+        if issued.len() >= ISSUED_CACHE_MAX {
+            issued.retain(|_, c| c.exp >= now);
+            if issued.len() >= ISSUED_CACHE_MAX {
+                issued.clear();
+            }
+        }
+        issued.insert(sha256(&token), Arc::new(claims.clone()));
+        drop(issued);
         (token, ttl, claims)
     }
 
     /// The verification algorithm of spec §2.5, revocation included.
     fn verify(&self, token: &str) -> Result<Claims, Invalid> {
-        let d = jwt::decode(token).map_err(Invalid::Format)?;
-        if d.header.alg != "EdDSA" || d.header.kid.as_deref().is_some_and(|k| k != self.kid) {
-            return Err(Invalid::Header);
-        }
-        if !d.signature_ok(&self.key.verifying_key()) {
-            return Err(Invalid::Signature);
-        }
-        let c = d.claims;
+        let cached = read(&self.issued).get(&sha256(token)).cloned();
+        let c = match cached {
+            // Byte-identical to a token this broker signed: header and
+            // signature are known good, the claims are the ones it signed.
+            Some(c) => Claims::clone(&c),
+            None => {
+                let d = jwt::decode(token).map_err(Invalid::Format)?;
+                if d.header.alg != "EdDSA" || d.header.kid.as_deref().is_some_and(|k| k != self.kid)
+                {
+                    return Err(Invalid::Header);
+                }
+                if !d.signature_ok(&self.key.verifying_key()) {
+                    return Err(Invalid::Signature);
+                }
+                d.claims
+            }
+        };
         if c.sub.is_empty() {
             return Err(Invalid::Claims("sub"));
         }
