@@ -58,6 +58,11 @@ struct BrokerArgs {
     /// secret are printed as export lines.
     #[arg(long = "app", value_name = "NAME=SCOPES", value_parser = parse_app)]
     apps: Vec<(String, Vec<String>)>,
+    /// Answer 500 where the real v2.0.0 broker does for client errors (a delegate
+    /// request without delegate_to/scope, a duplicate app name) instead of the
+    /// documented 400/409.
+    #[arg(long)]
+    strict_500s: bool,
 }
 
 fn parse_app(s: &str) -> Result<(String, Vec<String>), String> {
@@ -92,6 +97,7 @@ fn main() -> ExitCode {
                         port: 0,
                         bind: "127.0.0.1".into(),
                         admin_secret: None,
+                        strict_500s: false,
                         apps: vec![(
                             "chainview-demo".into(),
                             vec![
@@ -118,11 +124,12 @@ fn main() -> ExitCode {
 
 async fn run_broker(args: BrokerArgs, default_session: bool) -> Result<()> {
     let generated = args.admin_secret.is_none();
-    let cfg = match args.admin_secret {
+    let mut cfg = match args.admin_secret {
         Some(s) if s.is_empty() => return Err(eyre!("the admin secret must not be empty")),
         Some(s) => Config::with_admin_secret(s),
         None => Config::default(),
     };
+    cfg.strict_500s = args.strict_500s;
     let bind = format!("{}:{}", args.bind, args.port);
     let broker = EmbeddedBroker::start_on(&bind, cfg)
         .await

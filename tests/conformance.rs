@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chainview::broker::embedded::Config;
 use chainview::broker::types::*;
 use chainview::jwt;
 use common::*;
@@ -868,16 +869,23 @@ async fn item_41_scope_checked_before_existence() {
     );
 }
 
+/// The real broker answers 500 (spec §15 #2); the embedded broker answers the
+/// documented 400 unless `strict_500s` is set. Both are checked here.
 #[tokio::test]
 async fn item_42_missing_delegate_to_is_500() {
-    let env = Env::new().await;
-    let a = env.agent(&["read:data:*"]).await;
-    let r = env
+    let strict = Env::with_config(Config {
+        strict_500s: true,
+        ..Config::with_admin_secret("s")
+    })
+    .await;
+    let body = json!({"scope":["read:data:*"]});
+    let a = strict.agent(&["read:data:*"]).await;
+    let r = strict
         .bearer(
             Method::POST,
             "/v1/delegate",
             &a.access_token,
-            Some(json!({"scope":["read:data:*"]})),
+            Some(body.clone()),
         )
         .await;
     assert_problem(
@@ -887,6 +895,43 @@ async fn item_42_missing_delegate_to_is_500() {
         "delegation failed",
         "/v1/delegate",
     );
+    let env = Env::new().await;
+    let a = env.agent(&["read:data:*"]).await;
+    let r = env
+        .bearer(Method::POST, "/v1/delegate", &a.access_token, Some(body))
+        .await;
+    if env.external {
+        assert_problem(
+            &r,
+            500,
+            "internal_error",
+            "delegation failed",
+            "/v1/delegate",
+        );
+    } else {
+        assert_problem(
+            &r,
+            400,
+            "invalid_request",
+            "missing required field: delegate_to",
+            "/v1/delegate",
+        );
+        let r = env
+            .bearer(
+                Method::POST,
+                "/v1/delegate",
+                &a.access_token,
+                Some(json!({"delegate_to":"x"})),
+            )
+            .await;
+        assert_problem(
+            &r,
+            400,
+            "invalid_request",
+            "missing required field: scope",
+            "/v1/delegate",
+        );
+    }
 }
 
 #[tokio::test]
@@ -1455,28 +1500,47 @@ async fn item_63_app_registration_validation() {
     );
 }
 
+/// The real broker answers 500 (spec §15 #8); the embedded broker answers the
+/// documented 409 unless `strict_500s` is set. Both are checked here.
 #[tokio::test]
 async fn item_64_duplicate_app_name() {
+    let strict = Env::with_config(Config {
+        strict_500s: true,
+        ..Config::with_admin_secret("s")
+    })
+    .await;
     let env = Env::new().await;
-    let adm = env.admin().await;
-    let name = format!("dup-{}", uniq());
-    let body = json!({"name": name, "scopes":["read:data:*"]});
-    assert_eq!(
-        env.bearer(Method::POST, "/v1/admin/apps", &adm, Some(body.clone()))
-            .await
-            .status,
-        201
-    );
-    let r = env
-        .bearer(Method::POST, "/v1/admin/apps", &adm, Some(body))
-        .await;
-    assert_problem(
-        &r,
-        500,
-        "internal_error",
-        "failed to register app",
-        "/v1/admin/apps",
-    );
+    for (e, is_strict) in [(&strict, true), (&env, false)] {
+        let adm = e.admin().await;
+        let name = format!("dup-{}", uniq());
+        let body = json!({"name": name, "scopes":["read:data:*"]});
+        assert_eq!(
+            e.bearer(Method::POST, "/v1/admin/apps", &adm, Some(body.clone()))
+                .await
+                .status,
+            201
+        );
+        let r = e
+            .bearer(Method::POST, "/v1/admin/apps", &adm, Some(body))
+            .await;
+        if is_strict || e.external {
+            assert_problem(
+                &r,
+                500,
+                "internal_error",
+                "failed to register app",
+                "/v1/admin/apps",
+            );
+        } else {
+            assert_problem(
+                &r,
+                409,
+                "conflict",
+                "an app with this name already exists",
+                "/v1/admin/apps",
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -28,6 +28,11 @@ pub fn uniq() -> String {
 
 impl Env {
     pub async fn new() -> Env {
+        Self::with_config(Config::with_admin_secret("conformance-admin-secret")).await
+    }
+
+    /// Like [`Env::new`], with this configuration for the embedded broker.
+    pub async fn with_config(cfg: Config) -> Env {
         if let (Ok(url), Ok(secret)) = (
             std::env::var("AGENTWRIT_CONFORMANCE_URL"),
             std::env::var("AGENTWRIT_ADMIN_SECRET"),
@@ -40,7 +45,7 @@ impl Env {
                 broker: None,
             };
         }
-        let broker = EmbeddedBroker::start(Config::with_admin_secret("conformance-admin-secret"))
+        let broker = EmbeddedBroker::start(cfg)
             .await
             .expect("embedded broker starts");
         Env {

@@ -426,8 +426,18 @@ fn release(s: &State, ctx: &Ctx) -> Outcome {
 fn delegate(s: &State, ctx: &Ctx) -> Outcome {
     let (_, from) = bearer(s, ctx, None)?;
     let req: DelegateRequest = decode_first(&ctx.body)?;
-    if req.delegate_to.is_empty() || req.scope.is_empty() {
-        return Err(Reject::new(500, "internal_error", "delegation failed"));
+    for (empty, field) in [
+        (req.delegate_to.is_empty(), "delegate_to"),
+        (req.scope.is_empty(), "scope"),
+    ] {
+        if empty {
+            // The real broker answers 500 here (spec §15 #2); the docs say 400.
+            return Err(if s.cfg.strict_500s {
+                Reject::new(500, "internal_error", "delegation failed")
+            } else {
+                Reject::bad_request(format!("missing required field: {field}"))
+            });
+        }
     }
     let depth = from.delegation_chain.len();
     if depth >= 5 {
@@ -820,7 +830,12 @@ pub fn create_app(
             .iter()
             .any(|a| a.name == rec.name || a.client_id == rec.client_id)
         {
-            return Err(Reject::new(500, "internal_error", "failed to register app"));
+            // The real broker answers 500 here (spec §15 #8); the docs say 409.
+            return Err(if s.cfg.strict_500s {
+                Reject::new(500, "internal_error", "failed to register app")
+            } else {
+                Reject::new(409, "conflict", "an app with this name already exists")
+            });
         }
         apps.push(rec.clone());
     }

@@ -41,6 +41,9 @@ pub struct Config {
     pub admin_secret: String,
     /// Fixed signing-key seed (tests); random when `None`.
     pub signing_seed: Option<[u8; 32]>,
+    /// Reproduce the real broker's 500 answers to client errors (spec §15 #2
+    /// and #8) instead of the documented 4xx. Off by default.
+    pub strict_500s: bool,
 }
 
 impl Config {
@@ -63,6 +66,7 @@ impl Default for Config {
             app_token_ttl: 1800,
             admin_secret: random_hex(24),
             signing_seed: None,
+            strict_500s: false,
         }
     }
 }
