@@ -6,3 +6,4 @@
 pub mod broker;
 pub mod jwt;
 pub mod scope;
+pub mod scenario;

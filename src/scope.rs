@@ -215,6 +215,42 @@ pub fn dropped<P: AsRef<str>, C: AsRef<str>>(parent: &[P], child: &[C]) -> Vec<S
         .collect()
 }
 
+/// What became of one parent scope in a delegation hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    /// The child holds it whole (or something wider).
+    Kept,
+    /// The child holds only narrower scopes under it (e.g. `read:config:*` → `read:config:production`).
+    Narrowed(Vec<String>),
+    /// Nothing of it was passed on.
+    Dropped,
+}
+
+/// For each parent scope, whether the child kept, narrowed or dropped it.
+pub fn attenuation<P: AsRef<str>, C: AsRef<str>>(parent: &[P], child: &[C]) -> Vec<(String, Fate)> {
+    parent
+        .iter()
+        .map(|p| {
+            let p = p.as_ref();
+            let fate = if child.iter().any(|c| covers(c.as_ref(), p)) {
+                Fate::Kept
+            } else {
+                let under: Vec<String> = child
+                    .iter()
+                    .filter(|c| covers(p, c.as_ref()))
+                    .map(|c| c.as_ref().to_string())
+                    .collect();
+                if under.is_empty() {
+                    Fate::Dropped
+                } else {
+                    Fate::Narrowed(under)
+                }
+            };
+            (p.to_string(), fate)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +344,23 @@ mod tests {
         assert_eq!(
             explain_one("read:a:b", &none),
             Verdict::Denied(Denial::NothingGranted)
+        );
+    }
+
+    #[test]
+    fn attenuation_tells_kept_narrowed_dropped() {
+        let parent = ["read:config:*", "read:deploy:*", "write:deploy:*"];
+        let child = ["read:config:production", "write:deploy:*"];
+        assert_eq!(
+            attenuation(&parent, &child),
+            vec![
+                (
+                    "read:config:*".to_string(),
+                    Fate::Narrowed(vec!["read:config:production".into()])
+                ),
+                ("read:deploy:*".to_string(), Fate::Dropped),
+                ("write:deploy:*".to_string(), Fate::Kept),
+            ]
         );
     }
 

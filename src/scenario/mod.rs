@@ -1,0 +1,172 @@
+//! The scenario language (`*.chainview`): one step per line, `#` comments,
+//! comma-separated lists without spaces. See the README ("Scenario language").
+//!
+//! [`parse`] turns text into a [`Script`] and checks every reference before
+//! anything runs; [`runner::Runner`] executes it against a broker through the
+//! worker, updating the shared [`crate::app::App`] state.
+
+mod parser;
+pub mod runner;
+pub mod transcript;
+
+use std::time::Duration;
+
+pub use parser::{ParseError, ParseErrors, parse};
+
+use crate::broker::types::RevokeLevel;
+
+/// A parsed, reference-checked scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Script {
+    /// The file name used in messages (`-` for standard input).
+    pub file: String,
+    pub steps: Vec<Step>,
+}
+
+impl Script {
+    pub fn title(&self) -> Option<&str> {
+        self.steps.iter().find_map(|s| match &s.kind {
+            StepKind::Title(t) => Some(t.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Whether any step needs the broker's admin secret.
+    pub fn needs_admin(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.kind, StepKind::Revoke { .. }))
+    }
+
+    /// The union of the scopes of every `agent` step, in first-seen order.
+    pub fn agent_scopes(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in &self.steps {
+            if let StepKind::Agent { scope, .. } = &s.kind {
+                for sc in scope {
+                    if !out.contains(sc) {
+                        out.push(sc.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One line of a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// The line as written (without its comment).
+    pub source: String,
+    pub kind: StepKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepKind {
+    Title(String),
+    Say(String),
+    App {
+        ceiling: Vec<String>,
+    },
+    Agent {
+        name: String,
+        orch: String,
+        task: String,
+        scope: Vec<String>,
+        ttl: Option<i64>,
+    },
+    Delegate {
+        from: String,
+        to: String,
+        scope: Vec<String>,
+        ttl: Option<i64>,
+        label: String,
+    },
+    Validate(Vec<String>),
+    Renew {
+        label: String,
+        new_label: Option<String>,
+    },
+    Release(Vec<String>),
+    Revoke {
+        level: RevokeLevel,
+        target: String,
+    },
+    Probe(String),
+    Wait(Duration),
+    Expect(Expectation),
+}
+
+impl StepKind {
+    /// The step's keyword, as written in scripts.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            StepKind::Title(_) => "title",
+            StepKind::Say(_) => "say",
+            StepKind::App { .. } => "app",
+            StepKind::Agent { .. } => "agent",
+            StepKind::Delegate { .. } => "delegate",
+            StepKind::Validate(_) => "validate",
+            StepKind::Renew { .. } => "renew",
+            StepKind::Release(_) => "release",
+            StepKind::Revoke { .. } => "revoke",
+            StepKind::Probe(_) => "probe",
+            StepKind::Wait(_) => "wait",
+            StepKind::Expect(_) => "expect",
+        }
+    }
+}
+
+/// The token states an `expect` line can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Valid,
+    Invalid,
+    Released,
+    Revoked,
+    Expired,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Valid => "valid",
+            Status::Invalid => "invalid",
+            Status::Released => "released",
+            Status::Revoked => "revoked",
+            Status::Expired => "expired",
+        }
+    }
+}
+
+/// Checks on decoded claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimCheck {
+    Scope(Vec<String>),
+    Depth(usize),
+    /// Agent names of the chain records, root first.
+    Chain(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expectation {
+    /// `expect T [STATUS] [scope=..] [depth=..] [chain=..]`
+    Token {
+        label: String,
+        status: Option<Status>,
+        checks: Vec<ClaimCheck>,
+    },
+    /// `expect T denied [STATUS] [ERROR_CODE]`
+    Denied {
+        label: String,
+        status: Option<u16>,
+        code: Option<String>,
+    },
+    /// `expect permits T SCOPE`
+    Permits { label: String, scope: String },
+    /// `expect denies T SCOPE`
+    Denies { label: String, scope: String },
+}

@@ -1,0 +1,896 @@
+//! Parser for `*.chainview` scenarios. Errors carry `file:line:col`, say what
+//! was expected, and suggest the nearest known name for a misspelling.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use super::{ClaimCheck, Expectation, Script, Status, Step, StepKind};
+use crate::broker::embedded::valid_segment;
+use crate::broker::types::RevokeLevel;
+use crate::scope;
+
+/// One problem in a script, at a position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+    }
+}
+
+/// Every problem found in a script (at least one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseErrors(pub Vec<ParseError>);
+
+impl fmt::Display for ParseErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ParseErrors {}
+
+const KEYWORDS: [&str; 12] = [
+    "title", "say", "app", "agent", "delegate", "validate", "renew", "release", "revoke", "probe",
+    "wait", "expect",
+];
+const STATUS_WORDS: [&str; 8] = [
+    "valid", "invalid", "released", "revoked", "expired", "denied", "permits", "denies",
+];
+
+/// The nearest candidate to `word`, if it is close enough to be a likely typo.
+pub fn suggest<'a, I: IntoIterator<Item = &'a str>>(word: &str, candidates: I) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn did_you_mean(s: Option<&str>) -> String {
+    s.map(|c| format!(" — did you mean '{c}'?"))
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone)]
+struct Tok {
+    text: String,
+    col: usize,
+    quoted: bool,
+}
+
+/// Splits a line into tokens (double quotes group, `\"` and `\\` escape),
+/// dropping a `#` comment. Returns the tokens and the source without comment.
+fn tokenize(line: &str) -> Result<(Vec<Tok>, String), (usize, String)> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut toks = Vec::new();
+    let mut i = 0;
+    let mut end = chars.len();
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c == '#' {
+            end = i;
+            break;
+        }
+        let col = i + 1;
+        if c == '"' {
+            let mut text = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => return Err((col, "unterminated string: expected a closing '\"'".into())),
+                    Some('"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some('\\') if matches!(chars.get(i + 1), Some('"') | Some('\\')) => {
+                        text.push(chars[i + 1]);
+                        i += 2;
+                    }
+                    Some(ch) => {
+                        text.push(*ch);
+                        i += 1;
+                    }
+                }
+            }
+            toks.push(Tok {
+                text,
+                col,
+                quoted: true,
+            });
+        } else {
+            let start = i;
+            while i < chars.len() && !chars[i].is_whitespace() && chars[i] != '#' {
+                i += 1;
+            }
+            toks.push(Tok {
+                text: chars[start..i].iter().collect(),
+                col,
+                quoted: false,
+            });
+        }
+    }
+    let source: String = chars[..end].iter().collect();
+    Ok((toks, source.trim().to_string()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LabelKind {
+    Agent,
+    Token,
+}
+
+struct Parser {
+    file: String,
+    errors: Vec<ParseError>,
+    /// label → (kind, line defined)
+    labels: HashMap<String, (LabelKind, usize)>,
+    line: usize,
+}
+
+type R<T> = Result<T, ParseError>;
+
+impl Parser {
+    fn err(&self, col: usize, message: impl Into<String>) -> ParseError {
+        ParseError {
+            file: self.file.clone(),
+            line: self.line,
+            col,
+            message: message.into(),
+        }
+    }
+
+    fn names(&self, kind: Option<LabelKind>) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .labels
+            .iter()
+            .filter(|(_, (k, _))| kind.is_none_or(|want| *k == want))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// A label (agent name or `as=` label) that must already be defined.
+    fn token_ref(&self, t: &Tok) -> R<String> {
+        self.known(t, None, "token")
+    }
+
+    fn agent_ref(&self, t: &Tok) -> R<String> {
+        if let Some((LabelKind::Token, _)) = self.labels.get(&t.text) {
+            return Err(self.err(
+                t.col,
+                format!(
+                    "'{}' is a delegated token, not an agent: name an agent defined with `agent`",
+                    t.text
+                ),
+            ));
+        }
+        self.known(t, Some(LabelKind::Agent), "agent")
+    }
+
+    fn known(&self, t: &Tok, kind: Option<LabelKind>, what: &str) -> R<String> {
+        if self.labels.contains_key(&t.text) {
+            return Ok(t.text.clone());
+        }
+        let names = self.names(kind);
+        let hint = did_you_mean(suggest(&t.text, names.iter().copied()));
+        let hint = if hint.is_empty() && names.is_empty() {
+            format!(" — no {what} is defined before line {}", self.line)
+        } else if hint.is_empty() {
+            format!(" (known: {})", names.join(", "))
+        } else {
+            hint
+        };
+        Err(self.err(t.col, format!("unknown {what} '{}'{hint}", t.text)))
+    }
+
+    fn define(&mut self, t: &Tok, kind: LabelKind) -> R<String> {
+        if !valid_segment(&t.text) {
+            return Err(self.err(
+                t.col,
+                format!(
+                    "invalid name '{}': use letters, digits, '.', '-' and '_'",
+                    t.text
+                ),
+            ));
+        }
+        if let Some((_, line)) = self.labels.get(&t.text) {
+            return Err(self.err(
+                t.col,
+                format!("duplicate label '{}' (first defined on line {line})", t.text),
+            ));
+        }
+        self.labels.insert(t.text.clone(), (kind, self.line));
+        Ok(t.text.clone())
+    }
+
+    fn scopes(&self, t: &Tok, value: &str, value_col: usize) -> R<Vec<String>> {
+        if value.is_empty() {
+            return Err(self.err(value_col, "expected a comma-separated list of scopes"));
+        }
+        let mut out = Vec::new();
+        let mut col = value_col;
+        for part in value.split(',') {
+            if let Err(e) = scope::validate(part) {
+                let _ = t;
+                return Err(self.err(col, e.to_string()));
+            }
+            out.push(part.to_string());
+            col += part.chars().count() + 1;
+        }
+        Ok(out)
+    }
+
+    fn scope_arg(&self, t: &Tok) -> R<String> {
+        scope::validate(&t.text).map_err(|e| self.err(t.col, e.to_string()))?;
+        Ok(t.text.clone())
+    }
+
+    fn ttl(&self, value: &str, col: usize) -> R<i64> {
+        match value.parse::<i64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(self.err(
+                col,
+                format!("ttl must be a positive whole number of seconds, got '{value}'"),
+            )),
+        }
+    }
+
+    /// Splits `key=value` options, rejecting unknown keys with a suggestion.
+    fn options<'t>(
+        &self,
+        toks: &'t [Tok],
+        allowed: &[&'static str],
+    ) -> R<Vec<(&'static str, &'t str, usize, &'t Tok)>> {
+        let mut out: Vec<(&'static str, &'t str, usize, &'t Tok)> = Vec::new();
+        for t in toks {
+            let Some((k, v)) = t.text.split_once('=') else {
+                return Err(self.err(
+                    t.col,
+                    format!(
+                        "unexpected '{}': expected one of {}",
+                        t.text,
+                        allowed
+                            .iter()
+                            .map(|a| format!("{a}="))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            };
+            let Some(key) = allowed.iter().find(|a| **a == k) else {
+                let hint = suggest(k, allowed.iter().copied())
+                    .map(|c| format!(" — did you mean '{c}='?"))
+                    .unwrap_or_default();
+                return Err(self.err(t.col, format!("unknown option '{k}='{hint}")));
+            };
+            if out.iter().any(|(seen, ..)| seen == key) {
+                return Err(self.err(t.col, format!("option '{k}=' given twice")));
+            }
+            out.push((*key, v, t.col + k.chars().count() + 1, t));
+        }
+        Ok(out)
+    }
+
+    fn quoted(&self, kw: &Tok, rest: &[Tok]) -> R<String> {
+        match rest {
+            [t] if t.quoted => Ok(t.text.clone()),
+            [] => Err(self.err(
+                kw.col + kw.text.len() + 1,
+                format!("expected a quoted text after '{}'", kw.text),
+            )),
+            [t, ..] if !t.quoted => Err(self.err(
+                t.col,
+                format!("expected a quoted text after '{}', like {} \"…\"", kw.text, kw.text),
+            )),
+            [_, extra, ..] => Err(self.err(extra.col, "unexpected text after the quoted text")),
+            [t] => Err(self.err(t.col, "expected a quoted text")),
+        }
+    }
+
+    fn need<'t>(&self, rest: &'t [Tok], i: usize, after: &Tok, what: &str) -> R<&'t Tok> {
+        rest.get(i).ok_or_else(|| {
+            let col = rest
+                .last()
+                .map(|t| t.col + t.text.chars().count() + 1)
+                .unwrap_or(after.col + after.text.chars().count() + 1);
+            self.err(col, format!("expected {what}"))
+        })
+    }
+
+    fn list_refs(&self, t: &Tok) -> R<Vec<String>> {
+        let mut out = Vec::new();
+        let mut col = t.col;
+        for part in t.text.split(',') {
+            let pt = Tok {
+                text: part.to_string(),
+                col,
+                quoted: false,
+            };
+            out.push(self.token_ref(&pt)?);
+            col += part.chars().count() + 1;
+        }
+        Ok(out)
+    }
+
+    fn step(&mut self, toks: &[Tok]) -> R<StepKind> {
+        let kw = &toks[0];
+        let rest = &toks[1..];
+        let k = kw.text.as_str();
+        Ok(match k {
+            "title" => StepKind::Title(self.quoted(kw, rest)?),
+            "say" => StepKind::Say(self.quoted(kw, rest)?),
+            "app" => {
+                let opts = self.options(rest, &["ceiling"])?;
+                let Some((_, v, col, t)) = opts.first() else {
+                    return Err(self.err(kw.col + 4, "expected ceiling=SCOPE,SCOPE"));
+                };
+                StepKind::App {
+                    ceiling: self.scopes(t, v, *col)?,
+                }
+            }
+            "agent" => {
+                let name_tok = self.need(rest, 0, kw, "an agent name")?;
+                let opts = self.options(&rest[1..], &["orch", "task", "scope", "ttl"])?;
+                let mut orch = "chainview".to_string();
+                let mut task = name_tok.text.clone();
+                let mut scope = None;
+                let mut ttl = None;
+                for (key, v, col, t) in opts {
+                    match key {
+                        "orch" | "task" => {
+                            if !valid_segment(v) {
+                                return Err(self.err(
+                                    col,
+                                    format!(
+                                        "{key} '{v}' is not a SPIFFE path segment: use letters, digits, '.', '-' and '_'"
+                                    ),
+                                ));
+                            }
+                            if key == "orch" {
+                                orch = v.to_string();
+                            } else {
+                                task = v.to_string();
+                            }
+                        }
+                        "scope" => scope = Some(self.scopes(t, v, col)?),
+                        _ => ttl = Some(self.ttl(v, col)?),
+                    }
+                }
+                let Some(scope) = scope else {
+                    return Err(self.err(
+                        kw.col,
+                        "agent needs scope=SCOPE,SCOPE (the scope it registers with)",
+                    ));
+                };
+                let name = self.define(name_tok, LabelKind::Agent)?;
+                StepKind::Agent {
+                    name,
+                    orch,
+                    task,
+                    scope,
+                    ttl,
+                }
+            }
+            "delegate" => {
+                let from_tok = self.need(rest, 0, kw, "the delegating token (an agent or a label)")?;
+                let from = self.token_ref(from_tok)?;
+                let arrow = self.need(rest, 1, from_tok, "'->'")?;
+                if arrow.text != "->" {
+                    return Err(self.err(arrow.col, format!("expected '->', found '{}'", arrow.text)));
+                }
+                let to_tok = self.need(rest, 2, arrow, "the agent to delegate to")?;
+                let to = self.agent_ref(to_tok)?;
+                let opts = self.options(&rest[3..], &["scope", "ttl", "as"])?;
+                let mut scope = None;
+                let mut ttl = None;
+                let mut label_tok = None;
+                for (key, v, col, t) in opts {
+                    match key {
+                        "scope" => scope = Some(self.scopes(t, v, col)?),
+                        "ttl" => ttl = Some(self.ttl(v, col)?),
+                        _ => {
+                            label_tok = Some(Tok {
+                                text: v.to_string(),
+                                col,
+                                quoted: false,
+                            })
+                        }
+                    }
+                }
+                let Some(scope) = scope else {
+                    return Err(self.err(kw.col, "delegate needs scope=SCOPE,SCOPE"));
+                };
+                let Some(label_tok) = label_tok else {
+                    return Err(self.err(
+                        kw.col,
+                        "delegate needs as=LABEL to name the delegated token",
+                    ));
+                };
+                let label = self.define(&label_tok, LabelKind::Token)?;
+                StepKind::Delegate {
+                    from,
+                    to,
+                    scope,
+                    ttl,
+                    label,
+                }
+            }
+            "validate" | "release" => {
+                let t = self.need(rest, 0, kw, "one or more tokens, comma-separated")?;
+                if let Some(extra) = rest.get(1) {
+                    return Err(self.err(
+                        extra.col,
+                        "unexpected text: list tokens comma-separated without spaces",
+                    ));
+                }
+                let list = self.list_refs(t)?;
+                if k == "validate" {
+                    StepKind::Validate(list)
+                } else {
+                    StepKind::Release(list)
+                }
+            }
+            "renew" => {
+                let t = self.need(rest, 0, kw, "the token to renew")?;
+                let label = self.token_ref(t)?;
+                let opts = self.options(&rest[1..], &["as"])?;
+                let new_label = match opts.first() {
+                    Some((_, v, col, _)) => Some(self.define(
+                        &Tok {
+                            text: v.to_string(),
+                            col: *col,
+                            quoted: false,
+                        },
+                        LabelKind::Token,
+                    )?),
+                    None => None,
+                };
+                StepKind::Renew { label, new_label }
+            }
+            "revoke" => {
+                let lt = self.need(rest, 0, kw, "a level: token, agent, task or chain")?;
+                let Some(level) = RevokeLevel::parse(&lt.text) else {
+                    let hint = did_you_mean(suggest(&lt.text, ["token", "agent", "task", "chain"]));
+                    return Err(self.err(
+                        lt.col,
+                        format!(
+                            "unknown revocation level '{}'{hint}: expected token, agent, task or chain",
+                            lt.text
+                        ),
+                    ));
+                };
+                let t = self.need(rest, 1, lt, "the revocation target")?;
+                if let Some(extra) = rest.get(2) {
+                    return Err(self.err(extra.col, "unexpected text after the target"));
+                }
+                let target = match level {
+                    RevokeLevel::Token => self.token_ref(t)?,
+                    RevokeLevel::Agent | RevokeLevel::Chain => self.agent_ref(t)?,
+                    RevokeLevel::Task => t.text.clone(),
+                };
+                StepKind::Revoke { level, target }
+            }
+            "probe" => {
+                let t = self.need(rest, 0, kw, "a scope to probe, like read:config:production")?;
+                if let Some(extra) = rest.get(1) {
+                    return Err(self.err(extra.col, "probe takes one scope"));
+                }
+                StepKind::Probe(self.scope_arg(t)?)
+            }
+            "wait" => {
+                let t = self.need(rest, 0, kw, "a duration like 2s or 500ms")?;
+                StepKind::Wait(self.duration(t)?)
+            }
+            "expect" => StepKind::Expect(self.expectation(kw, rest)?),
+            other => {
+                let hint = did_you_mean(suggest(other, KEYWORDS));
+                return Err(self.err(
+                    kw.col,
+                    format!("unknown step '{other}'{hint}"),
+                ));
+            }
+        })
+    }
+
+    fn duration(&self, t: &Tok) -> R<Duration> {
+        let s = t.text.as_str();
+        let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+            Some(i) => (&s[..i], &s[i..]),
+            None => (s, "s"),
+        };
+        let mult = match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            _ => {
+                return Err(self.err(
+                    t.col,
+                    format!("bad duration '{s}': expected a number with ms, s or m, like 2s"),
+                ));
+            }
+        };
+        match num.parse::<f64>() {
+            Ok(n) if n.is_finite() && n >= 0.0 && n * mult <= 3600.0 => {
+                Ok(Duration::from_secs_f64(n * mult))
+            }
+            _ => Err(self.err(
+                t.col,
+                format!("bad duration '{s}': expected a number with ms, s or m (at most 1 hour)"),
+            )),
+        }
+    }
+
+    fn expectation(&self, kw: &Tok, rest: &[Tok]) -> R<Expectation> {
+        let first = self.need(rest, 0, kw, "what to expect, like 'hop1 valid' or 'permits hop1 SCOPE'")?;
+        if first.text == "permits" || first.text == "denies" {
+            let t = self.need(rest, 1, first, "a token")?;
+            let label = self.token_ref(t)?;
+            let st = self.need(rest, 2, t, "a scope")?;
+            let scope = self.scope_arg(st)?;
+            if let Some(extra) = rest.get(3) {
+                return Err(self.err(extra.col, "unexpected text after the scope"));
+            }
+            return Ok(if first.text == "permits" {
+                Expectation::Permits { label, scope }
+            } else {
+                Expectation::Denies { label, scope }
+            });
+        }
+        if !self.labels.contains_key(&first.text) {
+            // A misspelt expectation word, or an unknown token?
+            if let Some(w) = suggest(&first.text, ["permits", "denies"]) {
+                return Err(self.err(
+                    first.col,
+                    format!("unknown expectation '{}' — did you mean '{w}'?", first.text),
+                ));
+            }
+        }
+        let label = self.token_ref(first)?;
+        let mut status = None;
+        let mut rest = &rest[1..];
+        if let Some(t) = rest.first()
+            && !t.text.contains('=')
+        {
+            if t.text == "denied" {
+                let mut st = None;
+                let mut code = None;
+                for extra in &rest[1..] {
+                    if let Ok(n) = extra.text.parse::<u16>()
+                        && st.is_none()
+                        && code.is_none()
+                        && (100..=599).contains(&n)
+                    {
+                        st = Some(n);
+                    } else if code.is_none()
+                        && !extra.text.is_empty()
+                        && extra
+                            .text
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b == b'_')
+                    {
+                        code = Some(extra.text.clone());
+                    } else {
+                        return Err(self.err(
+                            extra.col,
+                            format!(
+                                "unexpected '{}': expect T denied [STATUS] [ERROR_CODE], like 'denied 403 scope_violation'",
+                                extra.text
+                            ),
+                        ));
+                    }
+                }
+                return Ok(Expectation::Denied {
+                    label,
+                    status: st,
+                    code,
+                });
+            }
+            status = Some(match t.text.as_str() {
+                "valid" => Status::Valid,
+                "invalid" => Status::Invalid,
+                "released" => Status::Released,
+                "revoked" => Status::Revoked,
+                "expired" => Status::Expired,
+                other => {
+                    let hint = did_you_mean(suggest(other, STATUS_WORDS));
+                    return Err(self.err(
+                        t.col,
+                        format!(
+                            "unknown expectation '{other}'{hint}: expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain="
+                        ),
+                    ));
+                }
+            });
+            rest = &rest[1..];
+        }
+        let mut checks = Vec::new();
+        for (key, v, col, t) in self.options(rest, &["scope", "depth", "chain"])? {
+            checks.push(match key {
+                "scope" => ClaimCheck::Scope(self.scopes(t, v, col)?),
+                "depth" => ClaimCheck::Depth(v.parse::<usize>().map_err(|_| {
+                    self.err(col, format!("depth must be a whole number, got '{v}'"))
+                })?),
+                _ => {
+                    let mut names = Vec::new();
+                    let mut c = col;
+                    for part in v.split(',') {
+                        names.push(self.agent_ref(&Tok {
+                            text: part.to_string(),
+                            col: c,
+                            quoted: false,
+                        })?);
+                        c += part.chars().count() + 1;
+                    }
+                    ClaimCheck::Chain(names)
+                }
+            });
+        }
+        if status.is_none() && checks.is_empty() {
+            return Err(self.err(
+                first.col + first.text.chars().count() + 1,
+                "expected a status (valid, invalid, released, revoked, expired, denied) or a check (scope=, depth=, chain=)",
+            ));
+        }
+        Ok(Expectation::Token {
+            label,
+            status,
+            checks,
+        })
+    }
+}
+
+/// Parses and reference-checks a scenario. `file` names it in messages.
+pub fn parse(file: &str, text: &str) -> Result<Script, ParseErrors> {
+    let mut p = Parser {
+        file: file.to_string(),
+        errors: Vec::new(),
+        labels: HashMap::new(),
+        line: 0,
+    };
+    let mut steps = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        p.line = i + 1;
+        let (toks, source) = match tokenize(raw) {
+            Ok(x) => x,
+            Err((col, msg)) => {
+                let e = p.err(col, msg);
+                p.errors.push(e);
+                continue;
+            }
+        };
+        if toks.is_empty() {
+            continue;
+        }
+        match p.step(&toks) {
+            Ok(kind) => steps.push(Step {
+                line: p.line,
+                source,
+                kind,
+            }),
+            Err(e) => p.errors.push(e),
+        }
+    }
+    if steps.is_empty() && p.errors.is_empty() {
+        p.errors.push(ParseError {
+            file: file.to_string(),
+            line: 1,
+            col: 1,
+            message: "the script has no steps".into(),
+        });
+    }
+    if p.errors.is_empty() {
+        Ok(Script {
+            file: file.to_string(),
+            steps,
+        })
+    } else {
+        Err(ParseErrors(p.errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse("t.chainview", text).unwrap_err().to_string()
+    }
+
+    const BASE: &str = "agent analyst orch=o task=t scope=read:data:*\n";
+
+    #[test]
+    fn parses_the_design_example() {
+        let s = parse(
+            "x",
+            r#"title "CI/CD deployment runner"
+app ceiling=read:config:*,read:deploy:*,write:deploy:*
+agent orchestrator orch=deploy-pipeline task=release-v2.4.1 scope=read:config:*,read:deploy:*,write:deploy:*
+agent analyst orch=deploy-pipeline task=review-v2.4.1 scope=read:config:*,read:deploy:*
+agent deployer orch=deploy-pipeline task=push-v2.4.1 scope=write:deploy:*
+say "Hop 1: the orchestrator hands the analyst a read-only slice"
+delegate orchestrator -> analyst scope=read:config:production,read:deploy:web-service ttl=120 as=hop1
+validate hop1
+expect hop1 valid scope=read:config:production,read:deploy:web-service depth=1
+delegate hop1 -> deployer scope=write:deploy:web-service ttl=60 as=hop2
+expect hop2 denied 403 scope_violation
+probe read:config:staging
+expect permits orchestrator read:config:staging
+expect denies hop1 read:config:staging
+release orchestrator,analyst,deployer
+expect orchestrator released   # trailing comment
+wait 1.5s
+revoke chain orchestrator
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.steps.len(), 18);
+        assert_eq!(s.title(), Some("CI/CD deployment runner"));
+        assert!(s.needs_admin());
+        assert_eq!(
+            s.steps[10].kind,
+            StepKind::Expect(Expectation::Denied {
+                label: "hop2".into(),
+                status: Some(403),
+                code: Some("scope_violation".into())
+            })
+        );
+        assert_eq!(s.steps[15].source, "expect orchestrator released");
+        assert_eq!(s.steps[16].kind, StepKind::Wait(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn misspelt_token_suggests_nearest() {
+        assert_eq!(
+            err(&format!("{BASE}validate analist")),
+            "t.chainview:2:10: unknown token 'analist' — did you mean 'analyst'?"
+        );
+    }
+
+    #[test]
+    fn misspelt_step_suggests_keyword() {
+        assert_eq!(
+            err("delegat a -> b scope=a:b:c as=x"),
+            "t.chainview:1:1: unknown step 'delegat' — did you mean 'delegate'?"
+        );
+    }
+
+    #[test]
+    fn label_used_before_defined() {
+        assert_eq!(
+            err("validate hop1\nagent hop1 scope=a:b:c"),
+            "t.chainview:1:10: unknown token 'hop1' — no token is defined before line 1"
+        );
+    }
+
+    #[test]
+    fn malformed_scope_points_at_the_scope() {
+        assert_eq!(
+            err("agent a scope=read:data:x,read:data"),
+            "t.chainview:1:27: malformed scope 'read:data': expected action:resource:identifier (found only one colon)"
+        );
+    }
+
+    #[test]
+    fn ttl_must_be_positive_integer() {
+        assert_eq!(
+            err(&format!("{BASE}agent b scope=read:data:x\ndelegate analyst -> b scope=read:data:x ttl=-5 as=h")),
+            "t.chainview:3:45: ttl must be a positive whole number of seconds, got '-5'"
+        );
+        assert_eq!(
+            err("agent a scope=a:b:c ttl=1.5"),
+            "t.chainview:1:25: ttl must be a positive whole number of seconds, got '1.5'"
+        );
+    }
+
+    #[test]
+    fn duplicate_label() {
+        assert_eq!(
+            err(&format!("{BASE}agent analyst scope=read:data:x")),
+            "t.chainview:2:7: duplicate label 'analyst' (first defined on line 1)"
+        );
+    }
+
+    #[test]
+    fn all_errors_are_reported() {
+        let e = parse("t", "frobnicate\nvalidate nobody\n").unwrap_err();
+        assert_eq!(e.0.len(), 2);
+    }
+
+    #[test]
+    fn unknown_option_suggests() {
+        assert_eq!(
+            err(&format!("{BASE}agent b scope=read:data:x\ndelegate analyst -> b scpe=read:data:x as=h")),
+            "t.chainview:3:23: unknown option 'scpe=' — did you mean 'scope='?"
+        );
+    }
+
+    #[test]
+    fn delegate_to_a_label_is_not_an_agent() {
+        assert_eq!(
+            err(&format!("{BASE}agent b scope=read:data:x\ndelegate analyst -> b scope=read:data:x as=h\ndelegate analyst -> h scope=read:data:x as=h2")),
+            "t.chainview:4:21: 'h' is a delegated token, not an agent: name an agent defined with `agent`"
+        );
+    }
+
+    #[test]
+    fn unterminated_string() {
+        assert_eq!(
+            err("say \"hello"),
+            "t.chainview:1:5: unterminated string: expected a closing '\"'"
+        );
+    }
+
+    #[test]
+    fn expectation_typos() {
+        assert_eq!(
+            err(&format!("{BASE}expect analyst valdi")),
+            "t.chainview:2:16: unknown expectation 'valdi' — did you mean 'valid'?: expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain="
+        );
+        assert_eq!(
+            err(&format!("{BASE}expect permit analyst read:data:x")),
+            "t.chainview:2:8: unknown expectation 'permit' — did you mean 'permits'?"
+        );
+    }
+
+    #[test]
+    fn bad_revoke_level_and_duration() {
+        assert_eq!(
+            err(&format!("{BASE}revoke tokn analyst")),
+            "t.chainview:2:8: unknown revocation level 'tokn' — did you mean 'token'?: expected token, agent, task or chain"
+        );
+        assert_eq!(
+            err("wait soon"),
+            "t.chainview:1:6: bad duration 'soon': expected a number with ms, s or m, like 2s"
+        );
+    }
+
+    #[test]
+    fn empty_script() {
+        assert_eq!(err("# only a comment\n\n"), "t.chainview:1:1: the script has no steps");
+    }
+
+    #[test]
+    fn bad_spiffe_segment() {
+        assert_eq!(
+            err("agent a orch=bad/id scope=a:b:c"),
+            "t.chainview:1:14: orch 'bad/id' is not a SPIFFE path segment: use letters, digits, '.', '-' and '_'"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(s in "(?s).{0,300}") {
+            let _ = parse("p", &s);
+        }
+
+        #[test]
+        fn parse_never_panics_on_plausible_lines(lines in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::string::string_regex("(agent|delegate|expect|validate|revoke|wait|probe|say) [a-z =:,>\"*-]{0,40}").unwrap(),
+                proptest::string::string_regex("[a-z]{1,8}( [a-z0-9=:,.*-]{1,12}){0,5}").unwrap(),
+            ], 0..8)) {
+            let _ = parse("p", &lines.join("\n"));
+        }
+    }
+}
