@@ -7,3 +7,6 @@ pub mod broker;
 pub mod jwt;
 pub mod scope;
 pub mod scenario;
+pub mod app;
+pub mod worker;
+pub mod session;

@@ -2,10 +2,18 @@
 
 use std::process::ExitCode;
 
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
 use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{Result, WrapErr, eyre};
 
+use chainview::app::App;
 use chainview::broker::embedded::{Config, EmbeddedBroker};
+use chainview::scenario::runner::Runner;
+use chainview::scenario::transcript::{self, Format, Summary};
+use chainview::session::{self, Settings};
 
 const ABOUT: &str = "Terminal explorer for AgentWrit delegation chains";
 
@@ -20,13 +28,38 @@ ENVIRONMENT:
   AGENTWRIT_BROKER_URL     broker to use instead of the embedded one
   AGENTWRIT_CLIENT_ID      app credentials for that broker
   AGENTWRIT_CLIENT_SECRET
-  AGENTWRIT_ADMIN_SECRET   admin secret (unlocks revoke, audit, app registration)";
+  AGENTWRIT_ADMIN_SECRET   admin secret (unlocks revoke, audit, app registration)
+
+EXIT CODES (--script):
+  0  every step ran and every expectation held
+  1  an expectation failed (or a step could not run)
+  2  the script or the command line is malformed
+  3  the broker could not be reached or set up";
 
 #[derive(Debug, Parser)]
 #[command(name = "chainview", version, about = ABOUT, long_about = LONG_ABOUT)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Replay a scenario headless (no terminal) and print a transcript; `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    script: Option<PathBuf>,
+    /// Transcript format for --script: readable text, or one JSON object per step.
+    #[arg(long, value_enum, default_value = "text", requires = "script")]
+    format: Format,
+    /// Broker URL; without it chainview starts its embedded broker on 127.0.0.1.
+    #[arg(long, env = "AGENTWRIT_BROKER_URL", value_name = "URL")]
+    broker: Option<String>,
+    /// Seconds to wait for any one broker answer.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS", value_parser = parse_timeout)]
+    timeout: f64,
+}
+
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err(format!("expected a number of seconds between 0 and 3600, got '{s}'")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +121,10 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    if let Some(path) = cli.script.clone() {
+        let settings = settings(&cli);
+        return ExitCode::from(rt.block_on(run_script(path, cli.format, settings)));
+    }
     let result = rt.block_on(async {
         match cli.command {
             Some(Command::Broker(args)) => run_broker(args, false).await,
@@ -120,6 +157,91 @@ fn main() -> ExitCode {
             ExitCode::from(3)
         }
     }
+}
+
+fn settings(cli: &Cli) -> Settings {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    Settings {
+        broker_url: cli.broker.clone().filter(|u| !u.is_empty()),
+        client_id: env("AGENTWRIT_CLIENT_ID"),
+        client_secret: env("AGENTWRIT_CLIENT_SECRET"),
+        admin_secret: env("AGENTWRIT_ADMIN_SECRET"),
+        timeout: Some(Duration::from_secs_f64(cli.timeout)),
+    }
+}
+
+fn read_script(path: &PathBuf) -> std::io::Result<(String, String)> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        Ok(("-".into(), text))
+    } else {
+        Ok((path.display().to_string(), std::fs::read_to_string(path)?))
+    }
+}
+
+/// `--script`: headless replay. Returns the documented exit code.
+async fn run_script(path: PathBuf, format: Format, settings: Settings) -> u8 {
+    let started = Instant::now();
+    let (file, text) = match read_script(&path) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("chainview: cannot read script {}: {e}", path.display());
+            return 2;
+        }
+    };
+    let script = match chainview::scenario::parse(&file, &text) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return 2;
+        }
+    };
+    let target = match session::connect(&settings).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("chainview: {e}");
+            return 3;
+        }
+    };
+    if script.needs_admin() && !target.has_admin() {
+        eprintln!(
+            "chainview: {} revokes tokens, which needs the broker's admin secret: set AGENTWRIT_ADMIN_SECRET. Nothing was run.",
+            file
+        );
+        target.shutdown().await;
+        return 3;
+    }
+    if let Err(e) = target.worker.client.health().await {
+        eprintln!("chainview: cannot reach the broker: {e}");
+        target.shutdown().await;
+        return 3;
+    }
+    let mut app = App::new(&target.url, target.embedded.is_some(), target.key);
+    let worker = chainview::worker::spawn(target.worker.clone());
+    let title = script.title().map(str::to_string);
+    let mut runner = Runner::new(script, worker);
+    let mut out = std::io::stdout().lock();
+    if format == Format::Text {
+        let _ = write!(out, "{}", transcript::header_text(title.as_deref(), &file, &target.describe()));
+    }
+    let mut summary = Summary::default();
+    while let Some(report) = runner.step(&mut app).await {
+        summary.add(&report);
+        let _ = match format {
+            Format::Text => write!(out, "{}", transcript::step_text(&report)),
+            Format::Json => writeln!(out, "{}", transcript::step_json(&report)),
+        };
+    }
+    summary.millis = started.elapsed().as_millis();
+    let _ = match format {
+        Format::Text => write!(out, "{}", transcript::summary_text(&summary)),
+        Format::Json => writeln!(out, "{}", transcript::summary_json(&summary)),
+    };
+    let _ = out.flush();
+    drop(runner);
+    target.shutdown().await;
+    summary.exit_code()
 }
 
 async fn run_broker(args: BrokerArgs, default_session: bool) -> Result<()> {

@@ -378,22 +378,36 @@ impl BrokerClient {
         scope: &[String],
     ) -> Result<RegisterResponse, ClientError> {
         let ch = self.challenge().await?;
-        let nonce = hex::decode(&ch.nonce).map_err(|_| ClientError::Decode {
+        let req = self.registration(launch_token, key, &ch, orch_id, task_id, scope)?;
+        self.register(&req).await
+    }
+
+    /// The registration body for a challenge: the key signs the
+    /// **hex-decoded** nonce (spec §5.1), both encoded as padded base64.
+    pub fn registration(
+        &self,
+        launch_token: &str,
+        key: &SigningKey,
+        challenge: &Challenge,
+        orch_id: &str,
+        task_id: &str,
+        scope: &[String],
+    ) -> Result<RegisterRequest, ClientError> {
+        let nonce = hex::decode(&challenge.nonce).map_err(|_| ClientError::Decode {
             url: self.url("/v1/challenge"),
             status: 200,
             expected: "hex nonce",
-            reason: format!("nonce '{}' is not hex", ch.nonce),
+            reason: format!("nonce '{}' is not hex", challenge.nonce),
         })?;
-        let req = RegisterRequest {
+        Ok(RegisterRequest {
             launch_token: launch_token.to_string(),
-            nonce: ch.nonce,
+            nonce: challenge.nonce.clone(),
             public_key: STANDARD.encode(key.verifying_key().to_bytes()),
             signature: STANDARD.encode(key.sign(&nonce).to_bytes()),
             orch_id: orch_id.to_string(),
             task_id: task_id.to_string(),
             requested_scope: scope.to_vec(),
-        };
-        self.register(&req).await
+        })
     }
 
     pub async fn app_auth(

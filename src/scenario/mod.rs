@@ -80,6 +80,7 @@ pub enum StepKind {
     },
     Delegate {
         from: String,
+        /// An agent name, or a literal `spiffe://` id (e.g. an unregistered one).
         to: String,
         scope: Vec<String>,
         ttl: Option<i64>,
@@ -149,6 +150,8 @@ pub enum ClaimCheck {
     Depth(usize),
     /// Agent names of the chain records, root first.
     Chain(Vec<String>),
+    /// Lifetime in seconds (`exp - iat`).
+    Ttl(i64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,11 +162,12 @@ pub enum Expectation {
         status: Option<Status>,
         checks: Vec<ClaimCheck>,
     },
-    /// `expect T denied [STATUS] [ERROR_CODE]`
+    /// `expect T denied [STATUS] [ERROR_CODE] ["DETAIL"]`
     Denied {
         label: String,
         status: Option<u16>,
         code: Option<String>,
+        detail: Option<String>,
     },
     /// `expect permits T SCOPE`
     Permits { label: String, scope: String },

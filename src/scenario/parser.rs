@@ -400,7 +400,11 @@ impl Parser {
                     return Err(self.err(arrow.col, format!("expected '->', found '{}'", arrow.text)));
                 }
                 let to_tok = self.need(rest, 2, arrow, "the agent to delegate to")?;
-                let to = self.agent_ref(to_tok)?;
+                let to = if to_tok.text.starts_with("spiffe://") {
+                    to_tok.text.clone()
+                } else {
+                    self.agent_ref(to_tok)?
+                };
                 let opts = self.options(&rest[3..], &["scope", "ttl", "as"])?;
                 let mut scope = None;
                 let mut ttl = None;
@@ -575,8 +579,11 @@ impl Parser {
             if t.text == "denied" {
                 let mut st = None;
                 let mut code = None;
+                let mut detail = None;
                 for extra in &rest[1..] {
-                    if let Ok(n) = extra.text.parse::<u16>()
+                    if extra.quoted && detail.is_none() {
+                        detail = Some(extra.text.clone());
+                    } else if let Ok(n) = extra.text.parse::<u16>()
                         && st.is_none()
                         && code.is_none()
                         && (100..=599).contains(&n)
@@ -594,7 +601,7 @@ impl Parser {
                         return Err(self.err(
                             extra.col,
                             format!(
-                                "unexpected '{}': expect T denied [STATUS] [ERROR_CODE], like 'denied 403 scope_violation'",
+                                "unexpected '{}': expect T denied [STATUS] [ERROR_CODE] [\"DETAIL\"], like 'denied 403 scope_violation'",
                                 extra.text
                             ),
                         ));
@@ -604,6 +611,7 @@ impl Parser {
                     label,
                     status: st,
                     code,
+                    detail,
                 });
             }
             status = Some(match t.text.as_str() {
@@ -617,7 +625,7 @@ impl Parser {
                     return Err(self.err(
                         t.col,
                         format!(
-                            "unknown expectation '{other}'{hint}: expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain="
+                            "unknown expectation '{other}'{hint}: expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain=/ttl="
                         ),
                     ));
                 }
@@ -625,9 +633,10 @@ impl Parser {
             rest = &rest[1..];
         }
         let mut checks = Vec::new();
-        for (key, v, col, t) in self.options(rest, &["scope", "depth", "chain"])? {
+        for (key, v, col, t) in self.options(rest, &["scope", "depth", "chain", "ttl"])? {
             checks.push(match key {
                 "scope" => ClaimCheck::Scope(self.scopes(t, v, col)?),
+                "ttl" => ClaimCheck::Ttl(self.ttl(v, col)?),
                 "depth" => ClaimCheck::Depth(v.parse::<usize>().map_err(|_| {
                     self.err(col, format!("depth must be a whole number, got '{v}'"))
                 })?),
@@ -649,7 +658,7 @@ impl Parser {
         if status.is_none() && checks.is_empty() {
             return Err(self.err(
                 first.col + first.text.chars().count() + 1,
-                "expected a status (valid, invalid, released, revoked, expired, denied) or a check (scope=, depth=, chain=)",
+                "expected a status (valid, invalid, released, revoked, expired, denied) or a check (scope=, depth=, chain=, ttl=)",
             ));
         }
         Ok(Expectation::Token {
@@ -752,7 +761,8 @@ revoke chain orchestrator
             StepKind::Expect(Expectation::Denied {
                 label: "hop2".into(),
                 status: Some(403),
-                code: Some("scope_violation".into())
+                code: Some("scope_violation".into()),
+                detail: None,
             })
         );
         assert_eq!(s.steps[15].source, "expect orchestrator released");
@@ -845,7 +855,7 @@ revoke chain orchestrator
     fn expectation_typos() {
         assert_eq!(
             err(&format!("{BASE}expect analyst valdi")),
-            "t.chainview:2:16: unknown expectation 'valdi' — did you mean 'valid'?: expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain="
+            "t.chainview:2:16: unknown expectation 'valdi' — did you mean 'valid'?: expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain=/ttl="
         );
         assert_eq!(
             err(&format!("{BASE}expect permit analyst read:data:x")),

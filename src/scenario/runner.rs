@@ -1,0 +1,666 @@
+//! Runs a [`Script`] step by step: each step becomes worker commands, their
+//! events are folded into the shared [`App`] state, and `expect` lines are
+//! checked against that state. The headless `--script` mode and the
+//! interactive step-through both drive this runner.
+
+use std::time::Duration;
+
+use super::{ClaimCheck, Expectation, Script, Status, StepKind};
+use crate::app::{App, Hop, ProbeRow, TokenId, TokenStatus, unix_now};
+use crate::broker::BrokerError;
+use crate::broker::types::RevokeLevel;
+use crate::scope;
+use crate::worker::{Call, Command, Event, Outcome, Secret, WorkerHandle};
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepResult {
+    /// Done (for `expect`, the expectation is judged separately).
+    Ok,
+    /// The broker refused; the run continues.
+    Refused(BrokerError),
+    /// The step could not be carried out (e.g. the source token was refused).
+    Error(String),
+    /// The broker could not be reached; the run stops here.
+    Unreachable(String),
+    /// Not run because an earlier step could not reach the broker.
+    NotRun,
+}
+
+impl StepResult {
+    pub fn word(&self) -> &'static str {
+        match self {
+            StepResult::Ok => "ok",
+            StepResult::Refused(_) => "refused",
+            StepResult::Error(_) => "error",
+            StepResult::Unreachable(_) => "unreachable",
+            StepResult::NotRun => "not_run",
+        }
+    }
+}
+
+/// A token as a transcript shows it (the raw token redacted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenView {
+    pub label: String,
+    pub holder: String,
+    pub agent_id: Option<String>,
+    pub token: Option<String>,
+    pub expires_in: Option<i64>,
+    pub scope: Vec<String>,
+    pub depth: usize,
+    pub status: String,
+}
+
+/// A requested scope the delegator did not hold, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotHeld {
+    pub scope: String,
+    pub reason: String,
+}
+
+/// A token's fate across a revocation, as the broker answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fate {
+    pub label: String,
+    pub holder: String,
+    /// The broker's `validate` answer after the revocation.
+    pub valid_after: Option<bool>,
+    /// What spec §7.1 predicts.
+    pub predicted_dead: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub scope: String,
+    pub rows: Vec<ProbeLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeLine {
+    pub token: String,
+    pub holder: String,
+    /// `permits`, `denies` or `dead`.
+    pub verdict: &'static str,
+    /// For permits: the granted scope that covers it.
+    pub by: Option<String>,
+    /// For denies: why (from `scope::explain`); for dead: the status.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectResult {
+    pub ok: bool,
+    pub reason: String,
+}
+
+/// Everything a transcript needs about one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepReport {
+    /// 1-based position in the script.
+    pub index: usize,
+    pub line: usize,
+    pub source: String,
+    pub kind: &'static str,
+    pub result: StepResult,
+    pub say: Option<String>,
+    pub title: Option<String>,
+    /// Tokens issued, refused, validated, renewed or released by this step.
+    pub tokens: Vec<TokenView>,
+    /// The chain after a delegation (also for a refused one: the attempted hop last).
+    pub chain: Vec<Hop>,
+    /// For a scope refusal: the requested scopes the delegator did not hold.
+    pub not_held: Vec<NotHeld>,
+    pub probe: Option<Probe>,
+    pub fates: Vec<Fate>,
+    pub expectation: Option<ExpectResult>,
+    pub calls: Vec<Call>,
+}
+
+impl StepReport {
+    fn new(index: usize, step: &super::Step) -> Self {
+        StepReport {
+            index,
+            line: step.line,
+            source: step.source.clone(),
+            kind: step.kind.keyword(),
+            result: StepResult::Ok,
+            say: None,
+            title: None,
+            tokens: Vec::new(),
+            chain: Vec::new(),
+            not_held: Vec::new(),
+            probe: None,
+            fates: Vec::new(),
+            expectation: None,
+            calls: Vec::new(),
+        }
+    }
+}
+
+/// Drives a script through the worker, one step at a time.
+pub struct Runner {
+    script: Script,
+    pos: usize,
+    worker: WorkerHandle,
+    app_ready: bool,
+    halted: Option<String>,
+}
+
+fn token_view(app: &App, id: TokenId, now: i64) -> TokenView {
+    let t = &app.tokens[id];
+    let holder = &app.agents[t.holder];
+    TokenView {
+        label: app.token_name(id),
+        holder: holder.name.clone(),
+        agent_id: holder.agent_id.clone(),
+        token: t.redacted(),
+        expires_in: t.expires_in,
+        scope: t.scope().to_vec(),
+        depth: t.depth(),
+        status: t.status_at(now).word().to_string(),
+    }
+}
+
+/// The probe table for `requested`.
+pub fn probe_table(app: &App, requested: &str, now: i64) -> Probe {
+    let rows = app
+        .probe(requested, now)
+        .into_iter()
+        .map(|ProbeRow { token, verdict }| {
+            let t = &app.tokens[token];
+            let (verdict, by, reason) = match verdict {
+                crate::app::ProbeVerdict::Permits { by } => ("permits", Some(by), None),
+                crate::app::ProbeVerdict::Denies(d) => ("denies", None, Some(d.to_string())),
+                crate::app::ProbeVerdict::Dead(s) => ("dead", None, Some(status_reason(&s))),
+            };
+            ProbeLine {
+                token: app.token_name(token),
+                holder: app.agents[t.holder].name.clone(),
+                verdict,
+                by,
+                reason,
+            }
+        })
+        .collect();
+    Probe {
+        scope: requested.to_string(),
+        rows,
+    }
+}
+
+/// A status in words, with the broker's words for a refusal.
+pub fn status_reason(s: &TokenStatus) -> String {
+    match s {
+        TokenStatus::Refused(b) => format!("refused ({} {}: {})", b.status, b.error_code, b.detail),
+        TokenStatus::Revoked { level, .. } => format!("revoked at level {level}"),
+        TokenStatus::Failed(why) => format!("failed ({why})"),
+        TokenStatus::Invalid => "invalid (the broker says so)".into(),
+        other => other.word().to_string(),
+    }
+}
+
+impl Runner {
+    pub fn new(script: Script, worker: WorkerHandle) -> Self {
+        Runner {
+            script,
+            pos: 0,
+            worker,
+            app_ready: false,
+            halted: None,
+        }
+    }
+
+    pub fn script(&self) -> &Script {
+        &self.script
+    }
+
+    /// Index of the next step to run.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    pub fn done(&self) -> bool {
+        self.pos >= self.script.steps.len()
+    }
+
+    /// Why the run stopped early, if it did.
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
+    }
+
+    /// Sends a command and waits for its event, folding every event that
+    /// arrives meanwhile into `app`.
+    async fn exec(&mut self, app: &mut App, cmd: Command, calls: &mut Vec<Call>) -> Option<Event> {
+        let id = self.worker.send(cmd);
+        while let Some(ev) = self.worker.events.recv().await {
+            app.apply(&ev);
+            if ev.request == id {
+                calls.extend(ev.calls.iter().cloned());
+                return Some(ev);
+            }
+        }
+        None
+    }
+
+    /// Sends several commands at once and waits for all their events.
+    async fn exec_all(&mut self, app: &mut App, cmds: Vec<Command>, calls: &mut Vec<Call>) -> Vec<Event> {
+        let mut ids: Vec<u64> = cmds.into_iter().map(|c| self.worker.send(c)).collect();
+        let mut out = Vec::new();
+        while !ids.is_empty() {
+            let Some(ev) = self.worker.events.recv().await else {
+                break;
+            };
+            app.apply(&ev);
+            if let Some(i) = ids.iter().position(|id| *id == ev.request) {
+                ids.swap_remove(i);
+                calls.extend(ev.calls.iter().cloned());
+                out.push(ev);
+            }
+        }
+        out
+    }
+
+    /// Runs the next step; `None` when the script is finished.
+    pub async fn step(&mut self, app: &mut App) -> Option<StepReport> {
+        let step = self.script.steps.get(self.pos)?.clone();
+        self.pos += 1;
+        let mut r = StepReport::new(self.pos, &step);
+        if self.halted.is_some() {
+            r.result = StepResult::NotRun;
+            if let StepKind::Expect(_) = step.kind {
+                r.expectation = Some(ExpectResult {
+                    ok: false,
+                    reason: "not checked: the broker could not be reached".into(),
+                });
+            }
+            return Some(r);
+        }
+        let mut calls = Vec::new();
+        let result = self.run_step(app, &step.kind, step.line, &mut r, &mut calls).await;
+        r.calls = calls;
+        r.result = result;
+        if let StepResult::Unreachable(why) = &r.result {
+            self.halted = Some(why.clone());
+        }
+        Some(r)
+    }
+
+    async fn ensure_app(&mut self, app: &mut App, calls: &mut Vec<Call>, ceiling: Option<Vec<String>>) -> Result<(), StepResult> {
+        if self.app_ready && ceiling.is_none() {
+            return Ok(());
+        }
+        let ceiling = ceiling.unwrap_or_else(|| self.script.agent_scopes());
+        let name = format!("chainview-{}", crate::broker::embedded::short_id());
+        let ev = self
+            .exec(app, Command::SetupApp { name, ceiling }, calls)
+            .await
+            .ok_or_else(|| StepResult::Unreachable("the broker worker stopped".into()))?;
+        match ev.outcome {
+            Outcome::AppReady(Ok(_)) => {
+                self.app_ready = true;
+                Ok(())
+            }
+            Outcome::AppReady(Err(e)) => Err(StepResult::Unreachable(format!("setting up the app failed: {e}"))),
+            _ => Err(StepResult::Error("unexpected worker answer".into())),
+        }
+    }
+
+    fn live_raw(&self, app: &App, label: &str) -> Result<(TokenId, Secret), StepResult> {
+        let id = *app
+            .labels
+            .get(label)
+            .ok_or_else(|| StepResult::Error(format!("unknown token '{label}'")))?;
+        let t = &app.tokens[id];
+        match (&t.raw, t.status_at(unix_now())) {
+            (Some(raw), _) => Ok((id, Secret(raw.clone()))),
+            (None, s) => Err(StepResult::Error(format!(
+                "'{label}' holds no token: {}",
+                status_reason(&s)
+            ))),
+        }
+    }
+
+    fn outcome_result(ev: Option<Event>) -> (StepResult, Option<Event>) {
+        match ev {
+            None => (StepResult::Unreachable("the broker worker stopped".into()), None),
+            Some(ev) => {
+                if let Some(e) = ev.outcome.unreachable() {
+                    return (StepResult::Unreachable(e.to_string()), Some(ev));
+                }
+                let err = match &ev.outcome {
+                    Outcome::AgentCreated { result: Err(e), .. }
+                    | Outcome::Delegated { result: Err(e), .. }
+                    | Outcome::Validated { result: Err(e), .. }
+                    | Outcome::Renewed { result: Err(e), .. }
+                    | Outcome::Released { result: Err(e), .. }
+                    | Outcome::Revoked { result: Err(e), .. } => Some(e.clone()),
+                    _ => None,
+                };
+                match err {
+                    Some(crate::broker::ClientError::Broker(b)) => (StepResult::Refused(b), Some(ev)),
+                    Some(other) => (StepResult::Error(other.to_string()), Some(ev)),
+                    None => (StepResult::Ok, Some(ev)),
+                }
+            }
+        }
+    }
+
+    async fn run_step(&mut self, app: &mut App, kind: &StepKind, line: usize, r: &mut StepReport, calls: &mut Vec<Call>) -> StepResult {
+        let now = unix_now;
+        match kind {
+            StepKind::Title(t) => {
+                r.title = Some(t.clone());
+                StepResult::Ok
+            }
+            StepKind::Say(t) => {
+                r.say = Some(t.clone());
+                StepResult::Ok
+            }
+            StepKind::App { ceiling } => match self.ensure_app(app, calls, Some(ceiling.clone())).await {
+                Ok(()) => StepResult::Ok,
+                Err(e) => e,
+            },
+            StepKind::Agent { name, orch, task, scope, ttl } => {
+                if let Err(e) = self.ensure_app(app, calls, None).await {
+                    return e;
+                }
+                let (agent, token) = app.begin_agent(name, orch, task, scope, Some(line));
+                let cmd = Command::CreateAgent { agent, token, orch: orch.clone(), task: task.clone(), scope: scope.clone(), ttl: *ttl };
+                let ev = self.exec(app, cmd, calls).await;
+                r.tokens.push(token_view(app, token, now()));
+                Self::outcome_result(ev).0
+            }
+            StepKind::Delegate { from, to, scope: want, ttl, label } => {
+                let (parent, bearer) = match self.live_raw(app, from) {
+                    Ok(x) => x,
+                    Err(e) => return e,
+                };
+                let (to_id, to_agent) = if to.starts_with("spiffe://") {
+                    let id = app.outside_agent(to);
+                    (id, &app.agents[id])
+                } else {
+                    match app.agent_by_name(to) {
+                        Some(x) => x,
+                        None => return StepResult::Error(format!("unknown agent '{to}'")),
+                    }
+                };
+                let Some(spiffe) = to_agent.agent_id.clone() else {
+                    return StepResult::Error(format!("agent '{to}' is not registered (its registration failed)"));
+                };
+                let token = app.begin_delegation(parent, to_id, want, label, Some(line));
+                let cmd = Command::Delegate { token, bearer, to: spiffe, scope: want.clone(), ttl: *ttl };
+                let (res, _) = Self::outcome_result(self.exec(app, cmd, calls).await);
+                r.tokens.push(token_view(app, token, now()));
+                r.chain = app.chain(token);
+                if let StepResult::Refused(b) = &res
+                    && b.error_code == "scope_violation"
+                    && b.detail.contains("scope")
+                {
+                    let held = app.tokens[parent].scope().to_vec();
+                    r.not_held = scope::explain(want, &held)
+                        .into_iter()
+                        .filter_map(|e| match e.verdict {
+                            scope::Verdict::Denied(d) => Some(NotHeld { scope: e.requested, reason: d.to_string() }),
+                            scope::Verdict::Covered { .. } => None,
+                        })
+                        .collect();
+                }
+                res
+            }
+            StepKind::Validate(labels) => {
+                let mut cmds = Vec::new();
+                let mut ids = Vec::new();
+                for l in labels {
+                    match self.live_raw(app, l) {
+                        Ok((token, raw)) => {
+                            ids.push(token);
+                            cmds.push(Command::Validate { token, raw });
+                        }
+                        Err(e) => return e,
+                    }
+                }
+                let evs = self.exec_all(app, cmds, calls).await;
+                for id in ids {
+                    r.tokens.push(token_view(app, id, now()));
+                }
+                self.worst(evs)
+            }
+            StepKind::Renew { label, new_label } => {
+                let (old, raw) = match self.live_raw(app, label) {
+                    Ok(x) => x,
+                    Err(e) => return e,
+                };
+                let new = app.begin_renewal(old, new_label.as_deref(), Some(line));
+                let (res, _) = Self::outcome_result(self.exec(app, Command::Renew { old, new, raw }, calls).await);
+                r.tokens.push(token_view(app, old, now()));
+                r.tokens.push(token_view(app, new, now()));
+                res
+            }
+            StepKind::Release(labels) => {
+                let mut cmds = Vec::new();
+                let mut ids = Vec::new();
+                for l in labels {
+                    match self.live_raw(app, l) {
+                        Ok((token, raw)) => {
+                            ids.push(token);
+                            cmds.push(Command::Release { token, raw });
+                        }
+                        Err(e) => return e,
+                    }
+                }
+                let evs = self.exec_all(app, cmds, calls).await;
+                for id in ids {
+                    r.tokens.push(token_view(app, id, now()));
+                }
+                self.worst(evs)
+            }
+            StepKind::Revoke { level, target } => self.revoke(app, *level, target, r, calls).await,
+            StepKind::Probe(s) => {
+                r.probe = Some(probe_table(app, s, now()));
+                StepResult::Ok
+            }
+            StepKind::Wait(d) => {
+                tokio::time::sleep(*d).await;
+                StepResult::Ok
+            }
+            StepKind::Expect(e) => {
+                let res = self.expect(app, e, calls).await;
+                match res {
+                    Err(unreachable) => unreachable,
+                    Ok(x) => {
+                        r.expectation = Some(x);
+                        StepResult::Ok
+                    }
+                }
+            }
+        }
+    }
+
+    fn worst(&self, evs: Vec<Event>) -> StepResult {
+        let mut worst = StepResult::Ok;
+        for ev in evs {
+            let (res, _) = Self::outcome_result(Some(ev));
+            match (&worst, &res) {
+                (_, StepResult::Unreachable(_)) => worst = res,
+                (StepResult::Ok, StepResult::Refused(_) | StepResult::Error(_)) => worst = res,
+                _ => {}
+            }
+        }
+        worst
+    }
+
+    async fn revoke(&mut self, app: &mut App, level: RevokeLevel, target: &str, r: &mut StepReport, calls: &mut Vec<Call>) -> StepResult {
+        let wire_target = match level {
+            RevokeLevel::Token => match app.token(target).and_then(|t| t.claims.as_ref()) {
+                Some(c) => c.jti.clone(),
+                None => return StepResult::Error(format!("'{target}' holds no token to revoke")),
+            },
+            RevokeLevel::Agent | RevokeLevel::Chain => match app.agent_by_name(target).and_then(|(_, a)| a.agent_id.clone()) {
+                Some(id) => id,
+                None => return StepResult::Error(format!("agent '{target}' is not registered")),
+            },
+            RevokeLevel::Task => target.to_string(),
+        };
+        let before: Vec<TokenId> = app
+            .tokens
+            .iter()
+            .filter(|t| t.status_at(unix_now()) == TokenStatus::Valid)
+            .map(|t| t.id)
+            .collect();
+        let (res, _) = Self::outcome_result(self.exec(app, Command::Revoke { level, target: wire_target }, calls).await);
+        if res != StepResult::Ok {
+            return res;
+        }
+        // Ask the broker about every token that was alive: which die, which live on.
+        let cmds: Vec<Command> = before
+            .iter()
+            .filter_map(|id| app.tokens[*id].raw.clone().map(|raw| Command::Validate { token: *id, raw: Secret(raw) }))
+            .collect();
+        let evs = self.exec_all(app, cmds, calls).await;
+        let worst = self.worst(evs);
+        for id in before {
+            let t = &app.tokens[id];
+            r.fates.push(Fate {
+                label: app.token_name(id),
+                holder: app.agents[t.holder].name.clone(),
+                valid_after: t.validated.as_ref().map(|v| v.valid),
+                predicted_dead: matches!(t.status_at(unix_now()), TokenStatus::Revoked { .. }),
+            });
+        }
+        worst
+    }
+
+    /// Judges an expectation. Status expectations ask the broker first.
+    async fn expect(&mut self, app: &mut App, e: &Expectation, calls: &mut Vec<Call>) -> Result<ExpectResult, StepResult> {
+        let held = |ok: bool, reason: String| Ok(ExpectResult { ok, reason });
+        match e {
+            Expectation::Permits { label, scope: s } | Expectation::Denies { label, scope: s } => {
+                let want_permit = matches!(e, Expectation::Permits { .. });
+                let Some(t) = app.token(label) else {
+                    return held(false, format!("unknown token '{label}'"));
+                };
+                let status = t.status_at(unix_now());
+                let (permits, why) = if status.is_dead() {
+                    (false, format!("{label} is {}: a dead token permits nothing", status_reason(&status)))
+                } else {
+                    match scope::explain_one(s, t.scope()) {
+                        scope::Verdict::Covered { by } => (true, format!("{label} permits {s} (granted by {by})")),
+                        scope::Verdict::Denied(d) => (false, format!("{label} denies {s}: {d}")),
+                    }
+                };
+                held(permits == want_permit, why)
+            }
+            Expectation::Denied { label, status, code, detail } => {
+                let Some(t) = app.token(label) else {
+                    return held(false, format!("unknown token '{label}'"));
+                };
+                match t.status_at(unix_now()) {
+                    TokenStatus::Refused(b) => {
+                        let ok = status.is_none_or(|s| s == b.status)
+                            && code.as_deref().is_none_or(|c| c == b.error_code)
+                            && detail.as_deref().is_none_or(|d| d == b.detail);
+                        held(ok, format!("{label} was refused: {} {} \"{}\"", b.status, b.error_code, b.detail))
+                    }
+                    other => held(false, format!("{label} was not refused: it is {}", status_reason(&other))),
+                }
+            }
+            Expectation::Token { label, status, checks } => {
+                let Some(id) = app.labels.get(label).copied() else {
+                    return held(false, format!("unknown token '{label}'"));
+                };
+                let mut reasons = Vec::new();
+                let mut ok = true;
+                if let Some(want) = status {
+                    // Ask the broker now: the expectation is about what it says.
+                    let broker_says = match app.tokens[id].raw.clone() {
+                        Some(raw) => {
+                            let ev = self.exec(app, Command::Validate { token: id, raw: Secret(raw) }, calls).await;
+                            let (res, ev) = Self::outcome_result(ev);
+                            if let StepResult::Unreachable(_) = res {
+                                return Err(res);
+                            }
+                            match ev.map(|e| e.outcome) {
+                                Some(Outcome::Validated { result: Ok(v), .. }) => Some(v.valid),
+                                _ => None,
+                            }
+                        }
+                        None => None,
+                    };
+                    let st = app.status(id, unix_now());
+                    let (good, why) = judge_status(*want, broker_says, &st);
+                    ok &= good;
+                    reasons.push(why);
+                }
+                let t = &app.tokens[id];
+                for check in checks {
+                    let Some(c) = &t.claims else {
+                        ok = false;
+                        reasons.push(format!("{label} has no claims ({})", status_reason(&t.status_at(unix_now()))));
+                        break;
+                    };
+                    match check {
+                        ClaimCheck::Scope(want) => {
+                            let good = &c.scope == want;
+                            ok &= good;
+                            reasons.push(format!("scope {}", c.scope.join(",")));
+                        }
+                        ClaimCheck::Ttl(want) => {
+                            ok &= c.exp - c.iat == *want;
+                            reasons.push(format!("ttl {} s", c.exp - c.iat));
+                        }
+                        ClaimCheck::Depth(want) => {
+                            ok &= c.depth() == *want;
+                            reasons.push(format!("depth {}", c.depth()));
+                        }
+                        ClaimCheck::Chain(want) => {
+                            let names: Vec<String> = c
+                                .delegation_chain
+                                .iter()
+                                .map(|rec| app.agent_name(&rec.agent).map(str::to_string).unwrap_or_else(|| rec.agent.clone()))
+                                .collect();
+                            ok &= &names == want;
+                            let shown: Vec<String> = c
+                                .delegation_chain
+                                .iter()
+                                .zip(&names)
+                                .map(|(rec, n)| format!("{n} (held {})", rec.scope.join(",")))
+                                .collect();
+                            reasons.push(format!("chain {}", if shown.is_empty() { "empty".into() } else { shown.join(" → ") }));
+                        }
+                    }
+                }
+                held(ok, format!("{label}: {}", reasons.join("; ")))
+            }
+        }
+    }
+
+    /// How long a `wait` step in the script sleeps in total (for planning).
+    pub fn total_wait(&self) -> Duration {
+        self.script
+            .steps
+            .iter()
+            .map(|s| match s.kind {
+                StepKind::Wait(d) => d,
+                _ => Duration::ZERO,
+            })
+            .sum()
+    }
+}
+
+/// Judges a status expectation from the broker's `validate` answer and the known cause.
+fn judge_status(want: Status, broker_valid: Option<bool>, st: &TokenStatus) -> (bool, String) {
+    let said = match broker_valid {
+        Some(true) => "the broker says valid".to_string(),
+        Some(false) => format!("the broker says invalid; chainview knows it is {}", status_reason(st)),
+        None => format!("never issued: {}", status_reason(st)),
+    };
+    let good = match want {
+        Status::Valid => broker_valid == Some(true),
+        Status::Invalid => broker_valid != Some(true),
+        Status::Released => broker_valid == Some(false) && *st == TokenStatus::Released,
+        Status::Revoked => broker_valid == Some(false) && matches!(st, TokenStatus::Revoked { .. } | TokenStatus::RenewedAway),
+        Status::Expired => broker_valid == Some(false) && *st == TokenStatus::Expired,
+    };
+    (good, said)
+}

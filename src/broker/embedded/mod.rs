@@ -71,6 +71,11 @@ impl Default for Config {
     }
 }
 
+/// Six random lowercase hex characters, for unique names.
+pub fn short_id() -> String {
+    random_hex(3)
+}
+
 /// `n` random bytes as lowercase hex.
 pub(crate) fn random_hex(n: usize) -> String {
     let bytes: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();

@@ -1,0 +1,663 @@
+//! The state model: the app session, agents, tokens (registration, delegated
+//! and renewed, with parent links), their statuses, the event log and the
+//! scope probe. [`App::apply`] folds worker events into it; it does no I/O.
+//!
+//! Every status shown is what the broker said or what follows from its rules
+//! (spec §7.1): a refused step stays refused, with the broker's own words.
+
+use std::collections::HashMap;
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::broker::types::RevokeLevel;
+use crate::broker::{BrokerError, ClientError};
+use crate::jwt::{self, Claims, Verification};
+use crate::scope;
+use crate::worker::{AppInfo, Call, Event, Outcome};
+
+pub type AgentId = usize;
+pub type TokenId = usize;
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentEntry {
+    pub name: String,
+    /// The SPIFFE id, once registered.
+    pub agent_id: Option<String>,
+    pub orch: String,
+    pub task: String,
+    pub scope: Vec<String>,
+    /// The registration token; `None` for an agent chainview did not register.
+    pub token: Option<TokenId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Registration,
+    Delegated { parent: TokenId },
+    Renewal { of: TokenId },
+}
+
+/// A token's state as chainview knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenStatus {
+    /// Asked for, no answer yet.
+    Pending,
+    /// Issued and, as far as chainview knows, usable.
+    Valid,
+    Expired,
+    /// Killed by a revocation entry (level and target).
+    Revoked { level: RevokeLevel, target: String },
+    Released,
+    /// Replaced by a renewal; the broker revoked it.
+    RenewedAway,
+    /// The broker refused to issue it.
+    Refused(BrokerError),
+    /// The broker could not be asked (transport failure) or answered nonsense.
+    Failed(String),
+    /// The broker says it is invalid and chainview knows no reason.
+    Invalid,
+}
+
+impl TokenStatus {
+    pub fn word(&self) -> &'static str {
+        match self {
+            TokenStatus::Pending => "pending",
+            TokenStatus::Valid => "valid",
+            TokenStatus::Expired => "expired",
+            TokenStatus::Revoked { .. } => "revoked",
+            TokenStatus::Released => "released",
+            TokenStatus::RenewedAway => "renewed",
+            TokenStatus::Refused(_) => "refused",
+            TokenStatus::Failed(_) => "failed",
+            TokenStatus::Invalid => "invalid",
+        }
+    }
+
+    /// A dead token permits nothing.
+    pub fn is_dead(&self) -> bool {
+        !matches!(self, TokenStatus::Valid)
+    }
+}
+
+/// The broker's last answer to `validate` for a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validation {
+    pub at: i64,
+    pub valid: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEntry {
+    pub id: TokenId,
+    pub label: Option<String>,
+    pub holder: AgentId,
+    pub kind: TokenKind,
+    /// The scope asked for (for a refused delegation, what was attempted).
+    pub requested_scope: Vec<String>,
+    /// The compact token. A secret: show it through [`jwt::redact`].
+    pub raw: Option<String>,
+    pub claims: Option<Claims>,
+    pub verification: Option<Verification>,
+    pub expires_in: Option<i64>,
+    status: TokenStatus,
+    pub validated: Option<Validation>,
+    /// The scenario line that created it, if any.
+    pub line: Option<usize>,
+}
+
+impl TokenEntry {
+    /// Scope held: the claims' scope once issued, else what was asked for.
+    pub fn scope(&self) -> &[String] {
+        self.claims
+            .as_ref()
+            .map(|c| c.scope.as_slice())
+            .unwrap_or(&self.requested_scope)
+    }
+
+    pub fn exp(&self) -> Option<i64> {
+        self.claims.as_ref().map(|c| c.exp)
+    }
+
+    /// The status at `now`: a valid token past `exp` is expired.
+    pub fn status_at(&self, now: i64) -> TokenStatus {
+        match (&self.status, self.exp()) {
+            (TokenStatus::Valid, Some(exp)) if now > exp => TokenStatus::Expired,
+            (s, _) => s.clone(),
+        }
+    }
+
+    pub fn depth(&self) -> usize {
+        self.claims.as_ref().map(Claims::depth).unwrap_or(0)
+    }
+
+    pub fn parent(&self) -> Option<TokenId> {
+        match self.kind {
+            TokenKind::Delegated { parent } => Some(parent),
+            _ => None,
+        }
+    }
+
+    pub fn redacted(&self) -> Option<String> {
+        self.raw.as_deref().map(jwt::redact)
+    }
+}
+
+/// One line of the event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub at: i64,
+    pub call: Call,
+}
+
+/// A probe verdict for one token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeVerdict {
+    Permits { by: String },
+    Denies(scope::Denial),
+    Dead(TokenStatus),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeRow {
+    pub token: TokenId,
+    pub verdict: ProbeVerdict,
+}
+
+/// One hop of a chain as shown: who held what at that hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// Agent name when known, else the SPIFFE id.
+    pub who: String,
+    pub agent_id: String,
+    pub scope: Vec<String>,
+    /// What this hop did to the previous hop's scope (empty for the root).
+    pub attenuation: Vec<(String, scope::Fate)>,
+    /// The label of the token held at this hop, when it is the token itself.
+    pub label: Option<String>,
+}
+
+/// The whole explorer state.
+#[derive(Debug, Default)]
+pub struct App {
+    pub broker_url: String,
+    pub embedded: bool,
+    /// Known when the broker is the embedded one: signatures can be verified.
+    pub broker_key: Option<VerifyingKey>,
+    pub app: Option<AppInfo>,
+    pub agents: Vec<AgentEntry>,
+    pub tokens: Vec<TokenEntry>,
+    pub labels: HashMap<String, TokenId>,
+    /// Revocation entries this session made; they also kill future tokens.
+    pub revocations: Vec<(RevokeLevel, String)>,
+    pub log: Vec<LogEntry>,
+    /// Set when the broker could not be reached.
+    pub connection_error: Option<String>,
+}
+
+impl App {
+    pub fn new(broker_url: &str, embedded: bool, broker_key: Option<VerifyingKey>) -> Self {
+        App {
+            broker_url: broker_url.to_string(),
+            embedded,
+            broker_key,
+            ..App::default()
+        }
+    }
+
+    pub fn token(&self, label: &str) -> Option<&TokenEntry> {
+        self.labels.get(label).map(|id| &self.tokens[*id])
+    }
+
+    pub fn agent_by_name(&self, name: &str) -> Option<(AgentId, &AgentEntry)> {
+        self.agents.iter().enumerate().find(|(_, a)| a.name == name)
+    }
+
+    /// The agent name for a SPIFFE id, if chainview created that agent.
+    pub fn agent_name(&self, spiffe: &str) -> Option<&str> {
+        self.agents
+            .iter()
+            .find(|a| a.agent_id.as_deref() == Some(spiffe))
+            .map(|a| a.name.as_str())
+    }
+
+    pub fn status(&self, id: TokenId, now: i64) -> TokenStatus {
+        self.tokens[id].status_at(now)
+    }
+
+    fn push_token(&mut self, t: TokenEntry) -> TokenId {
+        let id = self.tokens.len();
+        if let Some(l) = &t.label {
+            self.labels.insert(l.clone(), id);
+        }
+        self.tokens.push(TokenEntry { id, ..t });
+        id
+    }
+
+    fn new_token(&self, holder: AgentId, kind: TokenKind, label: Option<String>, scope: Vec<String>, line: Option<usize>) -> TokenEntry {
+        TokenEntry {
+            id: 0,
+            label,
+            holder,
+            kind,
+            requested_scope: scope,
+            raw: None,
+            claims: None,
+            verification: None,
+            expires_in: None,
+            status: TokenStatus::Pending,
+            validated: None,
+            line,
+        }
+    }
+
+    /// Records an agent about to be registered; returns its id and the pending token's id.
+    pub fn begin_agent(&mut self, name: &str, orch: &str, task: &str, scope: &[String], line: Option<usize>) -> (AgentId, TokenId) {
+        let agent = self.agents.len();
+        let tok = self.new_token(agent, TokenKind::Registration, Some(name.to_string()), scope.to_vec(), line);
+        let token = self.push_token(tok);
+        self.agents.push(AgentEntry {
+            name: name.to_string(),
+            agent_id: None,
+            orch: orch.to_string(),
+            task: task.to_string(),
+            scope: scope.to_vec(),
+            token: Some(token),
+        });
+        (agent, token)
+    }
+
+    /// An agent chainview did not register (e.g. an unregistered SPIFFE id a
+    /// scenario delegates to), found or added by its SPIFFE id.
+    pub fn outside_agent(&mut self, spiffe: &str) -> AgentId {
+        if let Some(i) = self.agents.iter().position(|a| a.agent_id.as_deref() == Some(spiffe)) {
+            return i;
+        }
+        let id = self.agents.len();
+        self.agents.push(AgentEntry {
+            name: spiffe.to_string(),
+            agent_id: Some(spiffe.to_string()),
+            orch: String::new(),
+            task: String::new(),
+            scope: Vec::new(),
+            token: None,
+        });
+        id
+    }
+
+    /// Records a delegation about to be asked for.
+    pub fn begin_delegation(&mut self, parent: TokenId, to: AgentId, scope: &[String], label: &str, line: Option<usize>) -> TokenId {
+        let tok = self.new_token(to, TokenKind::Delegated { parent }, Some(label.to_string()), scope.to_vec(), line);
+        self.push_token(tok)
+    }
+
+    /// Records a renewal about to be asked for. The label moves to the new
+    /// token unless `new_label` names it.
+    pub fn begin_renewal(&mut self, old: TokenId, new_label: Option<&str>, line: Option<usize>) -> TokenId {
+        let o = &self.tokens[old];
+        let tok = self.new_token(o.holder, TokenKind::Renewal { of: old }, None, o.scope().to_vec(), line);
+        let id = self.push_token(tok);
+        let label = new_label.map(str::to_string).or_else(|| self.tokens[old].label.clone());
+        if let Some(l) = label {
+            self.labels.insert(l.clone(), id);
+            self.tokens[id].label = Some(l);
+        }
+        if new_label.is_none() {
+            self.tokens[old].label = self.tokens[old].label.take().map(|l| format!("{l} (before renewal)"));
+        }
+        id
+    }
+
+    fn issued(&mut self, id: TokenId, raw: String, expires_in: i64) {
+        let decoded = jwt::decode(&raw);
+        let t = &mut self.tokens[id];
+        match decoded {
+            Ok(d) => {
+                t.verification = self.broker_key.as_ref().map(|k| d.verify(k));
+                t.claims = Some(d.claims);
+                t.status = TokenStatus::Valid;
+            }
+            Err(e) => t.status = TokenStatus::Failed(format!("the broker issued a token chainview cannot decode: {e}")),
+        }
+        t.raw = Some(raw);
+        t.expires_in = Some(expires_in);
+        // Revocation entries apply to future tokens too (spec §7.1).
+        if let Some(c) = self.tokens[id].claims.clone()
+            && let Some((level, target)) = self.revocation_matching(&c)
+        {
+            self.tokens[id].status = TokenStatus::Revoked { level, target };
+        }
+    }
+
+    fn fail(&mut self, id: TokenId, e: &ClientError) {
+        self.tokens[id].status = match e {
+            ClientError::Broker(b) => TokenStatus::Refused(b.clone()),
+            other => TokenStatus::Failed(other.to_string()),
+        };
+    }
+
+    /// The first revocation entry of this session that matches these claims (spec §7.1).
+    pub fn revocation_matching(&self, c: &Claims) -> Option<(RevokeLevel, String)> {
+        self.revocations
+            .iter()
+            .find(|(level, target)| match level {
+                RevokeLevel::Token => &c.jti == target,
+                RevokeLevel::Agent => &c.sub == target,
+                RevokeLevel::Task => !c.task_id.is_empty() && &c.task_id == target,
+                RevokeLevel::Chain => c.delegation_chain.first().is_some_and(|r| &r.agent == target),
+            })
+            .cloned()
+    }
+
+    /// Folds a worker event into the state.
+    pub fn apply(&mut self, ev: &Event) {
+        let now = unix_now();
+        for call in &ev.calls {
+            self.log.push(LogEntry { at: now, call: call.clone() });
+        }
+        if let Some(e) = ev.outcome.unreachable() {
+            self.connection_error = Some(e.to_string());
+        } else if !ev.calls.is_empty() {
+            self.connection_error = None;
+        }
+        match &ev.outcome {
+            Outcome::Health(_) => {}
+            Outcome::AppReady(r) => {
+                if let Ok(info) = r {
+                    self.app = Some(info.clone());
+                }
+            }
+            Outcome::AgentCreated { agent, token, result } => match result {
+                Ok(a) => {
+                    self.agents[*agent].agent_id = Some(a.agent_id.clone());
+                    self.issued(*token, a.access_token.clone(), a.expires_in);
+                }
+                Err(e) => self.fail(*token, e),
+            },
+            Outcome::Delegated { token, result } => match result {
+                Ok(d) => self.issued(*token, d.access_token.clone(), d.expires_in),
+                Err(e) => self.fail(*token, e),
+            },
+            Outcome::Validated { token, result } => {
+                if let Ok(v) = result {
+                    let t = &mut self.tokens[*token];
+                    t.validated = Some(Validation { at: now, valid: v.valid });
+                    match (v.valid, &t.status) {
+                        (true, _) => t.status = TokenStatus::Valid,
+                        (false, TokenStatus::Valid) => {
+                            t.status = if t.exp().is_some_and(|e| now > e) {
+                                TokenStatus::Expired
+                            } else {
+                                TokenStatus::Invalid
+                            }
+                        }
+                        (false, _) => {}
+                    }
+                }
+            }
+            Outcome::Renewed { old, new, result } => match result {
+                Ok(r) => {
+                    self.tokens[*old].status = TokenStatus::RenewedAway;
+                    self.issued(*new, r.access_token.clone(), r.expires_in);
+                }
+                Err(e) => self.fail(*new, e),
+            },
+            Outcome::Released { token, result } => {
+                if result.is_ok() {
+                    self.tokens[*token].status = TokenStatus::Released;
+                }
+            }
+            Outcome::Revoked { level, target, result } => {
+                if result.is_ok() {
+                    self.revocations.push((*level, target.clone()));
+                    for i in 0..self.tokens.len() {
+                        let t = &self.tokens[i];
+                        if t.status != TokenStatus::Valid {
+                            continue;
+                        }
+                        if let Some(c) = &t.claims
+                            && let Some((l, tg)) = self.revocation_matching(c)
+                        {
+                            self.tokens[i].status = TokenStatus::Revoked { level: l, target: tg };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Probe: for every issued or refused token, does it permit `requested`, and why.
+    pub fn probe(&self, requested: &str, now: i64) -> Vec<ProbeRow> {
+        self.tokens
+            .iter()
+            .filter(|t| t.status != TokenStatus::Pending)
+            .map(|t| {
+                let status = t.status_at(now);
+                let verdict = if status.is_dead() {
+                    ProbeVerdict::Dead(status)
+                } else {
+                    match scope::explain_one(requested, t.scope()) {
+                        scope::Verdict::Covered { by } => ProbeVerdict::Permits { by },
+                        scope::Verdict::Denied(d) => ProbeVerdict::Denies(d),
+                    }
+                };
+                ProbeRow { token: t.id, verdict }
+            })
+            .collect()
+    }
+
+    /// The display name of a token: its label, or `holder#id`.
+    pub fn token_name(&self, id: TokenId) -> String {
+        let t = &self.tokens[id];
+        t.label
+            .clone()
+            .unwrap_or_else(|| format!("{}#{}", self.agents[t.holder].name, id))
+    }
+
+    /// The chain of a token as recorded in its claims, root first, ending with
+    /// the token's own holder and scope. For a refused delegation, the chain it
+    /// would have had (the parent's chain plus the attempted hop).
+    pub fn chain(&self, id: TokenId) -> Vec<Hop> {
+        let t = &self.tokens[id];
+        let (records, own_scope) = match (&t.claims, t.parent()) {
+            (Some(c), _) => (c.delegation_chain.clone(), c.scope.clone()),
+            (None, Some(p)) => {
+                let mut recs = self.tokens[p]
+                    .claims
+                    .as_ref()
+                    .map(|c| c.delegation_chain.clone())
+                    .unwrap_or_default();
+                let parent = &self.tokens[p];
+                recs.push(jwt::DelegRecord {
+                    agent: self.agents[parent.holder].agent_id.clone().unwrap_or_default(),
+                    scope: parent.scope().to_vec(),
+                    delegated_at: String::new(),
+                    signature: String::new(),
+                });
+                (recs, t.requested_scope.clone())
+            }
+            (None, None) => (Vec::new(), t.requested_scope.clone()),
+        };
+        let mut hops: Vec<Hop> = Vec::new();
+        let mut prev: Option<Vec<String>> = None;
+        let mut push = |who: String, agent_id: String, scope: Vec<String>, label: Option<String>, hops: &mut Vec<Hop>| {
+            let attenuation = prev
+                .as_ref()
+                .map(|p| scope::attenuation(p, &scope))
+                .unwrap_or_default();
+            prev = Some(scope.clone());
+            hops.push(Hop { who, agent_id, scope, attenuation, label });
+        };
+        for r in &records {
+            let who = self.agent_name(&r.agent).map(str::to_string).unwrap_or_else(|| r.agent.clone());
+            push(who, r.agent.clone(), r.scope.clone(), None, &mut hops);
+        }
+        let holder = &self.agents[t.holder];
+        push(
+            holder.name.clone(),
+            holder.agent_id.clone().unwrap_or_default(),
+            own_scope,
+            t.label.clone(),
+            &mut hops,
+        );
+        hops
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::types::{DelegateResponse, RevokeResponse, ValidateResponse};
+    use crate::worker::Outcome;
+    use ed25519_dalek::SigningKey;
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[7u8; 32])
+    }
+
+    fn token(sub: &str, scope: &[&str], chain: Vec<jwt::DelegRecord>, exp: i64) -> String {
+        let k = key();
+        let claims = Claims {
+            sub: sub.into(),
+            exp,
+            iat: exp - 60,
+            nbf: exp - 60,
+            jti: format!("jti-{sub}-{}", chain.len()),
+            scope: scope.iter().map(|s| s.to_string()).collect(),
+            task_id: "task".into(),
+            orch_id: "orch".into(),
+            chain_hash: if chain.is_empty() { String::new() } else { jwt::chain_hash(&chain) },
+            delegation_chain: chain,
+            ..Claims::default()
+        };
+        jwt::sign(&claims, &k, &jwt::kid(&k.verifying_key()))
+    }
+
+    fn ev(outcome: Outcome) -> Event {
+        Event { request: 1, calls: vec![], outcome }
+    }
+
+    fn agent(app: &mut App, name: &str, scope: &[&str]) -> TokenId {
+        let scope: Vec<String> = scope.iter().map(|s| s.to_string()).collect();
+        let (a, t) = app.begin_agent(name, "orch", "task", &scope, None);
+        let sub = format!("spiffe://agentwrit.local/agent/orch/task/{name}");
+        let raw = token(&sub, &scope.iter().map(String::as_str).collect::<Vec<_>>(), vec![], unix_now() + 300);
+        app.apply(&ev(Outcome::AgentCreated {
+            agent: a,
+            token: t,
+            result: Ok(crate::broker::client::Agent {
+                agent_id: sub,
+                access_token: raw,
+                expires_in: 300,
+                scope,
+                task_id: "task".into(),
+                orch_id: "orch".into(),
+                key: key(),
+            }),
+        }));
+        t
+    }
+
+    #[test]
+    fn registration_then_delegation_builds_a_chain() {
+        let mut app = App::new("http://x", true, Some(key().verifying_key()));
+        let orch = agent(&mut app, "orchestrator", &["read:config:*", "write:deploy:*"]);
+        agent(&mut app, "analyst", &["read:config:*"]);
+        let hop1 = app.begin_delegation(orch, 1, &["read:config:production".into()], "hop1", Some(3));
+        assert_eq!(app.status(hop1, unix_now()), TokenStatus::Pending);
+        let rec = jwt::DelegRecord {
+            agent: "spiffe://agentwrit.local/agent/orch/task/orchestrator".into(),
+            scope: vec!["read:config:*".into(), "write:deploy:*".into()],
+            delegated_at: "2026-01-01T00:00:00Z".into(),
+            signature: String::new(),
+        };
+        let raw = token("spiffe://agentwrit.local/agent/orch/task/analyst", &["read:config:production"], vec![rec.clone()], unix_now() + 60);
+        app.apply(&ev(Outcome::Delegated {
+            token: hop1,
+            result: Ok(DelegateResponse { access_token: raw, expires_in: 60, delegation_chain: vec![rec] }),
+        }));
+        let t = app.token("hop1").unwrap();
+        assert_eq!(t.status_at(unix_now()), TokenStatus::Valid);
+        assert_eq!(t.depth(), 1);
+        assert!(t.verification.as_ref().unwrap().signature);
+        let chain = app.chain(hop1);
+        assert_eq!(chain.iter().map(|h| h.who.as_str()).collect::<Vec<_>>(), ["orchestrator", "analyst"]);
+        assert_eq!(
+            chain[1].attenuation,
+            vec![
+                ("read:config:*".into(), scope::Fate::Narrowed(vec!["read:config:production".into()])),
+                ("write:deploy:*".into(), scope::Fate::Dropped)
+            ]
+        );
+    }
+
+    #[test]
+    fn refused_delegation_is_kept_with_the_brokers_words_and_permits_nothing() {
+        let mut app = App::new("http://x", true, None);
+        let orch = agent(&mut app, "orchestrator", &["read:config:*"]);
+        agent(&mut app, "deployer", &["write:deploy:*"]);
+        let hop = app.begin_delegation(orch, 1, &["write:deploy:x".into()], "hop2", None);
+        let refusal = BrokerError {
+            status: 403,
+            error_code: "scope_violation".into(),
+            detail: "delegated scope exceeds delegator scope".into(),
+            request_id: "r".into(),
+        };
+        app.apply(&ev(Outcome::Delegated { token: hop, result: Err(ClientError::Broker(refusal.clone())) }));
+        assert_eq!(app.status(hop, unix_now()), TokenStatus::Refused(refusal));
+        let rows = app.probe("write:deploy:x", unix_now());
+        let row = rows.iter().find(|r| r.token == hop).unwrap();
+        assert!(matches!(row.verdict, ProbeVerdict::Dead(TokenStatus::Refused(_))));
+        let orch_row = rows.iter().find(|r| r.token == orch).unwrap();
+        assert!(matches!(orch_row.verdict, ProbeVerdict::Denies(scope::Denial::ActionDiffers { .. })));
+        // The chain it would have had.
+        assert_eq!(app.chain(hop).len(), 2);
+    }
+
+    #[test]
+    fn revocation_follows_the_brokers_rule_and_applies_to_future_tokens() {
+        let mut app = App::new("http://x", true, None);
+        let a = agent(&mut app, "a", &["read:data:*"]);
+        let b = agent(&mut app, "b", &["read:data:*"]);
+        let sub_a = app.agents[0].agent_id.clone().unwrap();
+        app.apply(&ev(Outcome::Revoked {
+            level: RevokeLevel::Agent,
+            target: sub_a.clone(),
+            result: Ok(RevokeResponse { revoked: true, level: "agent".into(), target: sub_a.clone(), count: 1 }),
+        }));
+        assert!(matches!(app.status(a, unix_now()), TokenStatus::Revoked { level: RevokeLevel::Agent, .. }));
+        assert_eq!(app.status(b, unix_now()), TokenStatus::Valid);
+        // A token issued to A later is born revoked.
+        let later = app.begin_delegation(b, 0, &["read:data:x".into()], "to-a", None);
+        let raw = token(&sub_a, &["read:data:x"], vec![], unix_now() + 60);
+        app.apply(&ev(Outcome::Delegated { token: later, result: Ok(DelegateResponse { access_token: raw, expires_in: 60, delegation_chain: vec![] }) }));
+        assert!(matches!(app.status(later, unix_now()), TokenStatus::Revoked { .. }));
+    }
+
+    #[test]
+    fn validation_and_expiry() {
+        let mut app = App::new("http://x", true, None);
+        let a = agent(&mut app, "a", &["read:data:*"]);
+        assert_eq!(app.tokens[a].status_at(unix_now() + 10_000), TokenStatus::Expired);
+        app.apply(&ev(Outcome::Validated { token: a, result: Ok(ValidateResponse { valid: false, claims: None, error: Some("token is invalid or expired".into()) }) }));
+        assert_eq!(app.status(a, unix_now()), TokenStatus::Invalid);
+        assert_eq!(app.tokens[a].validated.as_ref().map(|v| v.valid), Some(false));
+    }
+
+    #[test]
+    fn renewal_moves_the_label() {
+        let mut app = App::new("http://x", true, None);
+        let a = agent(&mut app, "a", &["read:data:*"]);
+        let new = app.begin_renewal(a, None, None);
+        assert_eq!(app.labels["a"], new);
+        let raw = token("spiffe://x/a", &["read:data:*"], vec![], unix_now() + 300);
+        app.apply(&ev(Outcome::Renewed { old: a, new, result: Ok(crate::broker::types::RenewResponse { access_token: raw, expires_in: 300 }) }));
+        assert_eq!(app.status(a, unix_now()), TokenStatus::RenewedAway);
+        assert_eq!(app.status(new, unix_now()), TokenStatus::Valid);
+        assert_eq!(app.tokens[a].label.as_deref(), Some("a (before renewal)"));
+    }
+}

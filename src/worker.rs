@@ -1,0 +1,475 @@
+//! The broker worker: the one place that does broker I/O.
+//!
+//! It owns the [`BrokerClient`] and the session secrets (app credentials,
+//! admin secret, the app and admin tokens they yield), runs [`Command`]s
+//! concurrently, and sends an [`Event`] back for each, with a record of every
+//! HTTP call it made (method, path, status, latency) for the event log.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, mpsc};
+
+use crate::app::{AgentId, TokenId};
+use crate::broker::client::Agent;
+use crate::broker::types::*;
+use crate::broker::{BrokerClient, ClientError};
+
+/// A token or secret that never prints whole in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({})", crate::jwt::redact(&self.0))
+    }
+}
+
+/// What the worker is asked to do. Ids refer to entries of [`crate::app::App`].
+#[derive(Debug, Clone)]
+pub enum Command {
+    Health,
+    /// Embedded broker: register an app with this ceiling through the admin
+    /// API, then log in as it. External broker: log in with the configured
+    /// client credentials (the ceiling is the operator's).
+    SetupApp { name: String, ceiling: Vec<String> },
+    CreateAgent {
+        agent: AgentId,
+        token: TokenId,
+        orch: String,
+        task: String,
+        scope: Vec<String>,
+        ttl: Option<i64>,
+    },
+    Delegate {
+        token: TokenId,
+        bearer: Secret,
+        to: String,
+        scope: Vec<String>,
+        ttl: Option<i64>,
+    },
+    Validate { token: TokenId, raw: Secret },
+    Renew {
+        old: TokenId,
+        new: TokenId,
+        raw: Secret,
+    },
+    Release { token: TokenId, raw: Secret },
+    Revoke { level: RevokeLevel, target: String },
+}
+
+/// One HTTP call as the event log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub method: &'static str,
+    pub path: &'static str,
+    /// `None` when no answer came (transport failure).
+    pub status: Option<u16>,
+    pub latency: Duration,
+    /// The broker's refusal or the transport failure, if any.
+    pub error: Option<String>,
+}
+
+/// What an app session looks like to the rest of chainview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppInfo {
+    pub app_id: Option<String>,
+    pub client_id: String,
+    /// The ceiling, when chainview registered the app itself.
+    pub ceiling: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Health(Result<Health, ClientError>),
+    AppReady(Result<AppInfo, ClientError>),
+    AgentCreated {
+        agent: AgentId,
+        token: TokenId,
+        result: Result<Agent, ClientError>,
+    },
+    Delegated {
+        token: TokenId,
+        result: Result<DelegateResponse, ClientError>,
+    },
+    Validated {
+        token: TokenId,
+        result: Result<ValidateResponse, ClientError>,
+    },
+    Renewed {
+        old: TokenId,
+        new: TokenId,
+        result: Result<RenewResponse, ClientError>,
+    },
+    Released {
+        token: TokenId,
+        result: Result<(), ClientError>,
+    },
+    Revoked {
+        level: RevokeLevel,
+        target: String,
+        result: Result<RevokeResponse, ClientError>,
+    },
+}
+
+impl Outcome {
+    /// The transport failure behind this outcome, if the broker could not be reached.
+    pub fn unreachable(&self) -> Option<&ClientError> {
+        let e = match self {
+            Outcome::Health(Err(e))
+            | Outcome::AppReady(Err(e))
+            | Outcome::AgentCreated { result: Err(e), .. }
+            | Outcome::Delegated { result: Err(e), .. }
+            | Outcome::Validated { result: Err(e), .. }
+            | Outcome::Renewed { result: Err(e), .. }
+            | Outcome::Released { result: Err(e), .. }
+            | Outcome::Revoked { result: Err(e), .. } => e,
+            _ => return None,
+        };
+        (e.is_unreachable() || matches!(e, ClientError::Unexpected { .. } | ClientError::Decode { .. }))
+            .then_some(e)
+    }
+}
+
+/// The worker's answer to one request.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The id given with the command.
+    pub request: u64,
+    pub calls: Vec<Call>,
+    pub outcome: Outcome,
+}
+
+/// How the worker reaches and authenticates to the broker.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    pub client: BrokerClient,
+    pub admin_secret: Option<Secret>,
+    /// Client id and secret of an existing app (external brokers).
+    pub app_credentials: Option<(String, Secret)>,
+}
+
+impl fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("client", &self.client)
+            .field("admin_secret", &self.admin_secret.is_some())
+            .field(
+                "app_credentials",
+                &self.app_credentials.as_ref().map(|(id, _)| id),
+            )
+            .finish()
+    }
+}
+
+/// The handle the app holds: send commands, receive events.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    tx: mpsc::UnboundedSender<(u64, Command)>,
+    pub events: mpsc::UnboundedReceiver<Event>,
+    next: u64,
+}
+
+impl WorkerHandle {
+    /// Queues a command; returns its request id.
+    pub fn send(&mut self, cmd: Command) -> u64 {
+        self.next += 1;
+        // A closed worker shows up as no event arriving; the caller reports it.
+        let _ = self.tx.send((self.next, cmd));
+        self.next
+    }
+}
+
+struct Session {
+    app_token: Option<(String, Instant)>,
+    admin_token: Option<(String, Instant)>,
+}
+
+struct Worker {
+    cfg: WorkerConfig,
+    session: Mutex<Session>,
+    out: mpsc::UnboundedSender<Event>,
+}
+
+/// Starts the worker task on the current tokio runtime.
+pub fn spawn(cfg: WorkerConfig) -> WorkerHandle {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Command)>();
+    let (out, events) = mpsc::unbounded_channel();
+    let worker = Arc::new(Worker {
+        cfg,
+        session: Mutex::new(Session {
+            app_token: None,
+            admin_token: None,
+        }),
+        out,
+    });
+    tokio::spawn(async move {
+        while let Some((id, cmd)) = rx.recv().await {
+            let w = worker.clone();
+            tokio::spawn(async move {
+                let mut calls = Vec::new();
+                let outcome = w.run(cmd, &mut calls).await;
+                let _ = w.out.send(Event {
+                    request: id,
+                    calls,
+                    outcome,
+                });
+            });
+        }
+    });
+    WorkerHandle {
+        tx,
+        events,
+        next: 0,
+    }
+}
+
+/// Awaits one client call, recording it.
+async fn timed<T, F>(
+    calls: &mut Vec<Call>,
+    method: &'static str,
+    path: &'static str,
+    ok_status: u16,
+    fut: F,
+) -> Result<T, ClientError>
+where
+    F: Future<Output = Result<T, ClientError>>,
+{
+    let start = Instant::now();
+    let r = fut.await;
+    let (status, error) = match &r {
+        Ok(_) => (Some(ok_status), None),
+        Err(ClientError::Broker(b)) => (Some(b.status), Some(format!("{} {}", b.error_code, b.detail))),
+        Err(ClientError::Unexpected { status, .. }) => (Some(*status), Some(r.as_ref().err().map(ToString::to_string).unwrap_or_default())),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    calls.push(Call {
+        method,
+        path,
+        status,
+        latency: start.elapsed(),
+        error,
+    });
+    r
+}
+
+/// Tokens are refreshed when less than a tenth of their lifetime (at least 5 s) is left.
+fn fresh(tok: &Option<(String, Instant)>) -> Option<String> {
+    tok.as_ref()
+        .filter(|(_, until)| Instant::now() < *until)
+        .map(|(t, _)| t.clone())
+}
+
+fn until(expires_in: i64) -> Instant {
+    let secs = expires_in.max(0) as u64;
+    let margin = (secs / 10).max(5).min(secs);
+    Instant::now() + Duration::from_secs(secs - margin)
+}
+
+impl Worker {
+    fn client(&self) -> &BrokerClient {
+        &self.cfg.client
+    }
+
+    async fn admin_token(&self, calls: &mut Vec<Call>) -> Result<String, ClientError> {
+        if let Some(t) = fresh(&self.session.lock().await.admin_token) {
+            return Ok(t);
+        }
+        let Some(secret) = &self.cfg.admin_secret else {
+            return Err(ClientError::InvalidInput(
+                "this needs the broker's admin secret: set AGENTWRIT_ADMIN_SECRET".into(),
+            ));
+        };
+        let r = timed(
+            calls,
+            "POST",
+            "/v1/admin/auth",
+            200,
+            self.client().admin_auth(&secret.0),
+        )
+        .await?;
+        self.session.lock().await.admin_token = Some((r.access_token.clone(), until(r.expires_in)));
+        Ok(r.access_token)
+    }
+
+    async fn app_token(&self, calls: &mut Vec<Call>) -> Result<String, ClientError> {
+        if let Some(t) = fresh(&self.session.lock().await.app_token) {
+            return Ok(t);
+        }
+        let Some((id, secret)) = &self.cfg.app_credentials else {
+            return Err(ClientError::InvalidInput(
+                "no app session: the scenario needs an `app` step first, or AGENTWRIT_CLIENT_ID and AGENTWRIT_CLIENT_SECRET".into(),
+            ));
+        };
+        let r = timed(
+            calls,
+            "POST",
+            "/v1/app/auth",
+            200,
+            self.client().app_auth(id, &secret.0),
+        )
+        .await?;
+        self.session.lock().await.app_token = Some((r.access_token.clone(), until(r.expires_in)));
+        Ok(r.access_token)
+    }
+
+    async fn setup_app(
+        &self,
+        name: &str,
+        ceiling: &[String],
+        calls: &mut Vec<Call>,
+    ) -> Result<AppInfo, ClientError> {
+        if let Some((id, _)) = &self.cfg.app_credentials {
+            self.app_token(calls).await?;
+            return Ok(AppInfo {
+                app_id: None,
+                client_id: id.clone(),
+                ceiling: None,
+            });
+        }
+        let admin = self.admin_token(calls).await?;
+        let req = CreateAppRequest {
+            name: name.to_string(),
+            scopes: ceiling.to_vec(),
+            token_ttl: None,
+        };
+        let app = timed(
+            calls,
+            "POST",
+            "/v1/admin/apps",
+            201,
+            self.client().create_app(&admin, &req),
+        )
+        .await?;
+        let secret = app.client_secret.clone().unwrap_or_default();
+        let r = timed(
+            calls,
+            "POST",
+            "/v1/app/auth",
+            200,
+            self.client().app_auth(&app.client_id, &secret),
+        )
+        .await?;
+        self.session.lock().await.app_token = Some((r.access_token, until(r.expires_in)));
+        Ok(AppInfo {
+            app_id: Some(app.app_id),
+            client_id: app.client_id,
+            ceiling: Some(ceiling.to_vec()),
+        })
+    }
+
+    async fn create_agent(
+        &self,
+        orch: &str,
+        task: &str,
+        scope: &[String],
+        ttl: Option<i64>,
+        calls: &mut Vec<Call>,
+    ) -> Result<Agent, ClientError> {
+        let app = self.app_token(calls).await?;
+        let req = LaunchTokenRequest {
+            agent_name: format!("{orch}/{task}"),
+            allowed_scope: scope.to_vec(),
+            max_ttl: Some(ttl.unwrap_or(300)),
+            single_use: Some(true),
+            ttl: None,
+        };
+        let lt = timed(
+            calls,
+            "POST",
+            "/v1/app/launch-tokens",
+            201,
+            self.client().app_launch_token(&app, &req),
+        )
+        .await?;
+        let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+        let ch = timed(calls, "GET", "/v1/challenge", 200, self.client().challenge()).await?;
+        let req = self
+            .client()
+            .registration(&lt.launch_token, &key, &ch, orch, task, scope)?;
+        let reg = timed(
+            calls,
+            "POST",
+            "/v1/register",
+            200,
+            self.client().register(&req),
+        )
+        .await?;
+        Ok(Agent {
+            agent_id: reg.agent_id,
+            access_token: reg.access_token,
+            expires_in: reg.expires_in,
+            scope: scope.to_vec(),
+            task_id: task.to_string(),
+            orch_id: orch.to_string(),
+            key,
+        })
+    }
+
+    async fn run(&self, cmd: Command, calls: &mut Vec<Call>) -> Outcome {
+        let c = self.client();
+        match cmd {
+            Command::Health => Outcome::Health(timed(calls, "GET", "/v1/health", 200, c.health()).await),
+            Command::SetupApp { name, ceiling } => {
+                Outcome::AppReady(self.setup_app(&name, &ceiling, calls).await)
+            }
+            Command::CreateAgent {
+                agent,
+                token,
+                orch,
+                task,
+                scope,
+                ttl,
+            } => Outcome::AgentCreated {
+                agent,
+                token,
+                result: self.create_agent(&orch, &task, &scope, ttl, calls).await,
+            },
+            Command::Delegate {
+                token,
+                bearer,
+                to,
+                scope,
+                ttl,
+            } => {
+                let req = DelegateRequest {
+                    delegate_to: to,
+                    scope,
+                    ttl,
+                };
+                Outcome::Delegated {
+                    token,
+                    result: timed(calls, "POST", "/v1/delegate", 200, c.delegate(&bearer.0, &req)).await,
+                }
+            }
+            Command::Validate { token, raw } => Outcome::Validated {
+                token,
+                result: timed(calls, "POST", "/v1/token/validate", 200, c.validate(&raw.0)).await,
+            },
+            Command::Renew { old, new, raw } => Outcome::Renewed {
+                old,
+                new,
+                result: timed(calls, "POST", "/v1/token/renew", 200, c.renew(&raw.0)).await,
+            },
+            Command::Release { token, raw } => Outcome::Released {
+                token,
+                result: timed(calls, "POST", "/v1/token/release", 204, c.release(&raw.0)).await,
+            },
+            Command::Revoke { level, target } => {
+                let result = match self.admin_token(calls).await {
+                    Ok(admin) => {
+                        timed(calls, "POST", "/v1/revoke", 200, c.revoke(&admin, level, &target)).await
+                    }
+                    Err(e) => Err(e),
+                };
+                Outcome::Revoked {
+                    level,
+                    target,
+                    result,
+                }
+            }
+        }
+    }
+}
