@@ -53,11 +53,12 @@ const STATUS_WORDS: [&str; 8] = [
 
 /// The nearest candidate to `word`, if it is close enough to be a likely typo.
 pub fn suggest<'a, I: IntoIterator<Item = &'a str>>(word: &str, candidates: I) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(2);
+    let len = word.chars().count();
+    let limit = (len / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (strsim::levenshtein(word, c), c))
-        .filter(|(d, _)| *d <= limit)
+        .map(|c| (strsim::osa_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit && *d < len)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }

@@ -1,0 +1,260 @@
+//! `chainview --script`: every bundled scenario, golden transcripts, malformed
+//! scripts with their exact messages, and each documented exit code. Runs the
+//! real binary against its embedded broker (or an external one started here).
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use chainview::broker::embedded::{Config, EmbeddedBroker};
+
+const BIN: &str = env!("CARGO_BIN_EXE_chainview");
+
+fn chainview(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("AGENTWRIT_BROKER_URL")
+        .env_remove("AGENTWRIT_CLIENT_ID")
+        .env_remove("AGENTWRIT_CLIENT_SECRET")
+        .env_remove("AGENTWRIT_ADMIN_SECRET")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("chainview runs");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("chainview finishes")
+}
+
+fn script(name: &str) -> String {
+    format!("{}/assets/scenarios/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn run_bundled(name: &str) -> String {
+    let o = chainview(&["--script", &script(name)], None, &[]);
+    let out = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{name} failed:\n{out}\n{}",
+        stderr(&o)
+    );
+    assert!(out.contains(" failed · "), "{out}");
+    assert!(out.contains(", 0 failed"), "{out}");
+    assert!(!out.contains('✗') || out.contains("refused"), "{out}");
+    out
+}
+
+#[test]
+fn deploy_scenario_shows_hop2_refused_then_repaired() {
+    let out = run_bundled("deploy.chainview");
+    assert!(out.contains(
+        "✗ refused by the broker: 403 scope_violation — \"delegated scope exceeds delegator scope\""
+    ));
+    assert!(out.contains("write:deploy:web-service — no grant has this action"));
+    assert!(out.contains("17 expectations: 17 held, 0 failed"));
+}
+
+#[test]
+fn depth_limit_scenario() {
+    let out = run_bundled("depth-limit.chainview");
+    assert!(out.contains("403 scope_violation — \"delegation depth limit exceeded\""));
+}
+
+#[test]
+fn escalation_scenario() {
+    let out = run_bundled("escalation.chainview");
+    assert!(out.contains("404 not_found — \"delegate agent not found\""));
+    assert_eq!(out.matches("✗ refused by the broker: 403").count(), 5);
+}
+
+#[test]
+fn revocation_scenario() {
+    let out = run_bundled("revocation.chainview");
+    assert!(out.contains("after the revocation, the broker says:"));
+    assert!(!out.contains("differs from the broker rule"), "{out}");
+}
+
+#[test]
+fn lifecycle_scenario() {
+    let out = run_bundled("lifecycle.chainview");
+    assert!(out.contains("401 unauthorized — \"token verification failed\""));
+}
+
+fn filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+        (r"(spiffe://agentwrit\.local/agent/[^/\s]+/[^/\s]+/)[0-9a-f]{16}", "$1[INSTANCE]"),
+        (r"· \d+ ms", "· [MS] ms"),
+        (r#""ms":[0-9.]+"#, r#""ms":"[MS]""#),
+        (r#""request_id":"[0-9a-f]{16}""#, r#""request_id":"[ID]""#),
+        (r"eyJ[A-Za-z0-9_-]{9}…", "[TOKEN]…"),
+        (r"assets/scenarios/", "[SCENARIOS]/"),
+        (r"/\S*\[SCENARIOS\]", "[SCENARIOS]"),
+    ]
+}
+
+#[test]
+fn deploy_transcript_text_golden() {
+    let out = run_bundled("deploy.chainview");
+    insta::with_settings!({ filters => filters() }, {
+        insta::assert_snapshot!("deploy_text", out);
+    });
+}
+
+#[test]
+fn deploy_transcript_json_golden() {
+    let o = chainview(
+        &["--script", &script("deploy.chainview"), "--format", "json"],
+        None,
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    // Every line is one JSON object with the documented fields.
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+        if v["kind"] != "summary" {
+            for key in ["step", "line", "kind", "source", "result", "broker", "tokens", "chain", "expectation", "calls"] {
+                assert!(v.get(key).is_some(), "missing {key} in {line}");
+            }
+        }
+    }
+    insta::with_settings!({ filters => filters() }, {
+        insta::assert_snapshot!("deploy_json", out);
+    });
+}
+
+#[test]
+fn script_from_standard_input() {
+    let text = "app ceiling=read:data:*\nagent a scope=read:data:*\nexpect a valid scope=read:data:*\n";
+    let o = chainview(&["--script", "-"], Some(text), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("chainview · -"));
+}
+
+/// Malformed scripts, each with its exact message on standard error and exit 2.
+#[test]
+fn malformed_scripts_give_exact_errors() {
+    let cases: &[(&str, &str)] = &[
+        ("agent analyst scope=read:data:*\nvalidate analist\n", "-:2:10: unknown token 'analist' — did you mean 'analyst'?"),
+        ("delegat a -> b scope=a:b:c as=x\n", "-:1:1: unknown step 'delegat' — did you mean 'delegate'?"),
+        ("validate hop1\n", "-:1:10: unknown token 'hop1' — no token is defined before line 1"),
+        ("agent a scope=read:data:x,read:data\n", "-:1:27: malformed scope 'read:data': expected action:resource:identifier (found only one colon)"),
+        ("agent a scope=read:data:* ttl=0\n", "-:1:31: ttl must be a positive whole number of seconds, got '0'"),
+        ("agent a scope=read:data:* ttl=ten\n", "-:1:31: ttl must be a positive whole number of seconds, got 'ten'"),
+        ("agent a scope=read:data:*\nagent a scope=read:data:*\n", "-:2:7: duplicate label 'a' (first defined on line 1)"),
+        ("agent a scope=read:data:*\nagent b scope=read:data:*\ndelegate a -> b scope=read:data:x as=a\n", "-:3:38: duplicate label 'a' (first defined on line 1)"),
+        ("agent a scope=read:data:*\ndelegate a -> b scope=read:data:x as=h\n", "-:2:15: unknown agent 'b' (known: a)"),
+        ("agent a scope=read:data:*\nagent b scope=read:data:*\ndelegate a b scope=read:data:x as=h\n", "-:3:12: expected '->', found 'b'"),
+        ("agent a scope=read:data:*\nagent b scope=read:data:*\ndelegate a -> b scope=read:data:x\n", "-:3:1: delegate needs as=LABEL to name the delegated token"),
+        ("say hello\n", "-:1:5: expected a quoted text after 'say', like say \"…\""),
+        ("agent a scope=read:data:*\nexpect a vaild\n", "-:2:10: unknown expectation 'vaild' — did you mean 'valid'?: expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain=/ttl="),
+        ("agent a scope=read:data:*\nrevoke agnt a\n", "-:2:8: unknown revocation level 'agnt' — did you mean 'agent'?: expected token, agent, task or chain"),
+        ("probe read::x\n", "-:1:7: malformed scope 'read::x': the resource part is empty"),
+        ("wait forever\n", "-:1:6: bad duration 'forever': expected a number with ms, s or m, like 2s"),
+    ];
+    for (text, want) in cases {
+        let o = chainview(&["--script", "-"], Some(text), &[]);
+        assert_eq!(o.status.code(), Some(2), "{text}");
+        assert_eq!(stderr(&o).trim_end(), *want, "for script:\n{text}");
+        assert!(stdout(&o).is_empty(), "nothing runs for a malformed script");
+    }
+}
+
+#[test]
+fn exit_code_1_when_an_expectation_fails() {
+    let text = "agent a scope=read:data:*\nexpect permits a write:data:x\nexpect a valid\n";
+    let o = chainview(&["--script", "-"], Some(text), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("✗ a denies write:data:x: no grant has this action (closest: read:data:*)"), "{out}");
+    assert!(out.contains("2 expectations: 1 held, 1 failed"), "{out}");
+}
+
+#[test]
+fn exit_code_2_for_a_bad_command_line_or_missing_file() {
+    let o = chainview(&["--script", "x.chainview", "--format", "xml"], None, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = chainview(&["--script", "/nonexistent/x.chainview"], None, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).starts_with("chainview: cannot read script /nonexistent/x.chainview:"));
+}
+
+#[test]
+fn exit_code_3_when_the_broker_is_unreachable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let o = chainview(
+        &["--script", &script("deploy.chainview"), "--broker", &url],
+        None,
+        &[("AGENTWRIT_CLIENT_ID", "x"), ("AGENTWRIT_CLIENT_SECRET", "y")],
+    );
+    assert_eq!(o.status.code(), Some(3));
+    let err = stderr(&o);
+    assert!(err.contains("cannot reach the broker") && err.contains(&url), "{err}");
+}
+
+#[test]
+fn exit_code_3_when_revocation_lacks_the_admin_secret_on_an_external_broker() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let broker = rt.block_on(EmbeddedBroker::start(Config::default())).unwrap();
+    let app = broker
+        .register_app("ext", &["read:data:*".to_string()])
+        .unwrap();
+    let o = chainview(
+        &["--script", &script("revocation.chainview"), "--broker", &broker.url()],
+        None,
+        &[
+            ("AGENTWRIT_CLIENT_ID", &app.client_id),
+            ("AGENTWRIT_CLIENT_SECRET", app.client_secret.as_deref().unwrap()),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("needs the broker's admin secret: set AGENTWRIT_ADMIN_SECRET. Nothing was run."));
+    assert!(stdout(&o).is_empty());
+    // With the secret, the same scenario runs against the external broker.
+    let o = chainview(
+        &["--script", &script("revocation.chainview"), "--broker", &broker.url()],
+        None,
+        &[
+            ("AGENTWRIT_CLIENT_ID", &app.client_id),
+            ("AGENTWRIT_CLIENT_SECRET", app.client_secret.as_deref().unwrap()),
+            ("AGENTWRIT_ADMIN_SECRET", broker.admin_secret()),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    rt.block_on(broker.shutdown());
+}
+
+#[test]
+fn transcripts_never_contain_a_whole_token() {
+    for name in ["deploy.chainview", "lifecycle.chainview", "revocation.chainview"] {
+        for format in ["text", "json"] {
+            let o = chainview(&["--script", &script(name), "--format", format], None, &[]);
+            let out = stdout(&o);
+            // A whole compact JWT has two dots between base64url runs.
+            let re = regex_lite::Regex::new(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.").unwrap();
+            assert!(!re.is_match(&out), "{name} {format} leaks a token");
+        }
+    }
+}
