@@ -51,7 +51,10 @@ pub enum TokenStatus {
     Valid,
     Expired,
     /// Killed by a revocation entry (level and target).
-    Revoked { level: RevokeLevel, target: String },
+    Revoked {
+        level: RevokeLevel,
+        target: String,
+    },
     Released,
     /// Replaced by a renewal; the broker revoked it.
     RenewedAway,
@@ -238,7 +241,14 @@ impl App {
         id
     }
 
-    fn new_token(&self, holder: AgentId, kind: TokenKind, label: Option<String>, scope: Vec<String>, line: Option<usize>) -> TokenEntry {
+    fn new_token(
+        &self,
+        holder: AgentId,
+        kind: TokenKind,
+        label: Option<String>,
+        scope: Vec<String>,
+        line: Option<usize>,
+    ) -> TokenEntry {
         TokenEntry {
             id: 0,
             label,
@@ -256,9 +266,22 @@ impl App {
     }
 
     /// Records an agent about to be registered; returns its id and the pending token's id.
-    pub fn begin_agent(&mut self, name: &str, orch: &str, task: &str, scope: &[String], line: Option<usize>) -> (AgentId, TokenId) {
+    pub fn begin_agent(
+        &mut self,
+        name: &str,
+        orch: &str,
+        task: &str,
+        scope: &[String],
+        line: Option<usize>,
+    ) -> (AgentId, TokenId) {
         let agent = self.agents.len();
-        let tok = self.new_token(agent, TokenKind::Registration, Some(name.to_string()), scope.to_vec(), line);
+        let tok = self.new_token(
+            agent,
+            TokenKind::Registration,
+            Some(name.to_string()),
+            scope.to_vec(),
+            line,
+        );
         let token = self.push_token(tok);
         self.agents.push(AgentEntry {
             name: name.to_string(),
@@ -274,7 +297,11 @@ impl App {
     /// An agent chainview did not register (e.g. an unregistered SPIFFE id a
     /// scenario delegates to), found or added by its SPIFFE id.
     pub fn outside_agent(&mut self, spiffe: &str) -> AgentId {
-        if let Some(i) = self.agents.iter().position(|a| a.agent_id.as_deref() == Some(spiffe)) {
+        if let Some(i) = self
+            .agents
+            .iter()
+            .position(|a| a.agent_id.as_deref() == Some(spiffe))
+        {
             return i;
         }
         let id = self.agents.len();
@@ -290,24 +317,53 @@ impl App {
     }
 
     /// Records a delegation about to be asked for.
-    pub fn begin_delegation(&mut self, parent: TokenId, to: AgentId, scope: &[String], label: &str, line: Option<usize>) -> TokenId {
-        let tok = self.new_token(to, TokenKind::Delegated { parent }, Some(label.to_string()), scope.to_vec(), line);
+    pub fn begin_delegation(
+        &mut self,
+        parent: TokenId,
+        to: AgentId,
+        scope: &[String],
+        label: &str,
+        line: Option<usize>,
+    ) -> TokenId {
+        let tok = self.new_token(
+            to,
+            TokenKind::Delegated { parent },
+            Some(label.to_string()),
+            scope.to_vec(),
+            line,
+        );
         self.push_token(tok)
     }
 
     /// Records a renewal about to be asked for. The label moves to the new
     /// token unless `new_label` names it.
-    pub fn begin_renewal(&mut self, old: TokenId, new_label: Option<&str>, line: Option<usize>) -> TokenId {
+    pub fn begin_renewal(
+        &mut self,
+        old: TokenId,
+        new_label: Option<&str>,
+        line: Option<usize>,
+    ) -> TokenId {
         let o = &self.tokens[old];
-        let tok = self.new_token(o.holder, TokenKind::Renewal { of: old }, None, o.scope().to_vec(), line);
+        let tok = self.new_token(
+            o.holder,
+            TokenKind::Renewal { of: old },
+            None,
+            o.scope().to_vec(),
+            line,
+        );
         let id = self.push_token(tok);
-        let label = new_label.map(str::to_string).or_else(|| self.tokens[old].label.clone());
+        let label = new_label
+            .map(str::to_string)
+            .or_else(|| self.tokens[old].label.clone());
         if let Some(l) = label {
             self.labels.insert(l.clone(), id);
             self.tokens[id].label = Some(l);
         }
         if new_label.is_none() {
-            self.tokens[old].label = self.tokens[old].label.take().map(|l| format!("{l} (before renewal)"));
+            self.tokens[old].label = self.tokens[old]
+                .label
+                .take()
+                .map(|l| format!("{l} (before renewal)"));
         }
         id
     }
@@ -321,7 +377,11 @@ impl App {
                 t.claims = Some(d.claims);
                 t.status = TokenStatus::Valid;
             }
-            Err(e) => t.status = TokenStatus::Failed(format!("the broker issued a token chainview cannot decode: {e}")),
+            Err(e) => {
+                t.status = TokenStatus::Failed(format!(
+                    "the broker issued a token chainview cannot decode: {e}"
+                ))
+            }
         }
         t.raw = Some(raw);
         t.expires_in = Some(expires_in);
@@ -348,7 +408,10 @@ impl App {
                 RevokeLevel::Token => &c.jti == target,
                 RevokeLevel::Agent => &c.sub == target,
                 RevokeLevel::Task => !c.task_id.is_empty() && &c.task_id == target,
-                RevokeLevel::Chain => c.delegation_chain.first().is_some_and(|r| &r.agent == target),
+                RevokeLevel::Chain => c
+                    .delegation_chain
+                    .first()
+                    .is_some_and(|r| &r.agent == target),
             })
             .cloned()
     }
@@ -357,7 +420,10 @@ impl App {
     pub fn apply(&mut self, ev: &Event) {
         let now = unix_now();
         for call in &ev.calls {
-            self.log.push(LogEntry { at: now, call: call.clone() });
+            self.log.push(LogEntry {
+                at: now,
+                call: call.clone(),
+            });
         }
         if let Some(e) = ev.outcome.unreachable() {
             self.connection_error = Some(e.to_string());
@@ -371,7 +437,11 @@ impl App {
                     self.app = Some(info.clone());
                 }
             }
-            Outcome::AgentCreated { agent, token, result } => match result {
+            Outcome::AgentCreated {
+                agent,
+                token,
+                result,
+            } => match result {
                 Ok(a) => {
                     self.agents[*agent].agent_id = Some(a.agent_id.clone());
                     self.issued(*token, a.access_token.clone(), a.expires_in);
@@ -385,7 +455,10 @@ impl App {
             Outcome::Validated { token, result } => {
                 if let Ok(v) = result {
                     let t = &mut self.tokens[*token];
-                    t.validated = Some(Validation { at: now, valid: v.valid });
+                    t.validated = Some(Validation {
+                        at: now,
+                        valid: v.valid,
+                    });
                     match (v.valid, &t.status) {
                         (true, _) => t.status = TokenStatus::Valid,
                         (false, TokenStatus::Valid) => {
@@ -411,7 +484,11 @@ impl App {
                     self.tokens[*token].status = TokenStatus::Released;
                 }
             }
-            Outcome::Revoked { level, target, result } => {
+            Outcome::Revoked {
+                level,
+                target,
+                result,
+            } => {
                 if result.is_ok() {
                     self.revocations.push((*level, target.clone()));
                     for i in 0..self.tokens.len() {
@@ -422,7 +499,10 @@ impl App {
                         if let Some(c) = &t.claims
                             && let Some((l, tg)) = self.revocation_matching(c)
                         {
-                            self.tokens[i].status = TokenStatus::Revoked { level: l, target: tg };
+                            self.tokens[i].status = TokenStatus::Revoked {
+                                level: l,
+                                target: tg,
+                            };
                         }
                     }
                 }
@@ -445,7 +525,10 @@ impl App {
                         scope::Verdict::Denied(d) => ProbeVerdict::Denies(d),
                     }
                 };
-                ProbeRow { token: t.id, verdict }
+                ProbeRow {
+                    token: t.id,
+                    verdict,
+                }
             })
             .collect()
     }
@@ -473,7 +556,10 @@ impl App {
                     .unwrap_or_default();
                 let parent = &self.tokens[p];
                 recs.push(jwt::DelegRecord {
-                    agent: self.agents[parent.holder].agent_id.clone().unwrap_or_default(),
+                    agent: self.agents[parent.holder]
+                        .agent_id
+                        .clone()
+                        .unwrap_or_default(),
                     scope: parent.scope().to_vec(),
                     delegated_at: String::new(),
                     signature: String::new(),
@@ -484,16 +570,29 @@ impl App {
         };
         let mut hops: Vec<Hop> = Vec::new();
         let mut prev: Option<Vec<String>> = None;
-        let mut push = |who: String, agent_id: String, scope: Vec<String>, label: Option<String>, hops: &mut Vec<Hop>| {
+        let mut push = |who: String,
+                        agent_id: String,
+                        scope: Vec<String>,
+                        label: Option<String>,
+                        hops: &mut Vec<Hop>| {
             let attenuation = prev
                 .as_ref()
                 .map(|p| scope::attenuation(p, &scope))
                 .unwrap_or_default();
             prev = Some(scope.clone());
-            hops.push(Hop { who, agent_id, scope, attenuation, label });
+            hops.push(Hop {
+                who,
+                agent_id,
+                scope,
+                attenuation,
+                label,
+            });
         };
         for r in &records {
-            let who = self.agent_name(&r.agent).map(str::to_string).unwrap_or_else(|| r.agent.clone());
+            let who = self
+                .agent_name(&r.agent)
+                .map(str::to_string)
+                .unwrap_or_else(|| r.agent.clone());
             push(who, r.agent.clone(), r.scope.clone(), None, &mut hops);
         }
         let holder = &self.agents[t.holder];
@@ -530,7 +629,11 @@ mod tests {
             scope: scope.iter().map(|s| s.to_string()).collect(),
             task_id: "task".into(),
             orch_id: "orch".into(),
-            chain_hash: if chain.is_empty() { String::new() } else { jwt::chain_hash(&chain) },
+            chain_hash: if chain.is_empty() {
+                String::new()
+            } else {
+                jwt::chain_hash(&chain)
+            },
             delegation_chain: chain,
             ..Claims::default()
         };
@@ -538,14 +641,23 @@ mod tests {
     }
 
     fn ev(outcome: Outcome) -> Event {
-        Event { request: 1, calls: vec![], outcome }
+        Event {
+            request: 1,
+            calls: vec![],
+            outcome,
+        }
     }
 
     fn agent(app: &mut App, name: &str, scope: &[&str]) -> TokenId {
         let scope: Vec<String> = scope.iter().map(|s| s.to_string()).collect();
         let (a, t) = app.begin_agent(name, "orch", "task", &scope, None);
         let sub = format!("spiffe://agentwrit.local/agent/orch/task/{name}");
-        let raw = token(&sub, &scope.iter().map(String::as_str).collect::<Vec<_>>(), vec![], unix_now() + 300);
+        let raw = token(
+            &sub,
+            &scope.iter().map(String::as_str).collect::<Vec<_>>(),
+            vec![],
+            unix_now() + 300,
+        );
         app.apply(&ev(Outcome::AgentCreated {
             agent: a,
             token: t,
@@ -565,9 +677,14 @@ mod tests {
     #[test]
     fn registration_then_delegation_builds_a_chain() {
         let mut app = App::new("http://x", true, Some(key().verifying_key()));
-        let orch = agent(&mut app, "orchestrator", &["read:config:*", "write:deploy:*"]);
+        let orch = agent(
+            &mut app,
+            "orchestrator",
+            &["read:config:*", "write:deploy:*"],
+        );
         agent(&mut app, "analyst", &["read:config:*"]);
-        let hop1 = app.begin_delegation(orch, 1, &["read:config:production".into()], "hop1", Some(3));
+        let hop1 =
+            app.begin_delegation(orch, 1, &["read:config:production".into()], "hop1", Some(3));
         assert_eq!(app.status(hop1, unix_now()), TokenStatus::Pending);
         let rec = jwt::DelegRecord {
             agent: "spiffe://agentwrit.local/agent/orch/task/orchestrator".into(),
@@ -575,21 +692,36 @@ mod tests {
             delegated_at: "2026-01-01T00:00:00Z".into(),
             signature: String::new(),
         };
-        let raw = token("spiffe://agentwrit.local/agent/orch/task/analyst", &["read:config:production"], vec![rec.clone()], unix_now() + 60);
+        let raw = token(
+            "spiffe://agentwrit.local/agent/orch/task/analyst",
+            &["read:config:production"],
+            vec![rec.clone()],
+            unix_now() + 60,
+        );
         app.apply(&ev(Outcome::Delegated {
             token: hop1,
-            result: Ok(DelegateResponse { access_token: raw, expires_in: 60, delegation_chain: vec![rec] }),
+            result: Ok(DelegateResponse {
+                access_token: raw,
+                expires_in: 60,
+                delegation_chain: vec![rec],
+            }),
         }));
         let t = app.token("hop1").unwrap();
         assert_eq!(t.status_at(unix_now()), TokenStatus::Valid);
         assert_eq!(t.depth(), 1);
         assert!(t.verification.as_ref().unwrap().signature);
         let chain = app.chain(hop1);
-        assert_eq!(chain.iter().map(|h| h.who.as_str()).collect::<Vec<_>>(), ["orchestrator", "analyst"]);
+        assert_eq!(
+            chain.iter().map(|h| h.who.as_str()).collect::<Vec<_>>(),
+            ["orchestrator", "analyst"]
+        );
         assert_eq!(
             chain[1].attenuation,
             vec![
-                ("read:config:*".into(), scope::Fate::Narrowed(vec!["read:config:production".into()])),
+                (
+                    "read:config:*".into(),
+                    scope::Fate::Narrowed(vec!["read:config:production".into()])
+                ),
                 ("write:deploy:*".into(), scope::Fate::Dropped)
             ]
         );
@@ -607,13 +739,22 @@ mod tests {
             detail: "delegated scope exceeds delegator scope".into(),
             request_id: "r".into(),
         };
-        app.apply(&ev(Outcome::Delegated { token: hop, result: Err(ClientError::Broker(refusal.clone())) }));
+        app.apply(&ev(Outcome::Delegated {
+            token: hop,
+            result: Err(ClientError::Broker(refusal.clone())),
+        }));
         assert_eq!(app.status(hop, unix_now()), TokenStatus::Refused(refusal));
         let rows = app.probe("write:deploy:x", unix_now());
         let row = rows.iter().find(|r| r.token == hop).unwrap();
-        assert!(matches!(row.verdict, ProbeVerdict::Dead(TokenStatus::Refused(_))));
+        assert!(matches!(
+            row.verdict,
+            ProbeVerdict::Dead(TokenStatus::Refused(_))
+        ));
         let orch_row = rows.iter().find(|r| r.token == orch).unwrap();
-        assert!(matches!(orch_row.verdict, ProbeVerdict::Denies(scope::Denial::ActionDiffers { .. })));
+        assert!(matches!(
+            orch_row.verdict,
+            ProbeVerdict::Denies(scope::Denial::ActionDiffers { .. })
+        ));
         // The chain it would have had.
         assert_eq!(app.chain(hop).len(), 2);
     }
@@ -627,25 +768,59 @@ mod tests {
         app.apply(&ev(Outcome::Revoked {
             level: RevokeLevel::Agent,
             target: sub_a.clone(),
-            result: Ok(RevokeResponse { revoked: true, level: "agent".into(), target: sub_a.clone(), count: 1 }),
+            result: Ok(RevokeResponse {
+                revoked: true,
+                level: "agent".into(),
+                target: sub_a.clone(),
+                count: 1,
+            }),
         }));
-        assert!(matches!(app.status(a, unix_now()), TokenStatus::Revoked { level: RevokeLevel::Agent, .. }));
+        assert!(matches!(
+            app.status(a, unix_now()),
+            TokenStatus::Revoked {
+                level: RevokeLevel::Agent,
+                ..
+            }
+        ));
         assert_eq!(app.status(b, unix_now()), TokenStatus::Valid);
         // A token issued to A later is born revoked.
         let later = app.begin_delegation(b, 0, &["read:data:x".into()], "to-a", None);
         let raw = token(&sub_a, &["read:data:x"], vec![], unix_now() + 60);
-        app.apply(&ev(Outcome::Delegated { token: later, result: Ok(DelegateResponse { access_token: raw, expires_in: 60, delegation_chain: vec![] }) }));
-        assert!(matches!(app.status(later, unix_now()), TokenStatus::Revoked { .. }));
+        app.apply(&ev(Outcome::Delegated {
+            token: later,
+            result: Ok(DelegateResponse {
+                access_token: raw,
+                expires_in: 60,
+                delegation_chain: vec![],
+            }),
+        }));
+        assert!(matches!(
+            app.status(later, unix_now()),
+            TokenStatus::Revoked { .. }
+        ));
     }
 
     #[test]
     fn validation_and_expiry() {
         let mut app = App::new("http://x", true, None);
         let a = agent(&mut app, "a", &["read:data:*"]);
-        assert_eq!(app.tokens[a].status_at(unix_now() + 10_000), TokenStatus::Expired);
-        app.apply(&ev(Outcome::Validated { token: a, result: Ok(ValidateResponse { valid: false, claims: None, error: Some("token is invalid or expired".into()) }) }));
+        assert_eq!(
+            app.tokens[a].status_at(unix_now() + 10_000),
+            TokenStatus::Expired
+        );
+        app.apply(&ev(Outcome::Validated {
+            token: a,
+            result: Ok(ValidateResponse {
+                valid: false,
+                claims: None,
+                error: Some("token is invalid or expired".into()),
+            }),
+        }));
         assert_eq!(app.status(a, unix_now()), TokenStatus::Invalid);
-        assert_eq!(app.tokens[a].validated.as_ref().map(|v| v.valid), Some(false));
+        assert_eq!(
+            app.tokens[a].validated.as_ref().map(|v| v.valid),
+            Some(false)
+        );
     }
 
     #[test]
@@ -655,7 +830,14 @@ mod tests {
         let new = app.begin_renewal(a, None, None);
         assert_eq!(app.labels["a"], new);
         let raw = token("spiffe://x/a", &["read:data:*"], vec![], unix_now() + 300);
-        app.apply(&ev(Outcome::Renewed { old: a, new, result: Ok(crate::broker::types::RenewResponse { access_token: raw, expires_in: 300 }) }));
+        app.apply(&ev(Outcome::Renewed {
+            old: a,
+            new,
+            result: Ok(crate::broker::types::RenewResponse {
+                access_token: raw,
+                expires_in: 300,
+            }),
+        }));
         assert_eq!(app.status(a, unix_now()), TokenStatus::RenewedAway);
         assert_eq!(app.status(new, unix_now()), TokenStatus::Valid);
         assert_eq!(app.tokens[a].label.as_deref(), Some("a (before renewal)"));

@@ -3,10 +3,10 @@
 //! The library holds the AgentWrit core (scope rule, token decoding, broker
 //! client and an embedded wire-compatible broker); the binary wires it to a CLI.
 
+pub mod app;
 pub mod broker;
 pub mod jwt;
-pub mod scope;
 pub mod scenario;
-pub mod app;
-pub mod worker;
+pub mod scope;
 pub mod session;
+pub mod worker;

@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{Result, WrapErr, eyre};
 
-use chainview::app::App;
 use chainview::broker::embedded::{Config, EmbeddedBroker};
-use chainview::scenario::runner::Runner;
-use chainview::scenario::transcript::{self, Format, Summary};
-use chainview::session::{self, Settings};
+use chainview::scenario::replay::Replay;
+use chainview::scenario::transcript::{self, Format};
+use chainview::session::Settings;
 
 const ABOUT: &str = "Terminal explorer for AgentWrit delegation chains";
 
@@ -58,7 +57,9 @@ struct Cli {
 fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 3600.0 => Ok(v),
-        _ => Err(format!("expected a number of seconds between 0 and 3600, got '{s}'")),
+        _ => Err(format!(
+            "expected a number of seconds between 0 and 3600, got '{s}'"
+        )),
     }
 }
 
@@ -197,50 +198,32 @@ async fn run_script(path: PathBuf, format: Format, settings: Settings) -> u8 {
             return 2;
         }
     };
-    let target = match session::connect(&settings).await {
-        Ok(t) => t,
+    let mut replay = match Replay::start(script, &settings).await {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("chainview: {e}");
             return 3;
         }
     };
-    if script.needs_admin() && !target.has_admin() {
-        eprintln!(
-            "chainview: {} revokes tokens, which needs the broker's admin secret: set AGENTWRIT_ADMIN_SECRET. Nothing was run.",
-            file
-        );
-        target.shutdown().await;
-        return 3;
-    }
-    if let Err(e) = target.worker.client.health().await {
-        eprintln!("chainview: cannot reach the broker: {e}");
-        target.shutdown().await;
-        return 3;
-    }
-    let mut app = App::new(&target.url, target.embedded.is_some(), target.key);
-    let worker = chainview::worker::spawn(target.worker.clone());
-    let title = script.title().map(str::to_string);
-    let mut runner = Runner::new(script, worker);
     let mut out = std::io::stdout().lock();
     if format == Format::Text {
-        let _ = write!(out, "{}", transcript::header_text(title.as_deref(), &file, &target.describe()));
+        let title = replay.script().title().map(str::to_string);
+        let header = transcript::header_text(title.as_deref(), &file, &replay.target.describe());
+        let _ = write!(out, "{header}");
     }
-    let mut summary = Summary::default();
-    while let Some(report) = runner.step(&mut app).await {
-        summary.add(&report);
+    while let Some(report) = replay.next().await {
         let _ = match format {
             Format::Text => write!(out, "{}", transcript::step_text(&report)),
             Format::Json => writeln!(out, "{}", transcript::step_json(&report)),
         };
     }
+    let mut summary = replay.finish().await;
     summary.millis = started.elapsed().as_millis();
     let _ = match format {
         Format::Text => write!(out, "{}", transcript::summary_text(&summary)),
         Format::Json => writeln!(out, "{}", transcript::summary_json(&summary)),
     };
     let _ = out.flush();
-    drop(runner);
-    target.shutdown().await;
     summary.exit_code()
 }
 

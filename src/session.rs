@@ -106,11 +106,7 @@ pub async fn connect(s: &Settings) -> Result<Target, SessionError> {
                 }
                 _ => None,
             };
-            let admin = s
-                .admin_secret
-                .clone()
-                .filter(|a| !a.is_empty())
-                .map(Secret);
+            let admin = s.admin_secret.clone().filter(|a| !a.is_empty()).map(Secret);
             if creds.is_none() && admin.is_none() {
                 return Err(SessionError::NoCredentials { url: url.clone() });
             }

@@ -34,7 +34,10 @@ pub enum Command {
     /// Embedded broker: register an app with this ceiling through the admin
     /// API, then log in as it. External broker: log in with the configured
     /// client credentials (the ceiling is the operator's).
-    SetupApp { name: String, ceiling: Vec<String> },
+    SetupApp {
+        name: String,
+        ceiling: Vec<String>,
+    },
     CreateAgent {
         agent: AgentId,
         token: TokenId,
@@ -50,14 +53,23 @@ pub enum Command {
         scope: Vec<String>,
         ttl: Option<i64>,
     },
-    Validate { token: TokenId, raw: Secret },
+    Validate {
+        token: TokenId,
+        raw: Secret,
+    },
     Renew {
         old: TokenId,
         new: TokenId,
         raw: Secret,
     },
-    Release { token: TokenId, raw: Secret },
-    Revoke { level: RevokeLevel, target: String },
+    Release {
+        token: TokenId,
+        raw: Secret,
+    },
+    Revoke {
+        level: RevokeLevel,
+        target: String,
+    },
 }
 
 /// One HTTP call as the event log shows it.
@@ -128,8 +140,12 @@ impl Outcome {
             | Outcome::Revoked { result: Err(e), .. } => e,
             _ => return None,
         };
-        (e.is_unreachable() || matches!(e, ClientError::Unexpected { .. } | ClientError::Decode { .. }))
-            .then_some(e)
+        (e.is_unreachable()
+            || matches!(
+                e,
+                ClientError::Unexpected { .. } | ClientError::Decode { .. }
+            ))
+        .then_some(e)
     }
 }
 
@@ -241,8 +257,19 @@ where
     let r = fut.await;
     let (status, error) = match &r {
         Ok(_) => (Some(ok_status), None),
-        Err(ClientError::Broker(b)) => (Some(b.status), Some(format!("{} {}", b.error_code, b.detail))),
-        Err(ClientError::Unexpected { status, .. }) => (Some(*status), Some(r.as_ref().err().map(ToString::to_string).unwrap_or_default())),
+        Err(ClientError::Broker(b)) => (
+            Some(b.status),
+            Some(format!("{} {}", b.error_code, b.detail)),
+        ),
+        Err(ClientError::Unexpected { status, .. }) => (
+            Some(*status),
+            Some(
+                r.as_ref()
+                    .err()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
+        ),
         Err(e) => (None, Some(e.to_string())),
     };
     calls.push(Call {
@@ -385,7 +412,14 @@ impl Worker {
         )
         .await?;
         let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
-        let ch = timed(calls, "GET", "/v1/challenge", 200, self.client().challenge()).await?;
+        let ch = timed(
+            calls,
+            "GET",
+            "/v1/challenge",
+            200,
+            self.client().challenge(),
+        )
+        .await?;
         let req = self
             .client()
             .registration(&lt.launch_token, &key, &ch, orch, task, scope)?;
@@ -411,7 +445,9 @@ impl Worker {
     async fn run(&self, cmd: Command, calls: &mut Vec<Call>) -> Outcome {
         let c = self.client();
         match cmd {
-            Command::Health => Outcome::Health(timed(calls, "GET", "/v1/health", 200, c.health()).await),
+            Command::Health => {
+                Outcome::Health(timed(calls, "GET", "/v1/health", 200, c.health()).await)
+            }
             Command::SetupApp { name, ceiling } => {
                 Outcome::AppReady(self.setup_app(&name, &ceiling, calls).await)
             }
@@ -441,7 +477,14 @@ impl Worker {
                 };
                 Outcome::Delegated {
                     token,
-                    result: timed(calls, "POST", "/v1/delegate", 200, c.delegate(&bearer.0, &req)).await,
+                    result: timed(
+                        calls,
+                        "POST",
+                        "/v1/delegate",
+                        200,
+                        c.delegate(&bearer.0, &req),
+                    )
+                    .await,
                 }
             }
             Command::Validate { token, raw } => Outcome::Validated {
@@ -460,7 +503,14 @@ impl Worker {
             Command::Revoke { level, target } => {
                 let result = match self.admin_token(calls).await {
                     Ok(admin) => {
-                        timed(calls, "POST", "/v1/revoke", 200, c.revoke(&admin, level, &target)).await
+                        timed(
+                            calls,
+                            "POST",
+                            "/v1/revoke",
+                            200,
+                            c.revoke(&admin, level, &target),
+                        )
+                        .await
                     }
                     Err(e) => Err(e),
                 };

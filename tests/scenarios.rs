@@ -102,7 +102,10 @@ fn lifecycle_scenario() {
 fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
         (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
-        (r"(spiffe://agentwrit\.local/agent/[^/\s]+/[^/\s]+/)[0-9a-f]{16}", "$1[INSTANCE]"),
+        (
+            r"(spiffe://agentwrit\.local/agent/[^/\s]+/[^/\s]+/)[0-9a-f]{16}",
+            "$1[INSTANCE]",
+        ),
         (r"· \d+ ms", "· [MS] ms"),
         (r#""ms":[0-9.]+"#, r#""ms":"[MS]""#),
         (r#""request_id":"[0-9a-f]{16}""#, r#""request_id":"[ID]""#),
@@ -133,7 +136,18 @@ fn deploy_transcript_json_golden() {
     for line in out.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
         if v["kind"] != "summary" {
-            for key in ["step", "line", "kind", "source", "result", "broker", "tokens", "chain", "expectation", "calls"] {
+            for key in [
+                "step",
+                "line",
+                "kind",
+                "source",
+                "result",
+                "broker",
+                "tokens",
+                "chain",
+                "expectation",
+                "calls",
+            ] {
                 assert!(v.get(key).is_some(), "missing {key} in {line}");
             }
         }
@@ -145,7 +159,8 @@ fn deploy_transcript_json_golden() {
 
 #[test]
 fn script_from_standard_input() {
-    let text = "app ceiling=read:data:*\nagent a scope=read:data:*\nexpect a valid scope=read:data:*\n";
+    let text =
+        "app ceiling=read:data:*\nagent a scope=read:data:*\nexpect a valid scope=read:data:*\n";
     let o = chainview(&["--script", "-"], Some(text), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains("chainview · -"));
@@ -155,22 +170,70 @@ fn script_from_standard_input() {
 #[test]
 fn malformed_scripts_give_exact_errors() {
     let cases: &[(&str, &str)] = &[
-        ("agent analyst scope=read:data:*\nvalidate analist\n", "-:2:10: unknown token 'analist' — did you mean 'analyst'?"),
-        ("delegat a -> b scope=a:b:c as=x\n", "-:1:1: unknown step 'delegat' — did you mean 'delegate'?"),
-        ("validate hop1\n", "-:1:10: unknown token 'hop1' — no token is defined before line 1"),
-        ("agent a scope=read:data:x,read:data\n", "-:1:27: malformed scope 'read:data': expected action:resource:identifier (found only one colon)"),
-        ("agent a scope=read:data:* ttl=0\n", "-:1:31: ttl must be a positive whole number of seconds, got '0'"),
-        ("agent a scope=read:data:* ttl=ten\n", "-:1:31: ttl must be a positive whole number of seconds, got 'ten'"),
-        ("agent a scope=read:data:*\nagent a scope=read:data:*\n", "-:2:7: duplicate label 'a' (first defined on line 1)"),
-        ("agent a scope=read:data:*\nagent b scope=read:data:*\ndelegate a -> b scope=read:data:x as=a\n", "-:3:38: duplicate label 'a' (first defined on line 1)"),
-        ("agent a scope=read:data:*\ndelegate a -> b scope=read:data:x as=h\n", "-:2:15: unknown agent 'b' (known: a)"),
-        ("agent a scope=read:data:*\nagent b scope=read:data:*\ndelegate a b scope=read:data:x as=h\n", "-:3:12: expected '->', found 'b'"),
-        ("agent a scope=read:data:*\nagent b scope=read:data:*\ndelegate a -> b scope=read:data:x\n", "-:3:1: delegate needs as=LABEL to name the delegated token"),
-        ("say hello\n", "-:1:5: expected a quoted text after 'say', like say \"…\""),
-        ("agent a scope=read:data:*\nexpect a vaild\n", "-:2:10: unknown expectation 'vaild' — did you mean 'valid'?: expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain=/ttl="),
-        ("agent a scope=read:data:*\nrevoke agnt a\n", "-:2:8: unknown revocation level 'agnt' — did you mean 'agent'?: expected token, agent, task or chain"),
-        ("probe read::x\n", "-:1:7: malformed scope 'read::x': the resource part is empty"),
-        ("wait forever\n", "-:1:6: bad duration 'forever': expected a number with ms, s or m, like 2s"),
+        (
+            "agent analyst scope=read:data:*\nvalidate analist\n",
+            "-:2:10: unknown token 'analist' — did you mean 'analyst'?",
+        ),
+        (
+            "delegat a -> b scope=a:b:c as=x\n",
+            "-:1:1: unknown step 'delegat' — did you mean 'delegate'?",
+        ),
+        (
+            "validate hop1\n",
+            "-:1:10: unknown token 'hop1' — no token is defined before line 1",
+        ),
+        (
+            "agent a scope=read:data:x,read:data\n",
+            "-:1:27: malformed scope 'read:data': expected action:resource:identifier (found only one colon)",
+        ),
+        (
+            "agent a scope=read:data:* ttl=0\n",
+            "-:1:31: ttl must be a positive whole number of seconds, got '0'",
+        ),
+        (
+            "agent a scope=read:data:* ttl=ten\n",
+            "-:1:31: ttl must be a positive whole number of seconds, got 'ten'",
+        ),
+        (
+            "agent a scope=read:data:*\nagent a scope=read:data:*\n",
+            "-:2:7: duplicate label 'a' (first defined on line 1)",
+        ),
+        (
+            "agent a scope=read:data:*\nagent b scope=read:data:*\ndelegate a -> b scope=read:data:x as=a\n",
+            "-:3:38: duplicate label 'a' (first defined on line 1)",
+        ),
+        (
+            "agent a scope=read:data:*\ndelegate a -> b scope=read:data:x as=h\n",
+            "-:2:15: unknown agent 'b' (known: a)",
+        ),
+        (
+            "agent a scope=read:data:*\nagent b scope=read:data:*\ndelegate a b scope=read:data:x as=h\n",
+            "-:3:12: expected '->', found 'b'",
+        ),
+        (
+            "agent a scope=read:data:*\nagent b scope=read:data:*\ndelegate a -> b scope=read:data:x\n",
+            "-:3:1: delegate needs as=LABEL to name the delegated token",
+        ),
+        (
+            "say hello\n",
+            "-:1:5: expected a quoted text after 'say', like say \"…\"",
+        ),
+        (
+            "agent a scope=read:data:*\nexpect a vaild\n",
+            "-:2:10: unknown expectation 'vaild' — did you mean 'valid'?: expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain=/ttl=",
+        ),
+        (
+            "agent a scope=read:data:*\nrevoke agnt a\n",
+            "-:2:8: unknown revocation level 'agnt' — did you mean 'agent'?: expected token, agent, task or chain",
+        ),
+        (
+            "probe read::x\n",
+            "-:1:7: malformed scope 'read::x': the resource part is empty",
+        ),
+        (
+            "wait forever\n",
+            "-:1:6: bad duration 'forever': expected a number with ms, s or m, like 2s",
+        ),
     ];
     for (text, want) in cases {
         let o = chainview(&["--script", "-"], Some(text), &[]);
@@ -186,7 +249,10 @@ fn exit_code_1_when_an_expectation_fails() {
     let o = chainview(&["--script", "-"], Some(text), &[]);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
-    assert!(out.contains("✗ a denies write:data:x: no grant has this action (closest: read:data:*)"), "{out}");
+    assert!(
+        out.contains("✗ a denies write:data:x: no grant has this action (closest: read:data:*)"),
+        "{out}"
+    );
     assert!(out.contains("2 expectations: 1 held, 1 failed"), "{out}");
 }
 
@@ -207,38 +273,66 @@ fn exit_code_3_when_the_broker_is_unreachable() {
     let o = chainview(
         &["--script", &script("deploy.chainview"), "--broker", &url],
         None,
-        &[("AGENTWRIT_CLIENT_ID", "x"), ("AGENTWRIT_CLIENT_SECRET", "y")],
+        &[
+            ("AGENTWRIT_CLIENT_ID", "x"),
+            ("AGENTWRIT_CLIENT_SECRET", "y"),
+        ],
     );
     assert_eq!(o.status.code(), Some(3));
     let err = stderr(&o);
-    assert!(err.contains("cannot reach the broker") && err.contains(&url), "{err}");
+    assert!(
+        err.contains("cannot reach the broker") && err.contains(&url),
+        "{err}"
+    );
 }
 
 #[test]
 fn exit_code_3_when_revocation_lacks_the_admin_secret_on_an_external_broker() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let broker = rt.block_on(EmbeddedBroker::start(Config::default())).unwrap();
+    let broker = rt
+        .block_on(EmbeddedBroker::start(Config::default()))
+        .unwrap();
     let app = broker
         .register_app("ext", &["read:data:*".to_string()])
         .unwrap();
     let o = chainview(
-        &["--script", &script("revocation.chainview"), "--broker", &broker.url()],
+        &[
+            "--script",
+            &script("revocation.chainview"),
+            "--broker",
+            &broker.url(),
+        ],
         None,
         &[
             ("AGENTWRIT_CLIENT_ID", &app.client_id),
-            ("AGENTWRIT_CLIENT_SECRET", app.client_secret.as_deref().unwrap()),
+            (
+                "AGENTWRIT_CLIENT_SECRET",
+                app.client_secret.as_deref().unwrap(),
+            ),
         ],
     );
     assert_eq!(o.status.code(), Some(3));
-    assert!(stderr(&o).contains("needs the broker's admin secret: set AGENTWRIT_ADMIN_SECRET. Nothing was run."));
+    assert!(
+        stderr(&o).contains(
+            "needs the broker's admin secret: set AGENTWRIT_ADMIN_SECRET. Nothing was run."
+        )
+    );
     assert!(stdout(&o).is_empty());
     // With the secret, the same scenario runs against the external broker.
     let o = chainview(
-        &["--script", &script("revocation.chainview"), "--broker", &broker.url()],
+        &[
+            "--script",
+            &script("revocation.chainview"),
+            "--broker",
+            &broker.url(),
+        ],
         None,
         &[
             ("AGENTWRIT_CLIENT_ID", &app.client_id),
-            ("AGENTWRIT_CLIENT_SECRET", app.client_secret.as_deref().unwrap()),
+            (
+                "AGENTWRIT_CLIENT_SECRET",
+                app.client_secret.as_deref().unwrap(),
+            ),
             ("AGENTWRIT_ADMIN_SECRET", broker.admin_secret()),
         ],
     );
@@ -248,12 +342,17 @@ fn exit_code_3_when_revocation_lacks_the_admin_secret_on_an_external_broker() {
 
 #[test]
 fn transcripts_never_contain_a_whole_token() {
-    for name in ["deploy.chainview", "lifecycle.chainview", "revocation.chainview"] {
+    for name in [
+        "deploy.chainview",
+        "lifecycle.chainview",
+        "revocation.chainview",
+    ] {
         for format in ["text", "json"] {
             let o = chainview(&["--script", &script(name), "--format", format], None, &[]);
             let out = stdout(&o);
             // A whole compact JWT has two dots between base64url runs.
-            let re = regex_lite::Regex::new(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.").unwrap();
+            let re =
+                regex_lite::Regex::new(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.").unwrap();
             assert!(!re.is_match(&out), "{name} {format} leaks a token");
         }
     }

@@ -6,6 +6,7 @@
 //! worker, updating the shared [`crate::app::App`] state.
 
 mod parser;
+pub mod replay;
 pub mod runner;
 pub mod transcript;
 

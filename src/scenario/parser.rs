@@ -21,7 +21,11 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
     }
 }
 
@@ -98,7 +102,9 @@ fn tokenize(line: &str) -> Result<(Vec<Tok>, String), (usize, String)> {
             i += 1;
             loop {
                 match chars.get(i) {
-                    None => return Err((col, "unterminated string: expected a closing '\"'".into())),
+                    None => {
+                        return Err((col, "unterminated string: expected a closing '\"'".into()));
+                    }
                     Some('"') => {
                         i += 1;
                         break;
@@ -218,7 +224,10 @@ impl Parser {
         if let Some((_, line)) = self.labels.get(&t.text) {
             return Err(self.err(
                 t.col,
-                format!("duplicate label '{}' (first defined on line {line})", t.text),
+                format!(
+                    "duplicate label '{}' (first defined on line {line})",
+                    t.text
+                ),
             ));
         }
         self.labels.insert(t.text.clone(), (kind, self.line));
@@ -302,7 +311,10 @@ impl Parser {
             )),
             [t, ..] if !t.quoted => Err(self.err(
                 t.col,
-                format!("expected a quoted text after '{}', like {} \"…\"", kw.text, kw.text),
+                format!(
+                    "expected a quoted text after '{}', like {} \"…\"",
+                    kw.text, kw.text
+                ),
             )),
             [_, extra, ..] => Err(self.err(extra.col, "unexpected text after the quoted text")),
             [t] => Err(self.err(t.col, "expected a quoted text")),
@@ -394,11 +406,14 @@ impl Parser {
                 }
             }
             "delegate" => {
-                let from_tok = self.need(rest, 0, kw, "the delegating token (an agent or a label)")?;
+                let from_tok =
+                    self.need(rest, 0, kw, "the delegating token (an agent or a label)")?;
                 let from = self.token_ref(from_tok)?;
                 let arrow = self.need(rest, 1, from_tok, "'->'")?;
                 if arrow.text != "->" {
-                    return Err(self.err(arrow.col, format!("expected '->', found '{}'", arrow.text)));
+                    return Err(
+                        self.err(arrow.col, format!("expected '->', found '{}'", arrow.text))
+                    );
                 }
                 let to_tok = self.need(rest, 2, arrow, "the agent to delegate to")?;
                 let to = if to_tok.text.starts_with("spiffe://") {
@@ -510,10 +525,7 @@ impl Parser {
             "expect" => StepKind::Expect(self.expectation(kw, rest)?),
             other => {
                 let hint = did_you_mean(suggest(other, KEYWORDS));
-                return Err(self.err(
-                    kw.col,
-                    format!("unknown step '{other}'{hint}"),
-                ));
+                return Err(self.err(kw.col, format!("unknown step '{other}'{hint}")));
             }
         })
     }
@@ -547,7 +559,12 @@ impl Parser {
     }
 
     fn expectation(&self, kw: &Tok, rest: &[Tok]) -> R<Expectation> {
-        let first = self.need(rest, 0, kw, "what to expect, like 'hop1 valid' or 'permits hop1 SCOPE'")?;
+        let first = self.need(
+            rest,
+            0,
+            kw,
+            "what to expect, like 'hop1 valid' or 'permits hop1 SCOPE'",
+        )?;
         if first.text == "permits" || first.text == "denies" {
             let t = self.need(rest, 1, first, "a token")?;
             let label = self.token_ref(t)?;
@@ -767,7 +784,10 @@ revoke chain orchestrator
             })
         );
         assert_eq!(s.steps[15].source, "expect orchestrator released");
-        assert_eq!(s.steps[16].kind, StepKind::Wait(Duration::from_millis(1500)));
+        assert_eq!(
+            s.steps[16].kind,
+            StepKind::Wait(Duration::from_millis(1500))
+        );
     }
 
     #[test]
@@ -805,7 +825,9 @@ revoke chain orchestrator
     #[test]
     fn ttl_must_be_positive_integer() {
         assert_eq!(
-            err(&format!("{BASE}agent b scope=read:data:x\ndelegate analyst -> b scope=read:data:x ttl=-5 as=h")),
+            err(&format!(
+                "{BASE}agent b scope=read:data:x\ndelegate analyst -> b scope=read:data:x ttl=-5 as=h"
+            )),
             "t.chainview:3:45: ttl must be a positive whole number of seconds, got '-5'"
         );
         assert_eq!(
@@ -831,7 +853,9 @@ revoke chain orchestrator
     #[test]
     fn unknown_option_suggests() {
         assert_eq!(
-            err(&format!("{BASE}agent b scope=read:data:x\ndelegate analyst -> b scpe=read:data:x as=h")),
+            err(&format!(
+                "{BASE}agent b scope=read:data:x\ndelegate analyst -> b scpe=read:data:x as=h"
+            )),
             "t.chainview:3:23: unknown option 'scpe=' — did you mean 'scope='?"
         );
     }
@@ -839,7 +863,9 @@ revoke chain orchestrator
     #[test]
     fn delegate_to_a_label_is_not_an_agent() {
         assert_eq!(
-            err(&format!("{BASE}agent b scope=read:data:x\ndelegate analyst -> b scope=read:data:x as=h\ndelegate analyst -> h scope=read:data:x as=h2")),
+            err(&format!(
+                "{BASE}agent b scope=read:data:x\ndelegate analyst -> b scope=read:data:x as=h\ndelegate analyst -> h scope=read:data:x as=h2"
+            )),
             "t.chainview:4:21: 'h' is a delegated token, not an agent: name an agent defined with `agent`"
         );
     }
@@ -878,7 +904,10 @@ revoke chain orchestrator
 
     #[test]
     fn empty_script() {
-        assert_eq!(err("# only a comment\n\n"), "t.chainview:1:1: the script has no steps");
+        assert_eq!(
+            err("# only a comment\n\n"),
+            "t.chainview:1:1: the script has no steps"
+        );
     }
 
     #[test]

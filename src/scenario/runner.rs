@@ -244,7 +244,12 @@ impl Runner {
     }
 
     /// Sends several commands at once and waits for all their events.
-    async fn exec_all(&mut self, app: &mut App, cmds: Vec<Command>, calls: &mut Vec<Call>) -> Vec<Event> {
+    async fn exec_all(
+        &mut self,
+        app: &mut App,
+        cmds: Vec<Command>,
+        calls: &mut Vec<Call>,
+    ) -> Vec<Event> {
         let mut ids: Vec<u64> = cmds.into_iter().map(|c| self.worker.send(c)).collect();
         let mut out = Vec::new();
         while !ids.is_empty() {
@@ -277,7 +282,9 @@ impl Runner {
             return Some(r);
         }
         let mut calls = Vec::new();
-        let result = self.run_step(app, &step.kind, step.line, &mut r, &mut calls).await;
+        let result = self
+            .run_step(app, &step.kind, step.line, &mut r, &mut calls)
+            .await;
         r.calls = calls;
         r.result = result;
         if let StepResult::Unreachable(why) = &r.result {
@@ -286,7 +293,12 @@ impl Runner {
         Some(r)
     }
 
-    async fn ensure_app(&mut self, app: &mut App, calls: &mut Vec<Call>, ceiling: Option<Vec<String>>) -> Result<(), StepResult> {
+    async fn ensure_app(
+        &mut self,
+        app: &mut App,
+        calls: &mut Vec<Call>,
+        ceiling: Option<Vec<String>>,
+    ) -> Result<(), StepResult> {
         if self.app_ready && ceiling.is_none() {
             return Ok(());
         }
@@ -301,7 +313,9 @@ impl Runner {
                 self.app_ready = true;
                 Ok(())
             }
-            Outcome::AppReady(Err(e)) => Err(StepResult::Unreachable(format!("setting up the app failed: {e}"))),
+            Outcome::AppReady(Err(e)) => Err(StepResult::Unreachable(format!(
+                "setting up the app failed: {e}"
+            ))),
             _ => Err(StepResult::Error("unexpected worker answer".into())),
         }
     }
@@ -323,7 +337,10 @@ impl Runner {
 
     fn outcome_result(ev: Option<Event>) -> (StepResult, Option<Event>) {
         match ev {
-            None => (StepResult::Unreachable("the broker worker stopped".into()), None),
+            None => (
+                StepResult::Unreachable("the broker worker stopped".into()),
+                None,
+            ),
             Some(ev) => {
                 if let Some(e) = ev.outcome.unreachable() {
                     return (StepResult::Unreachable(e.to_string()), Some(ev));
@@ -338,7 +355,9 @@ impl Runner {
                     _ => None,
                 };
                 match err {
-                    Some(crate::broker::ClientError::Broker(b)) => (StepResult::Refused(b), Some(ev)),
+                    Some(crate::broker::ClientError::Broker(b)) => {
+                        (StepResult::Refused(b), Some(ev))
+                    }
                     Some(other) => (StepResult::Error(other.to_string()), Some(ev)),
                     None => (StepResult::Ok, Some(ev)),
                 }
@@ -346,7 +365,14 @@ impl Runner {
         }
     }
 
-    async fn run_step(&mut self, app: &mut App, kind: &StepKind, line: usize, r: &mut StepReport, calls: &mut Vec<Call>) -> StepResult {
+    async fn run_step(
+        &mut self,
+        app: &mut App,
+        kind: &StepKind,
+        line: usize,
+        r: &mut StepReport,
+        calls: &mut Vec<Call>,
+    ) -> StepResult {
         let now = unix_now;
         match kind {
             StepKind::Title(t) => {
@@ -357,21 +383,42 @@ impl Runner {
                 r.say = Some(t.clone());
                 StepResult::Ok
             }
-            StepKind::App { ceiling } => match self.ensure_app(app, calls, Some(ceiling.clone())).await {
-                Ok(()) => StepResult::Ok,
-                Err(e) => e,
-            },
-            StepKind::Agent { name, orch, task, scope, ttl } => {
+            StepKind::App { ceiling } => {
+                match self.ensure_app(app, calls, Some(ceiling.clone())).await {
+                    Ok(()) => StepResult::Ok,
+                    Err(e) => e,
+                }
+            }
+            StepKind::Agent {
+                name,
+                orch,
+                task,
+                scope,
+                ttl,
+            } => {
                 if let Err(e) = self.ensure_app(app, calls, None).await {
                     return e;
                 }
                 let (agent, token) = app.begin_agent(name, orch, task, scope, Some(line));
-                let cmd = Command::CreateAgent { agent, token, orch: orch.clone(), task: task.clone(), scope: scope.clone(), ttl: *ttl };
+                let cmd = Command::CreateAgent {
+                    agent,
+                    token,
+                    orch: orch.clone(),
+                    task: task.clone(),
+                    scope: scope.clone(),
+                    ttl: *ttl,
+                };
                 let ev = self.exec(app, cmd, calls).await;
                 r.tokens.push(token_view(app, token, now()));
                 Self::outcome_result(ev).0
             }
-            StepKind::Delegate { from, to, scope: want, ttl, label } => {
+            StepKind::Delegate {
+                from,
+                to,
+                scope: want,
+                ttl,
+                label,
+            } => {
                 let (parent, bearer) = match self.live_raw(app, from) {
                     Ok(x) => x,
                     Err(e) => return e,
@@ -386,10 +433,18 @@ impl Runner {
                     }
                 };
                 let Some(spiffe) = to_agent.agent_id.clone() else {
-                    return StepResult::Error(format!("agent '{to}' is not registered (its registration failed)"));
+                    return StepResult::Error(format!(
+                        "agent '{to}' is not registered (its registration failed)"
+                    ));
                 };
                 let token = app.begin_delegation(parent, to_id, want, label, Some(line));
-                let cmd = Command::Delegate { token, bearer, to: spiffe, scope: want.clone(), ttl: *ttl };
+                let cmd = Command::Delegate {
+                    token,
+                    bearer,
+                    to: spiffe,
+                    scope: want.clone(),
+                    ttl: *ttl,
+                };
                 let (res, _) = Self::outcome_result(self.exec(app, cmd, calls).await);
                 r.tokens.push(token_view(app, token, now()));
                 r.chain = app.chain(token);
@@ -401,7 +456,10 @@ impl Runner {
                     r.not_held = scope::explain(want, &held)
                         .into_iter()
                         .filter_map(|e| match e.verdict {
-                            scope::Verdict::Denied(d) => Some(NotHeld { scope: e.requested, reason: d.to_string() }),
+                            scope::Verdict::Denied(d) => Some(NotHeld {
+                                scope: e.requested,
+                                reason: d.to_string(),
+                            }),
                             scope::Verdict::Covered { .. } => None,
                         })
                         .collect();
@@ -432,7 +490,10 @@ impl Runner {
                     Err(e) => return e,
                 };
                 let new = app.begin_renewal(old, new_label.as_deref(), Some(line));
-                let (res, _) = Self::outcome_result(self.exec(app, Command::Renew { old, new, raw }, calls).await);
+                let (res, _) = Self::outcome_result(
+                    self.exec(app, Command::Renew { old, new, raw }, calls)
+                        .await,
+                );
                 r.tokens.push(token_view(app, old, now()));
                 r.tokens.push(token_view(app, new, now()));
                 res
@@ -490,13 +551,23 @@ impl Runner {
         worst
     }
 
-    async fn revoke(&mut self, app: &mut App, level: RevokeLevel, target: &str, r: &mut StepReport, calls: &mut Vec<Call>) -> StepResult {
+    async fn revoke(
+        &mut self,
+        app: &mut App,
+        level: RevokeLevel,
+        target: &str,
+        r: &mut StepReport,
+        calls: &mut Vec<Call>,
+    ) -> StepResult {
         let wire_target = match level {
             RevokeLevel::Token => match app.token(target).and_then(|t| t.claims.as_ref()) {
                 Some(c) => c.jti.clone(),
                 None => return StepResult::Error(format!("'{target}' holds no token to revoke")),
             },
-            RevokeLevel::Agent | RevokeLevel::Chain => match app.agent_by_name(target).and_then(|(_, a)| a.agent_id.clone()) {
+            RevokeLevel::Agent | RevokeLevel::Chain => match app
+                .agent_by_name(target)
+                .and_then(|(_, a)| a.agent_id.clone())
+            {
                 Some(id) => id,
                 None => return StepResult::Error(format!("agent '{target}' is not registered")),
             },
@@ -508,14 +579,29 @@ impl Runner {
             .filter(|t| t.status_at(unix_now()) == TokenStatus::Valid)
             .map(|t| t.id)
             .collect();
-        let (res, _) = Self::outcome_result(self.exec(app, Command::Revoke { level, target: wire_target }, calls).await);
+        let (res, _) = Self::outcome_result(
+            self.exec(
+                app,
+                Command::Revoke {
+                    level,
+                    target: wire_target,
+                },
+                calls,
+            )
+            .await,
+        );
         if res != StepResult::Ok {
             return res;
         }
         // Ask the broker about every token that was alive: which die, which live on.
         let cmds: Vec<Command> = before
             .iter()
-            .filter_map(|id| app.tokens[*id].raw.clone().map(|raw| Command::Validate { token: *id, raw: Secret(raw) }))
+            .filter_map(|id| {
+                app.tokens[*id].raw.clone().map(|raw| Command::Validate {
+                    token: *id,
+                    raw: Secret(raw),
+                })
+            })
             .collect();
         let evs = self.exec_all(app, cmds, calls).await;
         let worst = self.worst(evs);
@@ -532,7 +618,12 @@ impl Runner {
     }
 
     /// Judges an expectation. Status expectations ask the broker first.
-    async fn expect(&mut self, app: &mut App, e: &Expectation, calls: &mut Vec<Call>) -> Result<ExpectResult, StepResult> {
+    async fn expect(
+        &mut self,
+        app: &mut App,
+        e: &Expectation,
+        calls: &mut Vec<Call>,
+    ) -> Result<ExpectResult, StepResult> {
         let held = |ok: bool, reason: String| Ok(ExpectResult { ok, reason });
         match e {
             Expectation::Permits { label, scope: s } | Expectation::Denies { label, scope: s } => {
@@ -542,16 +633,29 @@ impl Runner {
                 };
                 let status = t.status_at(unix_now());
                 let (permits, why) = if status.is_dead() {
-                    (false, format!("{label} is {}: a dead token permits nothing", status_reason(&status)))
+                    (
+                        false,
+                        format!(
+                            "{label} is {}: a dead token permits nothing",
+                            status_reason(&status)
+                        ),
+                    )
                 } else {
                     match scope::explain_one(s, t.scope()) {
-                        scope::Verdict::Covered { by } => (true, format!("{label} permits {s} (granted by {by})")),
+                        scope::Verdict::Covered { by } => {
+                            (true, format!("{label} permits {s} (granted by {by})"))
+                        }
                         scope::Verdict::Denied(d) => (false, format!("{label} denies {s}: {d}")),
                     }
                 };
                 held(permits == want_permit, why)
             }
-            Expectation::Denied { label, status, code, detail } => {
+            Expectation::Denied {
+                label,
+                status,
+                code,
+                detail,
+            } => {
                 let Some(t) = app.token(label) else {
                     return held(false, format!("unknown token '{label}'"));
                 };
@@ -560,12 +664,25 @@ impl Runner {
                         let ok = status.is_none_or(|s| s == b.status)
                             && code.as_deref().is_none_or(|c| c == b.error_code)
                             && detail.as_deref().is_none_or(|d| d == b.detail);
-                        held(ok, format!("{label} was refused: {} {} \"{}\"", b.status, b.error_code, b.detail))
+                        held(
+                            ok,
+                            format!(
+                                "{label} was refused: {} {} \"{}\"",
+                                b.status, b.error_code, b.detail
+                            ),
+                        )
                     }
-                    other => held(false, format!("{label} was not refused: it is {}", status_reason(&other))),
+                    other => held(
+                        false,
+                        format!("{label} was not refused: it is {}", status_reason(&other)),
+                    ),
                 }
             }
-            Expectation::Token { label, status, checks } => {
+            Expectation::Token {
+                label,
+                status,
+                checks,
+            } => {
                 let Some(id) = app.labels.get(label).copied() else {
                     return held(false, format!("unknown token '{label}'"));
                 };
@@ -575,7 +692,16 @@ impl Runner {
                     // Ask the broker now: the expectation is about what it says.
                     let broker_says = match app.tokens[id].raw.clone() {
                         Some(raw) => {
-                            let ev = self.exec(app, Command::Validate { token: id, raw: Secret(raw) }, calls).await;
+                            let ev = self
+                                .exec(
+                                    app,
+                                    Command::Validate {
+                                        token: id,
+                                        raw: Secret(raw),
+                                    },
+                                    calls,
+                                )
+                                .await;
                             let (res, ev) = Self::outcome_result(ev);
                             if let StepResult::Unreachable(_) = res {
                                 return Err(res);
@@ -596,7 +722,10 @@ impl Runner {
                 for check in checks {
                     let Some(c) = &t.claims else {
                         ok = false;
-                        reasons.push(format!("{label} has no claims ({})", status_reason(&t.status_at(unix_now()))));
+                        reasons.push(format!(
+                            "{label} has no claims ({})",
+                            status_reason(&t.status_at(unix_now()))
+                        ));
                         break;
                     };
                     match check {
@@ -617,7 +746,11 @@ impl Runner {
                             let names: Vec<String> = c
                                 .delegation_chain
                                 .iter()
-                                .map(|rec| app.agent_name(&rec.agent).map(str::to_string).unwrap_or_else(|| rec.agent.clone()))
+                                .map(|rec| {
+                                    app.agent_name(&rec.agent)
+                                        .map(str::to_string)
+                                        .unwrap_or_else(|| rec.agent.clone())
+                                })
                                 .collect();
                             ok &= &names == want;
                             let shown: Vec<String> = c
@@ -626,7 +759,14 @@ impl Runner {
                                 .zip(&names)
                                 .map(|(rec, n)| format!("{n} (held {})", rec.scope.join(",")))
                                 .collect();
-                            reasons.push(format!("chain {}", if shown.is_empty() { "empty".into() } else { shown.join(" → ") }));
+                            reasons.push(format!(
+                                "chain {}",
+                                if shown.is_empty() {
+                                    "empty".into()
+                                } else {
+                                    shown.join(" → ")
+                                }
+                            ));
                         }
                     }
                 }
@@ -652,14 +792,20 @@ impl Runner {
 fn judge_status(want: Status, broker_valid: Option<bool>, st: &TokenStatus) -> (bool, String) {
     let said = match broker_valid {
         Some(true) => "the broker says valid".to_string(),
-        Some(false) => format!("the broker says invalid; chainview knows it is {}", status_reason(st)),
+        Some(false) => format!(
+            "the broker says invalid; chainview knows it is {}",
+            status_reason(st)
+        ),
         None => format!("never issued: {}", status_reason(st)),
     };
     let good = match want {
         Status::Valid => broker_valid == Some(true),
         Status::Invalid => broker_valid != Some(true),
         Status::Released => broker_valid == Some(false) && *st == TokenStatus::Released,
-        Status::Revoked => broker_valid == Some(false) && matches!(st, TokenStatus::Revoked { .. } | TokenStatus::RenewedAway),
+        Status::Revoked => {
+            broker_valid == Some(false)
+                && matches!(st, TokenStatus::Revoked { .. } | TokenStatus::RenewedAway)
+        }
         Status::Expired => broker_valid == Some(false) && *st == TokenStatus::Expired,
     };
     (good, said)

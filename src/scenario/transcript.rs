@@ -124,7 +124,10 @@ fn chain_text(chain: &[Hop], refused: bool, out: &mut String) {
         };
         let mark = if last && refused { "  ✗ refused" } else { "" };
         let _ = writeln!(out, "{lead}{name} {verb} {}{mark}", h.scope.join(", "));
-        let sub = format!("      {}   ", "   ".repeat(i.saturating_sub(1)) + if i == 0 { "" } else { "   " });
+        let sub = format!(
+            "      {}   ",
+            "   ".repeat(i.saturating_sub(1)) + if i == 0 { "" } else { "   " }
+        );
         fate_lines(h, out, &sub);
     }
 }
@@ -220,8 +223,20 @@ pub fn step_text(r: &StepReport) -> String {
     }
     if let Some(p) = &r.probe {
         let _ = writeln!(out, "    probe {}:", p.scope);
-        let w = p.rows.iter().map(|r| r.token.chars().count()).max().unwrap_or(5).max(5);
-        let hw = p.rows.iter().map(|r| r.holder.chars().count()).max().unwrap_or(6).max(6);
+        let w = p
+            .rows
+            .iter()
+            .map(|r| r.token.chars().count())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let hw = p
+            .rows
+            .iter()
+            .map(|r| r.holder.chars().count())
+            .max()
+            .unwrap_or(6)
+            .max(6);
         for row in &p.rows {
             let why = match (&row.by, &row.reason) {
                 (Some(by), _) => format!("granted by {by}"),
@@ -249,11 +264,15 @@ pub fn step_text(r: &StepReport) -> String {
                 None => "unknown",
             };
             let agree = match (f.valid_after, f.predicted_dead) {
-                (Some(v), dead) if v == !dead => "",
+                (Some(v), dead) if v != dead => "",
                 (None, _) => "",
                 _ => "  (differs from the broker rule chainview knows!)",
             };
-            let mark = if f.valid_after == Some(false) { "†" } else { "✓" };
+            let mark = if f.valid_after == Some(false) {
+                "†"
+            } else {
+                "✓"
+            };
             let _ = writeln!(out, "      {mark} {} ({}) {said}{agree}", f.label, f.holder);
         }
     }

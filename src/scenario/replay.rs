@@ -1,0 +1,79 @@
+//! A whole headless replay: connect to the broker (embedded or external),
+//! check what the script needs, then run it step by step. `--script` and the
+//! replay benchmark both use this.
+
+use super::Script;
+use super::runner::{Runner, StepReport};
+use super::transcript::Summary;
+use crate::app::App;
+use crate::broker::ClientError;
+use crate::session::{self, SessionError, Settings, Target};
+
+/// Why a replay could not start (all exit code 3).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(
+        "{file} revokes tokens, which needs the broker's admin secret: set AGENTWRIT_ADMIN_SECRET. Nothing was run."
+    )]
+    NeedsAdmin { file: String },
+    #[error("cannot reach the broker: {0}")]
+    Unreachable(ClientError),
+}
+
+/// A replay in progress: the broker target, the shared app state and the runner.
+pub struct Replay {
+    pub target: Target,
+    pub app: App,
+    runner: Runner,
+    summary: Summary,
+}
+
+impl Replay {
+    /// Connects and checks that the script can run here; nothing runs yet.
+    pub async fn start(script: Script, settings: &Settings) -> Result<Replay, ReplayError> {
+        let target = session::connect(settings).await?;
+        if script.needs_admin() && !target.has_admin() {
+            let file = script.file.clone();
+            target.shutdown().await;
+            return Err(ReplayError::NeedsAdmin { file });
+        }
+        if let Err(e) = target.worker.client.health().await {
+            target.shutdown().await;
+            return Err(ReplayError::Unreachable(e));
+        }
+        let app = App::new(&target.url, target.embedded.is_some(), target.key);
+        let worker = crate::worker::spawn(target.worker.clone());
+        Ok(Replay {
+            target,
+            app,
+            runner: Runner::new(script, worker),
+            summary: Summary::default(),
+        })
+    }
+
+    pub fn script(&self) -> &Script {
+        self.runner.script()
+    }
+
+    /// Runs the next step.
+    pub async fn next(&mut self) -> Option<StepReport> {
+        let r = self.runner.step(&mut self.app).await?;
+        self.summary.add(&r);
+        Some(r)
+    }
+
+    /// Stops the embedded broker (if any) and returns the totals.
+    pub async fn finish(self) -> Summary {
+        let Replay {
+            target,
+            runner,
+            summary,
+            ..
+        } = self;
+        drop(runner);
+        target.shutdown().await;
+        summary
+    }
+}
