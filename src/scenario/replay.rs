@@ -27,6 +27,7 @@ pub struct Replay {
     pub target: Target,
     pub app: App,
     runner: Runner,
+    worker: crate::worker::WorkerHandle,
     summary: Summary,
 }
 
@@ -48,7 +49,8 @@ impl Replay {
         Ok(Replay {
             target,
             app,
-            runner: Runner::new(script, worker),
+            runner: Runner::new(script),
+            worker,
             summary: Summary::default(),
         })
     }
@@ -59,7 +61,7 @@ impl Replay {
 
     /// Runs the next step.
     pub async fn next(&mut self) -> Option<StepReport> {
-        let r = self.runner.step(&mut self.app).await?;
+        let r = self.runner.step(&mut self.app, &mut self.worker).await?;
         self.summary.add(&r);
         Some(r)
     }
@@ -68,11 +70,11 @@ impl Replay {
     pub async fn finish(self) -> Summary {
         let Replay {
             target,
-            runner,
+            worker,
             summary,
             ..
         } = self;
-        drop(runner);
+        drop(worker);
         target.shutdown().await;
         summary
     }

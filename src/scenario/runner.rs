@@ -138,11 +138,12 @@ impl StepReport {
     }
 }
 
-/// Drives a script through the worker, one step at a time.
+/// Drives a script through the worker, one step at a time. The worker is
+/// passed to each step, so the caller (the TUI event loop) keeps it between
+/// steps for its own commands.
 pub struct Runner {
     script: Script,
     pos: usize,
-    worker: WorkerHandle,
     app_ready: bool,
     halted: Option<String>,
 }
@@ -201,11 +202,10 @@ pub fn status_reason(s: &TokenStatus) -> String {
 }
 
 impl Runner {
-    pub fn new(script: Script, worker: WorkerHandle) -> Self {
+    pub fn new(script: Script) -> Self {
         Runner {
             script,
             pos: 0,
-            worker,
             app_ready: false,
             halted: None,
         }
@@ -231,9 +231,14 @@ impl Runner {
 
     /// Sends a command and waits for its event, folding every event that
     /// arrives meanwhile into `app`.
-    async fn exec(&mut self, app: &mut App, cmd: Command, calls: &mut Vec<Call>) -> Option<Event> {
-        let id = self.worker.send(cmd);
-        while let Some(ev) = self.worker.events.recv().await {
+    async fn exec(
+        w: &mut WorkerHandle,
+        app: &mut App,
+        cmd: Command,
+        calls: &mut Vec<Call>,
+    ) -> Option<Event> {
+        let id = w.send(cmd);
+        while let Some(ev) = w.events.recv().await {
             app.apply(&ev);
             if ev.request == id {
                 calls.extend(ev.calls.iter().cloned());
@@ -245,15 +250,15 @@ impl Runner {
 
     /// Sends several commands at once and waits for all their events.
     async fn exec_all(
-        &mut self,
+        w: &mut WorkerHandle,
         app: &mut App,
         cmds: Vec<Command>,
         calls: &mut Vec<Call>,
     ) -> Vec<Event> {
-        let mut ids: Vec<u64> = cmds.into_iter().map(|c| self.worker.send(c)).collect();
+        let mut ids: Vec<u64> = cmds.into_iter().map(|c| w.send(c)).collect();
         let mut out = Vec::new();
         while !ids.is_empty() {
-            let Some(ev) = self.worker.events.recv().await else {
+            let Some(ev) = w.events.recv().await else {
                 break;
             };
             app.apply(&ev);
@@ -267,7 +272,7 @@ impl Runner {
     }
 
     /// Runs the next step; `None` when the script is finished.
-    pub async fn step(&mut self, app: &mut App) -> Option<StepReport> {
+    pub async fn step(&mut self, app: &mut App, w: &mut WorkerHandle) -> Option<StepReport> {
         let step = self.script.steps.get(self.pos)?.clone();
         self.pos += 1;
         let mut r = StepReport::new(self.pos, &step);
@@ -283,7 +288,7 @@ impl Runner {
         }
         let mut calls = Vec::new();
         let result = self
-            .run_step(app, &step.kind, step.line, &mut r, &mut calls)
+            .run_step(app, w, &step.kind, step.line, &mut r, &mut calls)
             .await;
         r.calls = calls;
         r.result = result;
@@ -296,6 +301,7 @@ impl Runner {
     async fn ensure_app(
         &mut self,
         app: &mut App,
+        w: &mut WorkerHandle,
         calls: &mut Vec<Call>,
         ceiling: Option<Vec<String>>,
     ) -> Result<(), StepResult> {
@@ -304,8 +310,7 @@ impl Runner {
         }
         let ceiling = ceiling.unwrap_or_else(|| self.script.agent_scopes());
         let name = format!("chainview-{}", crate::broker::embedded::short_id());
-        let ev = self
-            .exec(app, Command::SetupApp { name, ceiling }, calls)
+        let ev = Self::exec(w, app, Command::SetupApp { name, ceiling }, calls)
             .await
             .ok_or_else(|| StepResult::Unreachable("the broker worker stopped".into()))?;
         match ev.outcome {
@@ -368,6 +373,7 @@ impl Runner {
     async fn run_step(
         &mut self,
         app: &mut App,
+        w: &mut WorkerHandle,
         kind: &StepKind,
         line: usize,
         r: &mut StepReport,
@@ -384,7 +390,7 @@ impl Runner {
                 StepResult::Ok
             }
             StepKind::App { ceiling } => {
-                match self.ensure_app(app, calls, Some(ceiling.clone())).await {
+                match self.ensure_app(app, w, calls, Some(ceiling.clone())).await {
                     Ok(()) => StepResult::Ok,
                     Err(e) => e,
                 }
@@ -396,7 +402,7 @@ impl Runner {
                 scope,
                 ttl,
             } => {
-                if let Err(e) = self.ensure_app(app, calls, None).await {
+                if let Err(e) = self.ensure_app(app, w, calls, None).await {
                     return e;
                 }
                 let (agent, token) = app.begin_agent(name, orch, task, scope, Some(line));
@@ -408,7 +414,7 @@ impl Runner {
                     scope: scope.clone(),
                     ttl: *ttl,
                 };
-                let ev = self.exec(app, cmd, calls).await;
+                let ev = Self::exec(w, app, cmd, calls).await;
                 r.tokens.push(token_view(app, token, now()));
                 Self::outcome_result(ev).0
             }
@@ -445,7 +451,7 @@ impl Runner {
                     scope: want.clone(),
                     ttl: *ttl,
                 };
-                let (res, _) = Self::outcome_result(self.exec(app, cmd, calls).await);
+                let (res, _) = Self::outcome_result(Self::exec(w, app, cmd, calls).await);
                 r.tokens.push(token_view(app, token, now()));
                 r.chain = app.chain(token);
                 if let StepResult::Refused(b) = &res
@@ -478,7 +484,7 @@ impl Runner {
                         Err(e) => return e,
                     }
                 }
-                let evs = self.exec_all(app, cmds, calls).await;
+                let evs = Self::exec_all(w, app, cmds, calls).await;
                 for id in ids {
                     r.tokens.push(token_view(app, id, now()));
                 }
@@ -491,8 +497,7 @@ impl Runner {
                 };
                 let new = app.begin_renewal(old, new_label.as_deref(), Some(line));
                 let (res, _) = Self::outcome_result(
-                    self.exec(app, Command::Renew { old, new, raw }, calls)
-                        .await,
+                    Self::exec(w, app, Command::Renew { old, new, raw }, calls).await,
                 );
                 r.tokens.push(token_view(app, old, now()));
                 r.tokens.push(token_view(app, new, now()));
@@ -510,13 +515,15 @@ impl Runner {
                         Err(e) => return e,
                     }
                 }
-                let evs = self.exec_all(app, cmds, calls).await;
+                let evs = Self::exec_all(w, app, cmds, calls).await;
                 for id in ids {
                     r.tokens.push(token_view(app, id, now()));
                 }
                 self.worst(evs)
             }
-            StepKind::Revoke { level, target } => self.revoke(app, *level, target, r, calls).await,
+            StepKind::Revoke { level, target } => {
+                self.revoke(app, w, *level, target, r, calls).await
+            }
             StepKind::Probe(s) => {
                 r.probe = Some(probe_table(app, s, now()));
                 StepResult::Ok
@@ -526,7 +533,7 @@ impl Runner {
                 StepResult::Ok
             }
             StepKind::Expect(e) => {
-                let res = self.expect(app, e, calls).await;
+                let res = self.expect(app, w, e, calls).await;
                 match res {
                     Err(unreachable) => unreachable,
                     Ok(x) => {
@@ -554,6 +561,7 @@ impl Runner {
     async fn revoke(
         &mut self,
         app: &mut App,
+        w: &mut WorkerHandle,
         level: RevokeLevel,
         target: &str,
         r: &mut StepReport,
@@ -580,7 +588,8 @@ impl Runner {
             .map(|t| t.id)
             .collect();
         let (res, _) = Self::outcome_result(
-            self.exec(
+            Self::exec(
+                w,
                 app,
                 Command::Revoke {
                     level,
@@ -603,7 +612,7 @@ impl Runner {
                 })
             })
             .collect();
-        let evs = self.exec_all(app, cmds, calls).await;
+        let evs = Self::exec_all(w, app, cmds, calls).await;
         let worst = self.worst(evs);
         for id in before {
             let t = &app.tokens[id];
@@ -621,6 +630,7 @@ impl Runner {
     async fn expect(
         &mut self,
         app: &mut App,
+        w: &mut WorkerHandle,
         e: &Expectation,
         calls: &mut Vec<Call>,
     ) -> Result<ExpectResult, StepResult> {
@@ -692,16 +702,16 @@ impl Runner {
                     // Ask the broker now: the expectation is about what it says.
                     let broker_says = match app.tokens[id].raw.clone() {
                         Some(raw) => {
-                            let ev = self
-                                .exec(
-                                    app,
-                                    Command::Validate {
-                                        token: id,
-                                        raw: Secret(raw),
-                                    },
-                                    calls,
-                                )
-                                .await;
+                            let ev = Self::exec(
+                                w,
+                                app,
+                                Command::Validate {
+                                    token: id,
+                                    raw: Secret(raw),
+                                },
+                                calls,
+                            )
+                            .await;
                             let (res, ev) = Self::outcome_result(ev);
                             if let StepResult::Unreachable(_) = res {
                                 return Err(res);
