@@ -9,4 +9,6 @@ pub mod jwt;
 pub mod scenario;
 pub mod scope;
 pub mod session;
+pub mod tui;
+pub mod ui;
 pub mod worker;

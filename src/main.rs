@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{Result, WrapErr, eyre};
 
+use chainview::app::unix_now;
+use chainview::app::view::View;
 use chainview::broker::embedded::{Config, EmbeddedBroker};
 use chainview::scenario::replay::Replay;
 use chainview::scenario::transcript::{self, Format};
@@ -46,12 +48,34 @@ struct Cli {
     /// Transcript format for --script: readable text, or one JSON object per step.
     #[arg(long, value_enum, default_value = "text", requires = "script")]
     format: Format,
+    /// With --script: print the rendered screen (WIDTHxHEIGHT, e.g. 120x40) after each step.
+    #[arg(long, value_name = "WxH", value_parser = parse_size, requires = "script")]
+    frames: Option<(u16, u16)>,
     /// Broker URL; without it chainview starts its embedded broker on 127.0.0.1.
     #[arg(long, env = "AGENTWRIT_BROKER_URL", value_name = "URL")]
     broker: Option<String>,
     /// Seconds to wait for any one broker answer.
     #[arg(long, default_value_t = 10.0, value_name = "SECS", value_parser = parse_timeout)]
     timeout: f64,
+}
+
+fn parse_size(s: &str) -> Result<(u16, u16), String> {
+    let bad = || {
+        format!(
+            "expected WIDTHxHEIGHT like 120x40 (at least {}x{}), got '{s}'",
+            chainview::ui::MIN_WIDTH,
+            chainview::ui::MIN_HEIGHT
+        )
+    };
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h) = (
+        w.parse::<u16>().map_err(|_| bad())?,
+        h.parse::<u16>().map_err(|_| bad())?,
+    );
+    if w > 1000 || h > 1000 || w == 0 || h == 0 {
+        return Err(bad());
+    }
+    Ok((w, h))
 }
 
 fn parse_timeout(s: &str) -> Result<f64, String> {
@@ -65,6 +89,11 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Step through a scenario interactively (default: the bundled deploy scenario).
+    Demo {
+        /// A `.chainview` scenario file.
+        file: Option<PathBuf>,
+    },
     /// Run the embedded AgentWrit broker alone and print the `export` lines a client needs.
     ///
     /// Any AgentWrit client, the official Python SDK included, works against it
@@ -124,39 +153,55 @@ fn main() -> ExitCode {
     };
     if let Some(path) = cli.script.clone() {
         let settings = settings(&cli);
-        return ExitCode::from(rt.block_on(run_script(path, cli.format, settings)));
+        return ExitCode::from(rt.block_on(run_script(path, cli.format, cli.frames, settings)));
     }
+    let settings = settings(&cli);
     let result = rt.block_on(async {
         match cli.command {
-            Some(Command::Broker(args)) => run_broker(args, false).await,
-            None => {
-                run_broker(
-                    BrokerArgs {
-                        port: 0,
-                        bind: "127.0.0.1".into(),
-                        admin_secret: None,
-                        strict_500s: false,
-                        apps: vec![(
-                            "chainview-demo".into(),
-                            vec![
-                                "read:config:*".into(),
-                                "read:deploy:*".into(),
-                                "write:deploy:*".into(),
-                            ],
-                        )],
-                    },
-                    true,
-                )
-                .await
-            }
+            Some(Command::Broker(args)) => run_broker(args).await,
+            Some(Command::Demo { file }) => interactive(settings, file).await,
+            None => interactive(settings, None).await,
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("chainview: {e:#}");
             ExitCode::from(3)
         }
+    }
+}
+
+/// The interactive session on a scenario (the bundled deploy one by default).
+async fn interactive(settings: Settings, file: Option<PathBuf>) -> Result<u8> {
+    let (name, text) = match &file {
+        Some(path) => match read_script(path) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("chainview: cannot read script {}: {e}", path.display());
+                return Ok(2);
+            }
+        },
+        None => (
+            "deploy.chainview".to_string(),
+            chainview::tui::DEPLOY_SCENARIO.to_string(),
+        ),
+    };
+    let script = match chainview::scenario::parse(&name, &text) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(2);
+        }
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    match chainview::tui::run(settings, Some(script), no_color).await {
+        Ok(()) => Ok(0),
+        Err(chainview::tui::TuiError::Session(e)) => {
+            eprintln!("chainview: {e}");
+            Ok(3)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -182,7 +227,12 @@ fn read_script(path: &PathBuf) -> std::io::Result<(String, String)> {
 }
 
 /// `--script`: headless replay. Returns the documented exit code.
-async fn run_script(path: PathBuf, format: Format, settings: Settings) -> u8 {
+async fn run_script(
+    path: PathBuf,
+    format: Format,
+    frames: Option<(u16, u16)>,
+    settings: Settings,
+) -> u8 {
     let started = Instant::now();
     let (file, text) = match read_script(&path) {
         Ok(x) => x,
@@ -211,10 +261,30 @@ async fn run_script(path: PathBuf, format: Format, settings: Settings) -> u8 {
         let header = transcript::header_text(title.as_deref(), &file, &replay.target.describe());
         let _ = write!(out, "{header}");
     }
+    let mut view = frames.map(|_| View::new(Some(replay.script()), true));
     while let Some(report) = replay.next().await {
-        let _ = match format {
-            Format::Text => write!(out, "{}", transcript::step_text(&report)),
-            Format::Json => writeln!(out, "{}", transcript::step_json(&report)),
+        let frame = match (&mut view, frames) {
+            (Some(v), Some((w, h))) => {
+                v.on_report(&replay.app, &report);
+                Some(chainview::ui::render_text(&replay.app, v, w, h, unix_now()))
+            }
+            _ => None,
+        };
+        let _ = match (format, frame) {
+            (Format::Text, None) => write!(out, "{}", transcript::step_text(&report)),
+            (Format::Text, Some(lines)) => writeln!(
+                out,
+                "\n── frame after step {} · line {} · {}",
+                report.index, report.line, report.source
+            )
+            .and_then(|_| writeln!(out, "{}", lines.join("\n"))),
+            (Format::Json, frame) => {
+                let mut v = transcript::step_json(&report);
+                if let Some(lines) = frame {
+                    v["frame"] = serde_json::json!(lines);
+                }
+                writeln!(out, "{v}")
+            }
         };
     }
     let mut summary = replay.finish().await;
@@ -227,7 +297,7 @@ async fn run_script(path: PathBuf, format: Format, settings: Settings) -> u8 {
     summary.exit_code()
 }
 
-async fn run_broker(args: BrokerArgs, default_session: bool) -> Result<()> {
+async fn run_broker(args: BrokerArgs) -> Result<u8> {
     let generated = args.admin_secret.is_none();
     let mut cfg = match args.admin_secret {
         Some(s) if s.is_empty() => return Err(eyre!("the admin secret must not be empty")),
@@ -239,11 +309,6 @@ async fn run_broker(args: BrokerArgs, default_session: bool) -> Result<()> {
     let broker = EmbeddedBroker::start_on(&bind, cfg)
         .await
         .wrap_err("cannot start the embedded broker")?;
-    if default_session {
-        println!(
-            "# chainview: the interactive explorer is not built yet; running the embedded broker instead."
-        );
-    }
     println!(
         "# chainview: embedded AgentWrit broker (wire-compatible with v2.0.0) on {}",
         broker.url()
@@ -272,7 +337,7 @@ async fn run_broker(args: BrokerArgs, default_session: bool) -> Result<()> {
     wait_for_shutdown().await;
     println!("# stopping");
     broker.shutdown().await;
-    Ok(())
+    Ok(0)
 }
 
 async fn wait_for_shutdown() {

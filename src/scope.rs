@@ -154,42 +154,75 @@ pub struct Explanation {
     pub verdict: Verdict,
 }
 
+/// A verdict that names grants by their index in the granted list: the
+/// allocation-free form of [`Verdict`], for callers that explain many tokens
+/// at once (the probe) and format only what they show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictIdx {
+    Covered(usize),
+    NothingGranted,
+    ActionDiffers(usize),
+    ResourceDiffers(usize),
+    IdentifierDiffers(usize),
+}
+
+impl VerdictIdx {
+    /// The full verdict, with grant strings.
+    pub fn resolve<A: AsRef<str>>(self, granted: &[A]) -> Verdict {
+        let g = |i: usize| granted[i].as_ref().to_string();
+        match self {
+            VerdictIdx::Covered(i) => Verdict::Covered { by: g(i) },
+            VerdictIdx::NothingGranted => Verdict::Denied(Denial::NothingGranted),
+            VerdictIdx::ActionDiffers(i) => {
+                Verdict::Denied(Denial::ActionDiffers { closest: g(i) })
+            }
+            VerdictIdx::ResourceDiffers(i) => {
+                Verdict::Denied(Denial::ResourceDiffers { closest: g(i) })
+            }
+            VerdictIdx::IdentifierDiffers(i) => {
+                Verdict::Denied(Denial::IdentifierDiffers { closest: g(i) })
+            }
+        }
+    }
+}
+
+/// Explains a parsed requested scope against the granted list, in one pass.
+/// The first covering grant wins; otherwise the closest grant is the first
+/// with the same action and resource, else the same action, else the same
+/// resource, else the first well-formed grant.
+pub fn explain_parsed<A: AsRef<str>>(req: &Scope<'_>, granted: &[A]) -> VerdictIdx {
+    let (mut same_res, mut same_action, mut same_resource_only, mut first) =
+        (None, None, None, None);
+    for (i, g) in granted.iter().enumerate() {
+        let Ok(s) = Scope::parse(g.as_ref()) else {
+            continue;
+        };
+        if s.covers_scope(req) {
+            return VerdictIdx::Covered(i);
+        }
+        first.get_or_insert(i);
+        if s.action == req.action {
+            if s.resource == req.resource {
+                same_res.get_or_insert(i);
+            }
+            same_action.get_or_insert(i);
+        } else if s.resource == req.resource {
+            same_resource_only.get_or_insert(i);
+        }
+    }
+    match (same_res, same_action, same_resource_only.or(first)) {
+        (Some(i), _, _) => VerdictIdx::IdentifierDiffers(i),
+        (None, Some(i), _) => VerdictIdx::ResourceDiffers(i),
+        (None, None, Some(i)) => VerdictIdx::ActionDiffers(i),
+        (None, None, None) => VerdictIdx::NothingGranted,
+    }
+}
+
 /// Explains one requested scope against the granted list.
 pub fn explain_one<A: AsRef<str>>(requested: &str, granted: &[A]) -> Verdict {
-    let req = match Scope::parse(requested) {
-        Ok(r) => r,
-        Err(e) => return Verdict::Denied(Denial::Malformed(e)),
-    };
-    let parsed: Vec<(Scope<'_>, &str)> = granted
-        .iter()
-        .filter_map(|g| Scope::parse(g.as_ref()).ok().map(|s| (s, g.as_ref())))
-        .collect();
-    if let Some((_, g)) = parsed.iter().find(|(s, _)| s.covers_scope(&req)) {
-        return Verdict::Covered { by: g.to_string() };
-    }
-    let same_res = parsed
-        .iter()
-        .find(|(s, _)| s.action == req.action && s.resource == req.resource);
-    if let Some((_, g)) = same_res {
-        return Verdict::Denied(Denial::IdentifierDiffers {
-            closest: g.to_string(),
-        });
-    }
-    if let Some((_, g)) = parsed.iter().find(|(s, _)| s.action == req.action) {
-        return Verdict::Denied(Denial::ResourceDiffers {
-            closest: g.to_string(),
-        });
-    }
-    // Prefer a grant with the same resource (only the action differs), else the first.
-    let closest = parsed
-        .iter()
-        .find(|(s, _)| s.resource == req.resource)
-        .or_else(|| parsed.first());
-    match closest {
-        Some((_, g)) => Verdict::Denied(Denial::ActionDiffers {
-            closest: g.to_string(),
-        }),
-        None => Verdict::Denied(Denial::NothingGranted),
+    match Scope::parse(requested) {
+        Ok(req) => explain_parsed(&req, granted).resolve(granted),
+        Err(e) => Verdict::Denied(Denial::Malformed(e)),
     }
 }
 

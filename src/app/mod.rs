@@ -5,6 +5,8 @@
 //! Every status shown is what the broker said or what follows from its rules
 //! (spec §7.1): a refused step stays refused, with the broker's own words.
 
+pub mod view;
+
 use std::collections::HashMap;
 
 use ed25519_dalek::VerifyingKey;
@@ -145,6 +147,16 @@ impl TokenEntry {
         }
     }
 
+    /// Where the token hangs in the tree: a delegated token under its parent,
+    /// a renewal beside the token it replaced.
+    pub fn tree_parent(&self, tokens: &[TokenEntry]) -> Option<TokenId> {
+        match self.kind {
+            TokenKind::Registration => None,
+            TokenKind::Delegated { parent } => Some(parent),
+            TokenKind::Renewal { of } => tokens.get(of).and_then(|o| o.tree_parent(tokens)),
+        }
+    }
+
     pub fn redacted(&self) -> Option<String> {
         self.raw.as_deref().map(jwt::redact)
     }
@@ -200,6 +212,10 @@ pub struct App {
     pub log: Vec<LogEntry>,
     /// Set when the broker could not be reached.
     pub connection_error: Option<String>,
+    /// Whether the broker has answered at all yet.
+    pub connected: bool,
+    /// Bumped on every change, so views can cache what they derive.
+    pub generation: u64,
 }
 
 impl App {
@@ -233,6 +249,7 @@ impl App {
     }
 
     fn push_token(&mut self, t: TokenEntry) -> TokenId {
+        self.generation += 1;
         let id = self.tokens.len();
         if let Some(l) = &t.label {
             self.labels.insert(l.clone(), id);
@@ -418,6 +435,7 @@ impl App {
 
     /// Folds a worker event into the state.
     pub fn apply(&mut self, ev: &Event) {
+        self.generation += 1;
         let now = unix_now();
         for call in &ev.calls {
             self.log.push(LogEntry {
@@ -429,6 +447,7 @@ impl App {
             self.connection_error = Some(e.to_string());
         } else if !ev.calls.is_empty() {
             self.connection_error = None;
+            self.connected = true;
         }
         match &ev.outcome {
             Outcome::Health(_) => {}

@@ -1,0 +1,532 @@
+//! The interactive part of the state model: focus, selection, the probe
+//! input, the step panel, scroll positions. [`View::handle_key`] and
+//! [`View::handle_mouse`] are pure: they change this state and return an
+//! [`Action`] for the event loop to carry out (a step, a validation, quit).
+
+use crossterm::event::{
+    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent,
+    MouseEventKind,
+};
+use ratatui::layout::{Position, Rect};
+use tui_input::Input;
+use tui_input::backend::crossterm::EventHandler;
+use tui_tree_widget::TreeState;
+
+use super::{App, TokenId};
+use crate::scenario::Script;
+use crate::scenario::runner::{StepReport, StepResult};
+
+/// The panes that can take focus, in Tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Tree,
+    Detail,
+    Probe,
+    Log,
+    Agents,
+    Steps,
+}
+
+impl Focus {
+    const ORDER: [Focus; 6] = [
+        Focus::Tree,
+        Focus::Detail,
+        Focus::Probe,
+        Focus::Log,
+        Focus::Agents,
+        Focus::Steps,
+    ];
+
+    fn index(self) -> usize {
+        Self::ORDER.iter().position(|f| *f == self).unwrap_or(0)
+    }
+
+    pub fn next(self) -> Focus {
+        Self::ORDER[(self.index() + 1) % Self::ORDER.len()]
+    }
+
+    pub fn prev(self) -> Focus {
+        Self::ORDER[(self.index() + Self::ORDER.len() - 1) % Self::ORDER.len()]
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Focus::Tree => "Chains",
+            Focus::Detail => "Detail",
+            Focus::Probe => "Scope probe",
+            Focus::Log => "Event log",
+            Focus::Agents => "Agents",
+            Focus::Steps => "Steps",
+        }
+    }
+
+    /// Whether this pane lives in the lower-right slot of the compact layout.
+    pub fn is_lower(self) -> bool {
+        matches!(self, Focus::Detail | Focus::Probe | Focus::Log)
+    }
+}
+
+/// What the event loop should do after a key or click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    None,
+    Quit,
+    NextStep,
+    BackStep,
+    Restart,
+    Validate(TokenId),
+}
+
+/// How a step ended, for the step panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepMark {
+    Done,
+    Refused,
+    Error,
+    Held,
+    Failed,
+    NotRun,
+}
+
+impl StepMark {
+    pub fn of(r: &StepReport) -> StepMark {
+        match (&r.result, &r.expectation) {
+            (StepResult::NotRun, _) => StepMark::NotRun,
+            (StepResult::Unreachable(_) | StepResult::Error(_), _) => StepMark::Error,
+            (StepResult::Refused(_), _) => StepMark::Refused,
+            (_, Some(e)) if e.ok => StepMark::Held,
+            (_, Some(_)) => StepMark::Failed,
+            _ => StepMark::Done,
+        }
+    }
+
+    pub fn symbol(self) -> &'static str {
+        match self {
+            StepMark::Done => "·",
+            StepMark::Refused => "✗",
+            StepMark::Error => "!",
+            StepMark::Held => "✓",
+            StepMark::Failed => "✗",
+            StepMark::NotRun => "–",
+        }
+    }
+}
+
+/// A scenario line in the step panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepLine {
+    pub line: usize,
+    pub source: String,
+    pub kind: &'static str,
+    pub say: Option<String>,
+    pub mark: Option<StepMark>,
+}
+
+/// Where each pane was drawn last, for mouse hit-testing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Areas {
+    pub tree: Rect,
+    pub agents: Rect,
+    pub steps: Rect,
+    pub detail: Rect,
+    pub probe: Rect,
+    pub log: Rect,
+}
+
+impl Areas {
+    fn at(&self, col: u16, row: u16) -> Option<Focus> {
+        let p = Position::new(col, row);
+        [
+            (self.tree, Focus::Tree),
+            (self.agents, Focus::Agents),
+            (self.steps, Focus::Steps),
+            (self.detail, Focus::Detail),
+            (self.probe, Focus::Probe),
+            (self.log, Focus::Log),
+        ]
+        .into_iter()
+        .find(|(r, _)| r.contains(p))
+        .map(|(_, f)| f)
+    }
+}
+
+/// UI state beside the broker state.
+#[derive(Debug)]
+pub struct View {
+    pub focus: Focus,
+    /// Which of Detail/Probe/Log the compact layout shows.
+    pub lower: Focus,
+    pub probe: Input,
+    pub tree: TreeState<TokenId>,
+    pub selected: Option<TokenId>,
+    pub agent_sel: usize,
+    /// `None` follows the newest log entries.
+    pub log_offset: Option<usize>,
+    pub probe_offset: usize,
+    pub detail_offset: u16,
+    pub steps_offset: usize,
+    pub help: bool,
+    /// Show the selected token whole (a secret: only on request).
+    pub reveal: bool,
+    pub title: Option<String>,
+    pub file: String,
+    pub steps: Vec<StepLine>,
+    /// Index of the next step to run.
+    pub step_pos: usize,
+    /// The latest narration.
+    pub narration: Option<String>,
+    /// A transient notice for the status bar.
+    pub message: Option<String>,
+    pub no_color: bool,
+    pub areas: Areas,
+    /// Tokens whose tree paths have been opened so far.
+    pub(crate) opened_upto: usize,
+}
+
+impl View {
+    pub fn new(script: Option<&Script>, no_color: bool) -> View {
+        let steps = script
+            .map(|s| {
+                s.steps
+                    .iter()
+                    .map(|st| StepLine {
+                        line: st.line,
+                        source: st.source.clone(),
+                        kind: st.kind.keyword(),
+                        say: match &st.kind {
+                            crate::scenario::StepKind::Say(t) => Some(t.clone()),
+                            _ => None,
+                        },
+                        mark: None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        View {
+            focus: Focus::Tree,
+            lower: Focus::Detail,
+            probe: Input::default(),
+            tree: TreeState::default(),
+            selected: None,
+            agent_sel: 0,
+            log_offset: None,
+            probe_offset: 0,
+            detail_offset: 0,
+            steps_offset: 0,
+            help: false,
+            reveal: false,
+            title: script.and_then(|s| s.title().map(str::to_string)),
+            file: script.map(|s| s.file.clone()).unwrap_or_default(),
+            steps,
+            step_pos: 0,
+            narration: None,
+            message: None,
+            no_color,
+            areas: Areas::default(),
+            opened_upto: 0,
+        }
+    }
+
+    /// Path of tree identifiers from the root to `id`.
+    pub fn path_of(app: &App, id: TokenId) -> Vec<TokenId> {
+        let mut path = vec![id];
+        let mut cur = id;
+        while let Some(p) = app.tokens[cur].tree_parent(&app.tokens) {
+            path.push(p);
+            cur = p;
+            if path.len() > app.tokens.len() {
+                break;
+            }
+        }
+        path.reverse();
+        path
+    }
+
+    /// Selects a token in the tree (opening its ancestors).
+    pub fn select_token(&mut self, app: &App, id: TokenId) {
+        if id >= app.tokens.len() {
+            return;
+        }
+        let path = Self::path_of(app, id);
+        for i in 1..path.len() {
+            self.tree.open(path[..i].to_vec());
+        }
+        self.tree.select(path);
+        self.selected = Some(id);
+        self.detail_offset = 0;
+        self.reveal = false;
+    }
+
+    /// Opens the tree paths of tokens created since the last call, so chains show expanded.
+    pub fn open_new(&mut self, app: &App) {
+        for id in self.opened_upto..app.tokens.len() {
+            let path = Self::path_of(app, id);
+            for i in 1..path.len() {
+                self.tree.open(path[..i].to_vec());
+            }
+        }
+        self.opened_upto = app.tokens.len();
+    }
+
+    /// Takes in a finished step: marks it, shows its narration, selects what it touched.
+    pub fn on_report(&mut self, app: &App, r: &StepReport) {
+        let i = r.index.saturating_sub(1);
+        if let Some(line) = self.steps.get_mut(i) {
+            line.mark = Some(StepMark::of(r));
+        }
+        self.step_pos = r.index;
+        if let Some(t) = &r.say {
+            self.narration = Some(t.clone());
+        }
+        if let Some(t) = &r.title {
+            self.title = Some(t.clone());
+        }
+        self.open_new(app);
+        if let Some(tv) = r.tokens.last()
+            && let Some(id) = app.labels.get(&tv.label).copied().or_else(|| {
+                app.tokens
+                    .iter()
+                    .rev()
+                    .find(|t| app.token_name(t.id) == tv.label)
+                    .map(|t| t.id)
+            })
+        {
+            self.select_token(app, id);
+        }
+        self.message = match &r.result {
+            StepResult::Unreachable(e) => Some(format!("broker unreachable: {e}")),
+            StepResult::Error(e) => Some(format!("step could not run: {e}")),
+            _ => None,
+        };
+    }
+
+    /// Resets the step marks (restart / back).
+    pub fn reset_steps(&mut self) {
+        for s in &mut self.steps {
+            s.mark = None;
+        }
+        self.step_pos = 0;
+        self.narration = None;
+        self.selected = None;
+        self.tree = TreeState::default();
+        self.opened_upto = 0;
+        self.agent_sel = 0;
+        self.log_offset = None;
+    }
+
+    fn sync_tree_selection(&mut self) {
+        self.selected = self.tree.selected().last().copied();
+        self.detail_offset = 0;
+        self.reveal = false;
+    }
+
+    fn set_focus(&mut self, f: Focus) {
+        self.focus = f;
+        if f.is_lower() {
+            self.lower = f;
+        }
+    }
+
+    /// Handles a key press.
+    pub fn handle_key(&mut self, app: &App, key: KeyEvent) -> Action {
+        if key.kind == KeyEventKind::Release {
+            return Action::None;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(key.code, KeyCode::Char('c')) {
+            return Action::Quit;
+        }
+        if self.help {
+            // Any key closes the help overlay.
+            self.help = false;
+            return Action::None;
+        }
+        if self.focus == Focus::Probe {
+            match key.code {
+                KeyCode::Esc => {
+                    self.set_focus(Focus::Tree);
+                    self.lower = Focus::Probe;
+                    return Action::None;
+                }
+                KeyCode::Tab => {
+                    self.set_focus(self.focus.next());
+                    return Action::None;
+                }
+                KeyCode::BackTab => {
+                    self.set_focus(self.focus.prev());
+                    return Action::None;
+                }
+                KeyCode::Up => {
+                    self.probe_offset = self.probe_offset.saturating_sub(1);
+                    return Action::None;
+                }
+                KeyCode::Down => {
+                    self.probe_offset = self.probe_offset.saturating_add(1);
+                    return Action::None;
+                }
+                KeyCode::Enter => return Action::None,
+                _ => {
+                    self.probe.handle_event(&TermEvent::Key(key));
+                    self.probe_offset = 0;
+                    return Action::None;
+                }
+            }
+        }
+        match key.code {
+            KeyCode::Char('q') => return Action::Quit,
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Esc => self.message = None,
+            KeyCode::Tab => self.set_focus(self.focus.next()),
+            KeyCode::BackTab => self.set_focus(self.focus.prev()),
+            KeyCode::Char('/') => self.set_focus(Focus::Probe),
+            KeyCode::Char('n') | KeyCode::Char(' ') => return Action::NextStep,
+            KeyCode::Char('b') => return Action::BackStep,
+            KeyCode::Char('r') => return Action::Restart,
+            KeyCode::Char('t') => self.reveal = !self.reveal,
+            KeyCode::Char('v') => {
+                if let Some(id) = self.selected
+                    && app.tokens.get(id).is_some_and(|t| t.raw.is_some())
+                {
+                    return Action::Validate(id);
+                }
+                self.message = Some("select an issued token to validate it".into());
+            }
+            code => self.navigate(app, code),
+        }
+        Action::None
+    }
+
+    fn navigate(&mut self, app: &App, code: KeyCode) {
+        let up = matches!(code, KeyCode::Up | KeyCode::Char('k'));
+        let down = matches!(code, KeyCode::Down | KeyCode::Char('j'));
+        let left = matches!(code, KeyCode::Left | KeyCode::Char('h'));
+        let right = matches!(code, KeyCode::Right | KeyCode::Char('l'));
+        match self.focus {
+            Focus::Tree => {
+                let moved = if up {
+                    self.tree.key_up()
+                } else if down {
+                    self.tree.key_down()
+                } else if left {
+                    self.tree.key_left()
+                } else if right {
+                    self.tree.key_right()
+                } else if matches!(code, KeyCode::Enter) {
+                    self.tree.toggle_selected()
+                } else if matches!(code, KeyCode::Home) {
+                    self.tree.select_first()
+                } else if matches!(code, KeyCode::End) {
+                    self.tree.select_last()
+                } else {
+                    false
+                };
+                if moved {
+                    self.sync_tree_selection();
+                }
+            }
+            Focus::Agents => {
+                let n = app.agents.len();
+                if n == 0 {
+                    return;
+                }
+                if up {
+                    self.agent_sel = self.agent_sel.saturating_sub(1);
+                } else if down {
+                    self.agent_sel = (self.agent_sel + 1).min(n - 1);
+                }
+                if (up || down || matches!(code, KeyCode::Enter))
+                    && let Some(tok) = app.agents.get(self.agent_sel).and_then(|a| a.token)
+                {
+                    self.select_token(app, tok);
+                }
+            }
+            Focus::Steps => {
+                if up {
+                    self.steps_offset = self.steps_offset.saturating_sub(1);
+                } else if down {
+                    self.steps_offset =
+                        (self.steps_offset + 1).min(self.steps.len().saturating_sub(1));
+                }
+            }
+            Focus::Detail => {
+                if up {
+                    self.detail_offset = self.detail_offset.saturating_sub(1);
+                } else if down {
+                    self.detail_offset = self.detail_offset.saturating_add(1);
+                }
+            }
+            Focus::Log => {
+                let last = app.log.len().saturating_sub(1);
+                let cur = self.log_offset.unwrap_or(last);
+                if up {
+                    self.log_offset = Some(cur.saturating_sub(1));
+                } else if down {
+                    let n = cur + 1;
+                    self.log_offset = if n >= last { None } else { Some(n) };
+                } else if matches!(code, KeyCode::End) {
+                    self.log_offset = None;
+                }
+            }
+            Focus::Probe => {}
+        }
+    }
+
+    /// Handles a mouse event: a click focuses and selects, the wheel scrolls.
+    pub fn handle_mouse(&mut self, app: &App, m: MouseEvent) -> Action {
+        let Some(pane) = self.areas.at(m.column, m.row) else {
+            return Action::None;
+        };
+        match m.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                self.help = false;
+                self.set_focus(pane);
+                match pane {
+                    Focus::Tree if self.tree.click_at(Position::new(m.column, m.row)) => {
+                        self.sync_tree_selection();
+                    }
+                    Focus::Agents => {
+                        // Two lines per agent, scrolled as the agent list draws them.
+                        let inner_h = self.areas.agents.height.saturating_sub(2) as usize;
+                        let visible = (inner_h / 2).max(1);
+                        let first = self.agent_sel.saturating_sub(visible - 1);
+                        let row = m.row.saturating_sub(self.areas.agents.y + 1) as usize / 2 + first;
+                        if row < app.agents.len() {
+                            self.agent_sel = row;
+                            if let Some(tok) = app.agents[row].token {
+                                self.select_token(app, tok);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+                let saved = self.focus;
+                self.focus = pane;
+                let code = if matches!(m.kind, MouseEventKind::ScrollDown) {
+                    KeyCode::Down
+                } else {
+                    KeyCode::Up
+                };
+                if pane == Focus::Tree {
+                    if code == KeyCode::Down {
+                        self.tree.scroll_down(1);
+                    } else {
+                        self.tree.scroll_up(1);
+                    }
+                } else if pane == Focus::Probe {
+                    self.probe_offset = if code == KeyCode::Down {
+                        self.probe_offset.saturating_add(1)
+                    } else {
+                        self.probe_offset.saturating_sub(1)
+                    };
+                } else {
+                    self.navigate(app, code);
+                }
+                self.focus = saved;
+            }
+            _ => {}
+        }
+        Action::None
+    }
+}

@@ -1,0 +1,288 @@
+//! The interactive session: terminal set-up and restore (also on panic), and
+//! the event loop joining crossterm's event stream, worker events and a 1 s
+//! tick. It redraws only after one of those; there is no busy loop.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream, KeyCode,
+    KeyEventKind, KeyModifiers,
+};
+use futures::StreamExt;
+use ratatui::DefaultTerminal;
+
+use crate::app::view::{Action, View};
+use crate::app::{App, unix_now};
+use crate::scenario::Script;
+use crate::scenario::runner::Runner;
+use crate::session::{self, SessionError, Settings, Target};
+use crate::ui::{self, ProbeCache};
+use crate::worker::{self, Command, Secret, WorkerHandle};
+
+/// The bundled deploy scenario, shown when no file is given.
+pub const DEPLOY_SCENARIO: &str = include_str!("../assets/scenarios/deploy.chainview");
+
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("chainview needs an interactive terminal ({0}); for a headless run use --script FILE")]
+    NoTerminal(io::Error),
+    #[error("terminal error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Everything the interactive session owns.
+pub struct Session {
+    settings: Settings,
+    script: Option<Script>,
+    pub target: Target,
+    pub app: App,
+    pub worker: WorkerHandle,
+    pub runner: Option<Runner>,
+    pub view: View,
+    pub probe: ProbeCache,
+    next_health: Instant,
+    backoff: Duration,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl Session {
+    /// Connects (starting the embedded broker if nothing is configured) and
+    /// runs the scenario's leading `title`/`app` steps, so the first screen
+    /// shows the app and the first real step.
+    pub async fn start(
+        settings: Settings,
+        script: Option<Script>,
+        no_color: bool,
+    ) -> Result<Session, TuiError> {
+        let target = session::connect(&settings).await?;
+        let app = App::new(&target.url, target.embedded.is_some(), target.key);
+        let worker = worker::spawn(target.worker.clone());
+        let mut s = Session {
+            view: View::new(script.as_ref(), no_color),
+            runner: script.clone().map(Runner::new),
+            settings,
+            script,
+            target,
+            app,
+            worker,
+            probe: ProbeCache::default(),
+            next_health: Instant::now(),
+            backoff: Duration::from_secs(1),
+        };
+        s.worker.send(Command::Health);
+        s.run_preamble().await;
+        Ok(s)
+    }
+
+    async fn run_preamble(&mut self) {
+        let Some(runner) = self.runner.as_mut() else {
+            return;
+        };
+        while let Some(step) = runner.script().steps.get(runner.position()) {
+            if !matches!(step.kind.keyword(), "title" | "app") {
+                break;
+            }
+            match runner.step(&mut self.app, &mut self.worker).await {
+                Some(r) => self.view.on_report(&self.app, &r),
+                None => break,
+            }
+            if runner.halted().is_some() {
+                break;
+            }
+        }
+    }
+
+    /// Starts over on a fresh broker state and replays `steps` steps.
+    pub async fn rebuild(&mut self, steps: usize) -> Result<(), TuiError> {
+        let fresh = session::connect(&self.settings).await?;
+        let old = std::mem::replace(&mut self.target, fresh);
+        old.shutdown().await;
+        self.app = App::new(
+            &self.target.url,
+            self.target.embedded.is_some(),
+            self.target.key,
+        );
+        self.worker = worker::spawn(self.target.worker.clone());
+        self.worker.send(Command::Health);
+        self.runner = self.script.clone().map(Runner::new);
+        self.view.reset_steps();
+        self.probe = ProbeCache::default();
+        self.run_preamble().await;
+        if let Some(runner) = self.runner.as_mut() {
+            while runner.position() < steps {
+                match runner.step(&mut self.app, &mut self.worker).await {
+                    Some(r) => self.view.on_report(&self.app, &r),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Retries the broker with exponential backoff while it is unreachable.
+    fn tick(&mut self) {
+        if self.app.connection_error.is_none() {
+            self.backoff = Duration::from_secs(1);
+            if self.app.connected && self.runner.as_ref().is_some_and(|r| r.halted().is_some()) {
+                self.view.message =
+                    Some("the broker answers again — press r to restart the scenario".into());
+            }
+            return;
+        }
+        if Instant::now() >= self.next_health {
+            self.worker.send(Command::Health);
+            self.next_health = Instant::now() + self.backoff;
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    pub async fn shutdown(self) {
+        drop(self.worker);
+        self.target.shutdown().await;
+    }
+}
+
+/// Restores the terminal: raw mode off, alternate screen left, mouse released, cursor shown.
+pub fn restore() {
+    let _ = crossterm::execute!(io::stdout(), DisableMouseCapture, crossterm::cursor::Show);
+    ratatui::restore();
+}
+
+fn init_terminal() -> Result<DefaultTerminal, TuiError> {
+    let terminal = ratatui::try_init().map_err(|e| {
+        ratatui::restore();
+        TuiError::NoTerminal(e)
+    })?;
+    // On panic: release the mouse and show the cursor, then ratatui's hook
+    // leaves the alternate screen and color-eyre prints its report.
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(io::stdout(), DisableMouseCapture, crossterm::cursor::Show);
+        prev(info);
+    }));
+    crossterm::execute!(io::stdout(), EnableMouseCapture)?;
+    Ok(terminal)
+}
+
+/// Runs the interactive session until the user quits.
+pub async fn run(
+    settings: Settings,
+    script: Option<Script>,
+    no_color: bool,
+) -> Result<(), TuiError> {
+    let mut session = Session::start(settings, script, no_color).await?;
+    let mut terminal = init_terminal()?;
+    let result = event_loop(&mut terminal, &mut session).await;
+    restore();
+    session.shutdown().await;
+    result
+}
+
+/// Waits until the user asks to quit (q or Ctrl-C) while a step runs.
+async fn quit_requested(events: &mut EventStream) {
+    while let Some(ev) = events.next().await {
+        if let Ok(TermEvent::Key(k)) = ev
+            && k.kind != KeyEventKind::Release
+            && (k.code == KeyCode::Char('q')
+                || (k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL)))
+        {
+            return;
+        }
+    }
+}
+
+async fn event_loop(terminal: &mut DefaultTerminal, s: &mut Session) -> Result<(), TuiError> {
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        // One draw per wake-up: a key, a mouse event, a resize, a worker event or the tick.
+        {
+            let Session {
+                app, view, probe, ..
+            } = s;
+            terminal.draw(|f| ui::draw(f, app, view, probe, unix_now()))?;
+        }
+        let action = tokio::select! {
+            ev = events.next() => {
+                match ev {
+                    Some(Ok(TermEvent::Key(k))) => s.view.handle_key(&s.app, k),
+                    Some(Ok(TermEvent::Mouse(m))) => s.view.handle_mouse(&s.app, m),
+                    Some(Ok(_)) => Action::None,
+                    Some(Err(e)) => return Err(TuiError::Io(e)),
+                    None => Action::Quit,
+                }
+            }
+            Some(ev) = s.worker.events.recv() => {
+                s.app.apply(&ev);
+                s.view.open_new(&s.app);
+                Action::None
+            }
+            _ = tick.tick() => {
+                s.tick();
+                Action::None
+            }
+        };
+        match action {
+            Action::None => {}
+            Action::Quit => return Ok(()),
+            Action::Validate(id) => {
+                if let Some(raw) = s.app.tokens.get(id).and_then(|t| t.raw.clone()) {
+                    s.worker.send(Command::Validate {
+                        token: id,
+                        raw: Secret(raw),
+                    });
+                }
+            }
+            Action::NextStep => {
+                let Some(runner) = s.runner.as_mut() else {
+                    s.view.message = Some("no scenario loaded".into());
+                    continue;
+                };
+                if runner.done() {
+                    s.view.message = Some("end of the scenario — r restarts, b steps back".into());
+                    continue;
+                }
+                s.view.message = Some("running the step…".into());
+                {
+                    let Session {
+                        app, view, probe, ..
+                    } = s;
+                    terminal.draw(|f| ui::draw(f, app, view, probe, unix_now()))?;
+                }
+                let report = tokio::select! {
+                    r = runner.step(&mut s.app, &mut s.worker) => r,
+                    _ = quit_requested(&mut events) => return Ok(()),
+                };
+                s.view.message = None;
+                if let Some(r) = report {
+                    s.view.on_report(&s.app, &r);
+                }
+            }
+            Action::BackStep | Action::Restart => {
+                let to = if action == Action::Restart {
+                    0
+                } else {
+                    s.view.step_pos.saturating_sub(1)
+                };
+                s.view.message = Some("replaying on a fresh broker…".into());
+                {
+                    let Session {
+                        app, view, probe, ..
+                    } = s;
+                    terminal.draw(|f| ui::draw(f, app, view, probe, unix_now()))?;
+                }
+                s.rebuild(to).await?;
+                s.view.message = Some(if to == 0 {
+                    "restarted on a fresh broker".into()
+                } else {
+                    format!("replayed to step {to} on a fresh broker")
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Agent list: name, SPIFFE id shortened, registration scope, token status.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{Theme, fit, hint, pane, short_spiffe, status_symbol};
+use crate::app::App;
+use crate::app::view::{Focus, View};
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i64) {
+    let block = pane(
+        view,
+        Focus::Agents,
+        format!(" Agents ({}) ", app.agents.len()),
+    );
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    if app.agents.is_empty() {
+        f.render_widget(
+            hint(
+                "No agents yet: the scenario's agent steps register them.",
+                t,
+            ),
+            inner,
+        );
+        return;
+    }
+    let w = inner.width as usize;
+    let per = 2usize;
+    let visible = (inner.height as usize / per).max(1);
+    let first = view.agent_sel.saturating_sub(visible.saturating_sub(1));
+    let mut lines = Vec::new();
+    for (i, a) in app.agents.iter().enumerate().skip(first).take(visible) {
+        let status = a.token.map(|t| app.status(t, now));
+        let (sym, style) = match &status {
+            Some(s) => (status_symbol(s), t.status(s)),
+            None => ("·", t.dim()),
+        };
+        let id = a
+            .agent_id
+            .as_deref()
+            .map(short_spiffe)
+            .unwrap_or_else(|| "not registered".into());
+        let word = status.as_ref().map(|s| s.word()).unwrap_or("outside");
+        let mut first_line = Line::from(vec![
+            Span::styled(format!("{sym} "), style),
+            Span::styled(fit(&a.name, w.saturating_sub(14).max(6)), t.strong()),
+            Span::raw(" "),
+            Span::styled(word.to_string(), style),
+        ]);
+        let second = Line::from(Span::styled(
+            fit(&format!("  {id} {}", a.scope.join(",")), w),
+            t.dim(),
+        ));
+        if view.focus == Focus::Agents && i == view.agent_sel {
+            first_line = first_line.style(t.selected());
+        }
+        lines.push(first_line);
+        lines.push(second);
+    }
+    f.render_widget(Paragraph::new(lines), inner);
+}

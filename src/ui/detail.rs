@@ -1,0 +1,192 @@
+//! Detail of the selected node: decoded header and claims, chain records with
+//! timestamps, separate badges for decoded / signature verified /
+//! broker-validated / chain_hash, the raw token redacted until `t` reveals it.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
+use super::{Theme, hint, pane, status_symbol, ttl_text};
+use crate::app::App;
+use crate::app::view::{Focus, View};
+use crate::scenario::runner::status_reason;
+
+fn badge(ok: Option<bool>, label: &str, t: Theme) -> Span<'static> {
+    match ok {
+        Some(true) => Span::styled(format!("[✓ {label}] "), t.good()),
+        Some(false) => Span::styled(format!("[✗ {label}] "), t.bad()),
+        None => Span::styled(format!("[? {label}] "), t.dim()),
+    }
+}
+
+fn time(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ts.to_string())
+}
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i64) {
+    let block = pane(view, Focus::Detail, " Detail ");
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let Some(id) = view.selected.filter(|id| *id < app.tokens.len()) else {
+        f.render_widget(
+            hint(
+                "Select a token in the chain tree to see its header, claims and chain.",
+                t,
+            ),
+            inner,
+        );
+        return;
+    };
+    let tok = &app.tokens[id];
+    let agent = &app.agents[tok.holder];
+    let status = tok.status_at(now);
+    let mut lines: Vec<Line> = Vec::new();
+    lines.push(Line::from(vec![
+        Span::styled(
+            format!("{} {}", status_symbol(&status), app.token_name(id)),
+            t.strong(),
+        ),
+        Span::raw(format!(" held by {}", agent.name)),
+    ]));
+    if let Some(aid) = &agent.agent_id {
+        lines.push(Line::from(Span::styled(aid.clone(), t.dim())));
+    }
+    let mut state = vec![Span::styled(status_reason(&status), t.status(&status))];
+    if let Some(exp) = tok.exp() {
+        state.push(Span::raw(if exp >= now {
+            format!(" · expires in {}", ttl_text(exp - now))
+        } else {
+            " · past its exp".to_string()
+        }));
+    }
+    if tok.raw.is_some() {
+        state.push(Span::raw(format!(" · depth {}", tok.depth())));
+    }
+    lines.push(Line::from(state));
+    // Badges.
+    let v = tok.verification.as_ref();
+    let validated = tok.validated.as_ref();
+    let validated_label = match validated {
+        Some(v) => format!(
+            "broker-validated {} {}",
+            if v.valid { "valid" } else { "invalid" },
+            chrono::DateTime::from_timestamp(v.at, 0)
+                .map(|d| d.format("%H:%M:%S").to_string())
+                .unwrap_or_default()
+        ),
+        None => "broker-validated: not yet (v)".into(),
+    };
+    if tok.raw.is_some() {
+        lines.push(Line::from(vec![
+            badge(tok.claims.as_ref().map(|_| true), "decoded", t),
+            badge(
+                v.map(|v| v.signature),
+                if v.is_some() {
+                    "signature verified"
+                } else {
+                    "signature: key unknown"
+                },
+                t,
+            ),
+            badge(validated.map(|v| v.valid), &validated_label, t),
+            badge(v.and_then(|v| v.chain_hash), "chain_hash", t),
+        ]));
+    }
+    match (&tok.raw, view.reveal) {
+        (Some(raw), true) => lines.push(Line::from(vec![
+            Span::styled("token ", t.dim()),
+            Span::raw(raw.clone()),
+        ])),
+        (Some(_), false) => lines.push(Line::from(vec![
+            Span::styled("token ", t.dim()),
+            Span::raw(tok.redacted().unwrap_or_default()),
+            Span::styled("  (t reveals)", t.dim()),
+        ])),
+        (None, _) => {
+            lines.push(Line::from(Span::styled(
+                format!("not issued · asked {}", tok.requested_scope.join(",")),
+                t.dim(),
+            )));
+            if let (Some(p), crate::app::TokenStatus::Refused(_)) = (tok.parent(), &status) {
+                let parent = &app.tokens[p];
+                lines.push(Line::from(Span::styled(
+                    format!("{} holds {}", app.token_name(p), parent.scope().join(", ")),
+                    t.accent(),
+                )));
+                for e in crate::scope::explain(&tok.requested_scope, parent.scope()) {
+                    if let crate::scope::Verdict::Denied(d) = e.verdict {
+                        lines.push(Line::from(vec![
+                            Span::styled(format!("  ✗ {} ", e.requested), t.bad()),
+                            Span::raw(format!("not held: {d}")),
+                        ]));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(raw) = &tok.raw
+        && let Ok(d) = crate::jwt::decode(raw)
+    {
+        lines.push(Line::from(Span::styled("header", t.accent())));
+        lines.push(Line::from(format!(
+            "  alg {} · typ {} · kid {}",
+            d.header.alg,
+            d.header.typ,
+            d.header.kid.as_deref().unwrap_or("-")
+        )));
+        let c = &d.claims;
+        lines.push(Line::from(Span::styled("claims", t.accent())));
+        lines.push(Line::from(format!("  sub {}", c.sub)));
+        lines.push(Line::from(format!("  scope {}", c.scope.join(", "))));
+        lines.push(Line::from(format!(
+            "  iat {} · exp {}",
+            time(c.iat),
+            time(c.exp)
+        )));
+        lines.push(Line::from(format!("  jti {} · iss \"{}\"", c.jti, c.iss)));
+        if !c.task_id.is_empty() || !c.orch_id.is_empty() {
+            lines.push(Line::from(format!(
+                "  orch_id {} · task_id {}",
+                c.orch_id, c.task_id
+            )));
+        }
+        if !c.aud.is_empty() {
+            lines.push(Line::from(format!("  aud {}", c.aud.join(", "))));
+        }
+        if !c.delegation_chain.is_empty() {
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "delegation_chain ({} records) · chain_hash {}…",
+                    c.delegation_chain.len(),
+                    &c.chain_hash.get(..12).unwrap_or("")
+                ),
+                t.accent(),
+            )));
+            for (i, r) in c.delegation_chain.iter().enumerate() {
+                let who = app.agent_name(&r.agent).unwrap_or(&r.agent);
+                let sig = v.and_then(|v| v.records.get(i).copied());
+                lines.push(Line::from(vec![
+                    Span::raw(format!(
+                        "  [{i}] {who} held {} at {} ",
+                        r.scope.join(","),
+                        r.delegated_at
+                    )),
+                    match sig {
+                        Some(true) => Span::styled("sig ✓", t.good()),
+                        Some(false) => Span::styled("sig ✗", t.bad()),
+                        None => Span::styled("sig ?", t.dim()),
+                    },
+                ]));
+            }
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((view.detail_offset, 0)),
+        inner,
+    );
+}

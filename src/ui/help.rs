@@ -1,0 +1,71 @@
+//! The help overlay (`?`): every key, in two columns so it fits 80x24.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+
+use super::Theme;
+use super::key_bar::{GLOBAL_KEYS, focused_keys};
+use crate::app::view::Focus;
+
+const MORE_KEYS: &[(&str, &str)] = &[
+    ("Shift-Tab", "previous pane"),
+    ("v", "validate selected token"),
+    ("t", "reveal/hide the token"),
+    ("Esc", "leave input, dismiss"),
+    ("Ctrl-C", "quit"),
+    ("click", "focus and select"),
+    ("wheel", "scroll"),
+];
+
+pub fn draw(f: &mut Frame, area: Rect, t: Theme) {
+    let w = 78.min(area.width);
+    let h = 22.min(area.height);
+    let rect = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
+    f.render_widget(Clear, rect);
+    let block = Block::bordered().title(" Help — keys (any key closes) ");
+    let inner = block.inner(rect);
+    f.render_widget(block, rect);
+    let [left, right] =
+        Layout::horizontal([Constraint::Length(36), Constraint::Fill(1)]).areas(inner);
+    let mut l = vec![Line::from(Span::styled("Everywhere", t.strong()))];
+    for (k, what) in GLOBAL_KEYS.iter().chain(MORE_KEYS) {
+        l.push(Line::from(vec![
+            Span::styled(format!(" {k:<10}"), t.accent()),
+            Span::raw(what.to_string()),
+        ]));
+    }
+    f.render_widget(Paragraph::new(l), left);
+    let mut r = Vec::new();
+    for focus in [
+        Focus::Tree,
+        Focus::Detail,
+        Focus::Probe,
+        Focus::Log,
+        Focus::Agents,
+        Focus::Steps,
+    ] {
+        let mut spans = vec![Span::styled(format!("{}:", focus.title()), t.strong())];
+        for (k, what) in focused_keys(focus) {
+            spans.push(Span::styled(format!(" {k}"), t.accent()));
+            spans.push(Span::raw(format!(" {what}")));
+        }
+        r.push(Line::from(spans));
+    }
+    r.push(Line::from(""));
+    r.push(Line::from(Span::styled(
+        "b replays from the start to the previous step on a fresh broker; r restarts.",
+        t.dim(),
+    )));
+    r.push(Line::from(Span::styled(
+        "Symbols: ✓ valid  ✗ refused  † revoked  ↩ released  ⟳ renewed  ⌛ expired  ? invalid; −scope = dropped at that hop.",
+        t.dim(),
+    )));
+    f.render_widget(Paragraph::new(r).wrap(Wrap { trim: true }), right);
+}

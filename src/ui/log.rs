@@ -1,0 +1,55 @@
+//! Event log: each broker call with method, path, status, latency; refusals
+//! with the broker's detail.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{Theme, hint, pane};
+use crate::app::App;
+use crate::app::view::{Focus, View};
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme) {
+    let block = pane(view, Focus::Log, format!(" Event log ({}) ", app.log.len()));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    if app.log.is_empty() {
+        f.render_widget(hint("Broker calls appear here.", t), inner);
+        return;
+    }
+    let h = inner.height as usize;
+    let last = view
+        .log_offset
+        .unwrap_or(app.log.len() - 1)
+        .min(app.log.len() - 1);
+    let first = (last + 1).saturating_sub(h);
+    let lines: Vec<Line> = app.log[first..=last]
+        .iter()
+        .map(|e| {
+            let c = &e.call;
+            let time = chrono::DateTime::from_timestamp(e.at, 0)
+                .map(|d| d.format("%H:%M:%S").to_string())
+                .unwrap_or_default();
+            let (status, style) = match c.status {
+                Some(s) if s < 400 => (s.to_string(), t.good()),
+                Some(s) => (s.to_string(), t.bad()),
+                None => ("---".to_string(), t.bad()),
+            };
+            let mut spans = vec![
+                Span::styled(format!("{time} "), t.dim()),
+                Span::raw(format!("{:<6} {} ", c.method, c.path)),
+                Span::styled(status, style),
+                Span::styled(
+                    format!(" {:.1}ms", c.latency.as_secs_f64() * 1000.0),
+                    t.dim(),
+                ),
+            ];
+            if let Some(err) = &c.error {
+                spans.push(Span::styled(format!("  {err}"), t.bad()));
+            }
+            Line::from(spans)
+        })
+        .collect();
+    f.render_widget(Paragraph::new(lines), inner);
+}

@@ -1,0 +1,282 @@
+//! Drawing: a pure function of [`App`] and [`View`] (it records where panes
+//! were drawn, for mouse hit-testing). One module per view.
+
+mod agents;
+mod chain_tree;
+mod detail;
+mod help;
+mod key_bar;
+mod log;
+mod narration;
+mod probe;
+mod status_bar;
+mod steps;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
+
+use crate::app::view::{Areas, Focus, View};
+use crate::app::{App, TokenStatus};
+
+pub use probe::ProbeCache;
+
+/// The smallest terminal chainview draws in.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+/// Styles, with or without color (`NO_COLOR`): every state also has a symbol
+/// or a modifier, so nothing depends on color alone.
+#[derive(Debug, Clone, Copy)]
+pub struct Theme {
+    pub color: bool,
+}
+
+impl Theme {
+    fn fg(self, c: Color) -> Style {
+        if self.color {
+            Style::new().fg(c)
+        } else {
+            Style::new()
+        }
+    }
+    pub fn good(self) -> Style {
+        self.fg(Color::Green)
+    }
+    pub fn bad(self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+    pub fn dead(self) -> Style {
+        self.fg(Color::DarkGray)
+    }
+    pub fn dim(self) -> Style {
+        if self.color {
+            Style::new().fg(Color::DarkGray)
+        } else {
+            Style::new().add_modifier(Modifier::DIM)
+        }
+    }
+    pub fn accent(self) -> Style {
+        self.fg(Color::Cyan)
+    }
+    pub fn warn(self) -> Style {
+        self.fg(Color::Yellow)
+    }
+    pub fn strong(self) -> Style {
+        Style::new().add_modifier(Modifier::BOLD)
+    }
+    pub fn selected(self) -> Style {
+        Style::new().add_modifier(Modifier::REVERSED)
+    }
+    pub fn narration(self) -> Style {
+        let s = Style::new().add_modifier(Modifier::BOLD);
+        if self.color { s.fg(Color::Yellow) } else { s }
+    }
+    pub fn status(self, s: &TokenStatus) -> Style {
+        match s {
+            TokenStatus::Valid => self.good(),
+            TokenStatus::Refused(_) | TokenStatus::Failed(_) => self.bad(),
+            TokenStatus::Pending => self.warn(),
+            _ => self.dead(),
+        }
+    }
+}
+
+/// The symbol that carries a token status without color.
+pub fn status_symbol(s: &TokenStatus) -> &'static str {
+    match s {
+        TokenStatus::Pending => "…",
+        TokenStatus::Valid => "✓",
+        TokenStatus::Expired => "⌛",
+        TokenStatus::Revoked { .. } => "†",
+        TokenStatus::Released => "↩",
+        TokenStatus::RenewedAway => "⟳",
+        TokenStatus::Refused(_) => "✗",
+        TokenStatus::Failed(_) => "!",
+        TokenStatus::Invalid => "?",
+    }
+}
+
+/// Seconds as `m:ss`.
+pub fn ttl_text(secs: i64) -> String {
+    if secs <= 0 {
+        return "0:00".into();
+    }
+    if secs >= 3600 {
+        return format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60);
+    }
+    format!("{}:{:02}", secs / 60, secs % 60)
+}
+
+/// A SPIFFE id shortened to `task/inst…` (the trust domain and orch are implied).
+pub fn short_spiffe(id: &str) -> String {
+    let parts: Vec<&str> = id.rsplitn(3, '/').collect();
+    match parts.as_slice() {
+        [inst, task, _] if id.starts_with("spiffe://") => {
+            let inst: String = inst.chars().take(4).collect();
+            format!("{task}/{inst}…")
+        }
+        _ => id.to_string(),
+    }
+}
+
+/// Truncates to `width` characters with `…`.
+pub fn fit(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(width.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+fn pane<'a>(view: &View, focus: Focus, title: impl Into<Line<'a>>) -> Block<'a> {
+    let t = Theme {
+        color: !view.no_color,
+    };
+    let focused = view.focus == focus;
+    let block = Block::bordered().title(title);
+    if focused {
+        block
+            .border_type(BorderType::Thick)
+            .border_style(t.accent().add_modifier(Modifier::BOLD))
+    } else {
+        block.border_style(t.dim())
+    }
+}
+
+/// Draws the whole screen.
+pub fn draw(f: &mut Frame, app: &App, view: &mut View, probe: &mut ProbeCache, now: i64) {
+    let area = f.area();
+    view.areas = Areas::default();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!(
+            "terminal too small (need {MIN_WIDTH}x{MIN_HEIGHT}, have {}x{}) — enlarge it, or press q to quit",
+            area.width, area.height
+        );
+        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let theme = Theme {
+        color: !view.no_color,
+    };
+    let [status, body, keys] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    status_bar::draw(f, status, app, view, theme);
+    key_bar::draw(f, keys, view, theme);
+    let large = area.width >= 120 && area.height >= 36;
+    let (left_w, right_w) = if large { (34, 46) } else { (30, 0) };
+    let [left, mid, right] = Layout::horizontal([
+        Constraint::Length(left_w),
+        Constraint::Fill(1),
+        Constraint::Length(right_w),
+    ])
+    .areas(body);
+    let [agents_a, steps_a] =
+        Layout::vertical([Constraint::Percentage(42), Constraint::Fill(1)]).areas(left);
+    let narr_h = narration::height(view, mid.width);
+    let [narr_a, tree_a, lower_a] = Layout::vertical([
+        Constraint::Length(narr_h),
+        Constraint::Fill(1),
+        Constraint::Percentage(if large { 44 } else { 48 }),
+    ])
+    .areas(mid);
+    narration::draw(f, narr_a, view, theme);
+    agents::draw(f, agents_a, app, view, theme, now);
+    steps::draw(f, steps_a, view, theme);
+    chain_tree::draw(f, tree_a, app, view, theme, now);
+    view.areas.agents = agents_a;
+    view.areas.steps = steps_a;
+    view.areas.tree = tree_a;
+    if large {
+        let [probe_a, log_a] =
+            Layout::vertical([Constraint::Percentage(55), Constraint::Fill(1)]).areas(right);
+        detail::draw(f, lower_a, app, view, theme, now);
+        probe::draw(f, probe_a, app, view, probe, theme, now);
+        log::draw(f, log_a, app, view, theme);
+        view.areas.detail = lower_a;
+        view.areas.probe = probe_a;
+        view.areas.log = log_a;
+    } else {
+        match view.lower {
+            Focus::Probe => {
+                probe::draw(f, lower_a, app, view, probe, theme, now);
+                view.areas.probe = lower_a;
+            }
+            Focus::Log => {
+                log::draw(f, lower_a, app, view, theme);
+                view.areas.log = lower_a;
+            }
+            _ => {
+                detail::draw(f, lower_a, app, view, theme, now);
+                view.areas.detail = lower_a;
+            }
+        }
+    }
+    if view.help {
+        help::draw(f, area, theme);
+    }
+}
+
+/// A one-line hint for an empty pane.
+fn hint(text: &str, theme: Theme) -> Paragraph<'static> {
+    Paragraph::new(Line::from(Span::styled(text.to_string(), theme.dim())))
+        .wrap(Wrap { trim: true })
+}
+
+/// Renders a frame into plain text lines (no escape codes), trailing spaces trimmed.
+pub fn render_text(app: &App, view: &mut View, width: u16, height: u16, now: i64) -> Vec<String> {
+    let backend = ratatui::backend::TestBackend::new(width, height);
+    let mut term = match ratatui::Terminal::new(backend) {
+        Ok(t) => t,
+        Err(never) => match never {},
+    };
+    let mut cache = ProbeCache::default();
+    let _ = term.draw(|f| draw(f, app, view, &mut cache, now));
+    let buf = term.backend().buffer().clone();
+    (0..height)
+        .map(|y| {
+            let mut line = String::new();
+            let mut skip = 0;
+            for x in 0..width {
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                let sym = buf[(x, y)].symbol();
+                line.push_str(sym);
+                let w = unicode_width::UnicodeWidthStr::width(sym);
+                if w > 1 {
+                    skip = w - 1;
+                }
+            }
+            line.trim_end().to_string()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(ttl_text(125), "2:05");
+        assert_eq!(ttl_text(-3), "0:00");
+        assert_eq!(ttl_text(7260), "2h01m");
+        assert_eq!(
+            short_spiffe(
+                "spiffe://agentwrit.local/agent/deploy-pipeline/release-v2.4.1/0a4ac040259ba6e3"
+            ),
+            "release-v2.4.1/0a4a…"
+        );
+        assert_eq!(short_spiffe("admin"), "admin");
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(fit("abc", 4), "abc");
+    }
+}

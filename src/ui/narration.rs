@@ -1,0 +1,33 @@
+//! The scenario's `say` narration, shown prominently above the chain tree.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
+use super::Theme;
+use crate::app::view::View;
+
+fn text(view: &View) -> String {
+    match (&view.narration, view.steps.get(view.step_pos)) {
+        (Some(n), _) => format!("» {n}"),
+        (None, Some(_)) => format!(
+            "» {} — press n or Space to run the next step, ? for help.",
+            view.title.as_deref().unwrap_or("chainview")
+        ),
+        (None, None) => "» Press / to probe a scope, ? for help.".into(),
+    }
+}
+
+/// Rows needed at this width (at most 3).
+pub fn height(view: &View, width: u16) -> u16 {
+    let chars = text(view).chars().count() as u16;
+    let w = width.max(1);
+    chars.div_ceil(w).clamp(1, 3)
+}
+
+pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {
+    let p = Paragraph::new(Line::from(Span::styled(text(view), t.narration())))
+        .wrap(Wrap { trim: true });
+    f.render_widget(p, area);
+}

@@ -1,0 +1,52 @@
+//! The top line: which broker, which app, connection state, scenario position.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{Theme, fit};
+use crate::app::App;
+use crate::app::view::View;
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme) {
+    let broker = if app.embedded {
+        format!("embedded broker {}", app.broker_url)
+    } else {
+        format!("broker {}", app.broker_url)
+    };
+    let conn = match (&app.connection_error, app.connected) {
+        (Some(e), _) => Span::styled(format!("✗ unreachable: {e}"), t.bad()),
+        (None, true) => Span::styled("● connected", t.good()),
+        (None, false) => Span::styled("… connecting", t.warn()),
+    };
+    let app_part = match &app.app {
+        Some(a) => a.app_id.clone().unwrap_or_else(|| a.client_id.clone()),
+        None => "no app yet".into(),
+    };
+    let mut spans = vec![
+        Span::styled(
+            " chainview ",
+            t.strong().add_modifier(ratatui::style::Modifier::REVERSED),
+        ),
+        Span::raw(" "),
+        conn,
+    ];
+    if !view.steps.is_empty() {
+        spans.push(Span::styled(" │ ", t.dim()));
+        spans.push(Span::raw(format!(
+            "step {}/{}",
+            view.step_pos,
+            view.steps.len()
+        )));
+    }
+    spans.push(Span::styled(" │ ", t.dim()));
+    spans.push(Span::raw(broker));
+    spans.push(Span::styled(" │ ", t.dim()));
+    spans.push(Span::raw(format!("app {app_part}")));
+    if let Some(m) = &view.message {
+        spans.push(Span::styled(" │ ", t.dim()));
+        spans.push(Span::styled(fit(m, 60), t.warn()));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}

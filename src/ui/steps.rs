@@ -1,0 +1,77 @@
+//! Step panel: the scenario's steps, the next one highlighted, marks for those run.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{Theme, fit, hint, pane};
+use crate::app::view::{Focus, StepMark, View};
+
+pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {
+    let title = if view.file.is_empty() {
+        " Steps ".to_string()
+    } else {
+        format!(
+            " Steps · {} ",
+            view.file.rsplit('/').next().unwrap_or(&view.file)
+        )
+    };
+    let block = pane(view, Focus::Steps, title);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    if view.steps.is_empty() {
+        f.render_widget(hint("No scenario loaded.", t), inner);
+        return;
+    }
+    let h = inner.height as usize;
+    let first = if view.focus == Focus::Steps {
+        view.steps_offset.min(view.steps.len().saturating_sub(1))
+    } else {
+        view.step_pos.saturating_sub(h / 3)
+    };
+    let w = inner.width as usize;
+    let lines: Vec<Line> = view
+        .steps
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(h)
+        .map(|(i, s)| {
+            let current = i == view.step_pos;
+            let mark = match s.mark {
+                Some(m) => Span::styled(
+                    format!("{} ", m.symbol()),
+                    match m {
+                        StepMark::Held | StepMark::Done => t.good(),
+                        StepMark::Refused | StepMark::Failed | StepMark::Error => t.bad(),
+                        StepMark::NotRun => t.dim(),
+                    },
+                ),
+                None if current => Span::styled("▶ ", t.accent().add_modifier(Modifier::BOLD)),
+                None => Span::raw("  "),
+            };
+            let text = match &s.say {
+                Some(say) => format!("» {say}"),
+                None => s.source.clone(),
+            };
+            let mut style = if s.mark.is_some() {
+                t.dim()
+            } else {
+                ratatui::style::Style::new()
+            };
+            if s.say.is_some() {
+                style = style.add_modifier(Modifier::ITALIC);
+            }
+            if current {
+                style = t.selected();
+            }
+            Line::from(vec![
+                mark,
+                Span::styled(fit(&text, w.saturating_sub(2)), style),
+            ])
+        })
+        .collect();
+    f.render_widget(Paragraph::new(lines), inner);
+}
