@@ -282,6 +282,16 @@ impl View {
             self.title = Some(t.clone());
         }
         self.open_new(app);
+        let user_in_lower = self.focus.is_lower();
+        if let Some(p) = &r.probe {
+            self.probe = Input::new(p.scope.clone());
+            self.probe_offset = 0;
+            if !user_in_lower {
+                self.lower = Focus::Probe;
+            }
+        } else if !r.tokens.is_empty() && !user_in_lower {
+            self.lower = Focus::Detail;
+        }
         if let Some(tv) = r.tokens.last()
             && let Some(id) = app.labels.get(&tv.label).copied().or_else(|| {
                 app.tokens
@@ -489,7 +499,8 @@ impl View {
                         let inner_h = self.areas.agents.height.saturating_sub(2) as usize;
                         let visible = (inner_h / 2).max(1);
                         let first = self.agent_sel.saturating_sub(visible - 1);
-                        let row = m.row.saturating_sub(self.areas.agents.y + 1) as usize / 2 + first;
+                        let row =
+                            m.row.saturating_sub(self.areas.agents.y + 1) as usize / 2 + first;
                         if row < app.agents.len() {
                             self.agent_sel = row;
                             if let Some(tok) = app.agents[row].token {

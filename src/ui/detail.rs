@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{Theme, hint, pane, status_symbol, ttl_text};
+use super::{Theme, fit, hint, pane, status_symbol, ttl_text};
 use crate::app::App;
 use crate::app::view::{Focus, View};
 use crate::scenario::runner::status_reason;
@@ -51,8 +51,9 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
         ),
         Span::raw(format!(" held by {}", agent.name)),
     ]));
+    let w = inner.width as usize;
     if let Some(aid) = &agent.agent_id {
-        lines.push(Line::from(Span::styled(aid.clone(), t.dim())));
+        lines.push(Line::from(Span::styled(fit(aid, w), t.dim())));
     }
     let mut state = vec![Span::styled(status_reason(&status), t.status(&status))];
     if let Some(exp) = tok.exp() {
@@ -131,22 +132,27 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
         && let Ok(d) = crate::jwt::decode(raw)
     {
         lines.push(Line::from(Span::styled("header", t.accent())));
+        let kid = d
+            .header
+            .kid
+            .as_deref()
+            .map(|k| fit(k, 13))
+            .unwrap_or_else(|| "-".into());
         lines.push(Line::from(format!(
-            "  alg {} · typ {} · kid {}",
-            d.header.alg,
-            d.header.typ,
-            d.header.kid.as_deref().unwrap_or("-")
+            "  alg {} · typ {} · kid {kid}",
+            d.header.alg, d.header.typ
         )));
         let c = &d.claims;
         lines.push(Line::from(Span::styled("claims", t.accent())));
-        lines.push(Line::from(format!("  sub {}", c.sub)));
+        lines.push(Line::from(fit(&format!("  sub {}", c.sub), w)));
         lines.push(Line::from(format!("  scope {}", c.scope.join(", "))));
+        lines.push(Line::from(format!("  iat {}", time(c.iat))));
+        lines.push(Line::from(format!("  exp {}", time(c.exp))));
         lines.push(Line::from(format!(
-            "  iat {} · exp {}",
-            time(c.iat),
-            time(c.exp)
+            "  jti {} · iss \"{}\"",
+            fit(&c.jti, 9),
+            c.iss
         )));
-        lines.push(Line::from(format!("  jti {} · iss \"{}\"", c.jti, c.iss)));
         if !c.task_id.is_empty() || !c.orch_id.is_empty() {
             lines.push(Line::from(format!(
                 "  orch_id {} · task_id {}",

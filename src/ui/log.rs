@@ -38,12 +38,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme) {
             };
             let mut spans = vec![
                 Span::styled(format!("{time} "), t.dim()),
-                Span::raw(format!("{:<6} {} ", c.method, c.path)),
-                Span::styled(status, style),
+                Span::styled(format!("{status:<3}"), style),
                 Span::styled(
-                    format!(" {:.1}ms", c.latency.as_secs_f64() * 1000.0),
+                    format!(" {:>6.1}ms ", c.latency.as_secs_f64() * 1000.0),
                     t.dim(),
                 ),
+                Span::raw(format!("{:<4} {}", c.method, c.path)),
             ];
             if let Some(err) = &c.error {
                 spans.push(Span::styled(format!("  {err}"), t.bad()));

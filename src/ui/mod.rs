@@ -170,7 +170,7 @@ pub fn draw(f: &mut Frame, app: &App, view: &mut View, probe: &mut ProbeCache, n
     status_bar::draw(f, status, app, view, theme);
     key_bar::draw(f, keys, view, theme);
     let large = area.width >= 120 && area.height >= 36;
-    let (left_w, right_w) = if large { (34, 46) } else { (30, 0) };
+    let (left_w, right_w) = if large { (30, 42) } else { (30, 0) };
     let [left, mid, right] = Layout::horizontal([
         Constraint::Length(left_w),
         Constraint::Fill(1),
@@ -179,7 +179,7 @@ pub fn draw(f: &mut Frame, app: &App, view: &mut View, probe: &mut ProbeCache, n
     .areas(body);
     let [agents_a, steps_a] =
         Layout::vertical([Constraint::Percentage(42), Constraint::Fill(1)]).areas(left);
-    let narr_h = narration::height(view, mid.width);
+    let narr_h = narration::height(view, mid.width, area.height);
     let [narr_a, tree_a, lower_a] = Layout::vertical([
         Constraint::Length(narr_h),
         Constraint::Fill(1),

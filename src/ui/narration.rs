@@ -19,11 +19,12 @@ fn text(view: &View) -> String {
     }
 }
 
-/// Rows needed at this width (at most 3).
-pub fn height(view: &View, width: u16) -> u16 {
+/// Rows needed at this width (at most 3; 5 on a tall screen).
+pub fn height(view: &View, width: u16, screen_height: u16) -> u16 {
     let chars = text(view).chars().count() as u16;
-    let w = width.max(1);
-    chars.div_ceil(w).clamp(1, 3)
+    let w = width.saturating_sub(4).max(1);
+    let max = if screen_height >= 36 { 5 } else { 3 };
+    chars.div_ceil(w).clamp(1, max)
 }
 
 pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {

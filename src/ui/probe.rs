@@ -183,7 +183,8 @@ pub fn draw(
                     )
                 }
             };
-            let text = format!("{word:<7} {:<18} {why}", fit(&name, 18));
+            let nw = (w / 3).clamp(8, 18);
+            let text = format!("{word:<7} {:<nw$} {why}", fit(&name, nw));
             Line::from(vec![
                 Span::styled(format!("{mark} "), style),
                 Span::raw(fit(&text, w.saturating_sub(2))),

@@ -1,0 +1,262 @@
+//! The TUI without a terminal: every view rendered into a TestBackend and
+//! snapshotted (insta), the deploy scenario at each step at 80x24 and 120x40,
+//! key handling against a live app state, and the `--frames` output.
+
+use std::process::Command;
+
+use chainview::app::unix_now;
+use chainview::app::view::{Action, Focus, View};
+use chainview::scenario::{parse, replay::Replay};
+use chainview::session::Settings;
+use chainview::ui::render_text;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+const DEPLOY: &str = include_str!("../assets/scenarios/deploy.chainview");
+
+/// Filters for what varies between runs: ports, ids, times, TTLs, latencies.
+fn filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+        (
+            r"app app-chainview-[0-9a-f]{0,6}(-[0-9a-f]{0,6})?…?",
+            "app [APP]",
+        ),
+        (r"/[0-9a-f]{4}…", "/[INST]…"),
+        (
+            r"(spiffe://[a-z.]+/agent/[^/\s]+/[^/\s]+/)[0-9a-f]*…?",
+            "${1}[INSTANCE]",
+        ),
+        (r"⏱\d+:\d\d", "⏱[TTL]"),
+        (r"expires in \d+:\d\d", "expires in [TTL]"),
+        (r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?Z", "[TIMESTAMP]"),
+        (r"\b\d\d:\d\d:\d\d\b", "[HH:MM:SS]"),
+        (r"\s*\d+\.\dms", " [MS]"),
+        (r"kid [A-Za-z0-9_-]{12}…", "kid [KID]…"),
+        (r"jti [0-9a-f]{8}…", "jti [JTI]…"),
+        (r"chain_hash [0-9a-f]{12}…", "chain_hash [HASH]…"),
+    ]
+}
+
+fn key(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+/// Replays the deploy scenario, rendering after every step.
+async fn deploy_frames(width: u16, height: u16) -> (Vec<String>, Replay, View) {
+    let script = parse("deploy.chainview", DEPLOY).unwrap();
+    let mut replay = Replay::start(script, &Settings::default()).await.unwrap();
+    let mut view = View::new(Some(replay.script()), true);
+    let mut frames = vec![format!(
+        "── first screen\n{}",
+        render_text(&replay.app, &mut view, width, height, unix_now()).join("\n")
+    )];
+    while let Some(r) = replay.next().await {
+        view.on_report(&replay.app, &r);
+        let screen = render_text(&replay.app, &mut view, width, height, unix_now()).join("\n");
+        frames.push(format!(
+            "── after step {} · line {} · {}\n{screen}",
+            r.index, r.line, r.source
+        ));
+    }
+    (frames, replay, view)
+}
+
+#[tokio::test]
+async fn deploy_every_step_80x24() {
+    let (frames, replay, _) = deploy_frames(80, 24).await;
+    assert_eq!(frames.len(), 41);
+    // Hop 2 is shown refused, in the tree and the detail, at 80x24.
+    let hop2 = &frames[12];
+    assert!(
+        hop2.contains("✗ deployer (hop2) REFUSED 403 scope_violat"),
+        "{hop2}"
+    );
+    assert!(hop2.contains("✗ hop2 held by deployer"), "{hop2}");
+    insta::with_settings!({ filters => filters() }, {
+        insta::assert_snapshot!("deploy_80x24", frames.join("\n\n"));
+    });
+    replay.finish().await;
+}
+
+#[tokio::test]
+async fn deploy_every_step_120x40() {
+    let (frames, replay, _) = deploy_frames(120, 40).await;
+    insta::with_settings!({ filters => filters() }, {
+        insta::assert_snapshot!("deploy_120x40", frames.join("\n\n"));
+    });
+    replay.finish().await;
+}
+
+/// Each view in focus, at both sizes, after the deploy scenario's step 21
+/// (the repaired chain validated).
+#[tokio::test]
+async fn every_view() {
+    let script = parse("deploy.chainview", DEPLOY).unwrap();
+    let mut replay = Replay::start(script, &Settings::default()).await.unwrap();
+    let mut view = View::new(Some(replay.script()), true);
+    while replay.script().steps.len() > view.step_pos && view.step_pos < 21 {
+        let r = replay.next().await.unwrap();
+        view.on_report(&replay.app, &r);
+    }
+    let app = &replay.app;
+    let mut shots = Vec::new();
+    let mut shoot = |name: &str, view: &mut View| {
+        for (w, h) in [(80, 24), (120, 40)] {
+            shots.push(format!(
+                "── {name} at {w}x{h}\n{}",
+                render_text(app, view, w, h, unix_now()).join("\n")
+            ));
+        }
+    };
+    // Chain tree focused, the repaired hop 2 selected (detail below it).
+    assert_eq!(view.focus, Focus::Tree);
+    shoot("chain tree + detail", &mut view);
+    // Agents.
+    view.handle_key(app, key(KeyCode::Tab));
+    view.handle_key(app, key(KeyCode::Tab));
+    view.handle_key(app, key(KeyCode::Tab));
+    view.handle_key(app, key(KeyCode::Tab));
+    assert_eq!(view.focus, Focus::Agents);
+    view.handle_key(app, key(KeyCode::Down));
+    shoot("agents (analyst selected)", &mut view);
+    // Steps.
+    view.handle_key(app, key(KeyCode::Tab));
+    assert_eq!(view.focus, Focus::Steps);
+    shoot("steps", &mut view);
+    // Probe with typed input, then malformed input.
+    view.handle_key(app, key(KeyCode::Char('/')));
+    for c in "write:deploy:payment-svc".chars() {
+        view.handle_key(app, key(KeyCode::Char(c)));
+    }
+    shoot("probe write:deploy:payment-svc", &mut view);
+    for _ in 0..12 {
+        view.handle_key(app, key(KeyCode::Backspace));
+    }
+    shoot("probe malformed input", &mut view);
+    view.handle_key(app, key(KeyCode::Esc));
+    // Event log.
+    view.handle_key(app, key(KeyCode::Tab));
+    view.handle_key(app, key(KeyCode::Tab));
+    view.handle_key(app, key(KeyCode::Tab));
+    assert_eq!(view.focus, Focus::Log);
+    shoot("event log", &mut view);
+    // Help overlay.
+    view.handle_key(app, key(KeyCode::Char('?')));
+    shoot("help", &mut view);
+    view.handle_key(app, key(KeyCode::Char('x')));
+    assert!(!view.help);
+    // Too small.
+    shots.push(format!(
+        "── too small at 60x20\n{}",
+        render_text(app, &mut view, 60, 20, unix_now()).join("\n")
+    ));
+    insta::with_settings!({ filters => filters() }, {
+        insta::assert_snapshot!("every_view", shots.join("\n\n"));
+    });
+    replay.finish().await;
+}
+
+#[tokio::test]
+async fn keys_drive_the_state() {
+    let script = parse("deploy.chainview", DEPLOY).unwrap();
+    let mut replay = Replay::start(script, &Settings::default()).await.unwrap();
+    let mut view = View::new(Some(replay.script()), true);
+    for _ in 0..12 {
+        let r = replay.next().await.unwrap();
+        view.on_report(&replay.app, &r);
+    }
+    let app = &replay.app;
+    // The refused hop 2 is selected after step 12.
+    let hop2 = app.labels["hop2"];
+    assert_eq!(view.selected, Some(hop2));
+    // Step keys become actions for the event loop.
+    assert_eq!(
+        view.handle_key(app, key(KeyCode::Char('n'))),
+        Action::NextStep
+    );
+    assert_eq!(
+        view.handle_key(app, key(KeyCode::Char(' '))),
+        Action::NextStep
+    );
+    assert_eq!(
+        view.handle_key(app, key(KeyCode::Char('b'))),
+        Action::BackStep
+    );
+    assert_eq!(
+        view.handle_key(app, key(KeyCode::Char('r'))),
+        Action::Restart
+    );
+    // v on a refused token (no token to validate) is a notice, not an action.
+    assert_eq!(view.handle_key(app, key(KeyCode::Char('v'))), Action::None);
+    assert!(view.message.is_some());
+    // Moving up (after a render, as in the event loop) selects hop1, which can be validated.
+    render_text(app, &mut view, 80, 24, unix_now());
+    view.handle_key(app, key(KeyCode::Up));
+    let sel = view.selected.unwrap();
+    assert_eq!(app.token_name(sel), "hop1");
+    assert_eq!(
+        view.handle_key(app, key(KeyCode::Char('v'))),
+        Action::Validate(sel)
+    );
+    // t reveals the selected token, and hides it again.
+    assert!(!view.reveal);
+    view.handle_key(app, key(KeyCode::Char('t')));
+    assert!(view.reveal);
+    let screen = render_text(app, &mut view, 120, 40, unix_now()).join("\n");
+    assert!(screen.contains(app.tokens[sel].raw.as_deref().unwrap().get(..40).unwrap()));
+    view.handle_key(app, key(KeyCode::Char('t')));
+    let screen = render_text(app, &mut view, 120, 40, unix_now()).join("\n");
+    assert!(!screen.contains(app.tokens[sel].raw.as_deref().unwrap().get(..40).unwrap()));
+    // In the probe input, letters are text: q does not quit.
+    view.handle_key(app, key(KeyCode::Char('/')));
+    assert_eq!(view.focus, Focus::Probe);
+    assert_eq!(view.handle_key(app, key(KeyCode::Char('q'))), Action::None);
+    assert_eq!(view.probe.value(), "q");
+    // Esc leaves the input; then q quits.
+    view.handle_key(app, key(KeyCode::Esc));
+    assert_eq!(view.focus, Focus::Tree);
+    assert_eq!(view.handle_key(app, key(KeyCode::Char('q'))), Action::Quit);
+    // Ctrl-C quits from anywhere, even the probe input.
+    view.handle_key(app, key(KeyCode::Char('/')));
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(view.handle_key(app, ctrl_c), Action::Quit);
+    // Shift-Tab goes backwards.
+    view.handle_key(app, key(KeyCode::Esc));
+    view.handle_key(app, key(KeyCode::BackTab));
+    assert_eq!(view.focus, Focus::Steps);
+    replay.finish().await;
+}
+
+#[test]
+fn frames_output_golden() {
+    let bin = env!("CARGO_BIN_EXE_chainview");
+    let script = format!(
+        "{}/assets/scenarios/depth-limit.chainview",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = Command::new(bin)
+        .args(["--script", &script, "--frames", "80x24"])
+        .env_remove("AGENTWRIT_BROKER_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{1b}'), "no escape codes");
+    let mut filters = filters();
+    filters.push((r"/\S*/assets/scenarios/", "[SCENARIOS]/"));
+    filters.push((r"· \d+ ms", "· [MS] ms"));
+    insta::with_settings!({ filters => filters }, {
+        insta::assert_snapshot!("frames_depth_limit_80x24", text);
+    });
+}
+
+#[test]
+fn frames_size_is_validated() {
+    let bin = env!("CARGO_BIN_EXE_chainview");
+    let out = Command::new(bin)
+        .args(["--script", "x", "--frames", "huge"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected WIDTHxHEIGHT like 120x40"));
+}
