@@ -34,12 +34,19 @@ pub enum ScopeError {
 impl<'a> Scope<'a> {
     /// Parses with the broker's grammar (spec §3.1).
     pub fn parse(s: &'a str) -> Result<Self, ScopeError> {
-        let (action, rest) = s
-            .split_once(':')
+        // Byte search: ':' is ASCII, so these are char boundaries.
+        let b = s.as_bytes();
+        let first = b
+            .iter()
+            .position(|c| *c == b':')
             .ok_or_else(|| ScopeError::NoColon(s.to_string()))?;
-        let (resource, identifier) = rest
-            .split_once(':')
-            .ok_or_else(|| ScopeError::OneColon(s.to_string()))?;
+        let second = b[first + 1..]
+            .iter()
+            .position(|c| *c == b':')
+            .ok_or_else(|| ScopeError::OneColon(s.to_string()))?
+            + first
+            + 1;
+        let (action, resource, identifier) = (&s[..first], &s[first + 1..second], &s[second + 1..]);
         for (part, name) in [
             (action, "action"),
             (resource, "resource"),
@@ -191,10 +198,18 @@ impl VerdictIdx {
 /// with the same action and resource, else the same action, else the same
 /// resource, else the first well-formed grant.
 pub fn explain_parsed<A: AsRef<str>>(req: &Scope<'_>, granted: &[A]) -> VerdictIdx {
+    explain_iter(req, granted.iter().map(|g| Scope::parse(g.as_ref()).ok()))
+}
+
+/// [`explain_parsed`] over grants already parsed (`None` for a malformed one).
+pub fn explain_iter<'g, I>(req: &Scope<'_>, granted: I) -> VerdictIdx
+where
+    I: IntoIterator<Item = Option<Scope<'g>>>,
+{
     let (mut same_res, mut same_action, mut same_resource_only, mut first) =
         (None, None, None, None);
-    for (i, g) in granted.iter().enumerate() {
-        let Ok(s) = Scope::parse(g.as_ref()) else {
+    for (i, s) in granted.into_iter().enumerate() {
+        let Some(s) = s else {
             continue;
         };
         if s.covers_scope(req) {

@@ -219,7 +219,6 @@ async fn event_loop(terminal: &mut DefaultTerminal, s: &mut Session) -> Result<(
             }
             Some(ev) = s.worker.events.recv() => {
                 s.app.apply(&ev);
-                s.view.open_new(&s.app);
                 Action::None
             }
             _ = tick.tick() => {

@@ -5,6 +5,7 @@
 //! Every status shown is what the broker said or what follows from its rules
 //! (spec §7.1): a refused step stays refused, with the broker's own words.
 
+pub mod tree_nav;
 pub mod view;
 
 use std::collections::HashMap;

@@ -10,8 +10,8 @@ use crossterm::event::{
 use ratatui::layout::{Position, Rect};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
-use tui_tree_widget::TreeState;
 
+use super::tree_nav::TreeNav;
 use super::{App, TokenId};
 use crate::scenario::Script;
 use crate::scenario::runner::{StepReport, StepResult};
@@ -157,7 +157,7 @@ pub struct View {
     /// Which of Detail/Probe/Log the compact layout shows.
     pub lower: Focus,
     pub probe: Input,
-    pub tree: TreeState<TokenId>,
+    pub tree: TreeNav,
     pub selected: Option<TokenId>,
     pub agent_sel: usize,
     /// `None` follows the newest log entries.
@@ -179,8 +179,6 @@ pub struct View {
     pub message: Option<String>,
     pub no_color: bool,
     pub areas: Areas,
-    /// Tokens whose tree paths have been opened so far.
-    pub(crate) opened_upto: usize,
 }
 
 impl View {
@@ -206,7 +204,7 @@ impl View {
             focus: Focus::Tree,
             lower: Focus::Detail,
             probe: Input::default(),
-            tree: TreeState::default(),
+            tree: TreeNav::default(),
             selected: None,
             agent_sel: 0,
             log_offset: None,
@@ -223,7 +221,6 @@ impl View {
             message: None,
             no_color,
             areas: Areas::default(),
-            opened_upto: 0,
         }
     }
 
@@ -242,30 +239,18 @@ impl View {
         path
     }
 
-    /// Selects a token in the tree (opening its ancestors).
+    /// Selects a token in the tree (unfolding its ancestors).
     pub fn select_token(&mut self, app: &App, id: TokenId) {
         if id >= app.tokens.len() {
             return;
         }
         let path = Self::path_of(app, id);
-        for i in 1..path.len() {
-            self.tree.open(path[..i].to_vec());
+        for anc in &path[..path.len() - 1] {
+            self.tree.set_open(*anc, true);
         }
-        self.tree.select(path);
         self.selected = Some(id);
         self.detail_offset = 0;
         self.reveal = false;
-    }
-
-    /// Opens the tree paths of tokens created since the last call, so chains show expanded.
-    pub fn open_new(&mut self, app: &App) {
-        for id in self.opened_upto..app.tokens.len() {
-            let path = Self::path_of(app, id);
-            for i in 1..path.len() {
-                self.tree.open(path[..i].to_vec());
-            }
-        }
-        self.opened_upto = app.tokens.len();
     }
 
     /// Takes in a finished step: marks it, shows its narration, selects what it touched.
@@ -281,7 +266,6 @@ impl View {
         if let Some(t) = &r.title {
             self.title = Some(t.clone());
         }
-        self.open_new(app);
         let user_in_lower = self.focus.is_lower();
         if let Some(p) = &r.probe {
             self.probe = Input::new(p.scope.clone());
@@ -318,16 +302,59 @@ impl View {
         self.step_pos = 0;
         self.narration = None;
         self.selected = None;
-        self.tree = TreeState::default();
-        self.opened_upto = 0;
+        self.tree.reset();
         self.agent_sel = 0;
         self.log_offset = None;
     }
 
-    fn sync_tree_selection(&mut self) {
-        self.selected = self.tree.selected().last().copied();
-        self.detail_offset = 0;
-        self.reveal = false;
+    /// Moves the tree selection to visible row `index`.
+    fn select_row(&mut self, app: &App, index: usize) {
+        if let Some(row) = self.tree.rows(app).get(index).copied() {
+            self.selected = Some(row.id);
+            self.detail_offset = 0;
+            self.reveal = false;
+        }
+    }
+
+    fn tree_key(&mut self, app: &App, code: KeyCode) {
+        let rows = self.tree.rows(app);
+        if rows.is_empty() {
+            return;
+        }
+        let last = rows.len() - 1;
+        let cur = self
+            .selected
+            .and_then(|id| rows.iter().position(|r| r.id == id));
+        let Some(i) = cur else {
+            self.select_row(app, 0);
+            return;
+        };
+        let row = rows[i];
+        match code {
+            KeyCode::Up | KeyCode::Char('k') => self.select_row(app, i.saturating_sub(1)),
+            KeyCode::Down | KeyCode::Char('j') => self.select_row(app, (i + 1).min(last)),
+            KeyCode::Home => self.select_row(app, 0),
+            KeyCode::End => self.select_row(app, last),
+            KeyCode::Enter if row.has_children => {
+                let open = self.tree.is_open(row.id);
+                self.tree.set_open(row.id, !open);
+            }
+            KeyCode::Left | KeyCode::Char('h') => {
+                if row.has_children && self.tree.is_open(row.id) {
+                    self.tree.set_open(row.id, false);
+                } else if let Some(p) = app.tokens[row.id].tree_parent(&app.tokens) {
+                    self.selected = Some(p);
+                }
+            }
+            KeyCode::Right | KeyCode::Char('l') if row.has_children => {
+                if self.tree.is_open(row.id) {
+                    self.select_row(app, (i + 1).min(last));
+                } else {
+                    self.tree.set_open(row.id, true);
+                }
+            }
+            _ => {}
+        }
     }
 
     fn set_focus(&mut self, f: Focus) {
@@ -413,26 +440,8 @@ impl View {
         let right = matches!(code, KeyCode::Right | KeyCode::Char('l'));
         match self.focus {
             Focus::Tree => {
-                let moved = if up {
-                    self.tree.key_up()
-                } else if down {
-                    self.tree.key_down()
-                } else if left {
-                    self.tree.key_left()
-                } else if right {
-                    self.tree.key_right()
-                } else if matches!(code, KeyCode::Enter) {
-                    self.tree.toggle_selected()
-                } else if matches!(code, KeyCode::Home) {
-                    self.tree.select_first()
-                } else if matches!(code, KeyCode::End) {
-                    self.tree.select_last()
-                } else {
-                    false
-                };
-                if moved {
-                    self.sync_tree_selection();
-                }
+                let _ = (up, down, left, right);
+                self.tree_key(app, code);
             }
             Focus::Agents => {
                 let n = app.agents.len();
@@ -491,8 +500,13 @@ impl View {
                 self.help = false;
                 self.set_focus(pane);
                 match pane {
-                    Focus::Tree if self.tree.click_at(Position::new(m.column, m.row)) => {
-                        self.sync_tree_selection();
+                    Focus::Tree => {
+                        // Two lines per node, below the border.
+                        let rel = m.row.saturating_sub(self.areas.tree.y + 1) as usize / 2;
+                        let index = self.tree.offset + rel;
+                        if index < self.tree.rows(app).len() {
+                            self.select_row(app, index);
+                        }
                     }
                     Focus::Agents => {
                         // Two lines per agent, scrolled as the agent list draws them.
@@ -520,11 +534,12 @@ impl View {
                     KeyCode::Up
                 };
                 if pane == Focus::Tree {
-                    if code == KeyCode::Down {
-                        self.tree.scroll_down(1);
+                    let max = self.tree.rows(app).len().saturating_sub(1);
+                    self.tree.offset = if code == KeyCode::Down {
+                        (self.tree.offset + 1).min(max)
                     } else {
-                        self.tree.scroll_up(1);
-                    }
+                        self.tree.offset.saturating_sub(1)
+                    };
                 } else if pane == Focus::Probe {
                     self.probe_offset = if code == KeyCode::Down {
                         self.probe_offset.saturating_add(1)

@@ -6,7 +6,7 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span, Text};
-use tui_tree_widget::{Tree, TreeItem};
+use ratatui::widgets::Paragraph;
 
 use super::{Theme, hint, pane, status_symbol, ttl_text};
 use crate::app::view::{Focus, View};
@@ -73,45 +73,15 @@ pub fn node_text(app: &App, id: TokenId, t: Theme, now: i64) -> Text<'static> {
     Text::from(vec![Line::from(head), body])
 }
 
-/// The tree items, roots in creation order.
-pub fn items(app: &App, t: Theme, now: i64) -> Vec<TreeItem<'static, TokenId>> {
-    let mut children: Vec<Vec<TokenId>> = vec![Vec::new(); app.tokens.len()];
-    let mut roots = Vec::new();
-    for tok in &app.tokens {
-        match tok.tree_parent(&app.tokens) {
-            Some(p) if p < app.tokens.len() => children[p].push(tok.id),
-            _ => roots.push(tok.id),
-        }
-    }
-    fn build(
-        app: &App,
-        id: TokenId,
-        children: &[Vec<TokenId>],
-        t: Theme,
-        now: i64,
-    ) -> TreeItem<'static, TokenId> {
-        let kids: Vec<TreeItem<'static, TokenId>> = children[id]
-            .iter()
-            .map(|c| build(app, *c, children, t, now))
-            .collect();
-        let line = node_text(app, id, t, now);
-        if kids.is_empty() {
-            TreeItem::new_leaf(id, line)
-        } else {
-            TreeItem::new(id, line.clone(), kids).unwrap_or_else(|_| TreeItem::new_leaf(id, line))
-        }
-    }
-    roots
-        .into_iter()
-        .map(|r| build(app, r, &children, t, now))
-        .collect()
-}
-
 pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now: i64) {
-    let block = pane(view, Focus::Tree, " Delegation chains ");
+    let block = pane(
+        view,
+        Focus::Tree,
+        format!(" Delegation chains ({} tokens) ", app.tokens.len()),
+    );
+    let inner = block.inner(area);
+    f.render_widget(block, area);
     if app.tokens.is_empty() {
-        let inner = block.inner(area);
-        f.render_widget(block, area);
         let next = view
             .steps
             .get(view.step_pos)
@@ -126,16 +96,40 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now
         f.render_widget(hint(&next, t), inner);
         return;
     }
-    let items = items(app, t, now);
-    let Ok(tree) = Tree::new(&items) else {
-        f.render_widget(block, area);
-        return;
+    // Two lines per node; only the rows on screen are formatted.
+    let visible = (inner.height / 2).max(1) as usize;
+    let selected = view.selected;
+    if let Some(i) = selected.and_then(|id| view.tree.index_of(app, id)) {
+        view.tree.scroll_to(i, visible);
+    }
+    let offset = view.tree.offset;
+    let shown: Vec<crate::app::tree_nav::Row> = {
+        let rows = view.tree.rows(app);
+        let off = offset.min(rows.len().saturating_sub(1));
+        rows[off..].iter().take(visible).copied().collect()
     };
-    let tree = tree
-        .block(block)
-        .highlight_style(t.selected())
-        .node_closed_symbol("▸ ")
-        .node_open_symbol("▾ ")
-        .node_no_children_symbol("  ");
-    f.render_stateful_widget(tree, area, &mut view.tree);
+    let mut lines: Vec<Line> = Vec::with_capacity(visible * 2);
+    for row in &shown {
+        let indent = "  ".repeat(row.depth as usize);
+        let fold = match (row.has_children, view.tree.is_open(row.id)) {
+            (false, _) => "  ",
+            (true, true) => "▾ ",
+            (true, false) => "▸ ",
+        };
+        let text = node_text(app, row.id, t, now);
+        let is_sel = Some(row.id) == selected;
+        for (k, mut line) in text.lines.into_iter().enumerate() {
+            let lead = if k == 0 {
+                format!("{indent}{fold}")
+            } else {
+                format!("{indent}  ")
+            };
+            line.spans.insert(0, Span::raw(lead));
+            if is_sel {
+                line = line.style(t.selected());
+            }
+            lines.push(line);
+        }
+    }
+    f.render_widget(Paragraph::new(lines), inner);
 }

@@ -21,11 +21,32 @@ pub enum Compact {
     Dead,
 }
 
+/// One token's grants, pre-parsed into a contiguous arena.
+#[derive(Debug, Clone, Copy)]
+struct Indexed {
+    id: TokenId,
+    /// Known dead whatever the time (released, revoked, refused, …).
+    dead: bool,
+    /// Dead once `now > exp`.
+    exp: Option<i64>,
+    /// Range in `grants`.
+    first: u32,
+    count: u32,
+}
+
+/// Byte offsets of a grant's parts in the arena; `None` when malformed.
+type GrantSpan = Option<[u32; 4]>;
+
 /// Probe results for the current input, recomputed when the input, the
-/// state or the second changes.
+/// state or the second changes. The tokens' grants are parsed once per state
+/// change into a compact index, so a keystroke only compares bytes.
 #[derive(Debug, Default)]
 pub struct ProbeCache {
     key: Option<(String, u64, i64)>,
+    index_gen: Option<u64>,
+    index: Vec<Indexed>,
+    grants: Vec<GrantSpan>,
+    arena: String,
     pub rows: Vec<(TokenId, Compact)>,
     pub permits: usize,
     pub denies: usize,
@@ -34,12 +55,55 @@ pub struct ProbeCache {
 }
 
 impl ProbeCache {
+    fn reindex(&mut self, app: &App) {
+        self.index_gen = Some(app.generation);
+        self.index.clear();
+        self.grants.clear();
+        self.arena.clear();
+        for t in &app.tokens {
+            // The status apart from expiry (which the keystroke checks against `now`).
+            let status = t.status_at(i64::MIN);
+            if t.raw.is_none() && !matches!(status, crate::app::TokenStatus::Refused(_)) {
+                continue;
+            }
+            let first = self.grants.len() as u32;
+            for g in t.scope() {
+                let base = self.arena.len() as u32;
+                let span = Scope::parse(g).ok().map(|s| {
+                    let a = base + s.action.len() as u32;
+                    let r = a + 1 + s.resource.len() as u32;
+                    [base, a, r, base + g.len() as u32]
+                });
+                self.arena.push_str(g);
+                self.grants.push(span);
+            }
+            self.index.push(Indexed {
+                id: t.id,
+                dead: status.is_dead(),
+                exp: t.exp(),
+                first,
+                count: self.grants.len() as u32 - first,
+            });
+        }
+    }
+
+    fn scope_at(&self, span: GrantSpan) -> Option<Scope<'_>> {
+        span.map(|[s, a, r, e]| Scope {
+            action: &self.arena[s as usize..a as usize],
+            resource: &self.arena[a as usize + 1..r as usize],
+            identifier: &self.arena[r as usize + 1..e as usize],
+        })
+    }
+
     pub fn update(&mut self, app: &App, input: &str, now: i64) {
         let key = (input.to_string(), app.generation, now);
         if self.key.as_ref() == Some(&key) {
             return;
         }
         self.key = Some(key);
+        if self.index_gen != Some(app.generation) {
+            self.reindex(app);
+        }
         self.rows.clear();
         self.permits = 0;
         self.denies = 0;
@@ -56,31 +120,33 @@ impl ProbeCache {
                 return;
             }
         };
-        self.rows.reserve(app.tokens.len());
-        for t in &app.tokens {
-            if t.raw.is_none() && !matches!(t.status_at(now), crate::app::TokenStatus::Refused(_)) {
-                continue;
-            }
-            let c = if t.status_at(now).is_dead() {
+        let mut rows = std::mem::take(&mut self.rows);
+        rows.reserve(self.index.len());
+        for t in &self.index {
+            let c = if t.dead || t.exp.is_some_and(|e| now > e) {
+                self.dead += 1;
                 Compact::Dead
             } else {
-                match scope::explain_parsed(&req, t.scope()) {
-                    VerdictIdx::Covered(i) => Compact::Permits(i),
-                    other => Compact::Denies(other),
+                let spans = &self.grants[t.first as usize..(t.first + t.count) as usize];
+                match scope::explain_iter(&req, spans.iter().map(|g| self.scope_at(*g))) {
+                    VerdictIdx::Covered(i) => {
+                        self.permits += 1;
+                        Compact::Permits(i)
+                    }
+                    other => {
+                        self.denies += 1;
+                        Compact::Denies(other)
+                    }
                 }
             };
-            match c {
-                Compact::Permits(_) => self.permits += 1,
-                Compact::Denies(_) => self.denies += 1,
-                Compact::Dead => self.dead += 1,
-            }
-            self.rows.push((t.id, c));
+            rows.push((t.id, c));
         }
-        self.rows.sort_by_key(|(_, c)| match c {
+        rows.sort_by_key(|(_, c)| match c {
             Compact::Permits(_) => 0,
             Compact::Denies(_) => 1,
             Compact::Dead => 2,
         });
+        self.rows = rows;
     }
 }
 
