@@ -396,13 +396,7 @@ impl Worker {
         calls: &mut Vec<Call>,
     ) -> Result<Agent, ClientError> {
         let app = self.app_token(calls).await?;
-        let req = LaunchTokenRequest {
-            agent_name: format!("{orch}/{task}"),
-            allowed_scope: scope.to_vec(),
-            max_ttl: Some(ttl.unwrap_or(300)),
-            single_use: Some(true),
-            ttl: None,
-        };
+        let req = LaunchTokenRequest::for_agent(orch, task, scope, ttl);
         let lt = timed(
             calls,
             "POST",

@@ -602,13 +602,7 @@ impl BrokerClient {
                 "an agent needs at least one scope".into(),
             ));
         }
-        let req = LaunchTokenRequest {
-            agent_name: format!("{orch_id}/{task_id}"),
-            allowed_scope: scope.to_vec(),
-            max_ttl: Some(max_ttl.unwrap_or(300)),
-            single_use: Some(true),
-            ttl: None,
-        };
+        let req = LaunchTokenRequest::for_agent(orch_id, task_id, scope, max_ttl);
         let is_app = jwt::decode(bearer).is_ok_and(|d| d.claims.sub.starts_with("app:"));
         let lt = if is_app {
             self.app_launch_token(bearer, &req).await?

@@ -5,17 +5,10 @@
 //! `encoding/json` closely enough for compatibility: unknown fields are
 //! ignored and `null` reads as the zero value.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
+use crate::jwt::null_default;
 use crate::jwt::{Claims, DelegRecord};
-
-pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
 
 /// RFC 7807 problem body (spec §1.6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,6 +294,20 @@ pub struct LaunchTokenRequest {
     pub single_use: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<i64>,
+}
+
+impl LaunchTokenRequest {
+    /// The request the SDK's `create_agent` sends: single use, 30 s to use it,
+    /// label `orch/task`, agent TTL `max_ttl` (default 300).
+    pub fn for_agent(orch_id: &str, task_id: &str, scope: &[String], max_ttl: Option<i64>) -> Self {
+        LaunchTokenRequest {
+            agent_name: format!("{orch_id}/{task_id}"),
+            allowed_scope: scope.to_vec(),
+            max_ttl: Some(max_ttl.unwrap_or(300)),
+            single_use: Some(true),
+            ttl: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -49,7 +49,8 @@ pub enum JwtError {
 
 const PART_NAMES: [&str; 3] = ["header", "payload", "signature"];
 
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+/// Go's `encoding/json` reads `null` as the zero value.
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,

@@ -473,22 +473,11 @@ impl Runner {
                 res
             }
             StepKind::Validate(labels) => {
-                let mut cmds = Vec::new();
-                let mut ids = Vec::new();
-                for l in labels {
-                    match self.live_raw(app, l) {
-                        Ok((token, raw)) => {
-                            ids.push(token);
-                            cmds.push(Command::Validate { token, raw });
-                        }
-                        Err(e) => return e,
-                    }
-                }
-                let evs = Self::exec_all(w, app, cmds, calls).await;
-                for id in ids {
-                    r.tokens.push(token_view(app, id, now()));
-                }
-                self.worst(evs)
+                self.each(app, w, labels, r, calls, |token, raw| Command::Validate {
+                    token,
+                    raw,
+                })
+                .await
             }
             StepKind::Renew { label, new_label } => {
                 let (old, raw) = match self.live_raw(app, label) {
@@ -504,22 +493,11 @@ impl Runner {
                 res
             }
             StepKind::Release(labels) => {
-                let mut cmds = Vec::new();
-                let mut ids = Vec::new();
-                for l in labels {
-                    match self.live_raw(app, l) {
-                        Ok((token, raw)) => {
-                            ids.push(token);
-                            cmds.push(Command::Release { token, raw });
-                        }
-                        Err(e) => return e,
-                    }
-                }
-                let evs = Self::exec_all(w, app, cmds, calls).await;
-                for id in ids {
-                    r.tokens.push(token_view(app, id, now()));
-                }
-                self.worst(evs)
+                self.each(app, w, labels, r, calls, |token, raw| Command::Release {
+                    token,
+                    raw,
+                })
+                .await
             }
             StepKind::Revoke { level, target } => {
                 self.revoke(app, w, *level, target, r, calls).await
@@ -543,6 +521,35 @@ impl Runner {
                 }
             }
         }
+    }
+
+    /// Sends one command per labelled token at once (validate, release) and
+    /// reports each token afterwards.
+    async fn each(
+        &self,
+        app: &mut App,
+        w: &mut WorkerHandle,
+        labels: &[String],
+        r: &mut StepReport,
+        calls: &mut Vec<Call>,
+        make: impl Fn(TokenId, Secret) -> Command,
+    ) -> StepResult {
+        let mut ids = Vec::new();
+        let mut cmds = Vec::new();
+        for l in labels {
+            match self.live_raw(app, l) {
+                Ok((token, raw)) => {
+                    ids.push(token);
+                    cmds.push(make(token, raw));
+                }
+                Err(e) => return e,
+            }
+        }
+        let evs = Self::exec_all(w, app, cmds, calls).await;
+        for id in ids {
+            r.tokens.push(token_view(app, id, unix_now()));
+        }
+        self.worst(evs)
     }
 
     fn worst(&self, evs: Vec<Event>) -> StepResult {
