@@ -6,6 +6,7 @@
 pub mod app;
 pub mod broker;
 pub mod jwt;
+pub mod logging;
 pub mod scenario;
 pub mod scope;
 pub mod session;

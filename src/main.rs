@@ -30,6 +30,9 @@ ENVIRONMENT:
   AGENTWRIT_CLIENT_ID      app credentials for that broker
   AGENTWRIT_CLIENT_SECRET
   AGENTWRIT_ADMIN_SECRET   admin secret (unlocks revoke, audit, app registration)
+  CHAINVIEW_LOG            log filter (e.g. info, debug); logs go to a file, never the terminal
+  CHAINVIEW_LOG_FILE       the log file (default: chainview.log in the temporary directory)
+  NO_COLOR                 draw without colors (every state also has a symbol)
 
 EXIT CODES (--script):
   0  every step ran and every expectation held
@@ -51,6 +54,9 @@ struct Cli {
     /// With --script: print the rendered screen (WIDTHxHEIGHT, e.g. 120x40) after each step.
     #[arg(long, value_name = "WxH", value_parser = parse_size, requires = "script")]
     frames: Option<(u16, u16)>,
+    /// With --script: print whole tokens in the transcript instead of their first 12 characters.
+    #[arg(long, requires = "script")]
+    reveal_secrets: bool,
     /// Broker URL; without it chainview starts its embedded broker on 127.0.0.1.
     #[arg(long, env = "AGENTWRIT_BROKER_URL", value_name = "URL")]
     broker: Option<String>,
@@ -144,6 +150,9 @@ fn main() -> ExitCode {
         eprintln!("chainview: {e}");
     }
     let cli = Cli::parse();
+    if let Err(e) = chainview::logging::init() {
+        eprintln!("chainview: logging is off: {e}");
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -153,7 +162,12 @@ fn main() -> ExitCode {
     };
     if let Some(path) = cli.script.clone() {
         let settings = settings(&cli);
-        return ExitCode::from(rt.block_on(run_script(path, cli.format, cli.frames, settings)));
+        let opts = ScriptOptions {
+            format: cli.format,
+            frames: cli.frames,
+            reveal: cli.reveal_secrets,
+        };
+        return ExitCode::from(rt.block_on(run_script(path, opts, settings)));
     }
     let settings = settings(&cli);
     let result = rt.block_on(async {
@@ -227,12 +241,18 @@ fn read_script(path: &PathBuf) -> std::io::Result<(String, String)> {
 }
 
 /// `--script`: headless replay. Returns the documented exit code.
-async fn run_script(
-    path: PathBuf,
+struct ScriptOptions {
     format: Format,
     frames: Option<(u16, u16)>,
-    settings: Settings,
-) -> u8 {
+    reveal: bool,
+}
+
+async fn run_script(path: PathBuf, opts: ScriptOptions, settings: Settings) -> u8 {
+    let ScriptOptions {
+        format,
+        frames,
+        reveal,
+    } = opts;
     let started = Instant::now();
     let (file, text) = match read_script(&path) {
         Ok(x) => x,
@@ -255,6 +275,7 @@ async fn run_script(
             return 3;
         }
     };
+    replay.reveal_secrets(reveal);
     let mut out = std::io::stdout().lock();
     if format == Format::Text {
         let title = replay.script().title().map(str::to_string);

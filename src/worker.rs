@@ -272,11 +272,20 @@ where
         ),
         Err(e) => (None, Some(e.to_string())),
     };
+    let latency = start.elapsed();
+    tracing::debug!(
+        method,
+        path,
+        ?status,
+        latency_ms = latency.as_secs_f64() * 1e3,
+        error = error.as_deref(),
+        "broker call"
+    );
     calls.push(Call {
         method,
         path,
         status,
-        latency: start.elapsed(),
+        latency,
         error,
     });
     r

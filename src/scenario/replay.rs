@@ -29,6 +29,7 @@ pub struct Replay {
     runner: Runner,
     worker: crate::worker::WorkerHandle,
     summary: Summary,
+    reveal: bool,
 }
 
 impl Replay {
@@ -52,6 +53,7 @@ impl Replay {
             runner: Runner::new(script),
             worker,
             summary: Summary::default(),
+            reveal: false,
         })
     }
 
@@ -59,9 +61,21 @@ impl Replay {
         self.runner.script()
     }
 
+    /// Show whole tokens in reports (`--reveal-secrets`); redacted otherwise.
+    pub fn reveal_secrets(&mut self, reveal: bool) {
+        self.reveal = reveal;
+    }
+
     /// Runs the next step.
     pub async fn next(&mut self) -> Option<StepReport> {
-        let r = self.runner.step(&mut self.app, &mut self.worker).await?;
+        let mut r = self.runner.step(&mut self.app, &mut self.worker).await?;
+        if self.reveal {
+            for t in &mut r.tokens {
+                if let Some(raw) = self.app.tokens.get(t.id).and_then(|e| e.raw.clone()) {
+                    t.token = Some(raw);
+                }
+            }
+        }
         self.summary.add(&r);
         Some(r)
     }

@@ -42,6 +42,8 @@ impl StepResult {
 /// A token as a transcript shows it (the raw token redacted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenView {
+    /// The token's entry in the app state.
+    pub id: TokenId,
     pub label: String,
     pub holder: String,
     pub agent_id: Option<String>,
@@ -152,6 +154,7 @@ fn token_view(app: &App, id: TokenId, now: i64) -> TokenView {
     let t = &app.tokens[id];
     let holder = &app.agents[t.holder];
     TokenView {
+        id,
         label: app.token_name(id),
         holder: holder.name.clone(),
         agent_id: holder.agent_id.clone(),
@@ -291,6 +294,13 @@ impl Runner {
             .run_step(app, w, &step.kind, step.line, &mut r, &mut calls)
             .await;
         r.calls = calls;
+        tracing::info!(
+            step = r.index,
+            line = r.line,
+            kind = r.kind,
+            result = result.word(),
+            "step"
+        );
         r.result = result;
         if let StepResult::Unreachable(why) = &r.result {
             self.halted = Some(why.clone());

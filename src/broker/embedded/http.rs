@@ -252,6 +252,7 @@ async fn dispatch(
     };
     set_security_headers(resp.headers_mut());
     resp.headers_mut().insert("x-request-id", rid_value);
+    tracing::debug!(method = %ctx.method, path = %ctx.path, status = resp.status().as_u16(), request_id = %rid, "embedded broker");
     resp
 }
 

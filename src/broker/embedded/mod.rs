@@ -363,6 +363,14 @@ impl State {
     }
 }
 
+/// The broker's HTTP service without a listener, for fuzzing and in-process
+/// property tests. Requests must carry an `axum::extract::ConnectInfo<SocketAddr>`
+/// extension, as `axum::serve` adds for real connections.
+#[doc(hidden)]
+pub fn service(cfg: Config) -> axum::Router {
+    http::router(Arc::new(State::new(cfg)))
+}
+
 /// A running embedded broker. Dropping the handle does not stop it; call
 /// [`EmbeddedBroker::shutdown`].
 pub struct EmbeddedBroker {
