@@ -174,6 +174,13 @@ pub async fn run(
     script: Option<Script>,
     no_color: bool,
 ) -> Result<(), TuiError> {
+    use std::io::IsTerminal;
+    // Check before touching the terminal, so nothing is written to a pipe.
+    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+        return Err(TuiError::NoTerminal(io::Error::other(
+            "standard input and output must be a terminal",
+        )));
+    }
     let mut session = Session::start(settings, script, no_color).await?;
     let mut terminal = init_terminal()?;
     let result = event_loop(&mut terminal, &mut session).await;

@@ -260,3 +260,21 @@ fn frames_size_is_validated() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected WIDTHxHEIGHT like 120x40"));
 }
+
+#[test]
+fn without_a_terminal_the_session_says_so_and_writes_no_escape_codes() {
+    let bin = env!("CARGO_BIN_EXE_chainview");
+    let out = Command::new(bin)
+        .env_remove("AGENTWRIT_BROKER_URL")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty(), "nothing written to a pipe");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs an interactive terminal") && err.contains("--script"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'));
+}

@@ -39,11 +39,14 @@ fn send(ctx: &Ctx, method: &str, path: &str, auth: Option<&str>, body: Vec<u8>) 
         req = req.header("authorization", format!("Bearer {t}"));
     }
     let mut req = req.body(Body::from(body)).expect("request");
-    req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
     ctx.rt.block_on(async {
         let resp = ctx.router.clone().oneshot(req).await.expect("infallible");
         let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
         (status, bytes.to_vec())
     })
 }
@@ -51,10 +54,22 @@ fn send(ctx: &Ctx, method: &str, path: &str, auth: Option<&str>, body: Vec<u8>) 
 fn ctx() -> &'static Ctx {
     static CTX: OnceLock<Ctx> = OnceLock::new();
     CTX.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
         let router = service(Config::with_admin_secret("fuzz"));
-        let mut c = Ctx { rt, router, admin: String::new() };
-        let (_, body) = send(&c, "POST", "/v1/admin/auth", None, br#"{"secret":"fuzz"}"#.to_vec());
+        let mut c = Ctx {
+            rt,
+            router,
+            admin: String::new(),
+        };
+        let (_, body) = send(
+            &c,
+            "POST",
+            "/v1/admin/auth",
+            None,
+            br#"{"secret":"fuzz"}"#.to_vec(),
+        );
         let v: serde_json::Value = serde_json::from_slice(&body).expect("admin token");
         c.admin = v["access_token"].as_str().expect("token").to_string();
         c
@@ -62,7 +77,9 @@ fn ctx() -> &'static Ctx {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((sel, body)) = data.split_first() else { return };
+    let Some((sel, body)) = data.split_first() else {
+        return;
+    };
     let c = ctx();
     let (method, path) = ROUTES[*sel as usize % ROUTES.len()];
     let (status, resp) = send(c, method, path, Some(&c.admin), body.to_vec());

@@ -16,7 +16,12 @@ fuzz_target!(|data: &[u8]| {
     // The same bytes as a header and payload of a compact token.
     let mid = data.len() / 2;
     let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let tok = format!("{}.{}.{}", e.encode(&data[..mid]), e.encode(&data[mid..]), e.encode([0u8; 64]));
+    let tok = format!(
+        "{}.{}.{}",
+        e.encode(&data[..mid]),
+        e.encode(&data[mid..]),
+        e.encode([0u8; 64])
+    );
     if let Ok(d) = jwt::decode(&tok) {
         assert!(!d.signature_ok(&key));
     }

@@ -1,0 +1,106 @@
+//! Soak: 100 concurrent agents, each looping register → three delegations →
+//! validate → release, against the embedded broker for SOAK_SECS (default
+//! 600), with the process's resident memory measured at start and end.
+//! Documented in the README; not run in CI.
+//!
+//!     SOAK_SECS=600 cargo bench --bench soak
+
+use std::time::{Duration, Instant};
+
+use chainview::broker::BrokerClient;
+use chainview::broker::embedded::{Config, EmbeddedBroker};
+use chainview::broker::types::{AuditQuery, DelegateRequest, verify_audit_chain};
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn main() {
+    let secs: u64 = std::env::var("SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let broker = EmbeddedBroker::start(Config::default()).await.expect("broker");
+        let client = BrokerClient::new(&broker.url()).expect("client");
+        let admin = client.admin_auth(broker.admin_secret()).await.expect("admin").access_token;
+        let scope = vec!["read:data:*".to_string()];
+        let target = client.create_agent(&admin, "soak", "target", &scope, Some(86400)).await.expect("target");
+        let start_rss = rss_mb();
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut tasks = Vec::new();
+        for a in 0..100u64 {
+            let (client, to, scope) = (client.clone(), target.agent_id.clone(), scope.clone());
+            let broker_secret = broker.admin_secret().to_string();
+            tasks.push(tokio::spawn(async move {
+                let (mut rounds, mut errors) = (0u64, 0u64);
+                let mut admin = client.admin_auth(&broker_secret).await.map(|t| t.access_token).unwrap_or_default();
+                let mut admin_at = Instant::now();
+                while Instant::now() < deadline {
+                    if admin_at.elapsed() > Duration::from_secs(200) {
+                        if let Ok(t) = client.admin_auth(&broker_secret).await {
+                            admin = t.access_token;
+                        }
+                        admin_at = Instant::now();
+                    }
+                    let ok: Result<(), chainview::broker::ClientError> = async {
+                        let ag = client.create_agent(&admin, "soak", &format!("a{a}-{rounds}"), &scope, None).await?;
+                        let mut tok = ag.access_token.clone();
+                        for _ in 0..3 {
+                            tok = client.delegate(&tok, &DelegateRequest { delegate_to: to.clone(), scope: scope.clone(), ttl: Some(5) }).await?.access_token;
+                        }
+                        client.validate(&tok).await?;
+                        client.release(&ag.access_token).await
+                    }
+                    .await;
+                    rounds += 1;
+                    if ok.is_err() {
+                        errors += 1;
+                    }
+                }
+                (rounds, errors)
+            }));
+        }
+        let (mut rounds, mut errors) = (0, 0);
+        for t in tasks {
+            if let Ok((r, e)) = t.await {
+                rounds += r;
+                errors += e;
+            }
+        }
+        let end_rss = rss_mb();
+        let mut admin = client.admin_auth(broker.admin_secret()).await.expect("admin").access_token;
+        let total = client.audit_events(&admin, &AuditQuery { limit: Some(1), ..Default::default() }).await.expect("audit").total;
+        let mut all = Vec::new();
+        let mut offset = 0;
+        let mut pages = 0;
+        while offset < total {
+            pages += 1;
+            if pages % 100 == 0 {
+                admin = client.admin_auth(broker.admin_secret()).await.expect("admin").access_token;
+            }
+            let p = client.audit_events(&admin, &AuditQuery { limit: Some(1000), offset: Some(offset), ..Default::default() }).await.expect("page");
+            offset += p.events.len() as i64;
+            all.extend(p.events);
+        }
+        println!(
+            "soak: {secs} s, 100 agents: {rounds} rounds ({:.0}/s), {errors} errors; audit {total} events, chain {}; RSS {start_rss:.1} MB at start, {end_rss:.1} MB at end",
+            rounds as f64 / secs as f64,
+            if verify_audit_chain(&all).is_ok() { "verifies" } else { "BROKEN" }
+        );
+        broker.shutdown().await;
+    });
+}
