@@ -100,6 +100,11 @@ enum Command {
         /// A `.chainview` scenario file.
         file: Option<PathBuf>,
     },
+    /// Print shell completions for chainview (e.g. `chainview completions bash > /etc/bash_completion.d/chainview`).
+    Completions {
+        /// bash, zsh, fish, powershell or elvish
+        shell: clap_complete::Shell,
+    },
     /// Run the embedded AgentWrit broker alone and print the `export` lines a client needs.
     ///
     /// Any AgentWrit client, the official Python SDK included, works against it
@@ -174,6 +179,14 @@ fn main() -> ExitCode {
         match cli.command {
             Some(Command::Broker(args)) => run_broker(args).await,
             Some(Command::Demo { file }) => interactive(settings, file).await,
+            Some(Command::Completions { shell }) => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                let mut buf = Vec::new();
+                clap_complete::generate(shell, &mut cmd, "chainview", &mut buf);
+                // A closed pipe (e.g. `| head`) is not an error worth a report.
+                let _ = std::io::stdout().write_all(&buf);
+                Ok(0)
+            }
             None => interactive(settings, None).await,
         }
     });

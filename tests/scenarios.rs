@@ -357,3 +357,19 @@ fn transcripts_never_contain_a_whole_token() {
         }
     }
 }
+
+#[test]
+fn shell_completions_and_version() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = chainview(&["completions", shell], None, &[]);
+        assert_eq!(o.status.code(), Some(0));
+        assert!(stdout(&o).contains("--script"), "{shell}");
+    }
+    let o = chainview(&["completions", "nosh"], None, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = chainview(&["--version"], None, &[]);
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("chainview {}", env!("CARGO_PKG_VERSION"))
+    );
+}
