@@ -41,21 +41,29 @@ fn main() {
         let target = client.create_agent(&admin, "soak", "target", &scope, Some(86400)).await.expect("target");
         let start_rss = rss_mb();
         let deadline = Instant::now() + Duration::from_secs(secs);
+        // One admin token for all, replaced every 100 s by one task (admin
+        // logins are rate-limited per IP; the old token stays valid until it expires).
+        let shared = std::sync::Arc::new(tokio::sync::RwLock::new(admin.clone()));
+        {
+            let (client, shared) = (client.clone(), shared.clone());
+            let secret = broker.admin_secret().to_string();
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_secs(100)).await;
+                    if let Ok(r) = client.admin_auth(&secret).await {
+                        *shared.write().await = r.access_token;
+                    }
+                }
+            });
+        }
         let mut tasks = Vec::new();
         for a in 0..100u64 {
             let (client, to, scope) = (client.clone(), target.agent_id.clone(), scope.clone());
-            let broker_secret = broker.admin_secret().to_string();
+            let shared = shared.clone();
             tasks.push(tokio::spawn(async move {
                 let (mut rounds, mut errors) = (0u64, 0u64);
-                let mut admin = client.admin_auth(&broker_secret).await.map(|t| t.access_token).unwrap_or_default();
-                let mut admin_at = Instant::now();
                 while Instant::now() < deadline {
-                    if admin_at.elapsed() > Duration::from_secs(200) {
-                        if let Ok(t) = client.admin_auth(&broker_secret).await {
-                            admin = t.access_token;
-                        }
-                        admin_at = Instant::now();
-                    }
+                    let admin = shared.read().await.clone();
                     let ok: Result<(), chainview::broker::ClientError> = async {
                         let ag = client.create_agent(&admin, "soak", &format!("a{a}-{rounds}"), &scope, None).await?;
                         let mut tok = ag.access_token.clone();

@@ -162,9 +162,9 @@ fn challenge(s: &State) -> Outcome {
     let nonce = random_hex(32);
     let now = s.now();
     let mut nonces = lock(&s.nonces);
-    if nonces.len() > 4096 {
-        nonces.retain(|_, n| now - n.created < Duration::minutes(5));
-    }
+    super::purge(&mut nonces, |n: &Nonce| {
+        now - n.created > Duration::seconds(NONCE_TTL_SECS + 60)
+    });
     nonces.insert(
         nonce.clone(),
         Nonce {
@@ -701,7 +701,11 @@ fn launch_token(s: &State, ctx: &Ctx, route_scope: &str) -> Outcome {
     let now = s.now();
     let expires_at = now + Duration::seconds(ttl);
     let token = random_hex(32);
-    lock(&s.launch).insert(
+    let mut launch = lock(&s.launch);
+    super::purge(&mut launch, |l: &LaunchToken| {
+        now - l.expires_at > Duration::seconds(60)
+    });
+    launch.insert(
         token.clone(),
         LaunchToken {
             allowed_scope: req.allowed_scope.clone(),

@@ -180,8 +180,8 @@ pub(crate) struct State {
     kid: String,
     admin_secret_hash: [u8; 32],
     started: Instant,
-    nonces: Mutex<HashMap<String, Nonce>>,
-    launch: Mutex<HashMap<String, LaunchToken>>,
+    nonces: Mutex<Purgeable<Nonce>>,
+    launch: Mutex<Purgeable<LaunchToken>>,
     agents: RwLock<HashSet<String>>,
     apps: Mutex<Vec<AppRecord>>,
     revoked: RwLock<Revocations>,
@@ -194,6 +194,47 @@ pub(crate) struct State {
     app_limiter: Mutex<ratelimit::Limiter>,
     metrics: Mutex<Metrics>,
     app_seq: std::sync::atomic::AtomicU64,
+}
+
+/// Drops stale entries (nonces, launch tokens) once the map has doubled
+/// since the last purge, so memory stays bounded under sustained load and
+/// the cost is amortized O(1) per insert. An entry is dropped at least a
+/// minute after it stopped being usable, so replays within that minute still
+/// get the precise answer ("already consumed", "expired").
+pub(crate) fn purge<V>(map: &mut Purgeable<V>, stale: impl Fn(&V) -> bool) {
+    if map.entries.len() >= map.next_purge {
+        map.entries.retain(|_, v| !stale(v));
+        map.next_purge = (map.entries.len() * 2).max(4096);
+    }
+}
+
+/// A map of short-lived entries with an amortized purge threshold.
+#[derive(Debug)]
+pub(crate) struct Purgeable<V> {
+    entries: HashMap<String, V>,
+    next_purge: usize,
+}
+
+impl<V> Default for Purgeable<V> {
+    fn default() -> Self {
+        Purgeable {
+            entries: HashMap::new(),
+            next_purge: 4096,
+        }
+    }
+}
+
+impl<V> std::ops::Deref for Purgeable<V> {
+    type Target = HashMap<String, V>;
+    fn deref(&self) -> &Self::Target {
+        &self.entries
+    }
+}
+
+impl<V> std::ops::DerefMut for Purgeable<V> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.entries
+    }
 }
 
 /// Locks a mutex, recovering the data if a previous holder panicked.
