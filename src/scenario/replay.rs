@@ -41,12 +41,29 @@ impl Replay {
             target.shutdown().await;
             return Err(ReplayError::NeedsAdmin { file });
         }
-        if let Err(e) = target.worker.client.health().await {
+        let mut app = App::new(&target.url, target.embedded.is_some(), target.key);
+        // Reachability is asked through the worker, like every broker call.
+        let mut worker = crate::worker::spawn(target.worker.clone());
+        let id = worker.send(crate::worker::Command::Health);
+        let health = loop {
+            match worker.events.recv().await {
+                Some(ev) if ev.request == id => {
+                    app.apply(&ev);
+                    break ev.outcome;
+                }
+                Some(ev) => app.apply(&ev),
+                None => {
+                    break crate::worker::Outcome::Health(Err(ClientError::InvalidInput(
+                        "the broker worker stopped".into(),
+                    )));
+                }
+            }
+        };
+        if let crate::worker::Outcome::Health(Err(e)) = health {
+            drop(worker);
             target.shutdown().await;
             return Err(ReplayError::Unreachable(e));
         }
-        let app = App::new(&target.url, target.embedded.is_some(), target.key);
-        let worker = crate::worker::spawn(target.worker.clone());
         Ok(Replay {
             target,
             app,
