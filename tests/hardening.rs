@@ -279,21 +279,7 @@ async fn oversized_bodies_are_413_on_every_route() {
     }
 }
 
-#[tokio::test]
-async fn single_use_launch_token_and_nonce_replays_are_refused() {
-    let env = Env::new().await;
-    let lt = env.default_launch().await;
-    env.register(&lt, "o", &uniq(), &["read:data:*"])
-        .await
-        .unwrap();
-    let again = env.register(&lt, "o", &uniq(), &["read:data:*"]).await;
-    assert_refused(
-        again,
-        401,
-        "unauthorized",
-        "launch token: launch token already consumed",
-    );
-}
+// Nonce and single-use launch-token replays: conformance items 14 and 17.
 
 /// Runs a scenario against `broker` as an external broker with these credentials.
 fn settings(url: &str, client_id: &str, client_secret: &str, admin: &str) -> Settings {
