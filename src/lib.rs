@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod broker;
+pub mod export;
 pub mod jwt;
 pub mod logging;
 pub mod scenario;

@@ -30,6 +30,8 @@ ENVIRONMENT:
   AGENTWRIT_CLIENT_ID      app credentials for that broker
   AGENTWRIT_CLIENT_SECRET
   AGENTWRIT_ADMIN_SECRET   admin secret (unlocks revoke, audit, app registration)
+  CHAINVIEW_REVALIDATE     seconds between live checks of every live token (default 5, 0 = off)
+  CHAINVIEW_TOKEN_<LABEL>  read by exported scenarios' `import LABEL env=…` steps
   CHAINVIEW_LOG            log filter (e.g. info, debug); logs go to a file, never the terminal
   CHAINVIEW_LOG_FILE       the log file (default: chainview.log in the temporary directory)
   NO_COLOR                 draw without colors (every state also has a symbol)
@@ -63,6 +65,26 @@ struct Cli {
     /// Seconds to wait for any one broker answer.
     #[arg(long, default_value_t = 10.0, value_name = "SECS", value_parser = parse_timeout)]
     timeout: f64,
+    /// Interactive: ask the broker about every live token this often, so tokens
+    /// that died elsewhere (revoked by another client, expired) show up; 0 turns it off.
+    #[arg(
+        long,
+        env = "CHAINVIEW_REVALIDATE",
+        default_value_t = 5.0,
+        value_name = "SECS",
+        value_parser = parse_interval
+    )]
+    revalidate: f64,
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(0.0) => Ok(0.0),
+        Ok(v) if v.is_finite() && (0.5..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "expected 0 (off) or a number of seconds between 0.5 and 3600, got '{s}'"
+        )),
+    }
 }
 
 fn parse_size(s: &str) -> Result<(u16, u16), String> {
@@ -175,10 +197,11 @@ fn main() -> ExitCode {
         return ExitCode::from(rt.block_on(run_script(path, opts, settings)));
     }
     let settings = settings(&cli);
+    let live = (cli.revalidate > 0.0).then(|| Duration::from_secs_f64(cli.revalidate));
     let result = rt.block_on(async {
         match cli.command {
             Some(Command::Broker(args)) => run_broker(args).await,
-            Some(Command::Demo { file }) => interactive(settings, file).await,
+            Some(Command::Demo { file }) => interactive(settings, file, live).await,
             Some(Command::Completions { shell }) => {
                 let mut cmd = <Cli as clap::CommandFactory>::command();
                 let mut buf = Vec::new();
@@ -187,7 +210,7 @@ fn main() -> ExitCode {
                 let _ = std::io::stdout().write_all(&buf);
                 Ok(0)
             }
-            None => interactive(settings, None).await,
+            None => interactive(settings, None, live).await,
         }
     });
     match result {
@@ -200,7 +223,11 @@ fn main() -> ExitCode {
 }
 
 /// The interactive session on a scenario (the bundled deploy one by default).
-async fn interactive(settings: Settings, file: Option<PathBuf>) -> Result<u8> {
+async fn interactive(
+    settings: Settings,
+    file: Option<PathBuf>,
+    live: Option<Duration>,
+) -> Result<u8> {
     let (name, text) = match &file {
         Some(path) => match read_script(path) {
             Ok(x) => x,
@@ -222,7 +249,7 @@ async fn interactive(settings: Settings, file: Option<PathBuf>) -> Result<u8> {
         }
     };
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    match chainview::tui::run(settings, Some(script), no_color).await {
+    match chainview::tui::run(settings, Some(script), no_color, live).await {
         Ok(()) => Ok(0),
         Err(chainview::tui::TuiError::Session(e)) => {
             eprintln!("chainview: {e}");

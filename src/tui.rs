@@ -6,12 +6,13 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{
-    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream, KeyCode,
-    KeyEventKind, KeyModifiers,
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    Event as TermEvent, EventStream, KeyCode, KeyEventKind, KeyModifiers,
 };
 use futures::StreamExt;
 use ratatui::DefaultTerminal;
 
+use crate::app::form::Submit;
 use crate::app::view::{Action, View};
 use crate::app::{App, unix_now};
 use crate::scenario::Script;
@@ -45,6 +46,9 @@ pub struct Session {
     pub probe: ProbeCache,
     next_health: Instant,
     backoff: Duration,
+    /// How often the live check asks about every live token (`None`: off).
+    pub live: Option<Duration>,
+    next_live: Instant,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -57,9 +61,11 @@ impl Session {
         settings: Settings,
         script: Option<Script>,
         no_color: bool,
+        live: Option<Duration>,
     ) -> Result<Session, TuiError> {
         let target = session::connect(&settings).await?;
-        let app = App::new(&target.url, target.embedded.is_some(), target.key);
+        let mut app = App::new(&target.url, target.embedded.is_some(), target.key);
+        app.admin = target.has_admin();
         let worker = worker::spawn(target.worker.clone());
         let mut s = Session {
             view: View::new(script.as_ref(), no_color),
@@ -72,6 +78,8 @@ impl Session {
             probe: ProbeCache::default(),
             next_health: Instant::now(),
             backoff: Duration::from_secs(1),
+            live,
+            next_live: Instant::now() + live.unwrap_or_default(),
         };
         s.worker.send(Command::Health);
         s.run_preamble().await;
@@ -106,6 +114,9 @@ impl Session {
             self.target.embedded.is_some(),
             self.target.key,
         );
+        self.app.admin = self.target.has_admin();
+        self.view.form = None;
+        self.view.audit = None;
         self.worker = worker::spawn(self.target.worker.clone());
         self.worker.send(Command::Health);
         self.runner = self.script.clone().map(Runner::new);
@@ -123,8 +134,25 @@ impl Session {
         Ok(())
     }
 
-    /// Retries the broker with exponential backoff while it is unreachable.
+    /// The live check: asks the broker about every token it believes alive.
+    pub fn revalidate(&mut self) {
+        let live = self.app.live_tokens();
+        if !live.is_empty() {
+            self.worker.send(Command::Revalidate(live));
+        }
+    }
+
+    /// Retries the broker with exponential backoff while it is unreachable,
+    /// and runs the live check when it is due.
     fn tick(&mut self) {
+        if let Some(every) = self.live
+            && Instant::now() >= self.next_live
+        {
+            self.next_live = Instant::now() + every;
+            if self.app.connection_error.is_none() {
+                self.revalidate();
+            }
+        }
         if self.app.connection_error.is_none() {
             self.backoff = Duration::from_secs(1);
             if self.app.connected && self.runner.as_ref().is_some_and(|r| r.halted().is_some()) {
@@ -148,7 +176,12 @@ impl Session {
 
 /// Restores the terminal: raw mode off, alternate screen left, mouse released, cursor shown.
 pub fn restore() {
-    let _ = crossterm::execute!(io::stdout(), DisableMouseCapture, crossterm::cursor::Show);
+    let _ = crossterm::execute!(
+        io::stdout(),
+        DisableBracketedPaste,
+        DisableMouseCapture,
+        crossterm::cursor::Show
+    );
     ratatui::restore();
 }
 
@@ -161,10 +194,15 @@ fn init_terminal() -> Result<DefaultTerminal, TuiError> {
     // leaves the alternate screen and color-eyre prints its report.
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = crossterm::execute!(io::stdout(), DisableMouseCapture, crossterm::cursor::Show);
+        let _ = crossterm::execute!(
+            io::stdout(),
+            DisableBracketedPaste,
+            DisableMouseCapture,
+            crossterm::cursor::Show
+        );
         prev(info);
     }));
-    crossterm::execute!(io::stdout(), EnableMouseCapture)?;
+    crossterm::execute!(io::stdout(), EnableMouseCapture, EnableBracketedPaste)?;
     Ok(terminal)
 }
 
@@ -173,6 +211,7 @@ pub async fn run(
     settings: Settings,
     script: Option<Script>,
     no_color: bool,
+    live: Option<Duration>,
 ) -> Result<(), TuiError> {
     use std::io::IsTerminal;
     // Check before touching the terminal, so nothing is written to a pipe.
@@ -181,7 +220,7 @@ pub async fn run(
             "standard input and output must be a terminal",
         )));
     }
-    let mut session = Session::start(settings, script, no_color).await?;
+    let mut session = Session::start(settings, script, no_color, live).await?;
     let mut terminal = init_terminal()?;
     let result = event_loop(&mut terminal, &mut session).await;
     restore();
@@ -219,6 +258,10 @@ async fn event_loop(terminal: &mut DefaultTerminal, s: &mut Session) -> Result<(
                 match ev {
                     Some(Ok(TermEvent::Key(k))) => s.view.handle_key(&s.app, k),
                     Some(Ok(TermEvent::Mouse(m))) => s.view.handle_mouse(&s.app, m),
+                    Some(Ok(TermEvent::Paste(text))) => {
+                        s.view.handle_paste(&text);
+                        Action::None
+                    }
                     Some(Ok(_)) => Action::None,
                     Some(Err(e)) => return Err(TuiError::Io(e)),
                     None => Action::Quit,
@@ -244,6 +287,36 @@ async fn event_loop(terminal: &mut DefaultTerminal, s: &mut Session) -> Result<(
                     });
                 }
             }
+            Action::FetchAudit => {
+                s.worker.send(Command::Audit);
+            }
+            Action::Submit => match s.view.take_submit(&s.app) {
+                None => {}
+                Some(Submit::Export(path)) => {
+                    let journal = s.runner.as_ref().map(Runner::journal).unwrap_or_default();
+                    let r = crate::export::write(&s.app, journal, &path).map_err(|e| e.to_string());
+                    s.view.on_export(r);
+                }
+                Some(Submit::Step(kind)) => {
+                    {
+                        let Session {
+                            app, view, probe, ..
+                        } = s;
+                        terminal.draw(|f| ui::draw(f, app, view, probe, unix_now()))?;
+                    }
+                    let runner = s.runner.get_or_insert_with(|| {
+                        Runner::new(Script {
+                            file: String::new(),
+                            steps: Vec::new(),
+                        })
+                    });
+                    let report = tokio::select! {
+                        r = runner.run_adhoc(&mut s.app, &mut s.worker, kind) => r,
+                        _ = quit_requested(&mut events) => return Ok(()),
+                    };
+                    s.view.on_action(&s.app, &report);
+                }
+            },
             Action::NextStep => {
                 let Some(runner) = s.runner.as_mut() else {
                     s.view.message = Some("no scenario loaded".into());

@@ -70,7 +70,16 @@ pub enum Command {
         level: RevokeLevel,
         target: String,
     },
+    /// Every audit event the broker holds (admin), page by page, oldest first.
+    Audit,
+    /// Asks the broker about each token at once (the explorer's live check).
+    Revalidate(Vec<(TokenId, Secret)>),
 }
+
+/// Audit pages are fetched this many events at a time (the broker's maximum).
+const AUDIT_PAGE: i64 = 1000;
+/// At most this many audit events are fetched for one view.
+const AUDIT_MAX: usize = 200_000;
 
 /// One HTTP call as the event log shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +133,10 @@ pub enum Outcome {
         target: String,
         result: Result<RevokeResponse, ClientError>,
     },
+    Audit(Result<Vec<AuditEvent>, ClientError>),
+    /// One answer per token, each with its call (logged only when it tells
+    /// something new, so a quiet live check does not flood the event log).
+    Revalidated(Vec<(TokenId, Call, Result<ValidateResponse, ClientError>)>),
 }
 
 impl Outcome {
@@ -137,7 +150,12 @@ impl Outcome {
             | Outcome::Validated { result: Err(e), .. }
             | Outcome::Renewed { result: Err(e), .. }
             | Outcome::Released { result: Err(e), .. }
-            | Outcome::Revoked { result: Err(e), .. } => e,
+            | Outcome::Revoked { result: Err(e), .. }
+            | Outcome::Audit(Err(e)) => e,
+            Outcome::Revalidated(rs) => match rs.iter().find_map(|(_, _, r)| r.as_ref().err()) {
+                Some(e) if rs.iter().all(|(_, _, r)| r.is_err()) => e,
+                _ => return None,
+            },
             _ => return None,
         };
         (e.is_unreachable()
@@ -522,6 +540,53 @@ impl Worker {
                     target,
                     result,
                 }
+            }
+            Command::Audit => Outcome::Audit(self.audit(calls).await),
+            Command::Revalidate(tokens) => {
+                let checks = tokens.into_iter().map(|(token, raw)| async move {
+                    let mut one = Vec::new();
+                    let r = timed(
+                        &mut one,
+                        "POST",
+                        "/v1/token/validate",
+                        200,
+                        c.validate(&raw.0),
+                    )
+                    .await;
+                    (token, one.pop(), r)
+                });
+                let answers = futures::future::join_all(checks).await;
+                Outcome::Revalidated(
+                    answers
+                        .into_iter()
+                        .filter_map(|(t, call, r)| call.map(|c| (t, c, r)))
+                        .collect(),
+                )
+            }
+        }
+    }
+
+    async fn audit(&self, calls: &mut Vec<Call>) -> Result<Vec<AuditEvent>, ClientError> {
+        let admin = self.admin_token(calls).await?;
+        let mut events: Vec<AuditEvent> = Vec::new();
+        loop {
+            let q = AuditQuery {
+                limit: Some(AUDIT_PAGE),
+                offset: Some(events.len() as i64),
+                ..AuditQuery::default()
+            };
+            let page = timed(
+                calls,
+                "GET",
+                "/v1/audit/events",
+                200,
+                self.client().audit_events(&admin, &q),
+            )
+            .await?;
+            let got = page.events.len();
+            events.extend(page.events);
+            if got == 0 || events.len() as i64 >= page.total || events.len() >= AUDIT_MAX {
+                return Ok(events);
             }
         }
     }

@@ -5,6 +5,7 @@
 //! Every status shown is what the broker said or what follows from its rules
 //! (spec §7.1): a refused step stays refused, with the broker's own words.
 
+pub mod form;
 pub mod tree_nav;
 pub mod view;
 
@@ -12,7 +13,7 @@ use std::collections::HashMap;
 
 use ed25519_dalek::VerifyingKey;
 
-use crate::broker::types::RevokeLevel;
+use crate::broker::types::{AuditEvent, ChainBreak, RevokeLevel, verify_audit_chain};
 use crate::broker::{BrokerError, ClientError};
 use crate::jwt::{self, Claims, Verification};
 use crate::scope;
@@ -41,8 +42,50 @@ pub struct AgentEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
     Registration,
-    Delegated { parent: TokenId },
-    Renewal { of: TokenId },
+    Delegated {
+        parent: TokenId,
+    },
+    Renewal {
+        of: TokenId,
+    },
+    /// Pasted or loaded from elsewhere. `parent` is the known token its last
+    /// chain record points at; `None` makes it the root of an orphan chain.
+    Imported {
+        parent: Option<TokenId>,
+    },
+}
+
+/// Why a token could not be imported (nothing is stored).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    #[error("not an AgentWrit token: {0}")]
+    Malformed(#[from] jwt::JwtError),
+    #[error("not an AgentWrit token: header alg is '{0}', expected EdDSA")]
+    Algorithm(String),
+    #[error("the token looks truncated: signature must be 64 bytes, found {0}")]
+    Truncated(usize),
+    #[error("the token looks truncated or damaged: its signature is not valid base64url")]
+    Damaged,
+    #[error("already known as '{0}'")]
+    Duplicate(String),
+    #[error("label '{0}' is already used")]
+    LabelTaken(String),
+}
+
+/// The broker's audit trail as last fetched, with the hash chain checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditTrail {
+    pub at: i64,
+    pub events: Vec<AuditEvent>,
+    /// The first broken link, if any (checked end to end, unfiltered).
+    pub chain: Result<(), ChainBreak>,
+}
+
+impl AuditTrail {
+    pub fn new(events: Vec<AuditEvent>, at: i64) -> AuditTrail {
+        let chain = verify_audit_chain(&events);
+        AuditTrail { at, events, chain }
+    }
 }
 
 /// A token's state as chainview knows it.
@@ -144,6 +187,7 @@ impl TokenEntry {
     pub fn parent(&self) -> Option<TokenId> {
         match self.kind {
             TokenKind::Delegated { parent } => Some(parent),
+            TokenKind::Imported { parent } => parent,
             _ => None,
         }
     }
@@ -154,6 +198,7 @@ impl TokenEntry {
         match self.kind {
             TokenKind::Registration => None,
             TokenKind::Delegated { parent } => Some(parent),
+            TokenKind::Imported { parent } => parent,
             TokenKind::Renewal { of } => tokens.get(of).and_then(|o| o.tree_parent(tokens)),
         }
     }
@@ -197,6 +242,19 @@ pub struct Hop {
     pub label: Option<String>,
 }
 
+/// Whether a revocation entry covers a token with these claims (spec §7.1).
+pub fn revokes(level: RevokeLevel, target: &str, c: &Claims) -> bool {
+    match level {
+        RevokeLevel::Token => c.jti == target,
+        RevokeLevel::Agent => c.sub == target,
+        RevokeLevel::Task => !c.task_id.is_empty() && c.task_id == target,
+        RevokeLevel::Chain => c
+            .delegation_chain
+            .first()
+            .is_some_and(|r| r.agent == target),
+    }
+}
+
 /// The whole explorer state.
 #[derive(Debug, Default)]
 pub struct App {
@@ -217,6 +275,12 @@ pub struct App {
     pub connected: bool,
     /// Bumped on every change, so views can cache what they derive.
     pub generation: u64,
+    /// Whether the admin secret is known (revoke, audit).
+    pub admin: bool,
+    /// The audit trail, once fetched.
+    pub audit: Option<Result<AuditTrail, String>>,
+    /// When the live check last asked the broker about every live token.
+    pub revalidated_at: Option<i64>,
 }
 
 impl App {
@@ -386,6 +450,112 @@ impl App {
         id
     }
 
+    /// Imports a token from elsewhere: decoded at once (malformed or truncated
+    /// input is rejected with the reason and nothing is stored), placed under
+    /// the known token its last chain record names, or as an orphan root. It
+    /// stays `Pending` until the broker's `validate` answers.
+    pub fn import(
+        &mut self,
+        label: &str,
+        raw: &str,
+        line: Option<usize>,
+    ) -> Result<TokenId, ImportError> {
+        let raw = raw.trim();
+        let d = self.check_import(raw)?;
+        if self.labels.contains_key(label) || self.agent_by_name(label).is_some() {
+            return Err(ImportError::LabelTaken(label.to_string()));
+        }
+        let holder = match self
+            .agents
+            .iter()
+            .position(|a| a.agent_id.as_deref() == Some(d.claims.sub.as_str()))
+        {
+            Some(i) => i,
+            None => self.outside_agent(&d.claims.sub),
+        };
+        let parent = d
+            .claims
+            .delegation_chain
+            .split_last()
+            .and_then(|(last, before)| self.find_parent(&last.agent, &last.scope, before.len()));
+        let mut t = self.new_token(
+            holder,
+            TokenKind::Imported { parent },
+            Some(label.to_string()),
+            d.claims.scope.clone(),
+            line,
+        );
+        t.verification = self.broker_key.as_ref().map(|k| d.verify(k));
+        t.expires_in = Some(d.claims.exp - unix_now());
+        t.claims = Some(d.claims);
+        t.raw = Some(raw.to_string());
+        Ok(self.push_token(t))
+    }
+
+    /// Decodes a token to import and checks it is new; stores nothing.
+    pub fn check_import(&self, raw: &str) -> Result<jwt::Decoded, ImportError> {
+        let d = jwt::decode(raw.trim()).map_err(|e| match e {
+            jwt::JwtError::Base64 { part: 3, .. } => ImportError::Damaged,
+            other => ImportError::Malformed(other),
+        })?;
+        if d.header.alg != "EdDSA" {
+            return Err(ImportError::Algorithm(d.header.alg));
+        }
+        if d.signature.len() != 64 {
+            return Err(ImportError::Truncated(d.signature.len()));
+        }
+        if let Some(known) = self
+            .tokens
+            .iter()
+            .find(|t| t.claims.as_ref().is_some_and(|c| c.jti == d.claims.jti))
+        {
+            return Err(ImportError::Duplicate(self.token_name(known.id)));
+        }
+        Ok(d)
+    }
+
+    /// Every token believed alive, with its raw form: what the live check asks about.
+    pub fn live_tokens(&self) -> Vec<(TokenId, crate::worker::Secret)> {
+        let now = unix_now();
+        self.tokens
+            .iter()
+            .filter(|t| t.status_at(now) == TokenStatus::Valid)
+            .filter_map(|t| t.raw.clone().map(|r| (t.id, crate::worker::Secret(r))))
+            .collect()
+    }
+
+    /// The live tokens a revocation entry would kill (spec §7.1).
+    pub fn would_revoke(&self, level: RevokeLevel, target: &str) -> Vec<TokenId> {
+        let now = unix_now();
+        self.tokens
+            .iter()
+            .filter(|t| !t.status_at(now).is_dead())
+            .filter(|t| t.claims.as_ref().is_some_and(|c| revokes(level, target, c)))
+            .map(|t| t.id)
+            .collect()
+    }
+
+    /// The known token held by `agent` with exactly `scope` at chain depth
+    /// `depth`: where an imported token's last hop came from. Live first.
+    fn find_parent(&self, agent: &str, scope: &[String], depth: usize) -> Option<TokenId> {
+        let now = unix_now();
+        let mut found: Option<TokenId> = None;
+        for t in &self.tokens {
+            let held_by = self.agents[t.holder].agent_id.as_deref() == Some(agent);
+            let fits = t
+                .claims
+                .as_ref()
+                .is_some_and(|c| c.scope == scope && c.depth() == depth);
+            if held_by && fits {
+                if !t.status_at(now).is_dead() {
+                    return Some(t.id);
+                }
+                found.get_or_insert(t.id);
+            }
+        }
+        found
+    }
+
     fn issued(&mut self, id: TokenId, raw: String, expires_in: i64) {
         let decoded = jwt::decode(&raw);
         let t = &mut self.tokens[id];
@@ -422,15 +592,7 @@ impl App {
     pub fn revocation_matching(&self, c: &Claims) -> Option<(RevokeLevel, String)> {
         self.revocations
             .iter()
-            .find(|(level, target)| match level {
-                RevokeLevel::Token => &c.jti == target,
-                RevokeLevel::Agent => &c.sub == target,
-                RevokeLevel::Task => !c.task_id.is_empty() && &c.task_id == target,
-                RevokeLevel::Chain => c
-                    .delegation_chain
-                    .first()
-                    .is_some_and(|r| &r.agent == target),
-            })
+            .find(|(level, target)| revokes(*level, target, c))
             .cloned()
     }
 
@@ -446,7 +608,9 @@ impl App {
         }
         if let Some(e) = ev.outcome.unreachable() {
             self.connection_error = Some(e.to_string());
-        } else if !ev.calls.is_empty() {
+        } else if !ev.calls.is_empty()
+            || matches!(&ev.outcome, Outcome::Revalidated(r) if !r.is_empty())
+        {
             self.connection_error = None;
             self.connected = true;
         }
@@ -481,7 +645,7 @@ impl App {
                     });
                     match (v.valid, &t.status) {
                         (true, _) => t.status = TokenStatus::Valid,
-                        (false, TokenStatus::Valid) => {
+                        (false, TokenStatus::Valid | TokenStatus::Pending) => {
                             t.status = if t.exp().is_some_and(|e| now > e) {
                                 TokenStatus::Expired
                             } else {
@@ -502,6 +666,50 @@ impl App {
             Outcome::Released { token, result } => {
                 if result.is_ok() {
                     self.tokens[*token].status = TokenStatus::Released;
+                }
+            }
+            Outcome::Audit(r) => {
+                self.audit = Some(match r {
+                    Ok(events) => Ok(AuditTrail::new(events.clone(), now)),
+                    Err(e) => Err(e.to_string()),
+                });
+            }
+            Outcome::Revalidated(answers) => {
+                self.revalidated_at = Some(now);
+                for (id, call, r) in answers {
+                    let Some(t) = self.tokens.get_mut(*id) else {
+                        continue;
+                    };
+                    let before = t.status.clone();
+                    let mut call = call.clone();
+                    match r {
+                        Ok(v) => {
+                            t.validated = Some(Validation {
+                                at: now,
+                                valid: v.valid,
+                            });
+                            if v.valid || before != TokenStatus::Valid {
+                                continue;
+                            }
+                            let expired = t.exp().is_some_and(|e| now > e);
+                            t.status = if expired {
+                                TokenStatus::Expired
+                            } else {
+                                TokenStatus::Invalid
+                            };
+                            if expired {
+                                continue;
+                            }
+                            let name = self.token_name(*id);
+                            call.error = Some(format!(
+                                "live check: {name} died elsewhere — the broker now says it is invalid"
+                            ));
+                        }
+                        // Only the first failure of a quiet check is worth a line.
+                        Err(_) if self.connection_error.is_some() => continue,
+                        Err(_) => {}
+                    }
+                    self.log.push(LogEntry { at: now, call });
                 }
             }
             Outcome::Revoked {

@@ -11,8 +11,10 @@ use ratatui::layout::{Position, Rect};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
+use super::form::{Form, FormKind, FormStatus, Submit};
 use super::tree_nav::TreeNav;
 use super::{App, TokenId};
+use crate::scenario::AuditFilter;
 use crate::scenario::Script;
 use crate::scenario::runner::{StepReport, StepResult};
 
@@ -75,6 +77,53 @@ pub enum Action {
     BackStep,
     Restart,
     Validate(TokenId),
+    /// Check the open form and carry it out.
+    Submit,
+    /// (Re)fetch the broker's audit trail for the audit view.
+    FetchAudit,
+}
+
+/// The audit view (`A`): filters typed by the user, and a scroll position.
+#[derive(Debug, Default)]
+pub struct AuditView {
+    /// Event type, agent, task — each matched as a substring.
+    pub filters: [Input; 3],
+    pub focus: usize,
+    pub offset: usize,
+}
+
+impl AuditView {
+    pub const FILTER_NAMES: [&'static str; 3] = ["type", "agent", "task"];
+
+    pub fn filter(&self) -> AuditFilter {
+        let v = |i: usize| {
+            let s = self.filters[i].value().trim();
+            (!s.is_empty()).then(|| s.to_string())
+        };
+        AuditFilter {
+            event_type: v(0),
+            agent: v(1),
+            task: v(2),
+        }
+    }
+}
+
+/// Inserts pasted text at the cursor of an input (line breaks dropped).
+fn paste_into(input: &mut Input, text: &str) {
+    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    let value = input.value();
+    let at = input.cursor();
+    let byte = value
+        .char_indices()
+        .nth(at)
+        .map(|(i, _)| i)
+        .unwrap_or(value.len());
+    let mut v = String::with_capacity(value.len() + clean.len());
+    v.push_str(&value[..byte]);
+    v.push_str(&clean);
+    v.push_str(&value[byte..]);
+    let cursor = at + clean.chars().count();
+    *input = Input::new(v).with_cursor(cursor);
 }
 
 /// How a step ended, for the step panel.
@@ -179,6 +228,10 @@ pub struct View {
     pub message: Option<String>,
     pub no_color: bool,
     pub areas: Areas,
+    /// The open action form, if any.
+    pub form: Option<Form>,
+    /// The audit view, when open.
+    pub audit: Option<AuditView>,
 }
 
 impl View {
@@ -221,7 +274,166 @@ impl View {
             message: None,
             no_color,
             areas: Areas::default(),
+            form: None,
+            audit: None,
         }
+    }
+
+    /// Opens an action form, or says why it cannot open.
+    pub fn open_form(&mut self, app: &App, kind: FormKind) {
+        match Form::open(app, kind) {
+            Ok(f) => {
+                self.form = Some(f);
+                self.message = None;
+            }
+            Err(e) => self.message = Some(e),
+        }
+    }
+
+    /// Pasted text goes to the focused input (a form field or the probe).
+    pub fn handle_paste(&mut self, text: &str) {
+        if let Some(form) = &mut self.form {
+            if let Some(f) = form.fields.get_mut(form.focus)
+                && !f.is_choice()
+            {
+                paste_into(&mut f.input, text);
+                form.status = FormStatus::Editing;
+            }
+        } else if let Some(a) = &mut self.audit {
+            paste_into(&mut a.filters[a.focus], text);
+        } else if self.focus == Focus::Probe {
+            paste_into(&mut self.probe, text);
+            self.probe_offset = 0;
+        }
+    }
+
+    fn form_key(&mut self, app: &App, key: KeyEvent) -> Action {
+        let Some(form) = &mut self.form else {
+            return Action::None;
+        };
+        let n = form.fields.len();
+        let choice = form.fields.get(form.focus).is_some_and(|f| f.is_choice());
+        match key.code {
+            KeyCode::Esc => self.form = None,
+            KeyCode::Enter => return Action::Submit,
+            KeyCode::Tab | KeyCode::Down if n > 0 => form.focus = (form.focus + 1) % n,
+            KeyCode::BackTab | KeyCode::Up if n > 0 => form.focus = (form.focus + n - 1) % n,
+            KeyCode::Left if choice => form.cycle(app, false),
+            KeyCode::Right | KeyCode::Char(' ') if choice => form.cycle(app, true),
+            _ => {
+                if let Some(f) = form.fields.get_mut(form.focus)
+                    && !f.is_choice()
+                {
+                    f.input.handle_event(&TermEvent::Key(key));
+                    form.status = FormStatus::Editing;
+                }
+            }
+        }
+        Action::None
+    }
+
+    fn audit_key(&mut self, key: KeyEvent) -> Action {
+        let Some(a) = &mut self.audit else {
+            return Action::None;
+        };
+        match key.code {
+            KeyCode::Esc => self.audit = None,
+            KeyCode::Enter => return Action::FetchAudit,
+            KeyCode::Tab => a.focus = (a.focus + 1) % 3,
+            KeyCode::BackTab => a.focus = (a.focus + 2) % 3,
+            KeyCode::Up => a.offset = a.offset.saturating_sub(1),
+            KeyCode::Down => a.offset = a.offset.saturating_add(1),
+            KeyCode::PageUp => a.offset = a.offset.saturating_sub(10),
+            KeyCode::PageDown => a.offset = a.offset.saturating_add(10),
+            _ => {
+                a.filters[a.focus].handle_event(&TermEvent::Key(key));
+                a.offset = 0;
+            }
+        }
+        Action::None
+    }
+
+    /// Checks the open form: on a problem, points at the first wrong field
+    /// and says what is wrong; otherwise returns what to do (a step is marked
+    /// running until [`View::on_action`] takes in its report).
+    pub fn take_submit(&mut self, app: &App) -> Option<Submit> {
+        let form = self.form.as_mut()?;
+        let check = form.check(app);
+        match check.submit {
+            Some(s) => {
+                if let Submit::Step(_) = s {
+                    form.status = FormStatus::Running;
+                }
+                Some(s)
+            }
+            None => {
+                let why = match check.errors.iter().position(Option::is_some) {
+                    Some(i) => {
+                        form.focus = i;
+                        format!("not sent: fix {} first", form.fields[i].name)
+                    }
+                    None => check
+                        .notes
+                        .iter()
+                        .find_map(|n| match n {
+                            super::form::Note::Warn(w) => Some(format!("not sent: {w}")),
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| "not sent".into()),
+                };
+                form.status = FormStatus::Failed(why);
+                None
+            }
+        }
+    }
+
+    /// Takes in the result of an export.
+    pub fn on_export(&mut self, r: Result<(std::path::PathBuf, std::path::PathBuf), String>) {
+        match r {
+            Ok((a, b)) => {
+                self.form = None;
+                self.message = Some(format!("✓ exported to {} and {}", a.display(), b.display()));
+            }
+            Err(e) => {
+                if let Some(f) = &mut self.form {
+                    f.status = FormStatus::Failed(e);
+                }
+            }
+        }
+    }
+
+    /// Takes in the result of an explorer action: closes the form on success
+    /// (with a message), or shows the refusal in place.
+    pub fn on_action(&mut self, app: &App, r: &StepReport) {
+        if let Some(tv) = r.tokens.last() {
+            self.select_token(app, tv.id);
+        }
+        let Some(form) = &mut self.form else {
+            return;
+        };
+        match &r.result {
+            StepResult::Ok => {
+                self.message = Some(action_message(r));
+                self.form = None;
+                return;
+            }
+            StepResult::Refused(b) => {
+                let mut lines = vec![format!(
+                    "refused by the broker: {} {} — \"{}\"",
+                    b.status, b.error_code, b.detail
+                )];
+                for n in &r.not_held {
+                    lines.push(format!("not held: {} — {}", n.scope, n.reason));
+                }
+                form.status = FormStatus::Refused(lines);
+            }
+            StepResult::Error(e) => form.status = FormStatus::Failed(e.clone()),
+            StepResult::Unreachable(e) => {
+                form.status = FormStatus::Failed(format!("broker unreachable: {e}"))
+            }
+            StepResult::NotRun => form.status = FormStatus::Failed("not run".into()),
+        }
+        form.renew_label(app);
     }
 
     /// Path of tree identifiers from the root to `id`.
@@ -378,6 +590,12 @@ impl View {
             self.help = false;
             return Action::None;
         }
+        if self.form.is_some() {
+            return self.form_key(app, key);
+        }
+        if self.audit.is_some() {
+            return self.audit_key(key);
+        }
         if self.focus == Focus::Probe {
             match key.code {
                 KeyCode::Esc => {
@@ -420,6 +638,30 @@ impl View {
             KeyCode::Char('b') => return Action::BackStep,
             KeyCode::Char('r') => return Action::Restart,
             KeyCode::Char('t') => self.reveal = !self.reveal,
+            KeyCode::Char('a') => self.open_form(app, FormKind::CreateAgent),
+            KeyCode::Char('i') => self.open_form(app, FormKind::Import),
+            KeyCode::Char('e') => self.open_form(app, FormKind::Export),
+            KeyCode::Char('R') => self.open_form(
+                app,
+                FormKind::Revoke {
+                    selected: self.selected,
+                },
+            ),
+            KeyCode::Char(c @ ('d' | 'w' | 'x')) => match self.selected {
+                Some(id) => self.open_form(
+                    app,
+                    match c {
+                        'd' => FormKind::Delegate { from: id },
+                        'w' => FormKind::Renew { token: id },
+                        _ => FormKind::Release { token: id },
+                    },
+                ),
+                None => self.message = Some("select a token in the chain tree first".into()),
+            },
+            KeyCode::Char('A') => {
+                self.audit = Some(AuditView::default());
+                return Action::FetchAudit;
+            }
             KeyCode::Char('v') => {
                 if let Some(id) = self.selected
                     && app.tokens.get(id).is_some_and(|t| t.raw.is_some())
@@ -554,5 +796,44 @@ impl View {
             _ => {}
         }
         Action::None
+    }
+}
+
+/// The status-bar line after a successful action.
+fn action_message(r: &StepReport) -> String {
+    let t = r.tokens.last();
+    let name = t.map(|t| t.label.clone()).unwrap_or_default();
+    match r.kind {
+        "agent" => format!(
+            "✓ {name} registered as {}",
+            t.and_then(|t| t.agent_id.clone()).unwrap_or_default()
+        ),
+        "delegate" => format!(
+            "✓ {name} issued to {} (depth {})",
+            t.map(|t| t.holder.as_str()).unwrap_or(""),
+            t.map(|t| t.depth).unwrap_or(0)
+        ),
+        "renew" => format!("✓ {name} renewed; the old token is revoked"),
+        "release" => format!("✓ {name} released"),
+        "import" => format!(
+            "✓ {name} imported — the broker says {}",
+            t.map(|t| t.status.as_str()).unwrap_or("?")
+        ),
+        "revoke" => {
+            let died: Vec<&str> = r
+                .fates
+                .iter()
+                .filter(|f| f.valid_after == Some(false))
+                .map(|f| f.label.as_str())
+                .collect();
+            let lived = r.fates.len() - died.len();
+            format!(
+                "✓ revoked: {} token{} died ({}), {lived} live on",
+                died.len(),
+                if died.len() == 1 { "" } else { "s" },
+                died.join(", ")
+            )
+        }
+        _ => format!("✓ {}", r.source),
     }
 }

@@ -9,6 +9,7 @@ mod parser;
 pub mod replay;
 pub mod runner;
 pub mod transcript;
+pub mod write;
 
 use std::time::Duration;
 
@@ -34,9 +35,14 @@ impl Script {
 
     /// Whether any step needs the broker's admin secret.
     pub fn needs_admin(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|s| matches!(s.kind, StepKind::Revoke { .. }))
+        self.steps.iter().any(|s| {
+            matches!(
+                s.kind,
+                StepKind::Revoke { .. }
+                    | StepKind::Audit(_)
+                    | StepKind::Expect(Expectation::Audit { .. })
+            )
+        })
     }
 
     /// The union of the scopes of every `agent` step, in first-seen order.
@@ -100,6 +106,86 @@ pub enum StepKind {
     Probe(String),
     Wait(Duration),
     Expect(Expectation),
+    /// `import LABEL token=JWT|env=VAR|file=PATH`: a token from elsewhere.
+    Import {
+        label: String,
+        source: ImportSource,
+    },
+    /// `audit [type=EVENT] [agent=A] [task=T]`: the broker's audit events.
+    Audit(AuditFilter),
+}
+
+/// Where an `import` step takes its token from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportSource {
+    /// The compact JWT written in the script (or pasted in the explorer).
+    Token(String),
+    /// An environment variable holding it (what `e` export writes: tokens
+    /// are secrets and never land in a file).
+    Env(String),
+    /// A file holding it (surrounding whitespace ignored).
+    File(String),
+}
+
+/// Filters on audit events; `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub event_type: Option<String>,
+    /// An agent name of the script, or a `spiffe://` id.
+    pub agent: Option<String>,
+    pub task: Option<String>,
+}
+
+impl AuditFilter {
+    /// Whether an event matches. Scripts match exactly; the explorer's audit
+    /// view (`substring`) keeps events whose fields contain what was typed.
+    /// An agent given by name matches that agent's SPIFFE id.
+    pub fn matches(
+        &self,
+        app: &crate::app::App,
+        e: &crate::broker::types::AuditEvent,
+        substring: bool,
+    ) -> bool {
+        let field = |want: &Option<String>, got: &str| match want.as_deref() {
+            None | Some("") => true,
+            Some(w) if substring => got.contains(w),
+            Some(w) => got == w,
+        };
+        let agent = self.agent.as_deref().filter(|a| !a.is_empty()).map(|a| {
+            app.agent_by_name(a)
+                .and_then(|(_, ag)| ag.agent_id.clone())
+                .unwrap_or_else(|| a.to_string())
+        });
+        field(&self.event_type, &e.event_type)
+            && field(&self.task, &e.task_id)
+            && field(&agent, &e.agent_id)
+    }
+}
+
+/// How an `expect audit` line compares the number of matching events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Ge,
+    Le,
+}
+
+impl Cmp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cmp::Eq => "=",
+            Cmp::Ge => ">=",
+            Cmp::Le => "<=",
+        }
+    }
+
+    pub fn holds(self, got: usize, want: usize) -> bool {
+        match self {
+            Cmp::Eq => got == want,
+            Cmp::Ge => got >= want,
+            Cmp::Le => got <= want,
+        }
+    }
 }
 
 impl StepKind {
@@ -118,6 +204,8 @@ impl StepKind {
             StepKind::Probe(_) => "probe",
             StepKind::Wait(_) => "wait",
             StepKind::Expect(_) => "expect",
+            StepKind::Import { .. } => "import",
+            StepKind::Audit(_) => "audit",
         }
     }
 }
@@ -174,4 +262,11 @@ pub enum Expectation {
     Permits { label: String, scope: String },
     /// `expect denies T SCOPE`
     Denies { label: String, scope: String },
+    /// `expect audit EVENT_TYPE [agent=A] [task=T] count>=N` (also `count=N`,
+    /// `count<=N`); also requires the audit hash chain to verify end to end.
+    Audit {
+        filter: AuditFilter,
+        cmp: Cmp,
+        count: usize,
+    },
 }

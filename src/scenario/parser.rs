@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use super::{ClaimCheck, Expectation, Script, Status, Step, StepKind};
+use super::{
+    AuditFilter, ClaimCheck, Cmp, Expectation, ImportSource, Script, Status, Step, StepKind,
+};
 use crate::broker::embedded::valid_segment;
 use crate::broker::types::RevokeLevel;
 use crate::scope;
@@ -47,9 +49,9 @@ impl fmt::Display for ParseErrors {
 
 impl std::error::Error for ParseErrors {}
 
-const KEYWORDS: [&str; 12] = [
+const KEYWORDS: [&str; 14] = [
     "title", "say", "app", "agent", "delegate", "validate", "renew", "release", "revoke", "probe",
-    "wait", "expect",
+    "wait", "expect", "import", "audit",
 ];
 const STATUS_WORDS: [&str; 8] = [
     "valid", "invalid", "released", "revoked", "expired", "denied", "permits", "denies",
@@ -155,6 +157,9 @@ struct Parser {
 }
 
 type R<T> = Result<T, ParseError>;
+
+/// An `expect audit` count: comparison, number, column.
+type Count = (Cmp, usize, usize);
 
 impl Parser {
     fn err(&self, col: usize, message: impl Into<String>) -> ParseError {
@@ -506,6 +511,9 @@ impl Parser {
                 }
                 let target = match level {
                     RevokeLevel::Token => self.token_ref(t)?,
+                    RevokeLevel::Agent | RevokeLevel::Chain if t.text.starts_with("spiffe://") => {
+                        t.text.clone()
+                    }
                     RevokeLevel::Agent | RevokeLevel::Chain => self.agent_ref(t)?,
                     RevokeLevel::Task => t.text.clone(),
                 };
@@ -523,6 +531,36 @@ impl Parser {
                 StepKind::Wait(self.duration(t)?)
             }
             "expect" => StepKind::Expect(self.expectation(kw, rest)?),
+            "import" => {
+                let t = self.need(rest, 0, kw, "a label for the imported token")?;
+                let opts = self.options(&rest[1..], &["token", "env", "file"])?;
+                let source = match opts.as_slice() {
+                    [(key, v, col, _)] => {
+                        if v.is_empty() {
+                            return Err(self.err(*col, format!("{key}= needs a value")));
+                        }
+                        match *key {
+                            "token" => ImportSource::Token(v.to_string()),
+                            "env" => ImportSource::Env(v.to_string()),
+                            _ => ImportSource::File(v.to_string()),
+                        }
+                    }
+                    [] => {
+                        return Err(self.err(
+                            t.col + t.text.chars().count() + 1,
+                            "import needs one of token=JWT, env=VARIABLE or file=PATH",
+                        ));
+                    }
+                    [_, (_, _, col, _), ..] => {
+                        return Err(
+                            self.err(*col, "import takes exactly one of token=, env= or file=")
+                        );
+                    }
+                };
+                let label = self.define(t, LabelKind::Token)?;
+                StepKind::Import { label, source }
+            }
+            "audit" => StepKind::Audit(self.audit_filter(rest)?.0),
             other => {
                 let hint = did_you_mean(suggest(other, KEYWORDS));
                 return Err(self.err(kw.col, format!("unknown step '{other}'{hint}")));
@@ -558,6 +596,62 @@ impl Parser {
         }
     }
 
+    /// `[type=EVENT] [agent=A] [task=T]`, plus `count…` when `count` is true.
+    fn audit_filter(&self, rest: &[Tok]) -> R<(AuditFilter, Option<Count>)> {
+        let mut f = AuditFilter::default();
+        let mut count = None;
+        let mut opts = Vec::new();
+        for t in rest {
+            if let Some(v) = t.text.strip_prefix("count") {
+                let (cmp, n) = if let Some(n) = v.strip_prefix(">=") {
+                    (Cmp::Ge, n)
+                } else if let Some(n) = v.strip_prefix("<=") {
+                    (Cmp::Le, n)
+                } else if let Some(n) = v.strip_prefix('=') {
+                    (Cmp::Eq, n)
+                } else {
+                    return Err(self.err(
+                        t.col,
+                        format!(
+                            "bad count '{}': write count>=N, count=N or count<=N",
+                            t.text
+                        ),
+                    ));
+                };
+                let n = n.parse::<usize>().map_err(|_| {
+                    self.err(
+                        t.col,
+                        format!("bad count '{}': N must be a whole number", t.text),
+                    )
+                })?;
+                count = Some((cmp, n, t.col));
+            } else {
+                opts.push(t.clone());
+            }
+        }
+        for (key, v, col, _) in self.options(&opts, &["type", "agent", "task"])? {
+            if v.is_empty() {
+                return Err(self.err(col, format!("{key}= needs a value")));
+            }
+            match key {
+                "type" => f.event_type = Some(v.to_string()),
+                "task" => f.task = Some(v.to_string()),
+                _ => {
+                    f.agent = Some(if v.starts_with("spiffe://") {
+                        v.to_string()
+                    } else {
+                        self.agent_ref(&Tok {
+                            text: v.to_string(),
+                            col,
+                            quoted: false,
+                        })?
+                    })
+                }
+            }
+        }
+        Ok((f, count))
+    }
+
     fn expectation(&self, kw: &Tok, rest: &[Tok]) -> R<Expectation> {
         let first = self.need(
             rest,
@@ -565,6 +659,34 @@ impl Parser {
             kw,
             "what to expect, like 'hop1 valid' or 'permits hop1 SCOPE'",
         )?;
+        if first.text == "audit" {
+            let et = self.need(
+                rest,
+                1,
+                first,
+                "an audit event type (or *), like delegation_attenuation_violation",
+            )?;
+            if et.text.contains('=') || et.text.starts_with("count") {
+                return Err(self.err(
+                    et.col,
+                    "expected an audit event type (or * for any) before the options",
+                ));
+            }
+            let (mut filter, count) = self.audit_filter(&rest[2..])?;
+            if filter.event_type.is_some() {
+                return Err(self.err(et.col, "give the event type once, right after 'audit'"));
+            }
+            if et.text != "*" {
+                filter.event_type = Some(et.text.clone());
+            }
+            let Some((cmp, count, _)) = count else {
+                return Err(self.err(
+                    et.col + et.text.chars().count() + 1,
+                    "expect audit needs a count, like count>=1",
+                ));
+            };
+            return Ok(Expectation::Audit { filter, cmp, count });
+        }
         if first.text == "permits" || first.text == "denies" {
             let t = self.need(rest, 1, first, "a token")?;
             let label = self.token_ref(t)?;
@@ -581,7 +703,7 @@ impl Parser {
         }
         if !self.labels.contains_key(&first.text) {
             // A misspelt expectation word, or an unknown token?
-            if let Some(w) = suggest(&first.text, ["permits", "denies"]) {
+            if let Some(w) = suggest(&first.text, ["permits", "denies", "audit"]) {
                 return Err(self.err(
                     first.col,
                     format!("unknown expectation '{}' — did you mean '{w}'?", first.text),

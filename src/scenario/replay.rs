@@ -42,6 +42,7 @@ impl Replay {
             return Err(ReplayError::NeedsAdmin { file });
         }
         let mut app = App::new(&target.url, target.embedded.is_some(), target.key);
+        app.admin = target.has_admin();
         // Reachability is asked through the worker, like every broker call.
         let mut worker = crate::worker::spawn(target.worker.clone());
         let id = worker.send(crate::worker::Command::Health);
@@ -95,6 +96,32 @@ impl Replay {
         }
         self.summary.add(&r);
         Some(r)
+    }
+
+    /// Runs an explorer action (a step outside the script), as the
+    /// interactive session does when a form is submitted.
+    pub async fn act(&mut self, kind: super::StepKind) -> StepReport {
+        self.runner
+            .run_adhoc(&mut self.app, &mut self.worker, kind)
+            .await
+    }
+
+    /// Every step run so far, scripted and ad hoc (what export writes).
+    pub fn journal(&self) -> &[super::Step] {
+        self.runner.journal()
+    }
+
+    /// Sends one worker command and folds events into the state until its
+    /// answer arrives (the live check, the audit view).
+    pub async fn command(&mut self, cmd: crate::worker::Command) -> Option<crate::worker::Event> {
+        let id = self.worker.send(cmd);
+        while let Some(ev) = self.worker.events.recv().await {
+            self.app.apply(&ev);
+            if ev.request == id {
+                return Some(ev);
+            }
+        }
+        None
     }
 
     /// Stops the embedded broker (if any) and returns the totals.

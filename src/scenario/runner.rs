@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{ClaimCheck, Expectation, Script, Status, StepKind};
+use super::{AuditFilter, ClaimCheck, Expectation, ImportSource, Script, Status, Step, StepKind};
 use crate::app::{App, Hop, ProbeRow, TokenId, TokenStatus, unix_now};
 use crate::broker::BrokerError;
 use crate::broker::types::RevokeLevel;
@@ -90,6 +90,28 @@ pub struct ProbeLine {
     pub reason: Option<String>,
 }
 
+/// The broker's audit trail as an `audit` step shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Events the broker holds.
+    pub total: usize,
+    /// The matching events: (id, event type, agent, outcome, detail).
+    pub events: Vec<AuditLine>,
+    /// `verified` or where the hash chain first breaks.
+    pub chain: String,
+    pub chain_ok: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLine {
+    pub id: String,
+    pub event_type: String,
+    /// Agent name when known, else the SPIFFE id (empty when none).
+    pub agent: String,
+    pub outcome: String,
+    pub detail: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectResult {
     pub ok: bool,
@@ -115,6 +137,7 @@ pub struct StepReport {
     pub not_held: Vec<NotHeld>,
     pub probe: Option<Probe>,
     pub fates: Vec<Fate>,
+    pub audit: Option<AuditReport>,
     pub expectation: Option<ExpectResult>,
     pub calls: Vec<Call>,
 }
@@ -134,6 +157,7 @@ impl StepReport {
             not_held: Vec::new(),
             probe: None,
             fates: Vec::new(),
+            audit: None,
             expectation: None,
             calls: Vec::new(),
         }
@@ -148,6 +172,8 @@ pub struct Runner {
     pos: usize,
     app_ready: bool,
     halted: Option<String>,
+    /// Every step run so far, scripted or not, in order: what export writes.
+    journal: Vec<Step>,
 }
 
 fn token_view(app: &App, id: TokenId, now: i64) -> TokenView {
@@ -211,7 +237,38 @@ impl Runner {
             pos: 0,
             app_ready: false,
             halted: None,
+            journal: Vec::new(),
         }
+    }
+
+    /// Every step run so far (scripted and ad hoc), in order.
+    pub fn journal(&self) -> &[Step] {
+        &self.journal
+    }
+
+    /// Runs a step that is not part of the script (an explorer action). It
+    /// joins the journal, so an export replays it; the script position stays.
+    pub async fn run_adhoc(
+        &mut self,
+        app: &mut App,
+        w: &mut WorkerHandle,
+        kind: StepKind,
+    ) -> StepReport {
+        let step = Step {
+            line: 0,
+            source: super::write::step_source(&kind),
+            kind,
+        };
+        let mut r = StepReport::new(0, &step);
+        let mut calls = Vec::new();
+        let result = self
+            .run_step(app, w, &step.kind, 0, &mut r, &mut calls)
+            .await;
+        tracing::info!(kind = r.kind, result = result.word(), "explorer action");
+        r.calls = calls;
+        r.result = result;
+        self.journal.push(step);
+        r
     }
 
     pub fn script(&self) -> &Script {
@@ -293,6 +350,7 @@ impl Runner {
         let result = self
             .run_step(app, w, &step.kind, step.line, &mut r, &mut calls)
             .await;
+        self.journal.push(step);
         r.calls = calls;
         tracing::info!(
             step = r.index,
@@ -520,6 +578,42 @@ impl Runner {
                 tokio::time::sleep(*d).await;
                 StepResult::Ok
             }
+            StepKind::Import { label, source } => {
+                let raw = match source {
+                    ImportSource::Token(t) => t.clone(),
+                    ImportSource::Env(v) => match std::env::var(v) {
+                        Ok(t) => t,
+                        Err(_) => {
+                            return StepResult::Error(format!(
+                                "environment variable {v} is not set (it should hold the token to import as '{label}')"
+                            ));
+                        }
+                    },
+                    ImportSource::File(p) => match std::fs::read_to_string(p) {
+                        Ok(t) => t,
+                        Err(e) => return StepResult::Error(format!("cannot read {p}: {e}")),
+                    },
+                };
+                let id = match app.import(label, &raw, Some(line)) {
+                    Ok(id) => id,
+                    Err(e) => return StepResult::Error(format!("import rejected: {e}")),
+                };
+                let cmd = Command::Validate {
+                    token: id,
+                    raw: Secret(raw.trim().to_string()),
+                };
+                let (res, _) = Self::outcome_result(Self::exec(w, app, cmd, calls).await);
+                r.tokens.push(token_view(app, id, now()));
+                r.chain = app.chain(id);
+                res
+            }
+            StepKind::Audit(f) => match self.fetch_audit(app, w, calls).await {
+                Err(e) => e,
+                Ok(()) => {
+                    r.audit = audit_report(app, f);
+                    StepResult::Ok
+                }
+            },
             StepKind::Expect(e) => {
                 let res = self.expect(app, w, e, calls).await;
                 match res {
@@ -589,6 +683,9 @@ impl Runner {
                 Some(c) => c.jti.clone(),
                 None => return StepResult::Error(format!("'{target}' holds no token to revoke")),
             },
+            RevokeLevel::Agent | RevokeLevel::Chain if target.starts_with("spiffe://") => {
+                target.to_string()
+            }
             RevokeLevel::Agent | RevokeLevel::Chain => match app
                 .agent_by_name(target)
                 .and_then(|(_, a)| a.agent_id.clone())
@@ -643,6 +740,20 @@ impl Runner {
         worst
     }
 
+    /// Fetches the whole audit trail into `app.audit`.
+    async fn fetch_audit(
+        &self,
+        app: &mut App,
+        w: &mut WorkerHandle,
+        calls: &mut Vec<Call>,
+    ) -> Result<(), StepResult> {
+        let (res, _) = Self::outcome_result(Self::exec(w, app, Command::Audit, calls).await);
+        match res {
+            StepResult::Ok => Ok(()),
+            other => Err(other),
+        }
+    }
+
     /// Judges an expectation. Status expectations ask the broker first.
     async fn expect(
         &mut self,
@@ -653,6 +764,40 @@ impl Runner {
     ) -> Result<ExpectResult, StepResult> {
         let held = |ok: bool, reason: String| Ok(ExpectResult { ok, reason });
         match e {
+            Expectation::Audit { filter, cmp, count } => {
+                match self.fetch_audit(app, w, calls).await {
+                    Err(StepResult::Unreachable(u)) => Err(StepResult::Unreachable(u)),
+                    Err(other) => held(
+                        false,
+                        format!(
+                            "the audit trail could not be read: {}",
+                            match other {
+                                StepResult::Refused(b) =>
+                                    format!("{} {}: {}", b.status, b.error_code, b.detail),
+                                StepResult::Error(e) => e,
+                                o => o.word().to_string(),
+                            }
+                        ),
+                    ),
+                    Ok(()) => {
+                        let Some(rep) = audit_report(app, filter) else {
+                            return held(false, "no audit trail".into());
+                        };
+                        let n = rep.events.len();
+                        let what = filter.event_type.as_deref().unwrap_or("audit");
+                        held(
+                            cmp.holds(n, *count) && rep.chain_ok,
+                            format!(
+                                "{n} matching {what} event{} of {} (want count{}{count}); hash chain {}",
+                                if n == 1 { "" } else { "s" },
+                                rep.total,
+                                cmp.as_str(),
+                                rep.chain
+                            ),
+                        )
+                    }
+                }
+            }
             Expectation::Permits { label, scope: s } | Expectation::Denies { label, scope: s } => {
                 let want_permit = matches!(e, Expectation::Permits { .. });
                 let Some(t) = app.token(label) else {
@@ -812,6 +957,52 @@ impl Runner {
                 _ => Duration::ZERO,
             })
             .sum()
+    }
+}
+
+/// The fetched audit trail filtered as a script asks (exact matches).
+pub fn audit_report(app: &App, f: &AuditFilter) -> Option<AuditReport> {
+    let trail = app.audit.as_ref()?.as_ref().ok()?;
+    let events = trail
+        .events
+        .iter()
+        .filter(|e| f.matches(app, e, false))
+        .map(|e| AuditLine {
+            id: e.id.clone(),
+            event_type: e.event_type.clone(),
+            agent: app
+                .agent_name(&e.agent_id)
+                .map(str::to_string)
+                .unwrap_or_else(|| e.agent_id.clone()),
+            outcome: e.outcome.clone(),
+            detail: e.detail.clone(),
+        })
+        .collect();
+    let (chain_ok, chain) = chain_words(trail);
+    Some(AuditReport {
+        total: trail.events.len(),
+        events,
+        chain,
+        chain_ok,
+    })
+}
+
+/// The hash-chain check in words.
+pub fn chain_words(trail: &crate::app::AuditTrail) -> (bool, String) {
+    use crate::broker::types::ChainBreak;
+    match &trail.chain {
+        Ok(()) => (
+            true,
+            format!("verified end to end over {} events", trail.events.len()),
+        ),
+        Err(ChainBreak::BadHash { id, .. }) => (
+            false,
+            format!("BROKEN at {id}: its hash does not match its contents"),
+        ),
+        Err(ChainBreak::BadLink { id, .. }) => (
+            false,
+            format!("BROKEN at {id}: its prev_hash is not the previous event's hash"),
+        ),
     }
 }
 

@@ -181,7 +181,20 @@ pub fn step_text(r: &StepReport) -> String {
         }
     }
     let refused = matches!(r.result, StepResult::Refused(_));
-    if r.kind != "validate" && r.kind != "release" && r.kind != "renew" {
+    if r.kind == "import" {
+        for t in &r.tokens {
+            let _ = writeln!(
+                out,
+                "    ✓ {} imported: held by {} · depth {} · scope {}\n      token {} · the broker says {}",
+                t.label,
+                t.holder,
+                t.depth,
+                t.scope.join(", "),
+                t.token.as_deref().unwrap_or("-"),
+                t.status
+            );
+        }
+    } else if r.kind != "validate" && r.kind != "release" && r.kind != "renew" {
         for t in &r.tokens {
             if t.status == "refused" || t.status == "failed" {
                 continue;
@@ -276,6 +289,30 @@ pub fn step_text(r: &StepReport) -> String {
             let _ = writeln!(out, "      {mark} {} ({}) {said}{agree}", f.label, f.holder);
         }
     }
+    if let Some(a) = &r.audit {
+        let _ = writeln!(
+            out,
+            "    audit: {} of {} events match · hash chain {}",
+            a.events.len(),
+            a.total,
+            a.chain
+        );
+        for e in &a.events {
+            let _ = writeln!(
+                out,
+                "      {} {:<32} {:<8} {}{}",
+                e.id,
+                e.event_type,
+                e.outcome,
+                e.agent,
+                if e.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", e.detail)
+                }
+            );
+        }
+    }
     if let Some(e) = &r.expectation {
         let _ = writeln!(out, "    {} {}", if e.ok { "✓" } else { "✗" }, e.reason);
     }
@@ -366,6 +403,15 @@ pub fn step_json(r: &StepReport) -> Value {
         "revocation": r.fates.iter().map(|f| json!({
             "token": f.label, "holder": f.holder, "valid_after": f.valid_after, "predicted_dead": f.predicted_dead,
         })).collect::<Vec<_>>(),
+        "audit": r.audit.as_ref().map(|a| json!({
+            "total": a.total,
+            "chain_ok": a.chain_ok,
+            "chain": a.chain,
+            "events": a.events.iter().map(|e| json!({
+                "id": e.id, "event_type": e.event_type, "agent": e.agent,
+                "outcome": e.outcome, "detail": e.detail,
+            })).collect::<Vec<_>>(),
+        })),
         "expectation": r.expectation.as_ref().map(|e| json!({"ok": e.ok, "reason": e.reason})),
         "calls": r.calls.iter().map(|c| json!({
             "method": c.method, "path": c.path, "status": c.status,

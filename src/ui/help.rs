@@ -6,22 +6,18 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::Theme;
-use super::key_bar::{GLOBAL_KEYS, focused_keys};
+use super::key_bar::{ACTION_KEYS, GLOBAL_KEYS, focused_keys};
 use crate::app::view::Focus;
 
 const MORE_KEYS: &[(&str, &str)] = &[
-    ("Shift-Tab", "previous pane"),
-    ("v", "validate selected token"),
+    ("v", "validate selected"),
     ("t", "reveal/hide the token"),
     ("Esc", "leave input, dismiss"),
-    ("Ctrl-C", "quit"),
-    ("click", "focus and select"),
-    ("wheel", "scroll"),
 ];
 
 pub fn draw(f: &mut Frame, area: Rect, t: Theme) {
     let w = 78.min(area.width);
-    let h = 22.min(area.height);
+    let h = 24.min(area.height);
     let rect = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,
@@ -35,11 +31,21 @@ pub fn draw(f: &mut Frame, area: Rect, t: Theme) {
     let [left, right] =
         Layout::horizontal([Constraint::Length(36), Constraint::Fill(1)]).areas(inner);
     let mut l = vec![Line::from(Span::styled("Everywhere", t.strong()))];
-    for (k, what) in GLOBAL_KEYS.iter().chain(MORE_KEYS) {
-        l.push(Line::from(vec![
-            Span::styled(format!(" {k:<10}"), t.accent()),
+    let key = |k: &str, what: &str| {
+        Line::from(vec![
+            Span::styled(format!(" {k:<8}"), t.accent()),
             Span::raw(what.to_string()),
-        ]));
+        ])
+    };
+    for (k, what) in GLOBAL_KEYS.iter().chain(MORE_KEYS) {
+        l.push(key(k, what));
+    }
+    l.push(Line::from(Span::styled(
+        "Actions (a form each)",
+        t.strong(),
+    )));
+    for (k, what) in ACTION_KEYS {
+        l.push(key(k, what));
     }
     f.render_widget(Paragraph::new(l), left);
     let mut r = Vec::new();
@@ -58,9 +64,12 @@ pub fn draw(f: &mut Frame, area: Rect, t: Theme) {
         }
         r.push(Line::from(spans));
     }
-    r.push(Line::from(""));
     r.push(Line::from(Span::styled(
-        "b replays from the start to the previous step on a fresh broker; r restarts.",
+        "Shift-Tab previous pane · click focus/select · wheel scroll · Ctrl-C quit · paste works in forms.",
+        t.dim(),
+    )));
+    r.push(Line::from(Span::styled(
+        "b replays to the previous step on a fresh broker; r restarts (actions are dropped: e saves them first).",
         t.dim(),
     )));
     r.push(Line::from(Span::styled(

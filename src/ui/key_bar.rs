@@ -16,6 +16,7 @@ pub fn focused_keys(focus: Focus) -> &'static [(&'static str, &'static str)] {
             ("←→/hl", "fold"),
             ("Enter", "toggle"),
             ("v", "validate"),
+            ("d", "delegate"),
             ("t", "reveal"),
         ],
         Focus::Agents => &[("↑↓/jk", "select agent")],
@@ -34,6 +35,18 @@ pub fn focused_keys(focus: Focus) -> &'static [(&'static str, &'static str)] {
     }
 }
 
+/// The explorer's actions (each opens a form; Enter submits, Esc cancels).
+pub const ACTION_KEYS: &[(&str, &str)] = &[
+    ("a", "create an agent"),
+    ("d", "delegate from selected"),
+    ("w", "renew selected"),
+    ("x", "release selected"),
+    ("R", "revoke (admin)"),
+    ("i", "import a pasted JWT"),
+    ("A", "audit trail (admin)"),
+    ("e", "export scenario + JSON"),
+];
+
 pub const GLOBAL_KEYS: &[(&str, &str)] = &[
     ("n/Space", "next step"),
     ("b", "back"),
@@ -45,6 +58,35 @@ pub const GLOBAL_KEYS: &[(&str, &str)] = &[
 ];
 
 pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {
+    let modal: Option<&[(&str, &str)]> = if view.form.is_some() {
+        Some(&[
+            ("Enter", "submit"),
+            ("Esc", "cancel"),
+            ("Tab", "next field"),
+            ("Ctrl-C", "quit"),
+        ])
+    } else if view.audit.is_some() {
+        Some(&[
+            ("type", "filter"),
+            ("Tab", "next filter"),
+            ("Enter", "refresh"),
+            ("Esc", "close"),
+        ])
+    } else {
+        None
+    };
+    if let Some(keys) = modal {
+        let mut spans = Vec::new();
+        for (k, what) in keys {
+            spans.push(Span::styled(
+                format!(" {k}"),
+                t.accent().add_modifier(ratatui::style::Modifier::BOLD),
+            ));
+            spans.push(Span::raw(format!(" {what}")));
+        }
+        f.render_widget(Paragraph::new(Line::from(spans)), area);
+        return;
+    }
     let mut spans = vec![Span::styled(
         format!(" {} ", view.focus.title()),
         t.strong(),

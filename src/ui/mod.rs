@@ -2,8 +2,10 @@
 //! were drawn, for mouse hit-testing). One module per view.
 
 mod agents;
+mod audit;
 mod chain_tree;
 mod detail;
+mod form;
 mod help;
 mod key_bar;
 mod log;
@@ -217,6 +219,12 @@ pub fn draw(f: &mut Frame, app: &App, view: &mut View, probe: &mut ProbeCache, n
                 view.areas.detail = lower_a;
             }
         }
+    }
+    if let Some(a) = view.audit.as_mut() {
+        audit::draw(f, area, app, a, theme);
+    }
+    if let Some(form) = &view.form {
+        form::draw(f, area, app, form, theme);
     }
     if view.help {
         help::draw(f, area, theme);

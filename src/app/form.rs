@@ -1,0 +1,638 @@
+//! The explorer's action forms (create, delegate, renew, release, revoke,
+//! import, export): fields, validation as the user types, and what a submit
+//! turns into. Pure: [`Form::check`] reads the [`App`] and says what is wrong
+//! or what would be sent; the event loop carries the result out through the
+//! same runner as scripts.
+
+use tui_input::Input;
+
+use super::{App, TokenId, unix_now};
+use crate::broker::embedded::valid_segment;
+use crate::broker::types::RevokeLevel;
+use crate::scenario::{ImportSource, StepKind};
+use crate::scope;
+
+/// The delegation depth the broker stops at (spec: chains of at most 5 records).
+const MAX_DEPTH: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormKind {
+    CreateAgent,
+    Delegate { from: TokenId },
+    Renew { token: TokenId },
+    Release { token: TokenId },
+    Revoke { selected: Option<TokenId> },
+    Import,
+    Export,
+}
+
+impl FormKind {
+    pub fn title(self) -> &'static str {
+        match self {
+            FormKind::CreateAgent => "Create an agent",
+            FormKind::Delegate { .. } => "Delegate",
+            FormKind::Renew { .. } => "Renew",
+            FormKind::Release { .. } => "Release",
+            FormKind::Revoke { .. } => "Revoke",
+            FormKind::Import => "Import a token",
+            FormKind::Export => "Export this session",
+        }
+    }
+}
+
+/// One input of a form: free text, or a choice cycled with ←/→.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: &'static str,
+    pub input: Input,
+    pub choices: Vec<String>,
+    pub choice: usize,
+    /// Shown when the field is empty.
+    pub placeholder: &'static str,
+}
+
+impl Field {
+    fn text(name: &'static str, value: &str, placeholder: &'static str) -> Field {
+        Field {
+            name,
+            input: Input::new(value.to_string()),
+            choices: Vec::new(),
+            choice: 0,
+            placeholder,
+        }
+    }
+
+    fn choice(name: &'static str, choices: Vec<String>, choice: usize) -> Field {
+        Field {
+            name,
+            input: Input::default(),
+            choices,
+            choice,
+            placeholder: "",
+        }
+    }
+
+    pub fn is_choice(&self) -> bool {
+        !self.choices.is_empty()
+    }
+
+    /// The value: the chosen option, or the typed text trimmed.
+    pub fn value(&self) -> &str {
+        if self.is_choice() {
+            self.choices
+                .get(self.choice)
+                .map(String::as_str)
+                .unwrap_or("")
+        } else {
+            self.input.value().trim()
+        }
+    }
+}
+
+/// Where a submitted form stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormStatus {
+    Editing,
+    /// Sent; waiting for the broker.
+    Running,
+    /// The broker refused: its words, then what was not held and why.
+    Refused(Vec<String>),
+    /// Could not be carried out (unreachable, not registered, a file error…).
+    Failed(String),
+}
+
+/// What a valid form asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submit {
+    /// A step run through the runner (and journalled for export).
+    Step(StepKind),
+    /// Write the session as a scenario file and a JSON file.
+    Export(String),
+}
+
+/// The result of checking a form against the current state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// One entry per field: what is wrong with it, if anything.
+    pub errors: Vec<Option<String>>,
+    /// What the form would do and what the broker will likely say, line by line.
+    pub notes: Vec<Note>,
+    /// `None` while something is wrong.
+    pub submit: Option<Submit>,
+}
+
+/// A note under the fields: plain, good news, or a warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    Info(String),
+    Ok(String),
+    Warn(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Form {
+    pub kind: FormKind,
+    pub fields: Vec<Field>,
+    pub focus: usize,
+    pub status: FormStatus,
+}
+
+/// A label not yet used by a token or an agent: `prefix1`, `prefix2`, …
+pub fn fresh_label(app: &App, prefix: &str) -> String {
+    (1..)
+        .map(|n| format!("{prefix}{n}"))
+        .find(|l| !app.labels.contains_key(l) && app.agent_by_name(l).is_none())
+        .unwrap_or_else(|| prefix.to_string())
+}
+
+/// A name a script can carry: letters, digits, `.`, `-`, `_`.
+fn label_error(app: &App, label: &str, what: &str) -> Option<String> {
+    if label.is_empty() {
+        return Some(format!("give the {what} a name"));
+    }
+    if !label
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Some("use letters, digits, '.', '-' and '_' only".into());
+    }
+    if app.labels.contains_key(label) || app.agent_by_name(label).is_some() {
+        return Some(format!("'{label}' is already used"));
+    }
+    None
+}
+
+/// A comma-separated scope list (spaces allowed); every entry must parse.
+fn scope_list(text: &str) -> Result<Vec<String>, String> {
+    let list: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if list.is_empty() {
+        return Err("give at least one scope, like read:config:production".into());
+    }
+    for s in &list {
+        scope::validate(s).map_err(|e| format!("{s}: {e}"))?;
+    }
+    Ok(list)
+}
+
+fn ttl_value(text: &str) -> Result<Option<i64>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(format!("a positive whole number of seconds, not '{text}'")),
+    }
+}
+
+/// The revocation target a level defaults to for the selected token.
+pub fn revoke_default(app: &App, level: RevokeLevel, selected: Option<TokenId>) -> String {
+    let Some(t) = selected.and_then(|id| app.tokens.get(id)) else {
+        return String::new();
+    };
+    let holder = &app.agents[t.holder];
+    match level {
+        RevokeLevel::Token => app.token_name(t.id),
+        RevokeLevel::Agent => holder.name.clone(),
+        RevokeLevel::Task => t
+            .claims
+            .as_ref()
+            .map(|c| c.task_id.clone())
+            .unwrap_or_else(|| holder.task.clone()),
+        RevokeLevel::Chain => match t.claims.as_ref().and_then(|c| c.delegation_chain.first()) {
+            Some(root) => app
+                .agent_name(&root.agent)
+                .map(str::to_string)
+                .unwrap_or_else(|| root.agent.clone()),
+            None => holder.name.clone(),
+        },
+    }
+}
+
+const LEVELS: [RevokeLevel; 4] = [
+    RevokeLevel::Token,
+    RevokeLevel::Agent,
+    RevokeLevel::Task,
+    RevokeLevel::Chain,
+];
+
+impl Form {
+    /// Opens a form; `Err` says why it cannot open (e.g. nothing selected).
+    pub fn open(app: &App, kind: FormKind) -> Result<Form, String> {
+        let live_label = |id: TokenId, verb: &str| -> Result<String, String> {
+            let t = app.tokens.get(id).ok_or("select a token first")?;
+            let name = app.token_name(id);
+            if t.raw.is_none() {
+                return Err(format!("{name} holds no token to {verb}"));
+            }
+            if app.labels.get(&name) != Some(&id) {
+                return Err(format!("{name} was replaced; select the current token"));
+            }
+            Ok(name)
+        };
+        let fields = match kind {
+            FormKind::CreateAgent => vec![
+                Field::text("name", &fresh_label(app, "agent"), "a new agent name"),
+                Field::text("orch_id", "chainview", "orchestration id"),
+                Field::text("task_id", "", "task id (default: the name)"),
+                Field::text("scope", "", "read:config:*,read:deploy:*"),
+                Field::text("max_ttl", "", "seconds (default: the broker's)"),
+            ],
+            FormKind::Delegate { from } => {
+                live_label(from, "delegate from")?;
+                let agents: Vec<String> = app
+                    .agents
+                    .iter()
+                    .filter(|a| a.agent_id.is_some())
+                    .map(|a| a.name.clone())
+                    .collect();
+                if agents.is_empty() {
+                    return Err("no registered agent to delegate to: create one with a".into());
+                }
+                let holder = app.tokens[from].holder;
+                // Default to the first agent that is not the holder.
+                let first = app
+                    .agents
+                    .iter()
+                    .filter(|a| a.agent_id.is_some())
+                    .position(|a| a.name != app.agents[holder].name)
+                    .unwrap_or(0);
+                vec![
+                    Field::choice("to", agents, first),
+                    Field::text("scope", &app.tokens[from].scope().join(","), "scopes"),
+                    Field::text("ttl", "", "seconds (default: the broker's)"),
+                    Field::text("as", &fresh_label(app, "d"), "a label for the new token"),
+                ]
+            }
+            FormKind::Renew { token } => {
+                live_label(token, "renew")?;
+                vec![Field::text(
+                    "as",
+                    "",
+                    "new label (empty: the label moves to the new token)",
+                )]
+            }
+            FormKind::Release { token } => {
+                live_label(token, "release")?;
+                Vec::new()
+            }
+            FormKind::Revoke { selected } => {
+                let levels = LEVELS.iter().map(|l| l.to_string()).collect();
+                let mut target = Field::text("target", "", "label, agent, task id or spiffe://");
+                target.input = Input::new(revoke_default(app, RevokeLevel::Token, selected));
+                vec![Field::choice("level", levels, 0), target]
+            }
+            FormKind::Import => vec![
+                Field::text("as", &fresh_label(app, "imported"), "a label"),
+                Field::text("token", "", "paste a compact JWT (eyJ…)"),
+            ],
+            FormKind::Export => vec![Field::text(
+                "file",
+                &format!(
+                    "chainview-session-{}.chainview",
+                    chrono::Utc::now().format("%Y%m%d-%H%M%S")
+                ),
+                "path of the scenario file",
+            )],
+        };
+        let focus = match kind {
+            FormKind::Delegate { .. } => 1,
+            FormKind::Import => 1,
+            FormKind::CreateAgent => 3,
+            _ => 0,
+        };
+        Ok(Form {
+            kind,
+            fields,
+            focus,
+            status: FormStatus::Editing,
+        })
+    }
+
+    /// After a refused or failed attempt, the name it used is taken (the
+    /// attempt stays in the tree, refused): offer the next free one.
+    pub fn renew_label(&mut self, app: &App) {
+        let (field, prefix) = match self.kind {
+            FormKind::Delegate { .. } => ("as", "d"),
+            FormKind::CreateAgent => ("name", "agent"),
+            FormKind::Import => ("as", "imported"),
+            _ => return,
+        };
+        let i = self.index(field);
+        let current = self.fields[i].value().to_string();
+        if app.labels.contains_key(&current) || app.agent_by_name(&current).is_some() {
+            // `d1` → `d2`; `myhop` → `myhop1`.
+            let base = current.trim_end_matches(|c: char| c.is_ascii_digit());
+            let fresh = fresh_label(app, if base.is_empty() { prefix } else { base });
+            self.fields[i].input = Input::new(fresh);
+        }
+    }
+
+    pub fn value(&self, name: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|f| f.name == name)
+            .map(Field::value)
+            .unwrap_or("")
+    }
+
+    fn index(&self, name: &str) -> usize {
+        self.fields.iter().position(|f| f.name == name).unwrap_or(0)
+    }
+
+    /// Cycles a choice field; for revoke, the target follows the level.
+    pub fn cycle(&mut self, app: &App, forward: bool) {
+        let Some(f) = self.fields.get_mut(self.focus) else {
+            return;
+        };
+        if !f.is_choice() {
+            return;
+        }
+        let n = f.choices.len();
+        f.choice = if forward {
+            (f.choice + 1) % n
+        } else {
+            (f.choice + n - 1) % n
+        };
+        if let FormKind::Revoke { selected } = self.kind {
+            let level = LEVELS[self.fields[0].choice % LEVELS.len()];
+            let t = self.index("target");
+            self.fields[t].input = Input::new(revoke_default(app, level, selected));
+        }
+    }
+
+    /// Validates every field against the state; says what a submit would do.
+    pub fn check(&self, app: &App) -> Check {
+        let mut errors = vec![None; self.fields.len()];
+        let mut notes = Vec::new();
+        let mut err = |form: &Form, name: &str, e: String| {
+            errors[form.index(name)] = Some(e);
+        };
+        let submit = match self.kind {
+            FormKind::CreateAgent => {
+                let name = self.value("name");
+                if let Some(e) = label_error(app, name, "agent") {
+                    err(self, "name", e);
+                }
+                let orch = self.value("orch_id");
+                if !valid_segment(orch) {
+                    err(self, "orch_id", "letters, digits, '.', '-' and '_'".into());
+                }
+                let task = match self.value("task_id") {
+                    "" => name,
+                    t => t,
+                };
+                if !valid_segment(task) {
+                    err(self, "task_id", "letters, digits, '.', '-' and '_'".into());
+                }
+                let scope = scope_list(self.value("scope"))
+                    .map_err(|e| err(self, "scope", e))
+                    .ok();
+                let ttl = ttl_value(self.value("max_ttl"))
+                    .map_err(|e| err(self, "max_ttl", e))
+                    .ok();
+                if let (Some(sc), Some(ceiling)) =
+                    (&scope, app.app.as_ref().and_then(|a| a.ceiling.as_ref()))
+                {
+                    for s in sc {
+                        match scope::explain_one(s, ceiling) {
+                            scope::Verdict::Covered { by } => {
+                                notes.push(Note::Ok(format!("{s} within the app ceiling ({by})")))
+                            }
+                            scope::Verdict::Denied(d) => notes.push(Note::Warn(format!(
+                                "{s} is outside the app ceiling ({d}) — the broker will refuse"
+                            ))),
+                        }
+                    }
+                }
+                match (scope, ttl) {
+                    (Some(scope), Some(ttl)) => Some(StepKind::Agent {
+                        name: name.to_string(),
+                        orch: orch.to_string(),
+                        task: task.to_string(),
+                        scope,
+                        ttl,
+                    }),
+                    _ => None,
+                }
+            }
+            FormKind::Delegate { from } => {
+                let src = &app.tokens[from];
+                let from_name = app.token_name(from);
+                notes.push(Note::Info(format!(
+                    "from {from_name} (held by {}, depth {}): {}",
+                    app.agents[src.holder].name,
+                    src.depth(),
+                    src.scope().join(", ")
+                )));
+                if src.status_at(unix_now()).is_dead() {
+                    notes.push(Note::Warn(format!(
+                        "{from_name} is {} — the broker will refuse",
+                        src.status_at(unix_now()).word()
+                    )));
+                }
+                if src.depth() >= MAX_DEPTH {
+                    notes.push(Note::Warn(format!(
+                        "{from_name} is at depth {} — the broker stops chains at {MAX_DEPTH}",
+                        src.depth()
+                    )));
+                }
+                let label = self.value("as");
+                if let Some(e) = label_error(app, label, "new token") {
+                    err(self, "as", e);
+                }
+                let scope = scope_list(self.value("scope"))
+                    .map_err(|e| err(self, "scope", e))
+                    .ok();
+                let ttl = ttl_value(self.value("ttl"))
+                    .map_err(|e| err(self, "ttl", e))
+                    .ok();
+                if let Some(sc) = &scope {
+                    for e in scope::explain(sc, src.scope()) {
+                        notes.push(match e.verdict {
+                            scope::Verdict::Covered { by } => {
+                                Note::Ok(format!("{} held (granted by {by})", e.requested))
+                            }
+                            scope::Verdict::Denied(d) => Note::Warn(format!(
+                                "{} not held: {d} — the broker will refuse",
+                                e.requested
+                            )),
+                        });
+                    }
+                }
+                match (scope, ttl) {
+                    (Some(scope), Some(ttl)) => Some(StepKind::Delegate {
+                        from: from_name,
+                        to: self.value("to").to_string(),
+                        scope,
+                        ttl,
+                        label: label.to_string(),
+                    }),
+                    _ => None,
+                }
+            }
+            FormKind::Renew { token } | FormKind::Release { token }
+                if app.tokens[token].status_at(unix_now()).is_dead() =>
+            {
+                let name = app.token_name(token);
+                notes.push(Note::Warn(format!(
+                    "{name} is {} — the broker will refuse",
+                    app.tokens[token].status_at(unix_now()).word()
+                )));
+                if let FormKind::Renew { .. } = self.kind {
+                    Some(StepKind::Renew {
+                        label: name,
+                        new_label: None,
+                    })
+                } else {
+                    Some(StepKind::Release(vec![name]))
+                }
+            }
+            FormKind::Renew { token } => {
+                let name = app.token_name(token);
+                let new_label = self.value("as");
+                if !new_label.is_empty()
+                    && let Some(e) = label_error(app, new_label, "renewed token")
+                {
+                    err(self, "as", e);
+                }
+                notes.push(Note::Info(format!(
+                    "{name} gets a fresh token with the same scope; the broker revokes the old one"
+                )));
+                Some(StepKind::Renew {
+                    label: name,
+                    new_label: (!new_label.is_empty()).then(|| new_label.to_string()),
+                })
+            }
+            FormKind::Release { token } => {
+                let name = app.token_name(token);
+                notes.push(Note::Info(format!(
+                    "{name} is given back: the broker revokes it (delegations made from it live on)"
+                )));
+                Some(StepKind::Release(vec![name]))
+            }
+            FormKind::Revoke { .. } => {
+                let level = LEVELS[self.fields[0].choice % LEVELS.len()];
+                let target = self.value("target");
+                if !app.admin {
+                    notes.push(Note::Warn(
+                        "revoking needs the broker's admin secret: set AGENTWRIT_ADMIN_SECRET"
+                            .into(),
+                    ));
+                }
+                let wire = match level {
+                    RevokeLevel::Token => match app.token(target).and_then(|t| t.claims.as_ref()) {
+                        Some(c) => Ok(c.jti.clone()),
+                        None => Err(format!("no issued token is labelled '{target}'")),
+                    },
+                    RevokeLevel::Agent | RevokeLevel::Chain if target.starts_with("spiffe://") => {
+                        Ok(target.to_string())
+                    }
+                    RevokeLevel::Agent | RevokeLevel::Chain => {
+                        match app.agent_by_name(target).map(|(_, a)| a.agent_id.clone()) {
+                            Some(Some(id)) => Ok(id),
+                            Some(None) => Err(format!("agent '{target}' is not registered")),
+                            None => Err(format!("no agent is named '{target}'")),
+                        }
+                    }
+                    RevokeLevel::Task if valid_segment(target) => Ok(target.to_string()),
+                    RevokeLevel::Task => Err("a task id: letters, digits, '.', '-', '_'".into()),
+                };
+                match wire {
+                    Err(e) => {
+                        err(self, "target", e);
+                        None
+                    }
+                    Ok(wire) => {
+                        let dying = app.would_revoke(level, &wire);
+                        notes.push(if dying.is_empty() {
+                            Note::Info("no live token chainview knows would die".into())
+                        } else {
+                            Note::Warn(format!(
+                                "would kill {} live token{}: {}",
+                                dying.len(),
+                                if dying.len() == 1 { "" } else { "s" },
+                                dying
+                                    .iter()
+                                    .map(|id| app.token_name(*id))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
+                        });
+                        app.admin.then(|| StepKind::Revoke {
+                            level,
+                            target: target.to_string(),
+                        })
+                    }
+                }
+            }
+            FormKind::Import => {
+                let label = self.value("as");
+                if let Some(e) = label_error(app, label, "token") {
+                    err(self, "as", e);
+                }
+                let raw = self.value("token");
+                if raw.is_empty() {
+                    err(self, "token", "paste a token".into());
+                    None
+                } else {
+                    match app.check_import(raw) {
+                        Err(e) => {
+                            err(self, "token", e.to_string());
+                            None
+                        }
+                        Ok(d) => {
+                            let c = &d.claims;
+                            notes.push(Note::Ok(format!(
+                                "{} · depth {} · {}",
+                                app.agent_name(&c.sub).unwrap_or(&c.sub),
+                                c.depth(),
+                                c.scope.join(", ")
+                            )));
+                            let left = c.exp - unix_now();
+                            notes.push(if left > 0 {
+                                Note::Info(format!(
+                                    "expires in {left} s; the broker is asked at once"
+                                ))
+                            } else {
+                                Note::Warn(format!("expired {} s ago", -left))
+                            });
+                            Some(StepKind::Import {
+                                label: label.to_string(),
+                                source: ImportSource::Token(raw.to_string()),
+                            })
+                        }
+                    }
+                }
+            }
+            FormKind::Export => {
+                let path = self.value("file");
+                if path.is_empty() {
+                    err(self, "file", "give a file name".into());
+                }
+                notes.push(Note::Info(format!(
+                    "writes {path} (replay with --script) and {}",
+                    crate::export::json_path(path).display()
+                )));
+                return Check {
+                    submit: errors
+                        .iter()
+                        .all(Option::is_none)
+                        .then(|| Submit::Export(path.to_string())),
+                    errors,
+                    notes,
+                };
+            }
+        };
+        let ok = errors.iter().all(Option::is_none);
+        Check {
+            errors,
+            notes,
+            submit: submit.filter(|_| ok).map(Submit::Step),
+        }
+    }
+}

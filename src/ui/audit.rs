@@ -1,0 +1,152 @@
+//! The audit view (`A`): the broker's audit events, filtered as the user
+//! types (event type, agent, task: substrings; an agent name matches its
+//! SPIFFE id), with the hash chain checked end to end over every event.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
+
+use super::{Theme, fit};
+use crate::app::App;
+use crate::app::view::AuditView;
+use crate::scenario::runner::chain_words;
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut AuditView, t: Theme) {
+    let rect = Rect::new(
+        area.x + 1,
+        area.y + 1,
+        area.width.saturating_sub(2),
+        area.height.saturating_sub(2),
+    );
+    f.render_widget(Clear, rect);
+    let block = Block::bordered()
+        .border_type(BorderType::Thick)
+        .border_style(t.accent())
+        .title(Span::styled(" Audit trail ", t.strong()))
+        .title_bottom(Line::from(Span::styled(
+            " type to filter · Tab next filter · ↑↓ PgUp PgDn scroll · Enter refresh · Esc close ",
+            t.dim(),
+        )));
+    let inner = block.inner(rect);
+    f.render_widget(block, rect);
+    let [filters_a, chain_a, list_a] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Fill(1),
+    ])
+    .areas(inner);
+    // The filter line, with the cursor in the focused filter.
+    let mut spans = Vec::new();
+    let mut x = 0u16;
+    let mut cursor = None;
+    for (i, name) in AuditView::FILTER_NAMES.iter().enumerate() {
+        let focused = i == view.focus;
+        let label = format!("{name}: ");
+        x += label.chars().count() as u16;
+        spans.push(Span::styled(
+            label,
+            if focused { t.accent() } else { t.strong() },
+        ));
+        let v = view.filters[i].value();
+        let shown = if v.is_empty() {
+            "·".to_string()
+        } else {
+            fit(v, 18)
+        };
+        if focused {
+            cursor = Some(x + view.filters[i].visual_cursor().min(18) as u16);
+        }
+        x += shown.chars().count() as u16 + 3;
+        spans.push(Span::styled(
+            shown,
+            if focused { t.selected() } else { t.dim() },
+        ));
+        spans.push(Span::raw("   "));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), filters_a);
+    if let Some(cx) = cursor {
+        f.set_cursor_position(Position::new(filters_a.x + cx, filters_a.y));
+    }
+    let trail = match &app.audit {
+        None => {
+            f.render_widget(
+                Paragraph::new(Span::styled("… fetching the audit trail", t.warn())),
+                chain_a,
+            );
+            return;
+        }
+        Some(Err(e)) => {
+            f.render_widget(
+                Paragraph::new(Span::styled(format!("✗ {e}"), t.bad())),
+                chain_a,
+            );
+            return;
+        }
+        Some(Ok(trail)) => trail,
+    };
+    let filter = view.filter();
+    let shown: Vec<_> = trail
+        .events
+        .iter()
+        .filter(|e| filter.matches(app, e, true))
+        .collect();
+    let (ok, words) = chain_words(trail);
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled(
+                format!("{} hash chain {words}", if ok { "✓" } else { "✗" }),
+                if ok { t.good() } else { t.bad() },
+            ),
+            Span::styled(
+                format!(" · {} of {} events shown", shown.len(), trail.events.len()),
+                t.dim(),
+            ),
+        ])),
+        chain_a,
+    );
+    let h = list_a.height as usize;
+    view.offset = view.offset.min(shown.len().saturating_sub(h));
+    let w = list_a.width as usize;
+    let broken_id = match &trail.chain {
+        Err(crate::broker::types::ChainBreak::BadHash { id, .. })
+        | Err(crate::broker::types::ChainBreak::BadLink { id, .. }) => Some(id.as_str()),
+        Ok(()) => None,
+    };
+    let lines: Vec<Line> = shown
+        .iter()
+        .skip(view.offset)
+        .take(h)
+        .map(|e| {
+            let who = app
+                .agent_name(&e.agent_id)
+                .map(str::to_string)
+                .unwrap_or_else(|| super::short_spiffe(&e.agent_id));
+            let time = e.timestamp.get(11..19).unwrap_or(&e.timestamp);
+            let style = if Some(e.id.as_str()) == broken_id {
+                t.bad()
+            } else if e.outcome == "denied" {
+                t.warn()
+            } else {
+                ratatui::style::Style::new()
+            };
+            let text = format!(
+                "{} {time} {:<32} {:<7} {:<14} {}",
+                e.id,
+                e.event_type,
+                e.outcome,
+                fit(&who, 14),
+                e.detail
+            );
+            Line::from(Span::styled(fit(&text, w), style))
+        })
+        .collect();
+    if lines.is_empty() {
+        f.render_widget(
+            Paragraph::new(Span::styled("no event matches the filters", t.dim())),
+            list_a,
+        );
+    } else {
+        f.render_widget(Paragraph::new(lines), list_a);
+    }
+}

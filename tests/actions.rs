@@ -1,0 +1,570 @@
+//! The explorer's actions (issue: create, delegate, renew, release, revoke,
+//! import, audit, export, live check), driven the way the interactive session
+//! drives them: keys into `View`, the form checked, the step run through the
+//! runner and the worker, the report taken back. Each test runs twice: on
+//! chainview's own embedded broker, and on a broker reached by URL with app
+//! credentials (an embedded one started here, or the broker named by
+//! `AGENTWRIT_CONFORMANCE_URL` + `AGENTWRIT_ADMIN_SECRET`).
+
+use chainview::app::form::{FormStatus, Submit};
+use chainview::app::view::{Action, View};
+use chainview::app::{TokenStatus, unix_now};
+use chainview::broker::BrokerClient;
+use chainview::broker::embedded::{Config, EmbeddedBroker};
+use chainview::broker::types::{CreateAppRequest, DelegateRequest, RevokeLevel};
+use chainview::scenario::replay::Replay;
+use chainview::scenario::{StepKind, parse};
+use chainview::session::Settings;
+use chainview::ui::render_text;
+use chainview::worker::Command;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+const DEPLOY: &str = include_str!("../assets/scenarios/deploy.chainview");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// chainview starts its own embedded broker (`cargo run`).
+    Own,
+    /// `--broker URL` with app credentials and the admin secret.
+    External,
+}
+
+/// A broker reached by URL: the one CI names, or an embedded one started here.
+struct Outside {
+    url: String,
+    admin_secret: String,
+    broker: Option<EmbeddedBroker>,
+}
+
+impl Outside {
+    async fn start(mode: Mode) -> Outside {
+        if mode == Mode::Own {
+            return Outside {
+                url: String::new(),
+                admin_secret: String::new(),
+                broker: None,
+            };
+        }
+        if let (Ok(url), Ok(secret)) = (
+            std::env::var("AGENTWRIT_CONFORMANCE_URL"),
+            std::env::var("AGENTWRIT_ADMIN_SECRET"),
+        ) {
+            return Outside {
+                url,
+                admin_secret: secret,
+                broker: None,
+            };
+        }
+        let b = EmbeddedBroker::start(Config::default()).await.unwrap();
+        Outside {
+            url: b.url(),
+            admin_secret: b.admin_secret().to_string(),
+            broker: Some(b),
+        }
+    }
+
+    async fn admin_token(&self) -> String {
+        BrokerClient::new(&self.url)
+            .unwrap()
+            .admin_auth(&self.admin_secret)
+            .await
+            .unwrap()
+            .access_token
+    }
+
+    /// Settings as a user would give them: a URL, an app of their own, the admin secret.
+    async fn settings(&self) -> Settings {
+        let c = BrokerClient::new(&self.url).unwrap();
+        let n: u64 = rand::random();
+        let app = c
+            .create_app(
+                &self.admin_token().await,
+                &CreateAppRequest {
+                    name: format!("actions-{n:016x}"),
+                    scopes: vec![
+                        "read:config:*".into(),
+                        "read:deploy:*".into(),
+                        "write:deploy:*".into(),
+                    ],
+                    token_ttl: None,
+                },
+            )
+            .await
+            .unwrap();
+        Settings {
+            broker_url: Some(self.url.clone()),
+            client_id: Some(app.client_id),
+            client_secret: app.client_secret,
+            admin_secret: Some(self.admin_secret.clone()),
+            timeout: None,
+        }
+    }
+
+    async fn stop(self) {
+        if let Some(b) = self.broker {
+            b.shutdown().await;
+        }
+    }
+}
+
+fn key(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+/// The deploy scenario up to and including hop 2's refusal (line 12).
+async fn at_hop2(mode: Mode, outside: &Outside) -> (Replay, View) {
+    let script = parse("deploy.chainview", DEPLOY).unwrap();
+    let settings = match mode {
+        Mode::Own => Settings::default(),
+        Mode::External => outside.settings().await,
+    };
+    let mut replay = Replay::start(script, &settings).await.unwrap();
+    let mut view = View::new(Some(replay.script()), true);
+    loop {
+        let r = replay.next().await.unwrap();
+        view.on_report(&replay.app, &r);
+        if r.source.contains("as=hop2") {
+            assert_eq!(r.result.word(), "refused");
+            break;
+        }
+    }
+    (replay, view)
+}
+
+fn screen(replay: &Replay, view: &mut View) -> String {
+    render_text(&replay.app, view, 100, 32, unix_now()).join("\n")
+}
+
+fn type_text(replay: &Replay, view: &mut View, text: &str) {
+    for c in text.chars() {
+        assert_eq!(
+            view.handle_key(&replay.app, key(KeyCode::Char(c))),
+            Action::None
+        );
+    }
+}
+
+fn clear_field(replay: &Replay, view: &mut View) {
+    view.handle_key(&replay.app, key(KeyCode::End));
+    for _ in 0..2000 {
+        view.handle_key(&replay.app, key(KeyCode::Backspace));
+    }
+}
+
+/// Enter on the open form, then what the event loop does with it.
+async fn submit(
+    replay: &mut Replay,
+    view: &mut View,
+) -> Option<chainview::scenario::runner::StepReport> {
+    assert_eq!(
+        view.handle_key(&replay.app, key(KeyCode::Enter)),
+        Action::Submit
+    );
+    match view.take_submit(&replay.app)? {
+        Submit::Step(kind) => {
+            assert_eq!(view.form.as_ref().unwrap().status, FormStatus::Running);
+            let r = replay.act(kind).await;
+            view.on_action(&replay.app, &r);
+            Some(r)
+        }
+        Submit::Export(path) => {
+            let r = chainview::export::write(&replay.app, replay.journal(), &path)
+                .map_err(|e| e.to_string());
+            view.on_export(r);
+            None
+        }
+    }
+}
+
+fn select(replay: &Replay, view: &mut View, label: &str) {
+    let id = replay.app.labels[label];
+    view.select_token(&replay.app, id);
+}
+
+/// Picks `want` in the focused choice field with →.
+fn choose(replay: &Replay, view: &mut View, want: &str) {
+    for _ in 0..20 {
+        let f = view.form.as_ref().unwrap();
+        if f.fields[f.focus].value() == want {
+            return;
+        }
+        view.handle_key(&replay.app, key(KeyCode::Right));
+    }
+    panic!("no choice {want}");
+}
+
+async fn delegate_refused_then_repaired(mode: Mode) {
+    let outside = Outside::start(mode).await;
+    let (mut replay, mut view) = at_hop2(mode, &outside).await;
+    // d on hop1 (the multi-hop case: a delegated token delegates again).
+    select(&replay, &mut view, "hop1");
+    view.handle_key(&replay.app, key(KeyCode::Char('d')));
+    let form = view.form.as_ref().expect("the delegate form opens");
+    assert_eq!(
+        form.value("scope"),
+        "read:config:production,read:deploy:web-service",
+        "prefilled with the holder's scope"
+    );
+    view.handle_key(&replay.app, key(KeyCode::BackTab));
+    choose(&replay, &mut view, "deployer");
+    view.handle_key(&replay.app, key(KeyCode::Tab));
+    clear_field(&replay, &mut view);
+    type_text(&replay, &mut view, "write:deploy:web-service");
+    // Validated as typed: the form already says the broker will refuse.
+    let s = screen(&replay, &mut view);
+    assert!(
+        s.contains("write:deploy:web-service not held: no grant has this action"),
+        "{s}"
+    );
+    // A malformed scope is caught before anything is sent.
+    type_text(&replay, &mut view, ",bogus");
+    assert!(submit(&mut replay, &mut view).await.is_none());
+    let s = screen(&replay, &mut view);
+    assert!(s.contains("✗ bogus:"), "{s}");
+    for _ in 0..6 {
+        view.handle_key(&replay.app, key(KeyCode::Backspace));
+    }
+    // Submitted anyway: the broker's words and what was not held, in place.
+    let r = submit(&mut replay, &mut view).await.unwrap();
+    assert_eq!(r.result.word(), "refused");
+    let s = screen(&replay, &mut view);
+    assert!(
+        s.contains("✗ refused by the broker: 403 scope_violation — \"delegated scope exceeds"),
+        "{s}"
+    );
+    assert!(
+        s.contains("not held: write:deploy:web-service — no grant has this action"),
+        "{s}"
+    );
+    assert!(view.form.is_some(), "a refusal keeps the form open");
+    // The log has the broker's answer.
+    let last = replay.app.log.last().unwrap();
+    assert_eq!(
+        (last.call.path, last.call.status),
+        ("/v1/delegate", Some(403))
+    );
+    // Repaired in place: a scope hop1 holds.
+    clear_field(&replay, &mut view);
+    type_text(&replay, &mut view, "read:config:production");
+    let r = submit(&mut replay, &mut view).await.unwrap();
+    assert_eq!(r.result.word(), "ok", "{r:?}");
+    assert!(view.form.is_none());
+    assert_eq!(
+        view.message.as_deref(),
+        Some("✓ d2 issued to deployer (depth 2)")
+    );
+    let d1 = replay.app.token("d2").unwrap();
+    assert_eq!(d1.status_at(unix_now()), TokenStatus::Valid);
+    assert_eq!(d1.depth(), 2);
+    // The refused attempt and the new token are both in the tree.
+    let s = screen(&replay, &mut view);
+    assert!(s.contains("deployer (d2)"), "{s}");
+    assert_eq!(
+        replay.app.token("d1").unwrap().status_at(unix_now()).word(),
+        "refused"
+    );
+    replay.finish().await;
+    outside.stop().await;
+}
+
+#[tokio::test]
+async fn delegate_form_refused_then_repaired_own_broker() {
+    delegate_refused_then_repaired(Mode::Own).await;
+}
+
+#[tokio::test]
+async fn delegate_form_refused_then_repaired_external_broker() {
+    delegate_refused_then_repaired(Mode::External).await;
+}
+
+async fn create_renew_release_revoke(mode: Mode) {
+    let outside = Outside::start(mode).await;
+    let (mut replay, mut view) = at_hop2(mode, &outside).await;
+    // a: a new agent.
+    view.handle_key(&replay.app, key(KeyCode::Char('a')));
+    assert_eq!(view.form.as_ref().unwrap().value("name"), "agent1");
+    type_text(&replay, &mut view, "read:config:*");
+    let r = submit(&mut replay, &mut view).await.unwrap();
+    assert_eq!(r.result.word(), "ok", "{r:?}");
+    assert!(
+        view.message
+            .as_deref()
+            .unwrap()
+            .starts_with("✓ agent1 registered as spiffe://"),
+        "{:?}",
+        view.message
+    );
+    // A name already taken cannot be submitted.
+    view.handle_key(&replay.app, key(KeyCode::Char('a')));
+    view.handle_key(&replay.app, key(KeyCode::Up));
+    view.handle_key(&replay.app, key(KeyCode::Up));
+    view.handle_key(&replay.app, key(KeyCode::Up));
+    clear_field(&replay, &mut view);
+    type_text(&replay, &mut view, "analyst");
+    assert!(submit(&mut replay, &mut view).await.is_none());
+    assert!(screen(&replay, &mut view).contains("'analyst' is already used"));
+    view.handle_key(&replay.app, key(KeyCode::Esc));
+    assert!(view.form.is_none());
+    // w: renew hop1; the label moves to the new token.
+    select(&replay, &mut view, "hop1");
+    let old = replay.app.labels["hop1"];
+    view.handle_key(&replay.app, key(KeyCode::Char('w')));
+    let r = submit(&mut replay, &mut view).await.unwrap();
+    assert_eq!(r.result.word(), "ok", "{r:?}");
+    assert_eq!(
+        replay.app.tokens[old].status_at(unix_now()),
+        TokenStatus::RenewedAway
+    );
+    let new = replay.app.labels["hop1"];
+    assert_ne!(old, new);
+    // x: release the renewed token.
+    select(&replay, &mut view, "hop1");
+    view.handle_key(&replay.app, key(KeyCode::Char('x')));
+    assert!(screen(&replay, &mut view).contains("Enter confirm"));
+    let r = submit(&mut replay, &mut view).await.unwrap();
+    assert_eq!(r.result.word(), "ok");
+    assert_eq!(
+        replay.app.tokens[new].status_at(unix_now()),
+        TokenStatus::Released
+    );
+    // Renewing a released token: the form warns, the broker refuses, in place.
+    view.handle_key(&replay.app, key(KeyCode::Char('w')));
+    assert!(screen(&replay, &mut view).contains("⚠ hop1 is released — the broker will refuse"));
+    let r = submit(&mut replay, &mut view).await.unwrap();
+    assert_eq!(r.result.word(), "refused");
+    assert!(
+        screen(&replay, &mut view).contains("✗ refused by the broker: 401 unauthorized"),
+        "{}",
+        screen(&replay, &mut view)
+    );
+    view.handle_key(&replay.app, key(KeyCode::Esc));
+    // R: revoke, level agent, target prefilled from the selection.
+    select(&replay, &mut view, "orchestrator");
+    view.handle_key(&replay.app, key(KeyCode::Char('R')));
+    assert_eq!(view.form.as_ref().unwrap().value("target"), "orchestrator");
+    choose(&replay, &mut view, "agent");
+    assert_eq!(view.form.as_ref().unwrap().value("target"), "orchestrator");
+    let s = screen(&replay, &mut view);
+    assert!(s.contains("would kill 1 live token: orchestrator"), "{s}");
+    let r = submit(&mut replay, &mut view).await.unwrap();
+    assert_eq!(r.result.word(), "ok", "{r:?}");
+    assert_eq!(
+        view.message.as_deref(),
+        Some("✓ revoked: 1 token died (orchestrator), 3 live on")
+    );
+    replay.finish().await;
+    outside.stop().await;
+}
+
+#[tokio::test]
+async fn create_renew_release_revoke_own_broker() {
+    create_renew_release_revoke(Mode::Own).await;
+}
+
+#[tokio::test]
+async fn create_renew_release_revoke_external_broker() {
+    create_renew_release_revoke(Mode::External).await;
+}
+
+async fn import_audit_export_live(mode: Mode) {
+    let outside = Outside::start(mode).await;
+    let (mut replay, mut view) = at_hop2(mode, &outside).await;
+    let url = replay.app.broker_url.clone();
+    let client = BrokerClient::new(&url).unwrap();
+    // Another client of the same broker delegates from the orchestrator's
+    // token: a token chainview has never seen.
+    let orch = replay
+        .app
+        .token("orchestrator")
+        .unwrap()
+        .raw
+        .clone()
+        .unwrap();
+    let analyst_id = replay
+        .app
+        .agent_by_name("analyst")
+        .unwrap()
+        .1
+        .agent_id
+        .clone()
+        .unwrap();
+    let elsewhere = client
+        .delegate(
+            &orch,
+            &DelegateRequest {
+                delegate_to: analyst_id.clone(),
+                scope: vec!["read:deploy:web-service".into()],
+                ttl: Some(90),
+            },
+        )
+        .await
+        .unwrap()
+        .access_token;
+    // i: garbage and truncated input are rejected with the reason, not stored.
+    let tokens_before = replay.app.tokens.len();
+    view.handle_key(&replay.app, key(KeyCode::Char('i')));
+    view.handle_paste("hello");
+    assert!(submit(&mut replay, &mut view).await.is_none());
+    let s = screen(&replay, &mut view);
+    assert!(
+        s.contains("✗ not an AgentWrit token: not a JWT: expected 3 dot-separated parts, found 1"),
+        "{s}"
+    );
+    clear_field(&replay, &mut view);
+    view.handle_paste(&elsewhere[..elsewhere.len() - 20]);
+    assert!(submit(&mut replay, &mut view).await.is_none());
+    let s = screen(&replay, &mut view);
+    assert!(s.contains("the token looks truncated"), "{s}");
+    assert_eq!(replay.app.tokens.len(), tokens_before);
+    // The whole token: decoded at once, validated, placed under its delegator.
+    clear_field(&replay, &mut view);
+    view.handle_paste(&format!("{elsewhere}\n"));
+    let s = screen(&replay, &mut view);
+    assert!(
+        s.contains("✓ analyst · depth 1 · read:deploy:web-service"),
+        "{s}"
+    );
+    let r = submit(&mut replay, &mut view).await.unwrap();
+    assert_eq!(r.result.word(), "ok", "{r:?}");
+    assert_eq!(
+        view.message.as_deref(),
+        Some("✓ imported1 imported — the broker says valid")
+    );
+    let imp = replay.app.token("imported1").unwrap();
+    let orch_id = replay.app.labels["orchestrator"];
+    assert_eq!(imp.parent(), Some(orch_id), "under its known delegator");
+    assert!(
+        !screen(&replay, &mut view).contains(&elsewhere),
+        "never shown whole"
+    );
+    // The same token twice is refused.
+    view.handle_key(&replay.app, key(KeyCode::Char('i')));
+    view.handle_paste(&elsewhere);
+    assert!(submit(&mut replay, &mut view).await.is_none());
+    assert!(screen(&replay, &mut view).contains("already known as 'imported1'"));
+    view.handle_key(&replay.app, key(KeyCode::Esc));
+
+    // Live: another client revokes the analyst; the live check notices.
+    let admin = outside_admin(&replay, &outside, mode).await;
+    client
+        .revoke(&admin, RevokeLevel::Agent, &analyst_id)
+        .await
+        .unwrap();
+    let live = replay.app.live_tokens();
+    assert!(live.iter().any(|(id, _)| *id == replay.app.labels["hop1"]));
+    replay.command(Command::Revalidate(live)).await.unwrap();
+    for l in ["hop1", "analyst", "imported1"] {
+        assert_eq!(
+            replay.app.token(l).unwrap().status_at(unix_now()),
+            TokenStatus::Invalid,
+            "{l}"
+        );
+    }
+    assert_eq!(
+        replay
+            .app
+            .token("orchestrator")
+            .unwrap()
+            .status_at(unix_now()),
+        TokenStatus::Valid
+    );
+    let died: Vec<&str> = replay
+        .app
+        .log
+        .iter()
+        .filter_map(|l| l.call.error.as_deref())
+        .filter(|e| e.contains("died elsewhere"))
+        .collect();
+    assert_eq!(died.len(), 3, "{died:?}");
+    // A quiet check adds nothing to the log.
+    let n = replay.app.log.len();
+    let live = replay.app.live_tokens();
+    replay.command(Command::Revalidate(live)).await.unwrap();
+    assert_eq!(replay.app.log.len(), n);
+
+    // A: the audit trail, hash chain checked, filtered as typed.
+    assert_eq!(
+        view.handle_key(&replay.app, key(KeyCode::Char('A'))),
+        Action::FetchAudit
+    );
+    replay.command(Command::Audit).await.unwrap();
+    let s = screen(&replay, &mut view);
+    assert!(s.contains("✓ hash chain verified end to end over"), "{s}");
+    type_text(&replay, &mut view, "attenuation");
+    let s = screen(&replay, &mut view);
+    assert!(s.contains("delegation_attenuation_violation denied"), "{s}");
+    assert!(!s.contains("delegation_created"), "{s}");
+    assert!(s.contains(" 1 of "), "{s}");
+    view.handle_key(&replay.app, key(KeyCode::Esc));
+    assert!(view.audit.is_none());
+
+    // e: export as a scenario and JSON.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("session.chainview");
+    view.handle_key(&replay.app, key(KeyCode::Char('e')));
+    clear_field(&replay, &mut view);
+    type_text(&replay, &mut view, path.to_str().unwrap());
+    assert!(submit(&mut replay, &mut view).await.is_none());
+    assert!(
+        view.message
+            .as_deref()
+            .unwrap()
+            .starts_with("✓ exported to"),
+        "{:?}",
+        view.message
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let script = parse("session.chainview", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(
+        text.contains("import imported1 env=CHAINVIEW_TOKEN_IMPORTED1"),
+        "{text}"
+    );
+    assert!(!text.contains(&elsewhere[..40]), "no token in the scenario");
+    assert!(matches!(
+        script.steps.last().unwrap().kind,
+        StepKind::Import { .. }
+    ));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("session.json")).unwrap())
+            .unwrap();
+    let tokens = json["tokens"].as_array().unwrap();
+    assert!(tokens.iter().any(|t| t["label"] == "imported1"
+        && t["kind"] == "imported"
+        && t["parent"] == "orchestrator"));
+    assert!(!json.to_string().contains(&elsewhere[..40]));
+    assert!(json["log"].as_array().unwrap().len() > 10);
+    replay.finish().await;
+    outside.stop().await;
+}
+
+/// An admin token for "another client" of the broker the replay uses.
+async fn outside_admin(replay: &Replay, outside: &Outside, mode: Mode) -> String {
+    match mode {
+        Mode::External => outside.admin_token().await,
+        Mode::Own => {
+            let secret = replay
+                .target
+                .embedded
+                .as_ref()
+                .unwrap()
+                .admin_secret()
+                .to_string();
+            BrokerClient::new(&replay.app.broker_url)
+                .unwrap()
+                .admin_auth(&secret)
+                .await
+                .unwrap()
+                .access_token
+        }
+    }
+}
+
+#[tokio::test]
+async fn import_audit_export_live_own_broker() {
+    import_audit_export_live(Mode::Own).await;
+}
+
+#[tokio::test]
+async fn import_audit_export_live_external_broker() {
+    import_audit_export_live(Mode::External).await;
+}
