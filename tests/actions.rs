@@ -352,6 +352,38 @@ async fn create_renew_release_revoke(mode: Mode) {
         view.message.as_deref(),
         Some("✓ revoked: 1 token died (orchestrator), 3 live on")
     );
+    // e: the exploration saved as a scenario replays the same answers headless.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("explored.chainview");
+    view.handle_key(&replay.app, key(KeyCode::Char('e')));
+    clear_field(&replay, &mut view);
+    type_text(&replay, &mut view, path.to_str().unwrap());
+    assert!(submit(&mut replay, &mut view).await.is_none());
+    let text = std::fs::read_to_string(&path).unwrap();
+    for line in [
+        "agent agent1 orch=chainview task=agent1 scope=read:config:*",
+        "renew hop1",
+        "release hop1",
+        "revoke agent orchestrator",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+    }
+    if mode == Mode::Own {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_chainview"))
+            .args(["--script", path.to_str().unwrap()])
+            .env_remove("AGENTWRIT_BROKER_URL")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "{out}");
+        assert!(out.contains("✓ agent1 registered as spiffe://"), "{out}");
+        assert!(
+            out.contains("refused by the broker: 401 unauthorized"),
+            "{out}"
+        );
+        assert!(out.contains("† orchestrator (orchestrator) dies"), "{out}");
+    }
     replay.finish().await;
     outside.stop().await;
 }

@@ -343,6 +343,7 @@ async fn no_output_format_contains_a_secret() {
         "escalation.chainview",
         "revocation.chainview",
         "lifecycle.chainview",
+        "audit.chainview",
     ]
     .into_iter()
     .enumerate()

@@ -373,3 +373,158 @@ fn shell_completions_and_version() {
         format!("chainview {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn audit_scenario_counts_events_and_checks_the_hash_chain() {
+    let out = run_bundled("audit.chainview");
+    assert!(out.contains("audit: 4 of "), "{out}");
+    assert!(
+        out.contains("delegation_attenuation_violation denied   analyst"),
+        "{out}"
+    );
+    assert!(out.contains(
+        "✓ 1 matching delegation_attenuation_violation event of 11 (want count=1); hash chain verified end to end over 11 events"
+    ), "{out}");
+    assert!(out.contains("6 expectations: 6 held, 0 failed"), "{out}");
+    // A count that does not hold fails the run (exit 1) and says what was found.
+    let o = chainview(
+        &["--script", "-"],
+        Some(&format!(
+            "{}expect audit token_revoked agent=orchestrator count>=1\n",
+            std::fs::read_to_string(script("audit.chainview")).unwrap()
+        )),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains(
+        "✗ 0 matching token_revoked events of 12 (want count>=1); hash chain verified end to end over 12 events"
+    ), "{}", stdout(&o));
+}
+
+/// `import` reads a token from elsewhere (here: issued by another client of
+/// an external broker), validates it, and later steps can delegate from it.
+#[test]
+fn import_step_from_env_then_delegate_onward_on_an_external_broker() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let broker = rt
+        .block_on(EmbeddedBroker::start(Config::default()))
+        .unwrap();
+    let app = broker
+        .register_app("pipeline", &["read:data:*".to_string()])
+        .unwrap();
+    let secret = app.client_secret.clone().unwrap();
+    let client = chainview::broker::BrokerClient::new(&broker.url()).unwrap();
+    let token = rt.block_on(async {
+        let app_token = client
+            .app_auth(&app.client_id, &secret)
+            .await
+            .unwrap()
+            .access_token;
+        client
+            .create_agent(
+                &app_token,
+                "pipeline",
+                "ingest",
+                &["read:data:x".to_string()],
+                None,
+            )
+            .await
+            .unwrap()
+            .access_token
+    });
+    let text = "import ext env=CHAINVIEW_TOKEN_EXT\n\
+        expect ext valid scope=read:data:x depth=0\n\
+        agent helper orch=pipeline task=help scope=read:data:*\n\
+        delegate ext -> helper scope=read:data:x ttl=30 as=onward\n\
+        expect onward valid depth=1 scope=read:data:x\n\
+        import stale token=eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4IiwiZXhwIjoxLCJqdGkiOiJ5In0.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n\
+        expect stale invalid\n";
+    let env = [
+        ("AGENTWRIT_CLIENT_ID", app.client_id.as_str()),
+        ("AGENTWRIT_CLIENT_SECRET", secret.as_str()),
+        ("CHAINVIEW_TOKEN_EXT", token.as_str()),
+    ];
+    let o = chainview(
+        &["--script", "-", "--broker", &broker.url()],
+        Some(text),
+        &env,
+    );
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(
+        out.contains("✓ ext imported: held by spiffe://agentwrit.local/agent/pipeline/ingest/"),
+        "{out}"
+    );
+    assert!(out.contains("the broker says valid"), "{out}");
+    assert!(
+        out.contains("✓ onward: the broker says valid; depth 1"),
+        "{out}"
+    );
+    assert!(out.contains("✓ stale imported"), "{out}");
+    assert!(out.contains("the broker says invalid"), "{out}");
+    assert!(
+        !out.contains(&token),
+        "the imported token is never printed whole"
+    );
+    rt.block_on(broker.shutdown());
+}
+
+#[test]
+fn import_errors_are_reported_and_the_run_goes_on() {
+    let text = "import a token=garbage\n\
+        import b token=eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4IiwiZXhwIjoxLCJqdGkiOiJ5In0.AAAA\n\
+        import c env=CHAINVIEW_TEST_UNSET_VARIABLE\n\
+        import d file=/nonexistent/chainview.jwt\n\
+        say \"still running\"\n";
+    let o = chainview(&["--script", "-"], Some(text), &[]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    for want in [
+        "✗ could not run: import rejected: not an AgentWrit token: not a JWT: expected 3 dot-separated parts, found 1",
+        "✗ could not run: import rejected: the token looks truncated: signature must be 64 bytes, found 3",
+        "✗ could not run: environment variable CHAINVIEW_TEST_UNSET_VARIABLE is not set",
+        "✗ could not run: cannot read /nonexistent/chainview.jwt",
+        "» still running",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+}
+
+#[test]
+fn malformed_import_and_audit_lines() {
+    for (text, want) in [
+        (
+            "import t\n",
+            "-:1:10: import needs one of token=JWT, env=VARIABLE or file=PATH",
+        ),
+        (
+            "import t env=A file=B\n",
+            "-:1:16: import takes exactly one of token=, env= or file=",
+        ),
+        (
+            "import t tokn=x\n",
+            "-:1:10: unknown option 'tokn=' — did you mean 'token='?",
+        ),
+        (
+            "audit typ=x\n",
+            "-:1:7: unknown option 'typ=' — did you mean 'type='?",
+        ),
+        (
+            "expect audit token_revoked\n",
+            "-:1:28: expect audit needs a count, like count>=1",
+        ),
+        (
+            "expect audit token_revoked count>1\n",
+            "-:1:28: bad count 'count>1': write count>=N, count=N or count<=N",
+        ),
+        (
+            "expect audti x count=1\n",
+            "-:1:8: unknown expectation 'audti' — did you mean 'audit'?",
+        ),
+        ("audit agent=nobody\n", "-:1:13: unknown agent 'nobody'"),
+    ] {
+        let o = chainview(&["--script", "-"], Some(text), &[]);
+        assert_eq!(o.status.code(), Some(2), "{text}");
+        assert!(stderr(&o).contains(want), "{text}: {}", stderr(&o));
+    }
+}

@@ -278,3 +278,67 @@ fn without_a_terminal_the_session_says_so_and_writes_no_escape_codes() {
     );
     assert!(!err.contains('\u{1b}'));
 }
+
+/// Every action form and the audit view, at 80x24, after the deploy
+/// scenario's step 21 (the repaired chain validated).
+#[tokio::test]
+async fn every_form_80x24() {
+    let script = parse("deploy.chainview", DEPLOY).unwrap();
+    let mut replay = Replay::start(script, &Settings::default()).await.unwrap();
+    let mut view = View::new(Some(replay.script()), true);
+    while view.step_pos < 21 {
+        let r = replay.next().await.unwrap();
+        view.on_report(&replay.app, &r);
+    }
+    let hop1 = replay.app.labels["hop1-fixed"];
+    view.select_token(&replay.app, hop1);
+    let mut shots = Vec::new();
+    for (name, k) in [
+        ("a: create an agent", 'a'),
+        ("d: delegate from hop1-fixed", 'd'),
+        ("w: renew hop1-fixed", 'w'),
+        ("x: release hop1-fixed", 'x'),
+        ("R: revoke (token level, prefilled)", 'R'),
+        ("i: import", 'i'),
+        ("e: export", 'e'),
+    ] {
+        view.handle_key(&replay.app, key(KeyCode::Char(k)));
+        assert!(view.form.is_some(), "{name}");
+        shots.push(format!(
+            "── {name}\n{}",
+            render_text(&replay.app, &mut view, 80, 24, unix_now()).join("\n")
+        ));
+        view.handle_key(&replay.app, key(KeyCode::Esc));
+        assert!(view.form.is_none(), "{name}: Esc closes");
+    }
+    // The audit view, fetched through the worker.
+    assert_eq!(
+        view.handle_key(&replay.app, key(KeyCode::Char('A'))),
+        Action::FetchAudit
+    );
+    replay
+        .command(chainview::worker::Command::Audit)
+        .await
+        .unwrap();
+    for c in "delegation_".chars() {
+        view.handle_key(&replay.app, key(KeyCode::Char(c)));
+    }
+    let audit = render_text(&replay.app, &mut view, 120, 30, unix_now()).join("\n");
+    assert!(
+        audit.contains("✓ hash chain verified end to end over"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("delegation_attenuation_violation denied"),
+        "{audit}"
+    );
+    let mut f = filters();
+    f.push((
+        r"chainview-session-\d{8}-\d{6}",
+        "chainview-session-[STAMP]",
+    ));
+    insta::with_settings!({ filters => f }, {
+        insta::assert_snapshot!("every_form_80x24", shots.join("\n\n"));
+    });
+    replay.finish().await;
+}

@@ -551,10 +551,11 @@ impl Parser {
                             "import needs one of token=JWT, env=VARIABLE or file=PATH",
                         ));
                     }
-                    [_, (_, _, col, _), ..] => {
-                        return Err(
-                            self.err(*col, "import takes exactly one of token=, env= or file=")
-                        );
+                    [_, (_, _, _, second), ..] => {
+                        return Err(self.err(
+                            second.col,
+                            "import takes exactly one of token=, env= or file=",
+                        ));
                     }
                 };
                 let label = self.define(t, LabelKind::Token)?;

@@ -165,6 +165,10 @@ mod tests {
                 "life",
                 include_str!("../../assets/scenarios/lifecycle.chainview"),
             ),
+            (
+                "audit",
+                include_str!("../../assets/scenarios/audit.chainview"),
+            ),
         ] {
             let script = parse(name, text).unwrap();
             let written: String = script

@@ -70,7 +70,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, form: &Form, t: Theme) {
             cursor = Some((label_w as u16, lines.len() as u16));
         }
         lines.push(Line::from(vec![name, Span::raw(" "), value]));
-        if let Some(Some(e)) = check.errors.get(i) {
+        // An empty field is not scolded until a submit was tried.
+        let quiet = field.input.value().is_empty()
+            && !field.is_choice()
+            && form.status == FormStatus::Editing;
+        if let Some(Some(e)) = check.errors.get(i)
+            && !quiet
+        {
             lines.push(Line::from(Span::styled(
                 format!("{:w$}✗ {e}", "", w = label_w.saturating_sub(1)),
                 t.bad(),

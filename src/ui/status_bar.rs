@@ -40,13 +40,16 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme) {
             view.steps.len()
         )));
     }
+    // A notice (an action's result, a hint) comes before the broker and
+    // app, which are the first to be cut on a narrow terminal.
+    if let Some(m) = &view.message {
+        spans.push(Span::styled(" │ ", t.dim()));
+        let room = (area.width as usize).saturating_sub(40).max(30);
+        spans.push(Span::styled(fit(m, room), t.warn()));
+    }
     spans.push(Span::styled(" │ ", t.dim()));
     spans.push(Span::raw(broker));
     spans.push(Span::styled(" │ ", t.dim()));
     spans.push(Span::raw(format!("app {app_part}")));
-    if let Some(m) = &view.message {
-        spans.push(Span::styled(" │ ", t.dim()));
-        spans.push(Span::styled(fit(m, 60), t.warn()));
-    }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
