@@ -1,19 +1,25 @@
 //! Rendering benchmarks (criterion), on a TestBackend:
 //!
 //! * a probe keystroke recomputed and the whole frame drawn, with 10,000 tokens;
-//! * a whole frame with 1,000 agents, each with a delegation chain of depth 5.
+//! * a whole frame with 1,000 agents, each with a delegation chain of depth 5;
+//! * a keystroke in the delegate form and in the revoke form (which predicts
+//!   the dying tokens over all 10,000) with the whole frame drawn;
+//! * folding a live check's 10,000 answers into the state.
 //!
 //!     cargo bench --bench render
 
 use std::hint::black_box;
 
+use std::time::Duration;
+
+use chainview::app::form::FormKind;
 use chainview::app::view::{Focus, View};
 use chainview::app::{App, unix_now};
 use chainview::broker::client::Agent;
-use chainview::broker::types::DelegateResponse;
+use chainview::broker::types::{DelegateResponse, ValidateResponse};
 use chainview::jwt::{self, Claims, DelegRecord};
 use chainview::ui::{self, ProbeCache};
-use chainview::worker::{Event, Outcome};
+use chainview::worker::{Call, Event, Outcome};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
 use ratatui::Terminal;
@@ -125,6 +131,69 @@ fn bench(c: &mut Criterion) {
                 .expect("draw");
             black_box(cache.permits);
         })
+    });
+
+    // The delegate form from a depth-2 token, a scope typed: checked + frame.
+    view.focus = Focus::Tree;
+    let scopes = ["read:config:svc-2", "write:deploy:svc-2,read:config:svc-9"];
+    view.open_form(&app, FormKind::Delegate { from: 5_002 });
+    assert!(view.form.is_some());
+    c.bench_function("delegate form keystroke + frame, 10,000 tokens (120x40)", |b| {
+        b.iter(|| {
+            i += 1;
+            if let Some(f) = view.form.as_mut() {
+                f.fields[1].input = tui_input::Input::new(scopes[i % 2].to_string());
+            }
+            term.draw(|f| ui::draw(f, &app, &mut view, &mut cache, now))
+                .expect("draw");
+        })
+    });
+    view.form = None;
+    view.open_form(&app, FormKind::Revoke { selected: Some(5_000) });
+    let targets = ["agent-1000", "agent-1001"];
+    c.bench_function("revoke form keystroke + frame, 10,000 tokens (120x40)", |b| {
+        b.iter(|| {
+            i += 1;
+            if let Some(f) = view.form.as_mut() {
+                f.fields[0].choice = 1; // agent level
+                f.fields[1].input = tui_input::Input::new(targets[i % 2].to_string());
+            }
+            term.draw(|f| ui::draw(f, &app, &mut view, &mut cache, now))
+                .expect("draw");
+        })
+    });
+
+    // A live check's answers (all still valid) folded into the state.
+    let mut live_app = synthetic(2000, 4);
+    let answers: Vec<_> = live_app
+        .live_tokens()
+        .into_iter()
+        .map(|(id, _)| {
+            (
+                id,
+                Call {
+                    method: "POST",
+                    path: "/v1/token/validate",
+                    status: Some(200),
+                    latency: Duration::from_micros(300),
+                    error: None,
+                },
+                Ok(ValidateResponse {
+                    valid: true,
+                    claims: None,
+                    error: None,
+                }),
+            )
+        })
+        .collect();
+    assert_eq!(answers.len(), 10_000);
+    let ev = Event {
+        request: 1,
+        calls: vec![],
+        outcome: Outcome::Revalidated(answers),
+    };
+    c.bench_function("live check: fold 10,000 answers", |b| {
+        b.iter(|| live_app.apply(black_box(&ev)))
     });
 
     // 1,000 agents with chains of depth 5.

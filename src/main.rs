@@ -36,6 +36,11 @@ ENVIRONMENT:
   CHAINVIEW_LOG_FILE       the log file (default: chainview.log in the temporary directory)
   NO_COLOR                 draw without colors (every state also has a symbol)
 
+KEYS (interactive; ? shows them all):
+  n/Space next step · b back · r restart · / probe · v validate · t reveal token
+  a create agent · d delegate · w renew · x release · R revoke · i import a JWT
+  A audit trail · e export as scenario + JSON · Tab focus · q quit
+
 EXIT CODES (--script):
   0  every step ran and every expectation held
   1  an expectation failed (or a step could not run)
@@ -59,16 +64,17 @@ struct Cli {
     /// With --script: print whole tokens in the transcript instead of their first 12 characters.
     #[arg(long, requires = "script")]
     reveal_secrets: bool,
-    /// Broker URL; without it chainview starts its embedded broker on 127.0.0.1.
-    #[arg(long, env = "AGENTWRIT_BROKER_URL", value_name = "URL")]
+    /// Broker to explore (interactive and --script); without it chainview starts its embedded broker on 127.0.0.1.
+    #[arg(long, global = true, env = "AGENTWRIT_BROKER_URL", value_name = "URL")]
     broker: Option<String>,
     /// Seconds to wait for any one broker answer.
-    #[arg(long, default_value_t = 10.0, value_name = "SECS", value_parser = parse_timeout)]
+    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS", value_parser = parse_timeout)]
     timeout: f64,
     /// Interactive: ask the broker about every live token this often, so tokens
     /// that died elsewhere (revoked by another client, expired) show up; 0 turns it off.
     #[arg(
         long,
+        global = true,
         env = "CHAINVIEW_REVALIDATE",
         default_value_t = 5.0,
         value_name = "SECS",

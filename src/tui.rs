@@ -136,9 +136,14 @@ impl Session {
 
     /// The live check: asks the broker about every token it believes alive.
     pub fn revalidate(&mut self) {
+        // One at a time: a new check waits until the last one is answered.
+        if self.app.live_pending {
+            return;
+        }
         let live = self.app.live_tokens();
         if !live.is_empty() {
             self.worker.send(Command::Revalidate(live));
+            self.app.live_pending = true;
         }
     }
 

@@ -76,6 +76,9 @@ pub enum Command {
     Revalidate(Vec<(TokenId, Secret)>),
 }
 
+/// How many `validate` calls one live check keeps in flight.
+const LIVE_CONCURRENCY: usize = 8;
+
 /// Audit pages are fetched this many events at a time (the broker's maximum).
 const AUDIT_PAGE: i64 = 1000;
 /// At most this many audit events are fetched for one view.
@@ -543,7 +546,8 @@ impl Worker {
             }
             Command::Audit => Outcome::Audit(self.audit(calls).await),
             Command::Revalidate(tokens) => {
-                let checks = tokens.into_iter().map(|(token, raw)| async move {
+                use futures::StreamExt;
+                let checks = futures::stream::iter(tokens).map(|(token, raw)| async move {
                     let mut one = Vec::new();
                     let r = timed(
                         &mut one,
@@ -555,7 +559,8 @@ impl Worker {
                     .await;
                     (token, one.pop(), r)
                 });
-                let answers = futures::future::join_all(checks).await;
+                // A bounded number at a time: a live check must not flood the broker.
+                let answers: Vec<_> = checks.buffer_unordered(LIVE_CONCURRENCY).collect().await;
                 Outcome::Revalidated(
                     answers
                         .into_iter()

@@ -21,6 +21,8 @@ struct Term {
     parser: Arc<Mutex<vt100::Parser>>,
     raw: Arc<Mutex<Vec<u8>>>,
     writer: Box<dyn Write + Send>,
+    /// Kept open while the child uses the terminal.
+    _master: Box<dyn portable_pty::MasterPty + Send>,
 }
 
 impl Term {
@@ -57,54 +59,102 @@ impl Term {
     }
 }
 
+impl Term {
+    /// Starts chainview with `args` in a pseudo-terminal.
+    fn spawn(
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Term, Box<dyn portable_pty::Child + Send + Sync>) {
+        let pty = native_pty_system();
+        let pair = pty
+            .openpty(PtySize {
+                rows: ROWS,
+                cols: COLS,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("a pseudo-terminal");
+        let mut cmd = CommandBuilder::new(BIN);
+        cmd.args(args);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("NO_COLOR", "1");
+        for v in [
+            "AGENTWRIT_BROKER_URL",
+            "AGENTWRIT_CLIENT_ID",
+            "AGENTWRIT_CLIENT_SECRET",
+            "AGENTWRIT_ADMIN_SECRET",
+            "CHAINVIEW_REVALIDATE",
+        ] {
+            cmd.env_remove(v);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = pair.slave.spawn_command(cmd).expect("chainview starts");
+        drop(pair.slave);
+        let size = |n: u16| std::num::NonZeroU16::new(n).expect("non-zero");
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(size(ROWS), size(COLS), 0)));
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        {
+            let (parser, raw) = (parser.clone(), raw.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    parser.lock().unwrap().process(&buf[..n]);
+                    raw.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        let t = Term {
+            parser,
+            raw,
+            writer: pair.master.take_writer().unwrap(),
+            _master: pair.master,
+        };
+        (t, child)
+    }
+
+    /// Presses q and checks chainview exits 0 with the terminal restored.
+    fn quit_and_check_restored(&mut self, child: &mut Box<dyn portable_pty::Child + Send + Sync>) {
+        self.keys("q");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if start.elapsed() > WAIT {
+                let _ = child.kill();
+                panic!("chainview did not exit after q:\n{}", self.screen());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "exit status {status:?}");
+        // Let the reader drain what was written last.
+        std::thread::sleep(Duration::from_millis(200));
+        let screen = self.parser.lock().unwrap().screen().clone();
+        assert!(!screen.alternate_screen(), "still on the alternate screen");
+        assert!(!screen.hide_cursor(), "the cursor is still hidden");
+        let raw = self.raw.lock().unwrap();
+        let out = String::from_utf8_lossy(&raw);
+        let last = |seq: &str| out.rfind(seq);
+        for (on, off) in [
+            ("\x1b[?1049h", "\x1b[?1049l"), // alternate screen
+            ("\x1b[?1000h", "\x1b[?1000l"), // mouse
+            ("\x1b[?2004h", "\x1b[?2004l"), // bracketed paste
+        ] {
+            assert!(last(on).is_some(), "{on:?} never sent");
+            assert!(last(off) > last(on), "{off:?} not sent after {on:?}");
+        }
+    }
+}
+
 #[test]
 fn demo_in_a_real_terminal() {
-    let pty = native_pty_system();
-    let pair = pty
-        .openpty(PtySize {
-            rows: ROWS,
-            cols: COLS,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .expect("a pseudo-terminal");
-    let mut cmd = CommandBuilder::new(BIN);
-    cmd.arg("demo");
-    cmd.env("TERM", "xterm-256color");
-    cmd.env("NO_COLOR", "1");
-    for v in [
-        "AGENTWRIT_BROKER_URL",
-        "AGENTWRIT_CLIENT_ID",
-        "AGENTWRIT_CLIENT_SECRET",
-        "AGENTWRIT_ADMIN_SECRET",
-    ] {
-        cmd.env_remove(v);
-    }
-    let mut child = pair.slave.spawn_command(cmd).expect("chainview starts");
-    drop(pair.slave);
-    let size = |n: u16| std::num::NonZeroU16::new(n).expect("non-zero");
-    let parser = Arc::new(Mutex::new(vt100::Parser::new(size(ROWS), size(COLS), 0)));
-    let raw = Arc::new(Mutex::new(Vec::new()));
-    let mut reader = pair.master.try_clone_reader().unwrap();
-    {
-        let (parser, raw) = (parser.clone(), raw.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                parser.lock().unwrap().process(&buf[..n]);
-                raw.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-    }
-    let mut t = Term {
-        parser,
-        raw,
-        writer: pair.master.take_writer().unwrap(),
-    };
-
+    let (mut t, mut child) = Term::spawn(&["demo"], &[]);
     // The first screen: the deploy scenario loaded, the app set up.
     t.wait_for("CI/CD deployment runner");
     t.wait_for("step 2/40");
@@ -155,33 +205,59 @@ fn demo_in_a_real_terminal() {
     assert!(s.contains("deployer (d1)"), "{s}");
 
     // Quit, and the terminal is restored.
-    t.keys("q");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > WAIT {
-            let _ = child.kill();
-            panic!("chainview did not exit after q:\n{}", t.screen());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "exit status {status:?}");
-    // Let the reader drain what was written last.
-    std::thread::sleep(Duration::from_millis(200));
-    let screen = t.parser.lock().unwrap().screen().clone();
-    assert!(!screen.alternate_screen(), "still on the alternate screen");
-    assert!(!screen.hide_cursor(), "the cursor is still hidden");
-    let raw = t.raw.lock().unwrap();
-    let out = String::from_utf8_lossy(&raw);
-    let last = |seq: &str| out.rfind(seq);
-    for (on, off) in [
-        ("\x1b[?1049h", "\x1b[?1049l"), // alternate screen
-        ("\x1b[?1000h", "\x1b[?1000l"), // mouse
-        ("\x1b[?2004h", "\x1b[?2004l"), // bracketed paste
-    ] {
-        assert!(last(on).is_some(), "{on:?} never sent");
-        assert!(last(off) > last(on), "{off:?} not sent after {on:?}");
+    t.quit_and_check_restored(&mut child);
+}
+
+/// The live check in a real terminal, on a broker reached by URL: another
+/// client revokes the analyst's task, and chainview shows the analyst's
+/// token dead without any key being pressed.
+#[test]
+fn live_check_shows_a_revocation_made_elsewhere() {
+    use chainview::broker::BrokerClient;
+    use chainview::broker::embedded::{Config, EmbeddedBroker};
+    use chainview::broker::types::RevokeLevel;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let broker = rt
+        .block_on(EmbeddedBroker::start(Config::default()))
+        .unwrap();
+    let app = broker
+        .register_app(
+            "pty-live",
+            &["read:config:*", "read:deploy:*", "write:deploy:*"].map(String::from),
+        )
+        .unwrap();
+    let url = broker.url();
+    let secret = app.client_secret.clone().unwrap();
+    let (mut t, mut child) = Term::spawn(
+        &["demo", "--broker", &url],
+        &[
+            ("AGENTWRIT_CLIENT_ID", &app.client_id),
+            ("AGENTWRIT_CLIENT_SECRET", &secret),
+            ("AGENTWRIT_ADMIN_SECRET", broker.admin_secret()),
+            ("CHAINVIEW_REVALIDATE", "1"),
+        ],
+    );
+    t.wait_for("step 2/40");
+    for step in 3..=6 {
+        t.keys("n");
+        t.wait_for(&format!("step {step}/40"));
     }
+    t.wait_for("✓ analyst valid");
+    // Another client of the same broker revokes the analyst's task.
+    rt.block_on(async {
+        let c = BrokerClient::new(&url).unwrap();
+        let admin = c
+            .admin_auth(broker.admin_secret())
+            .await
+            .unwrap()
+            .access_token;
+        c.revoke(&admin, RevokeLevel::Task, "review-v2.4.1")
+            .await
+            .unwrap();
+    });
+    // No key pressed: the live check finds it.
+    let s = t.wait_for("analyst invalid");
+    assert!(s.contains("✓ orchestrator valid"), "{s}");
+    t.quit_and_check_restored(&mut child);
+    rt.block_on(broker.shutdown());
 }

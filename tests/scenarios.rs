@@ -367,6 +367,30 @@ fn shell_completions_and_version() {
     }
     let o = chainview(&["completions", "nosh"], None, &[]);
     assert_eq!(o.status.code(), Some(2));
+    // --help names every flag and environment variable, and the action keys.
+    let help = stdout(&chainview(&["--help"], None, &[]));
+    for want in [
+        "--script",
+        "--format",
+        "--frames",
+        "--reveal-secrets",
+        "--broker",
+        "--timeout",
+        "--revalidate",
+        "AGENTWRIT_BROKER_URL",
+        "AGENTWRIT_CLIENT_ID",
+        "AGENTWRIT_CLIENT_SECRET",
+        "AGENTWRIT_ADMIN_SECRET",
+        "CHAINVIEW_REVALIDATE",
+        "CHAINVIEW_TOKEN_<LABEL>",
+        "CHAINVIEW_LOG",
+        "CHAINVIEW_LOG_FILE",
+        "NO_COLOR",
+        "a create agent · d delegate · w renew · x release · R revoke · i import a JWT",
+        "A audit trail · e export as scenario + JSON",
+    ] {
+        assert!(help.contains(want), "--help lacks {want}");
+    }
     let o = chainview(&["--version"], None, &[]);
     assert_eq!(
         stdout(&o).trim(),

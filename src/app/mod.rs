@@ -281,6 +281,8 @@ pub struct App {
     pub audit: Option<Result<AuditTrail, String>>,
     /// When the live check last asked the broker about every live token.
     pub revalidated_at: Option<i64>,
+    /// A live check was sent and its answer has not arrived yet.
+    pub live_pending: bool,
 }
 
 impl App {
@@ -676,6 +678,7 @@ impl App {
             }
             Outcome::Revalidated(answers) => {
                 self.revalidated_at = Some(now);
+                self.live_pending = false;
                 for (id, call, r) in answers {
                     let Some(t) = self.tokens.get_mut(*id) else {
                         continue;
