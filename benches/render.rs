@@ -138,30 +138,41 @@ fn bench(c: &mut Criterion) {
     let scopes = ["read:config:svc-2", "write:deploy:svc-2,read:config:svc-9"];
     view.open_form(&app, FormKind::Delegate { from: 5_002 });
     assert!(view.form.is_some());
-    c.bench_function("delegate form keystroke + frame, 10,000 tokens (120x40)", |b| {
-        b.iter(|| {
-            i += 1;
-            if let Some(f) = view.form.as_mut() {
-                f.fields[1].input = tui_input::Input::new(scopes[i % 2].to_string());
-            }
-            term.draw(|f| ui::draw(f, &app, &mut view, &mut cache, now))
-                .expect("draw");
-        })
-    });
+    c.bench_function(
+        "delegate form keystroke + frame, 10,000 tokens (120x40)",
+        |b| {
+            b.iter(|| {
+                i += 1;
+                if let Some(f) = view.form.as_mut() {
+                    f.fields[1].input = tui_input::Input::new(scopes[i % 2].to_string());
+                }
+                term.draw(|f| ui::draw(f, &app, &mut view, &mut cache, now))
+                    .expect("draw");
+            })
+        },
+    );
     view.form = None;
-    view.open_form(&app, FormKind::Revoke { selected: Some(5_000) });
+    view.open_form(
+        &app,
+        FormKind::Revoke {
+            selected: Some(5_000),
+        },
+    );
     let targets = ["agent-1000", "agent-1001"];
-    c.bench_function("revoke form keystroke + frame, 10,000 tokens (120x40)", |b| {
-        b.iter(|| {
-            i += 1;
-            if let Some(f) = view.form.as_mut() {
-                f.fields[0].choice = 1; // agent level
-                f.fields[1].input = tui_input::Input::new(targets[i % 2].to_string());
-            }
-            term.draw(|f| ui::draw(f, &app, &mut view, &mut cache, now))
-                .expect("draw");
-        })
-    });
+    c.bench_function(
+        "revoke form keystroke + frame, 10,000 tokens (120x40)",
+        |b| {
+            b.iter(|| {
+                i += 1;
+                if let Some(f) = view.form.as_mut() {
+                    f.fields[0].choice = 1; // agent level
+                    f.fields[1].input = tui_input::Input::new(targets[i % 2].to_string());
+                }
+                term.draw(|f| ui::draw(f, &app, &mut view, &mut cache, now))
+                    .expect("draw");
+            })
+        },
+    );
 
     // A live check's answers (all still valid) folded into the state.
     let mut live_app = synthetic(2000, 4);

@@ -469,6 +469,62 @@ async fn import_audit_export_live(mode: Mode) {
         !screen(&replay, &mut view).contains(&elsewhere),
         "never shown whole"
     );
+    // A token whose delegator chainview has never seen: an orphan chain with
+    // its recorded hops.
+    let admin = outside_admin(&replay, &outside, mode).await;
+    let stranger = {
+        let n: u64 = rand::random();
+        let app = client
+            .create_app(
+                &admin,
+                &CreateAppRequest {
+                    name: format!("stranger-{n:016x}"),
+                    scopes: vec!["read:deploy:*".into()],
+                    token_ttl: None,
+                },
+            )
+            .await
+            .unwrap();
+        let app_token = client
+            .app_auth(&app.client_id, app.client_secret.as_deref().unwrap())
+            .await
+            .unwrap()
+            .access_token;
+        let agent = client
+            .create_agent(
+                &app_token,
+                "elsewhere",
+                "stranger",
+                &["read:deploy:*".into()],
+                None,
+            )
+            .await
+            .unwrap();
+        client
+            .delegate(
+                &agent.access_token,
+                &DelegateRequest {
+                    delegate_to: analyst_id.clone(),
+                    scope: vec!["read:deploy:api".into()],
+                    ttl: Some(90),
+                },
+            )
+            .await
+            .unwrap()
+            .access_token
+    };
+    view.handle_key(&replay.app, key(KeyCode::Char('i')));
+    view.handle_paste(&stranger);
+    let r = submit(&mut replay, &mut view).await.unwrap();
+    assert_eq!(r.result.word(), "ok", "{r:?}");
+    let orphan = replay.app.token("imported2").unwrap();
+    assert_eq!(orphan.parent(), None);
+    assert_eq!(orphan.depth(), 1);
+    let s = screen(&replay, &mut view);
+    assert!(
+        s.contains("analyst (imported2)") && s.contains("imported · orphan chain stranger/"),
+        "{s}"
+    );
     // The same token twice is refused.
     view.handle_key(&replay.app, key(KeyCode::Char('i')));
     view.handle_paste(&elsewhere);
@@ -485,7 +541,7 @@ async fn import_audit_export_live(mode: Mode) {
     let live = replay.app.live_tokens();
     assert!(live.iter().any(|(id, _)| *id == replay.app.labels["hop1"]));
     replay.command(Command::Revalidate(live)).await.unwrap();
-    for l in ["hop1", "analyst", "imported1"] {
+    for l in ["hop1", "analyst", "imported1", "imported2"] {
         assert_eq!(
             replay.app.token(l).unwrap().status_at(unix_now()),
             TokenStatus::Invalid,
@@ -507,7 +563,7 @@ async fn import_audit_export_live(mode: Mode) {
         .filter_map(|l| l.call.error.as_deref())
         .filter(|e| e.contains("died elsewhere"))
         .collect();
-    assert_eq!(died.len(), 3, "{died:?}");
+    assert_eq!(died.len(), 4, "{died:?}");
     // A quiet check adds nothing to the log.
     let n = replay.app.log.len();
     let live = replay.app.live_tokens();

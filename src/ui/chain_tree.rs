@@ -10,7 +10,7 @@ use ratatui::widgets::Paragraph;
 
 use super::{Theme, hint, pane, status_symbol, ttl_text};
 use crate::app::view::{Focus, View};
-use crate::app::{App, TokenId, TokenStatus};
+use crate::app::{App, TokenId, TokenKind, TokenStatus};
 use crate::scope::{self, Fate};
 
 /// One node: a head line (status, holder, label, TTL, depth, what this hop
@@ -56,6 +56,21 @@ pub fn node_text(app: &App, id: TokenId, t: Theme, now: i64) -> Text<'static> {
         )),
     }
     head.push(Span::styled(format!(" d{}", tok.depth()), t.dim()));
+    if let TokenKind::Imported { parent } = tok.kind {
+        head.push(Span::styled(" imported", t.accent()));
+        if parent.is_none() && tok.depth() > 0 {
+            // An orphan: its recorded hops, root first, since no known token is its parent.
+            let hops: Vec<String> = app
+                .chain(id)
+                .into_iter()
+                .map(|h| super::short_spiffe(&h.who))
+                .collect();
+            head.push(Span::styled(
+                format!(" · orphan chain {}", hops.join(" → ")),
+                t.warn(),
+            ));
+        }
+    }
     if let Some(p) = tok.parent() {
         let dropped: Vec<String> = scope::attenuation(app.tokens[p].scope(), tok.scope())
             .into_iter()
