@@ -582,7 +582,16 @@ async fn import_audit_export_live(mode: Mode) {
     let s = screen(&replay, &mut view);
     assert!(s.contains("delegation_attenuation_violation denied"), "{s}");
     assert!(!s.contains("delegation_created"), "{s}");
+    // An agent name matches that agent's SPIFFE id: this run's analyst only
+    // (a shared external broker holds other runs' events too).
+    view.handle_key(&replay.app, key(KeyCode::Tab));
+    type_text(&replay, &mut view, "analyst");
+    let s = screen(&replay, &mut view);
     assert!(s.contains(" 1 of "), "{s}");
+    assert!(
+        s.contains("delegation_attenuation_violation denied  analyst"),
+        "{s}"
+    );
     view.handle_key(&replay.app, key(KeyCode::Esc));
     assert!(view.audit.is_none());
 

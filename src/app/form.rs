@@ -636,3 +636,103 @@ impl Form {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app_with_agent(admin: bool) -> App {
+        let mut app = App::new("http://127.0.0.1:1", false, None);
+        app.admin = admin;
+        app.begin_agent("analyst", "o", "t", &["read:x:*".into()], None);
+        app
+    }
+
+    #[test]
+    fn revoke_without_the_admin_secret_says_so_and_sends_nothing() {
+        let app = app_with_agent(false);
+        let mut f = Form::open(&app, FormKind::Revoke { selected: Some(0) }).unwrap();
+        f.fields[0].choice = 2; // task
+        f.fields[1].input = Input::new("t".into());
+        let c = f.check(&app);
+        assert_eq!(c.submit, None);
+        assert!(c.notes.contains(&Note::Warn(
+            "revoking needs the broker's admin secret: set AGENTWRIT_ADMIN_SECRET".into()
+        )));
+        let app = app_with_agent(true);
+        let c = f.check(&app);
+        assert_eq!(
+            c.submit,
+            Some(Submit::Step(StepKind::Revoke {
+                level: RevokeLevel::Task,
+                target: "t".into()
+            }))
+        );
+    }
+
+    #[test]
+    fn create_agent_fields_are_checked_as_typed() {
+        let app = app_with_agent(true);
+        let mut f = Form::open(&app, FormKind::CreateAgent).unwrap();
+        let set = |f: &mut Form, name: &str, v: &str| {
+            let i = f.index(name);
+            f.fields[i].input = Input::new(v.into());
+        };
+        set(&mut f, "name", "analyst");
+        set(&mut f, "scope", "read:x, bad");
+        set(&mut f, "max_ttl", "-3");
+        set(&mut f, "orch_id", "a/b");
+        let c = f.check(&app);
+        assert_eq!(c.submit, None);
+        let err = |name: &str| c.errors[f.index(name)].clone().unwrap_or_default();
+        assert_eq!(err("name"), "'analyst' is already used");
+        assert!(err("scope").starts_with("read:x: "), "{}", err("scope"));
+        assert_eq!(
+            err("max_ttl"),
+            "a positive whole number of seconds, not '-3'"
+        );
+        assert_eq!(err("orch_id"), "letters, digits, '.', '-' and '_'");
+        set(&mut f, "name", "scout");
+        set(&mut f, "scope", "read:x:a , read:y:*");
+        set(&mut f, "max_ttl", "");
+        set(&mut f, "orch_id", "o");
+        assert_eq!(
+            f.check(&app).submit,
+            Some(Submit::Step(StepKind::Agent {
+                name: "scout".into(),
+                orch: "o".into(),
+                task: "scout".into(),
+                scope: vec!["read:x:a".into(), "read:y:*".into()],
+                ttl: None,
+            }))
+        );
+    }
+
+    #[test]
+    fn actions_on_nothing_selected_do_not_open() {
+        let app = App::new("http://127.0.0.1:1", false, None);
+        assert_eq!(
+            Form::open(&app, FormKind::Delegate { from: 3 }).err(),
+            Some("select a token first".into())
+        );
+        // A pending registration holds no token yet.
+        let app = app_with_agent(true);
+        assert_eq!(
+            Form::open(&app, FormKind::Release { token: 0 }).err(),
+            Some("analyst holds no token to release".into())
+        );
+    }
+
+    #[test]
+    fn import_rejects_garbage_at_once() {
+        let app = app_with_agent(true);
+        let mut f = Form::open(&app, FormKind::Import).unwrap();
+        f.fields[1].input = Input::new("a.b".into());
+        let c = f.check(&app);
+        assert_eq!(c.submit, None);
+        assert_eq!(
+            c.errors[1].as_deref(),
+            Some("not an AgentWrit token: not a JWT: expected 3 dot-separated parts, found 2")
+        );
+    }
+}
