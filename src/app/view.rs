@@ -89,6 +89,7 @@ pub struct AuditView {
     /// Event type, agent, task — each matched as a substring.
     pub filters: [Input; 3],
     pub focus: usize,
+    /// The selected event among those shown (its whole detail is shown below).
     pub offset: usize,
 }
 

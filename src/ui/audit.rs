@@ -25,15 +25,16 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut AuditView, t: Theme
         .border_style(t.accent())
         .title(Span::styled(" Audit trail ", t.strong()))
         .title_bottom(Line::from(Span::styled(
-            " type to filter · Tab next filter · ↑↓ PgUp PgDn scroll · Enter refresh · Esc close ",
+            " type to filter · Tab next filter · ↑↓ PgUp PgDn select · Enter refresh · Esc close ",
             t.dim(),
         )));
     let inner = block.inner(rect);
     f.render_widget(block, rect);
-    let [filters_a, chain_a, list_a] = Layout::vertical([
+    let [filters_a, chain_a, list_a, detail_a] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Fill(1),
+        Constraint::Length(6),
     ])
     .areas(inner);
     // The filter line, with the cursor in the focused filter.
@@ -105,8 +106,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut AuditView, t: Theme
         ])),
         chain_a,
     );
-    let h = list_a.height as usize;
-    view.offset = view.offset.min(shown.len().saturating_sub(h));
+    let h = (list_a.height as usize).max(1);
+    // `offset` is the selected event; the list scrolls to keep it visible.
+    view.offset = view.offset.min(shown.len().saturating_sub(1));
+    let first = view.offset.saturating_sub(h - 1);
     let w = list_a.width as usize;
     let broken_id = match &trail.chain {
         Err(crate::broker::types::ChainBreak::BadHash { id, .. })
@@ -115,9 +118,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut AuditView, t: Theme
     };
     let lines: Vec<Line> = shown
         .iter()
-        .skip(view.offset)
+        .enumerate()
+        .skip(first)
         .take(h)
-        .map(|e| {
+        .map(|(i, e)| {
             let who = app
                 .agent_name(&e.agent_id)
                 .map(str::to_string)
@@ -138,9 +142,50 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut AuditView, t: Theme
                 fit(&who, 14),
                 e.detail
             );
+            let style = if i == view.offset {
+                style.patch(t.selected())
+            } else {
+                style
+            };
             Line::from(Span::styled(fit(&text, w), style))
         })
         .collect();
+    // The selected event whole: who, when, the full detail, its hash link.
+    if let Some(e) = shown.get(view.offset) {
+        let mut d = vec![Line::from(Span::styled(
+            format!(
+                "{} · {} · {} {} · agent {} · task {}",
+                e.id,
+                e.timestamp,
+                e.event_type,
+                e.outcome,
+                if e.agent_id.is_empty() {
+                    "-"
+                } else {
+                    &e.agent_id
+                },
+                if e.task_id.is_empty() {
+                    "-"
+                } else {
+                    &e.task_id
+                },
+            ),
+            t.strong(),
+        ))];
+        d.push(Line::from(Span::styled(
+            format!(
+                "hash {}… ← prev {}…",
+                e.hash.get(..16).unwrap_or(&e.hash),
+                e.prev_hash.get(..16).unwrap_or(&e.prev_hash)
+            ),
+            t.dim(),
+        )));
+        d.push(Line::from(e.detail.clone()));
+        f.render_widget(
+            Paragraph::new(d).wrap(ratatui::widgets::Wrap { trim: true }),
+            detail_a,
+        );
+    }
     if lines.is_empty() {
         f.render_widget(
             Paragraph::new(Span::styled("no event matches the filters", t.dim())),
