@@ -309,12 +309,7 @@ async fn event_loop(terminal: &mut DefaultTerminal, s: &mut Session) -> Result<(
                         } = s;
                         terminal.draw(|f| ui::draw(f, app, view, probe, unix_now()))?;
                     }
-                    let runner = s.runner.get_or_insert_with(|| {
-                        Runner::new(Script {
-                            file: String::new(),
-                            steps: Vec::new(),
-                        })
-                    });
+                    let runner = s.runner.get_or_insert_with(|| Runner::new(Script::empty()));
                     let report = tokio::select! {
                         r = runner.run_adhoc(&mut s.app, &mut s.worker, kind) => r,
                         _ = quit_requested(&mut events) => return Ok(()),

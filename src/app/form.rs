@@ -525,22 +525,10 @@ impl Form {
                     ));
                 }
                 let wire = match level {
-                    RevokeLevel::Token => match app.token(target).and_then(|t| t.claims.as_ref()) {
-                        Some(c) => Ok(c.jti.clone()),
-                        None => Err(format!("no issued token is labelled '{target}'")),
-                    },
-                    RevokeLevel::Agent | RevokeLevel::Chain if target.starts_with("spiffe://") => {
-                        Ok(target.to_string())
+                    RevokeLevel::Task if !valid_segment(target) => {
+                        Err("a task id: letters, digits, '.', '-', '_'".to_string())
                     }
-                    RevokeLevel::Agent | RevokeLevel::Chain => {
-                        match app.agent_by_name(target).map(|(_, a)| a.agent_id.clone()) {
-                            Some(Some(id)) => Ok(id),
-                            Some(None) => Err(format!("agent '{target}' is not registered")),
-                            None => Err(format!("no agent is named '{target}'")),
-                        }
-                    }
-                    RevokeLevel::Task if valid_segment(target) => Ok(target.to_string()),
-                    RevokeLevel::Task => Err("a task id: letters, digits, '.', '-', '_'".into()),
+                    _ => app.revoke_target(level, target),
                 };
                 match wire {
                     Err(e) => {

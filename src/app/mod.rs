@@ -526,6 +526,28 @@ impl App {
             .collect()
     }
 
+    /// What a revocation names on the wire: a token label → its `jti`, an
+    /// agent name (or a literal `spiffe://` id) → its SPIFFE id, a task id as is.
+    pub fn revoke_target(&self, level: RevokeLevel, target: &str) -> Result<String, String> {
+        match level {
+            RevokeLevel::Token => match self.token(target).and_then(|t| t.claims.as_ref()) {
+                Some(c) => Ok(c.jti.clone()),
+                None => Err(format!("'{target}' holds no token to revoke")),
+            },
+            RevokeLevel::Agent | RevokeLevel::Chain if target.starts_with("spiffe://") => {
+                Ok(target.to_string())
+            }
+            RevokeLevel::Agent | RevokeLevel::Chain => {
+                match self.agent_by_name(target).map(|(_, a)| a.agent_id.clone()) {
+                    Some(Some(id)) => Ok(id),
+                    Some(None) => Err(format!("agent '{target}' is not registered")),
+                    None => Err(format!("no agent is named '{target}'")),
+                }
+            }
+            RevokeLevel::Task => Ok(target.to_string()),
+        }
+    }
+
     /// The live tokens a revocation entry would kill (spec §7.1).
     pub fn would_revoke(&self, level: RevokeLevel, target: &str) -> Vec<TokenId> {
         let now = unix_now();

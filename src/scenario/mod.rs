@@ -26,6 +26,14 @@ pub struct Script {
 }
 
 impl Script {
+    /// A script with no steps (the explorer's runner when no file is loaded).
+    pub fn empty() -> Script {
+        Script {
+            file: String::new(),
+            steps: Vec::new(),
+        }
+    }
+
     pub fn title(&self) -> Option<&str> {
         self.steps.iter().find_map(|s| match &s.kind {
             StepKind::Title(t) => Some(t.as_str()),

@@ -678,29 +678,11 @@ impl Runner {
         r: &mut StepReport,
         calls: &mut Vec<Call>,
     ) -> StepResult {
-        let wire_target = match level {
-            RevokeLevel::Token => match app.token(target).and_then(|t| t.claims.as_ref()) {
-                Some(c) => c.jti.clone(),
-                None => return StepResult::Error(format!("'{target}' holds no token to revoke")),
-            },
-            RevokeLevel::Agent | RevokeLevel::Chain if target.starts_with("spiffe://") => {
-                target.to_string()
-            }
-            RevokeLevel::Agent | RevokeLevel::Chain => match app
-                .agent_by_name(target)
-                .and_then(|(_, a)| a.agent_id.clone())
-            {
-                Some(id) => id,
-                None => return StepResult::Error(format!("agent '{target}' is not registered")),
-            },
-            RevokeLevel::Task => target.to_string(),
+        let wire_target = match app.revoke_target(level, target) {
+            Ok(t) => t,
+            Err(e) => return StepResult::Error(e),
         };
-        let before: Vec<TokenId> = app
-            .tokens
-            .iter()
-            .filter(|t| t.status_at(unix_now()) == TokenStatus::Valid)
-            .map(|t| t.id)
-            .collect();
+        let before = app.live_tokens();
         let (res, _) = Self::outcome_result(
             Self::exec(
                 w,
@@ -717,18 +699,14 @@ impl Runner {
             return res;
         }
         // Ask the broker about every token that was alive: which die, which live on.
+        let ids: Vec<TokenId> = before.iter().map(|(id, _)| *id).collect();
         let cmds: Vec<Command> = before
-            .iter()
-            .filter_map(|id| {
-                app.tokens[*id].raw.clone().map(|raw| Command::Validate {
-                    token: *id,
-                    raw: Secret(raw),
-                })
-            })
+            .into_iter()
+            .map(|(token, raw)| Command::Validate { token, raw })
             .collect();
         let evs = Self::exec_all(w, app, cmds, calls).await;
         let worst = self.worst(evs);
-        for id in before {
+        for id in ids {
             let t = &app.tokens[id];
             r.fates.push(Fate {
                 label: app.token_name(id),
