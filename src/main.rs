@@ -11,7 +11,7 @@ use color_eyre::eyre::{Result, WrapErr, eyre};
 
 use chainview::app::unix_now;
 use chainview::app::view::View;
-use chainview::broker::embedded::{Config, EmbeddedBroker};
+use chainview::broker::embedded::{Config, EmbeddedBroker, EnsuredApp};
 use chainview::scenario::replay::Replay;
 use chainview::scenario::transcript::{self, Format};
 use chainview::session::Settings;
@@ -165,7 +165,25 @@ struct BrokerArgs {
     /// documented 400/409.
     #[arg(long)]
     strict_500s: bool,
+    /// Keep what the real broker keeps across restarts in DIR: the signing key
+    /// (signing.key, PEM, 0600) and apps, revocations and the audit trail
+    /// (broker.db, SQLite). Without it they live in a private temporary
+    /// directory removed when the broker stops.
+    #[arg(long, env = "AGENTWRIT_DATA_DIR", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Take the client IP for rate limits from X-Forwarded-For. Only behind a
+    /// reverse proxy that sets it: otherwise any client can pick its own IP.
+    #[arg(long)]
+    trust_proxy: bool,
+    /// Connections served at once. Past it the longest-idle connection is
+    /// closed to make room; a newcomer is refused only when all are busy.
+    #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
 }
+
+/// The shortest admin secret `chainview broker` accepts: secrets are checked
+/// with SHA-256 (not bcrypt), so a short one could be guessed quickly.
+const MIN_ADMIN_SECRET: usize = 16;
 
 fn parse_app(s: &str) -> Result<(String, Vec<String>), String> {
     let (name, scopes) = s
@@ -367,11 +385,30 @@ async fn run_script(path: PathBuf, opts: ScriptOptions, settings: Settings) -> u
 async fn run_broker(args: BrokerArgs) -> Result<u8> {
     let generated = args.admin_secret.is_none();
     let mut cfg = match args.admin_secret {
-        Some(s) if s.is_empty() => return Err(eyre!("the admin secret must not be empty")),
+        Some(s) if s.chars().count() < MIN_ADMIN_SECRET => {
+            return Err(eyre!(
+                "the admin secret must be at least {MIN_ADMIN_SECRET} characters (it has {}): \
+                 the embedded broker checks it with SHA-256, so a short one is quickly guessed; \
+                 leave AGENTWRIT_ADMIN_SECRET and --admin-secret unset to get a generated one",
+                s.chars().count()
+            ));
+        }
         Some(s) => Config::with_admin_secret(s),
         None => Config::default(),
     };
     cfg.strict_500s = args.strict_500s;
+    cfg.data_dir = args.data.clone();
+    cfg.trust_proxy = args.trust_proxy;
+    cfg.max_connections = args.max_connections as usize;
+    // A handler that panics is answered with a 500 (the broker catches it per
+    // request); say so in one line instead of a full report.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("chainview broker: internal error{at}; the request was answered 500");
+    }));
     let bind = format!("{}:{}", args.bind, args.port);
     let broker = EmbeddedBroker::start_on(&bind, cfg)
         .await
@@ -380,19 +417,50 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
         "# chainview: embedded AgentWrit broker (wire-compatible with v2.0.0) on {}",
         broker.url()
     );
+    let (db, persistent) = broker.database();
+    if persistent {
+        println!(
+            "# data: {} (signing key, apps, revocations and audit trail kept across restarts)",
+            db.display()
+        );
+    }
     println!("export AGENTWRIT_BROKER_URL={}", broker.url());
     for (name, scopes) in &args.apps {
-        let app = broker.register_app(name, scopes)?;
-        println!(
-            "# app '{name}' ({}) with ceiling {}",
-            app.app_id,
-            scopes.join(",")
-        );
-        println!("export AGENTWRIT_CLIENT_ID={}", app.client_id);
-        println!(
-            "export AGENTWRIT_CLIENT_SECRET={}",
-            app.client_secret.unwrap_or_default()
-        );
+        match broker.ensure_app(name, scopes)? {
+            EnsuredApp::Created(app) => {
+                println!(
+                    "# app '{name}' ({}) with ceiling {}",
+                    app.app_id,
+                    scopes.join(",")
+                );
+                println!("export AGENTWRIT_CLIENT_ID={}", app.client_id);
+                println!(
+                    "export AGENTWRIT_CLIENT_SECRET={}",
+                    app.client_secret.unwrap_or_default()
+                );
+            }
+            EnsuredApp::Existing {
+                app,
+                ceiling_differs,
+            } => {
+                println!(
+                    "# app '{name}' ({}) kept from an earlier run, ceiling {}",
+                    app.app_id,
+                    app.scopes.clone().unwrap_or_default().join(",")
+                );
+                if ceiling_differs {
+                    println!(
+                        "# note: --app asked for ceiling {}; the stored one is kept (change it with PUT /v1/admin/apps/{})",
+                        scopes.join(","),
+                        app.app_id
+                    );
+                }
+                println!("export AGENTWRIT_CLIENT_ID={}", app.client_id);
+                println!(
+                    "# its client secret was shown when the app was created; the broker keeps only a hash of it"
+                );
+            }
+        }
     }
     if generated {
         println!(

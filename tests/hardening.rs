@@ -555,9 +555,9 @@ mod bodies {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
         fn every_route_answers_success_or_a_problem(sel in 0usize..ROUTES.len(), b in body()) {
-            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
-                let router = service(Config::with_admin_secret("prop"));
+                let router = service(Config::with_admin_secret("prop")).expect("service");
                 let (_, admin) = send(&router, "POST", "/v1/admin/auth", None, br#"{"secret":"prop"}"#.to_vec()).await;
                 let admin: serde_json::Value = serde_json::from_slice(&admin).unwrap();
                 let admin = admin["access_token"].as_str().unwrap().to_string();

@@ -55,9 +55,10 @@ fn ctx() -> &'static Ctx {
     static CTX: OnceLock<Ctx> = OnceLock::new();
     CTX.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
             .expect("runtime");
-        let router = service(Config::with_admin_secret("fuzz"));
+        let router = service(Config::with_admin_secret("fuzz")).expect("service");
         let mut c = Ctx {
             rt,
             router,

@@ -186,8 +186,9 @@ fn json_err(part: usize, e: &serde_json::Error) -> JwtError {
 }
 
 /// Decodes a compact JWT into header and claims without checking anything.
+/// Whitespace is not trimmed (the broker rejects `" " + token`); callers
+/// taking pasted text trim it themselves.
 pub fn decode(token: &str) -> Result<Decoded, JwtError> {
-    let token = token.trim();
     if token.is_empty() {
         return Err(JwtError::Empty);
     }

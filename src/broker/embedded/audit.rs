@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::broker::types::{AuditEvent, AuditPage};
+use crate::broker::types::AuditEvent;
 use crate::jwt::gojson::rfc3339_nano;
 
 /// What a handler records; the log fills in id, timestamp and hashes.
@@ -35,11 +35,6 @@ impl NewEvent {
         self.orch_id = orch_id.to_string();
         self
     }
-}
-
-#[derive(Debug, Default)]
-pub struct AuditLog {
-    events: Vec<AuditEvent>,
 }
 
 const SENSITIVE: [&str; 4] = ["secret", "password", "token_value", "private_key"];
@@ -78,85 +73,63 @@ pub struct Filter {
     pub offset: i64,
 }
 
-impl AuditLog {
-    pub(super) fn len(&self) -> usize {
-        self.events.len()
-    }
+/// The most bytes of a client-supplied string an audit event keeps: ids,
+/// paths and the like.
+pub const MAX_FIELD: usize = 256;
+/// The most bytes of an event's detail (it quotes client-supplied lists).
+pub const MAX_DETAIL: usize = 2048;
 
-    pub fn record(&mut self, e: NewEvent, now: DateTime<Utc>) {
-        let prev_hash = self
-            .events
-            .last()
-            .map(|p| p.hash.clone())
-            .unwrap_or_else(|| "0".repeat(64));
-        let mut ev = AuditEvent {
-            id: format!("evt-{:06}", self.events.len() + 1),
-            timestamp: rfc3339_nano(now),
-            event_type: e.event_type.to_string(),
-            agent_id: e.agent_id,
-            task_id: e.task_id,
-            orch_id: e.orch_id,
-            detail: sanitize(&e.detail),
-            resource: e.resource,
-            outcome: e.outcome.to_string(),
-            deleg_depth: e.deleg_depth,
-            deleg_chain_hash: e.deleg_chain_hash,
-            bytes_transferred: 0,
-            hash: String::new(),
-            prev_hash,
-        };
-        ev.hash = ev.compute_hash();
-        self.events.push(ev);
+/// Cuts `s` to at most `max` bytes at a character boundary, saying how much
+/// was cut, so that no request can make the broker keep more than a bounded
+/// amount (the real broker keeps whatever it is sent; a listed deviation).
+pub fn cap(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
     }
+    let total = s.len();
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    s.push_str(&format!("…[{} bytes cut]", total - cut));
+    s
+}
 
-    pub fn query(&self, f: &Filter) -> AuditPage {
-        let skip = f.offset.max(0) as usize;
-        let take = f.limit.min(1000) as usize;
-        let unfiltered = f.agent_id.is_none()
-            && f.task_id.is_none()
-            && f.event_type.is_none()
-            && f.outcome.is_none()
-            && f.since.is_none()
-            && f.until.is_none();
-        if unfiltered {
-            // Pages of the whole log are slices: paging through millions of
-            // events stays linear.
-            let end = skip.saturating_add(take).min(self.events.len());
-            return AuditPage {
-                events: self
-                    .events
-                    .get(skip..end)
-                    .map(<[_]>::to_vec)
-                    .unwrap_or_default(),
-                total: self.events.len() as i64,
-                offset: f.offset,
-                limit: f.limit,
-            };
-        }
-        let matches = |e: &&AuditEvent| {
-            let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-            let ts = DateTime::parse_from_rfc3339(&e.timestamp)
-                .map(|t| t.with_timezone(&Utc))
-                .ok();
-            eq(&f.agent_id, &e.agent_id)
-                && eq(&f.task_id, &e.task_id)
-                && eq(&f.event_type, &e.event_type)
-                && eq(&f.outcome, &e.outcome)
-                && f.since.is_none_or(|s| ts.is_some_and(|t| t >= s))
-                && f.until.is_none_or(|u| ts.is_some_and(|t| t <= u))
-        };
-        let all: Vec<&AuditEvent> = self.events.iter().filter(matches).collect();
-        AuditPage {
-            events: all
-                .iter()
-                .skip(skip)
-                .take(take)
-                .map(|e| (*e).clone())
-                .collect(),
-            total: all.len() as i64,
-            offset: f.offset,
-            limit: f.limit,
-        }
+/// Event number `seq` following `prev_hash`: id, timestamp, sanitised and
+/// capped fields, hash (spec §10.2–10.4).
+pub fn build_event(seq: u64, prev_hash: &str, e: NewEvent, now: DateTime<Utc>) -> AuditEvent {
+    let mut ev = AuditEvent {
+        id: format!("evt-{seq:06}"),
+        timestamp: rfc3339_nano(now),
+        event_type: e.event_type.to_string(),
+        agent_id: cap(e.agent_id, MAX_FIELD),
+        task_id: cap(e.task_id, MAX_FIELD),
+        orch_id: cap(e.orch_id, MAX_FIELD),
+        detail: cap(sanitize(&e.detail), MAX_DETAIL),
+        resource: cap(e.resource, MAX_FIELD),
+        outcome: e.outcome.to_string(),
+        deleg_depth: e.deleg_depth,
+        deleg_chain_hash: cap(e.deleg_chain_hash, MAX_FIELD),
+        bytes_transferred: 0,
+        hash: String::new(),
+        prev_hash: prev_hash.to_string(),
+    };
+    ev.hash = ev.compute_hash();
+    ev
+}
+
+impl Filter {
+    /// Whether an event (recorded at `ts_ns`) passes the filters.
+    pub fn matches(&self, e: &AuditEvent, ts_ns: i64) -> bool {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        let ns = |t: DateTime<Utc>, dflt: i64| t.timestamp_nanos_opt().unwrap_or(dflt);
+        eq(&self.agent_id, &e.agent_id)
+            && eq(&self.task_id, &e.task_id)
+            && eq(&self.event_type, &e.event_type)
+            && eq(&self.outcome, &e.outcome)
+            && self.since.is_none_or(|s| ts_ns >= ns(s, i64::MIN))
+            && self.until.is_none_or(|u| ts_ns <= ns(u, i64::MAX))
     }
 }
 
@@ -181,19 +154,41 @@ mod tests {
 
     #[test]
     fn events_chain_from_genesis() {
-        let mut log = AuditLog::default();
         let now = Utc::now();
-        log.record(NewEvent::new("admin_auth", "success", "a".into()), now);
-        log.record(NewEvent::new("admin_auth", "success", "b".into()), now);
-        let page = log.query(&Filter {
-            limit: 100,
-            ..Filter::default()
-        });
-        assert_eq!(page.total, 2);
-        assert_eq!(page.events[0].id, "evt-000001");
-        assert_eq!(
-            crate::broker::types::verify_audit_chain(&page.events),
-            Ok(())
+        let a = build_event(
+            1,
+            &"0".repeat(64),
+            NewEvent::new("admin_auth", "success", "a".into()),
+            now,
         );
+        let b = build_event(
+            2,
+            &a.hash,
+            NewEvent::new("admin_auth", "success", "b".into()),
+            now,
+        );
+        assert_eq!(a.id, "evt-000001");
+        assert_eq!(crate::broker::types::verify_audit_chain(&[a, b]), Ok(()));
+    }
+
+    #[test]
+    fn client_strings_are_capped() {
+        let huge = "é".repeat(600_000);
+        let ev = build_event(
+            1,
+            &"0".repeat(64),
+            NewEvent::new(
+                "app_auth_failed",
+                "denied",
+                format!("client_id={huge} reason=x"),
+            )
+            .who(&huge, &huge, &huge),
+            Utc::now(),
+        );
+        assert!(ev.detail.len() < MAX_DETAIL + 40, "{}", ev.detail.len());
+        assert!(ev.detail.ends_with("bytes cut]"));
+        assert!(ev.agent_id.len() < MAX_FIELD + 40);
+        assert_eq!(cap("short".into(), 10), "short");
+        assert_eq!(crate::broker::types::verify_audit_chain(&[ev]), Ok(()));
     }
 }

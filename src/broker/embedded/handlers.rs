@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::audit::{Filter, NewEvent};
 use super::http::{Ctx, Route, json_response};
-use super::{AppRecord, LaunchToken, Nonce, State, lock, random_hex, read, sha256, write};
+use super::{AppRecord, LaunchToken, Nonce, State, lock, random_hex, read, sha256};
 use crate::broker::types::*;
 use crate::jwt::gojson::{rfc3339_nano, rfc3339_secs};
 use crate::jwt::{self, Claims, DelegRecord};
@@ -78,6 +78,12 @@ fn decode_first<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reject> {
 
 fn ok<T: serde::Serialize>(body: &T) -> Outcome {
     Ok(json_response(StatusCode::OK, body))
+}
+
+/// The database refused a write the answer depends on.
+fn store_failed(e: super::StoreError) -> Reject {
+    tracing::error!(error = %e, "broker store write failed");
+    Reject::new(500, "internal_error", "internal error")
 }
 
 pub fn handle(s: &State, route: Route, ctx: &Ctx) -> Response {
@@ -308,7 +314,7 @@ fn register(s: &State, ctx: &Ctx) -> Outcome {
         },
         lt.max_ttl,
     );
-    write(&s.agents).insert(agent_id.clone());
+    s.register_agent(&agent_id);
     count(&s.metrics, |m| &mut m.registrations, "success");
     let app_suffix = lt
         .app_id
@@ -374,7 +380,9 @@ fn validate(s: &State, ctx: &Ctx) -> Outcome {
 fn renew(s: &State, ctx: &Ctx) -> Outcome {
     let (_, claims) = bearer(s, ctx, None)?;
     // Revoke the predecessor first; losing a race to another renewal fails here.
-    let first = write(&s.revoked).insert(crate::broker::types::RevokeLevel::Token, &claims.jti);
+    let first = s
+        .revoke(RevokeLevel::Token, &claims.jti, Some(claims.exp))
+        .map_err(store_failed)?;
     if !first {
         s.audit(
             NewEvent::new(
@@ -408,7 +416,8 @@ fn renew(s: &State, ctx: &Ctx) -> Outcome {
 
 fn release(s: &State, ctx: &Ctx) -> Outcome {
     let (_, claims) = bearer(s, ctx, None)?;
-    write(&s.revoked).insert(RevokeLevel::Token, &claims.jti);
+    s.revoke(RevokeLevel::Token, &claims.jti, Some(claims.exp))
+        .map_err(store_failed)?;
     count(&s.metrics, |m| &mut m.revocations, "release");
     s.audit(
         NewEvent::new(
@@ -469,7 +478,7 @@ fn delegate(s: &State, ctx: &Ctx) -> Outcome {
             "delegated scope exceeds delegator scope",
         ));
     }
-    if !read(&s.agents).contains(&req.delegate_to) {
+    if !s.is_agent(&req.delegate_to) {
         return Err(Reject::new(404, "not_found", "delegate agent not found"));
     }
     let mut record = DelegRecord {
@@ -531,7 +540,7 @@ fn revoke(s: &State, ctx: &Ctx) -> Outcome {
             req.level
         )));
     };
-    write(&s.revoked).insert(level, &req.target);
+    s.revoke(level, &req.target, None).map_err(store_failed)?;
     count(&s.metrics, |m| &mut m.revocations, level.as_str());
     s.audit(NewEvent {
         agent_id: req.target.clone(),
@@ -575,7 +584,7 @@ fn audit_events(s: &State, ctx: &Ctx) -> Outcome {
             _ => {}
         }
     }
-    let page = lock(&s.audit).query(&f);
+    let page = s.store.query(&f);
     ok(&page)
 }
 
@@ -589,7 +598,7 @@ fn url_pairs(q: &str) -> Vec<(String, String)> {
 }
 
 fn admin_auth(s: &State, ctx: &Ctx) -> Outcome {
-    if !lock(&s.admin_limiter).allow(&ctx.client_ip(), Instant::now()) {
+    if !lock(&s.admin_limiter).allow(&ctx.client_ip(s.cfg.trust_proxy), Instant::now()) {
         return Err(Reject::rate_limited(1));
     }
     let value: Option<serde_json::Value> = serde_json::from_slice(&ctx.body).ok();
@@ -699,7 +708,7 @@ fn launch_token(s: &State, ctx: &Ctx, route_scope: &str) -> Outcome {
     let max_ttl = req.max_ttl.filter(|t| *t > 0).unwrap_or(300);
     let ttl = req.ttl.filter(|t| *t > 0).unwrap_or(30);
     let now = s.now();
-    let expires_at = now + Duration::seconds(ttl);
+    let expires_at = go_add_seconds(now, ttl);
     let token = random_hex(32);
     let mut launch = lock(&s.launch);
     super::purge(&mut launch, |l: &LaunchToken| {
@@ -739,6 +748,15 @@ fn launch_token(s: &State, ctx: &Ctx, route_scope: &str) -> Outcome {
             },
         },
     ))
+}
+
+/// `t.Add(time.Duration(secs) * time.Second)` as the Go broker computes it:
+/// the nanosecond count wraps around on overflow (Go does not check it), so a
+/// huge `ttl` gives an expiry somewhere within ±292 years, never a panic.
+fn go_add_seconds(t: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
+    let nanos = secs.wrapping_mul(1_000_000_000);
+    t.checked_add_signed(Duration::nanoseconds(nanos))
+        .unwrap_or(t)
 }
 
 fn ttl_error(n: i64) -> Reject {
@@ -841,6 +859,7 @@ pub fn create_app(
                 Reject::new(409, "conflict", "an app with this name already exists")
             });
         }
+        s.store.put_app(&rec).map_err(store_failed)?;
         apps.push(rec.clone());
     }
     s.audit(NewEvent::new(
@@ -902,8 +921,11 @@ fn app_by_id(s: &State, ctx: &Ctx) -> Outcome {
                 check_scopes(sc)?;
                 let mut apps = lock(&s.apps);
                 let i = find(&apps).ok_or_else(not_found)?;
-                apps[i].scopes = sc.clone();
-                apps[i].updated_at = rfc3339_secs(s.now());
+                let mut rec = apps[i].clone();
+                rec.scopes = sc.clone();
+                rec.updated_at = rfc3339_secs(s.now());
+                s.store.put_app(&rec).map_err(store_failed)?;
+                apps[i] = rec;
                 drop(apps);
                 s.audit(NewEvent::new(
                     "app_updated",
@@ -922,8 +944,11 @@ fn app_by_id(s: &State, ctx: &Ctx) -> Outcome {
                 let mut apps = lock(&s.apps);
                 let i = find(&apps).ok_or_else(not_found)?;
                 let old = apps[i].token_ttl;
-                apps[i].token_ttl = t;
-                apps[i].updated_at = rfc3339_secs(s.now());
+                let mut rec = apps[i].clone();
+                rec.token_ttl = t;
+                rec.updated_at = rfc3339_secs(s.now());
+                s.store.put_app(&rec).map_err(store_failed)?;
+                apps[i] = rec;
                 drop(apps);
                 s.audit(NewEvent::new(
                     "app_updated",
@@ -938,7 +963,10 @@ fn app_by_id(s: &State, ctx: &Ctx) -> Outcome {
         "DELETE" => {
             let mut apps = lock(&s.apps);
             let i = find(&apps).ok_or_else(not_found)?;
-            apps[i].active = false;
+            let mut rec = apps[i].clone();
+            rec.active = false;
+            s.store.put_app(&rec).map_err(store_failed)?;
+            apps[i] = rec;
             let name = apps[i].name.clone();
             drop(apps);
             s.audit(NewEvent::new(
@@ -962,6 +990,10 @@ fn app_by_id(s: &State, ctx: &Ctx) -> Outcome {
 }
 
 fn app_auth(s: &State, ctx: &Ctx) -> Outcome {
+    // The real broker keys this limiter by client_id alone, so anyone can
+    // lock an app out with three requests naming it; here the bucket is per
+    // client_id *and* client IP (same answers for one client; a deviation).
+    let ip = ctx.client_ip(s.cfg.trust_proxy);
     let key = serde_json::from_slice::<serde_json::Value>(&ctx.body)
         .ok()
         .and_then(|v| {
@@ -970,7 +1002,8 @@ fn app_auth(s: &State, ctx: &Ctx) -> Outcome {
                 .map(str::to_string)
         })
         .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| ctx.client_ip());
+        .map(|c| format!("{c}\u{0}{ip}"))
+        .unwrap_or(ip);
     if !lock(&s.app_limiter).allow(&key, Instant::now()) {
         return Err(Reject::rate_limited(60));
     }
@@ -1035,8 +1068,8 @@ fn health(s: &State) -> Outcome {
         status: "ok".into(),
         version: "2.0.0".into(),
         uptime: s.started.elapsed().as_secs() as i64,
-        db_connected: true,
-        audit_events_count: lock(&s.audit).len() as i64,
+        db_connected: s.store.healthy(),
+        audit_events_count: s.store.audit_count() as i64,
     })
 }
 

@@ -36,13 +36,16 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// First element of `X-Forwarded-For` (untrimmed), else the peer's IP.
-    pub fn client_ip(&self) -> String {
-        match self
+    /// The client's IP for rate limits: the peer's, or — only when the
+    /// broker is told it sits behind a proxy — the first element of
+    /// `X-Forwarded-For` (untrimmed, as the real broker takes it always).
+    pub fn client_ip(&self, trust_proxy: bool) -> String {
+        let forwarded = self
             .headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-        {
+            .filter(|_| trust_proxy);
+        match forwarded {
             Some(v) => v.split(',').next().unwrap_or_default().to_string(),
             None => self.peer.ip().to_string(),
         }
@@ -191,10 +194,32 @@ fn set_security_headers(h: &mut HeaderMap) {
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
 }
 
-async fn read_body(body: Body) -> Result<Bytes, bool> {
-    match Limited::new(body, BODY_LIMIT).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => Err(e.downcast_ref::<LengthLimitError>().is_some()),
+/// Reads the whole body (at most 1 MiB, within the read timeout). Err(true):
+/// too large; Err(false): it could not be read (or not in time).
+async fn read_body(body: Body, limit: std::time::Duration) -> Result<Bytes, bool> {
+    match tokio::time::timeout(limit, Limited::new(body, BODY_LIMIT).collect()).await {
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) => Err(e.downcast_ref::<LengthLimitError>().is_some()),
+        Err(_) => Err(false),
+    }
+}
+
+/// Runs a handler; a panic becomes a 500 problem instead of a dropped
+/// connection (the last line of defence: handlers are meant not to panic).
+fn handle_guarded(state: &State, r: Route, ctx: &Ctx) -> Response {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        handlers::handle(state, r, ctx)
+    })) {
+        Ok(resp) => resp,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(path = %ctx.path, panic = %what, "handler panicked");
+            ctx.problem(Reject::new(500, "internal_error", "internal error"))
+        }
     }
 }
 
@@ -215,7 +240,7 @@ async fn dispatch(
         request_id: rid.clone(),
     };
     let rid_value = HeaderValue::from_str(&rid).unwrap_or_else(|_| HeaderValue::from_static("-"));
-    match read_body(body).await {
+    match read_body(body, state.cfg.timeouts.read).await {
         Ok(b) => ctx.body = b,
         Err(too_large) => {
             let mut resp = if too_large {
@@ -239,7 +264,7 @@ async fn dispatch(
             let m = ctx.method.as_str();
             let effective = if m == "HEAD" { "GET" } else { m };
             if methods.contains(&effective) {
-                handlers::handle(&state, r, &ctx)
+                handle_guarded(&state, r, &ctx)
             } else {
                 let mut resp =
                     text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");

@@ -1,19 +1,24 @@
 //! An in-process AgentWrit broker, wire-compatible with v2.0.0 (spec §1–§11).
 //!
 //! It is a real HTTP server on loopback (axum), not a mock: clients talk to
-//! it over TCP exactly as to a remote broker. State is in memory; the signing
-//! key is generated at start. Deliberate deviations from the Go broker are
-//! listed in the README ("Embedded broker").
+//! it over TCP exactly as to a remote broker. What the real broker keeps in
+//! SQLite and a PEM file (spec §11) is kept by [`store`]: in a data
+//! directory that survives restarts (`Config::data_dir`), or in a private
+//! temporary one. Deliberate deviations from the Go broker are listed in the
+//! README ("Embedded broker").
 
 mod audit;
 mod handlers;
 mod http;
 mod ratelimit;
+mod serve;
+pub mod store;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -23,8 +28,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use audit::sanitize;
+pub use audit::{MAX_DETAIL, MAX_FIELD, sanitize};
 pub use handlers::valid_segment;
+pub use store::StoreError;
 
 use crate::broker::types::{App, RevokeLevel};
 use crate::jwt::{self, Claims};
@@ -44,6 +50,41 @@ pub struct Config {
     /// Reproduce the real broker's 500 answers to client errors (spec §15 #2
     /// and #8) instead of the documented 4xx. Off by default.
     pub strict_500s: bool,
+    /// Keep the signing key, apps, revocations and the audit trail here
+    /// across restarts; `None`: a private temporary directory, removed at stop.
+    pub data_dir: Option<PathBuf>,
+    /// Take the client IP for rate limits from `X-Forwarded-For` (only
+    /// behind a proxy that sets it). Off: the TCP peer address.
+    pub trust_proxy: bool,
+    /// Connections served at once; past it the longest-idle one is closed to
+    /// make room, and a new one is refused only when none is idle.
+    pub max_connections: usize,
+    /// Server timeouts (spec §1.1: 5 s, 15 s, 30 s, 120 s).
+    pub timeouts: Timeouts,
+}
+
+/// The real broker's server timeouts (spec §1.1).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// From the first byte of a request to the end of its headers.
+    pub read_header: StdDuration,
+    /// From the first byte of a request to the end of its body.
+    pub read: StdDuration,
+    /// For a response write that makes no progress.
+    pub write: StdDuration,
+    /// A kept-alive connection with no request.
+    pub idle: StdDuration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            read_header: StdDuration::from_secs(5),
+            read: StdDuration::from_secs(15),
+            write: StdDuration::from_secs(30),
+            idle: StdDuration::from_secs(120),
+        }
+    }
 }
 
 impl Config {
@@ -67,6 +108,10 @@ impl Default for Config {
             admin_secret: random_hex(24),
             signing_seed: None,
             strict_500s: false,
+            data_dir: None,
+            trust_proxy: false,
+            max_connections: 1024,
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -82,8 +127,9 @@ pub(crate) fn random_hex(n: usize) -> String {
     hex::encode(bytes)
 }
 
-/// How many issued tokens the verification cache keeps at most.
-const ISSUED_CACHE_MAX: usize = 200_000;
+/// How many issued tokens the verification cache keeps at most; past it the
+/// oldest entries go first, one per insert (never all at once).
+const ISSUED_CACHE_MAX: usize = 32_768;
 
 fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
@@ -105,19 +151,7 @@ struct Nonce {
     consumed: bool,
 }
 
-#[derive(Debug, Clone)]
-struct AppRecord {
-    app_id: String,
-    name: String,
-    client_id: String,
-    secret_hash: [u8; 32],
-    scopes: Vec<String>,
-    token_ttl: i64,
-    active: bool,
-    created_at: String,
-    updated_at: String,
-    seq: u64,
-}
+type AppRecord = store::StoredApp;
 
 impl AppRecord {
     fn view(&self) -> App {
@@ -136,20 +170,48 @@ impl AppRecord {
     }
 }
 
+/// Revocations (spec §7.1). Token-level entries made by release and renew
+/// carry the token's expiry and are purged some time after it (the token
+/// can no longer verify); the others are kept for good, like the real broker.
 #[derive(Debug, Default)]
 struct Revocations {
+    tokens: HashMap<String, i64>,
+    next_purge: usize,
     sets: HashMap<RevokeLevel, HashSet<String>>,
 }
 
 impl Revocations {
-    fn insert(&mut self, level: RevokeLevel, target: &str) -> bool {
-        self.sets
-            .entry(level)
-            .or_default()
-            .insert(target.to_string())
+    /// Adds a revocation; `exp` bounds how long a token-level one is needed.
+    /// False when it was there already.
+    fn insert(&mut self, level: RevokeLevel, target: &str, exp: Option<i64>, now: i64) -> bool {
+        if level != RevokeLevel::Token {
+            return self
+                .sets
+                .entry(level)
+                .or_default()
+                .insert(target.to_string());
+        }
+        if self.tokens.len() >= self.next_purge.max(4096) {
+            self.tokens.retain(|_, exp| *exp >= now - 60);
+            self.next_purge = self.tokens.len() * 2;
+        }
+        let exp = exp.unwrap_or(i64::MAX);
+        match self.tokens.get_mut(target) {
+            Some(e) => {
+                *e = (*e).max(exp);
+                false
+            }
+            None => {
+                self.tokens.insert(target.to_string(), exp);
+                true
+            }
+        }
     }
 
     fn has(&self, level: RevokeLevel, target: &str) -> bool {
+        if level == RevokeLevel::Token {
+            return self.tokens.contains_key(target);
+        }
         self.sets.get(&level).is_some_and(|s| s.contains(target))
     }
 
@@ -162,6 +224,42 @@ impl Revocations {
                 .first()
                 .is_some_and(|r| self.has(RevokeLevel::Chain, &r.agent))
     }
+}
+
+/// Tokens this broker issued, by SHA-256 of the compact form, with their
+/// claims: verifying them skips the Ed25519 check. Bounded; the oldest go
+/// first, one at a time, so the cache never empties itself under load.
+#[derive(Debug, Default)]
+struct IssuedCache {
+    map: HashMap<[u8; 32], Arc<Claims>>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl IssuedCache {
+    fn insert(&mut self, key: [u8; 32], claims: Claims) {
+        while self.order.len() >= ISSUED_CACHE_MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+        if self.map.insert(key, Arc::new(claims)).is_none() {
+            self.order.push_back(key);
+        }
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<Arc<Claims>> {
+        self.map.get(key).cloned()
+    }
+}
+
+/// An agent id as kept for `delegate_to` look-ups: 16 bytes of its SHA-256,
+/// whatever the id's length (the registry only ever grows, as in the real
+/// broker, so each entry is kept small).
+fn agent_key(spiffe: &str) -> [u8; 16] {
+    let h = sha256(spiffe);
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&h[..16]);
+    k
 }
 
 #[derive(Debug, Default)]
@@ -182,14 +280,11 @@ pub(crate) struct State {
     started: Instant,
     nonces: Mutex<Purgeable<Nonce>>,
     launch: Mutex<Purgeable<LaunchToken>>,
-    agents: RwLock<HashSet<String>>,
+    agents: RwLock<HashSet<[u8; 16]>>,
     apps: Mutex<Vec<AppRecord>>,
     revoked: RwLock<Revocations>,
-    /// Tokens this broker issued (by SHA-256 of the compact form) with their
-    /// claims, so verifying them skips the Ed25519 check. Bounded; expired
-    /// entries are dropped when it fills.
-    issued: RwLock<HashMap<[u8; 32], Arc<Claims>>>,
-    audit: Mutex<audit::AuditLog>,
+    issued: RwLock<IssuedCache>,
+    store: store::Store,
     admin_limiter: Mutex<ratelimit::Limiter>,
     app_limiter: Mutex<ratelimit::Limiter>,
     metrics: Mutex<Metrics>,
@@ -279,11 +374,17 @@ impl std::fmt::Display for Invalid {
 }
 
 impl State {
-    fn new(cfg: Config) -> Self {
-        let seed = cfg.signing_seed.unwrap_or_else(rand::random);
-        let key = SigningKey::from_bytes(&seed);
+    fn new(cfg: Config) -> Result<Self, StoreError> {
+        let (store, loaded) = store::Store::open(cfg.data_dir.as_deref(), cfg.signing_seed)?;
+        let key = loaded.key;
         let kid = jwt::kid(&key.verifying_key());
-        State {
+        let now = Utc::now().timestamp();
+        let mut revoked = Revocations::default();
+        for (level, target, exp) in loaded.revocations {
+            revoked.insert(level, &target, exp, now);
+        }
+        let next_app = loaded.apps.iter().map(|a| a.seq + 1).max().unwrap_or(0);
+        Ok(State {
             admin_secret_hash: sha256(&cfg.admin_secret),
             cfg,
             key,
@@ -292,15 +393,15 @@ impl State {
             nonces: Mutex::default(),
             launch: Mutex::default(),
             agents: RwLock::default(),
-            apps: Mutex::default(),
-            revoked: RwLock::default(),
+            apps: Mutex::new(loaded.apps),
+            revoked: RwLock::new(revoked),
             issued: RwLock::default(),
-            audit: Mutex::default(),
+            store,
             admin_limiter: Mutex::new(ratelimit::Limiter::new(5.0, 10)),
             app_limiter: Mutex::new(ratelimit::Limiter::new(10.0 / 60.0, 3)),
             metrics: Mutex::default(),
-            app_seq: std::sync::atomic::AtomicU64::new(0),
-        }
+            app_seq: std::sync::atomic::AtomicU64::new(next_app),
+        })
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -308,8 +409,31 @@ impl State {
     }
 
     fn audit(&self, e: audit::NewEvent) {
-        let now = self.now();
-        lock(&self.audit).record(e, now);
+        self.store.record(e, self.now());
+    }
+
+    /// Records a revocation in memory and in the store. False when it was
+    /// there already; an error when the store refused it.
+    fn revoke(
+        &self,
+        level: RevokeLevel,
+        target: &str,
+        exp: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let now = self.now().timestamp();
+        let first = write(&self.revoked).insert(level, target, exp, now);
+        if first {
+            self.store.put_revocation(level, target, exp)?;
+        }
+        Ok(first)
+    }
+
+    fn register_agent(&self, spiffe: &str) {
+        write(&self.agents).insert(agent_key(spiffe));
+    }
+
+    fn is_agent(&self, spiffe: &str) -> bool {
+        read(&self.agents).contains(&agent_key(spiffe))
     }
 
     fn admin_secret_ok(&self, secret: &str) -> bool {
@@ -333,25 +457,17 @@ impl State {
         claims.iss = self.cfg.issuer.clone();
         claims.iat = now;
         claims.nbf = now;
-        claims.exp = now + ttl;
+        claims.exp = now.saturating_add(ttl);
         claims.jti = random_hex(16);
         let token = jwt::sign(&claims, &self.key, &self.kid);
         lock(&self.metrics).tokens_issued += 1;
-        let mut issued = write(&self.issued);
-        if issued.len() >= ISSUED_CACHE_MAX {
-            issued.retain(|_, c| c.exp >= now);
-            if issued.len() >= ISSUED_CACHE_MAX {
-                issued.clear();
-            }
-        }
-        issued.insert(sha256(&token), Arc::new(claims.clone()));
-        drop(issued);
+        write(&self.issued).insert(sha256(&token), claims.clone());
         (token, ttl, claims)
     }
 
     /// The verification algorithm of spec §2.5, revocation included.
     fn verify(&self, token: &str) -> Result<Claims, Invalid> {
-        let cached = read(&self.issued).get(&sha256(token)).cloned();
+        let cached = read(&self.issued).get(&sha256(token));
         let c = match cached {
             // Byte-identical to a token this broker signed: header and
             // signature are known good, the claims are the ones it signed.
@@ -408,8 +524,8 @@ impl State {
 /// property tests. Requests must carry an `axum::extract::ConnectInfo<SocketAddr>`
 /// extension, as `axum::serve` adds for real connections.
 #[doc(hidden)]
-pub fn service(cfg: Config) -> axum::Router {
-    http::router(Arc::new(State::new(cfg)))
+pub fn service(cfg: Config) -> Result<axum::Router, StartError> {
+    Ok(http::router(Arc::new(State::new(cfg)?)))
 }
 
 /// A running embedded broker. Dropping the handle does not stop it; call
@@ -431,6 +547,18 @@ pub enum StartError {
     },
     #[error("cannot register app '{name}': {detail}")]
     App { name: String, detail: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `EmbeddedBroker::ensure_app` found or made.
+#[derive(Debug)]
+pub enum EnsuredApp {
+    /// Registered now: the one time its secret is known.
+    Created(App),
+    /// Kept from an earlier run (data directory): only a hash of its secret
+    /// is stored. `ceiling_differs`: the stored ceiling is not the one asked.
+    Existing { app: App, ceiling_differs: bool },
 }
 
 impl EmbeddedBroker {
@@ -451,17 +579,11 @@ impl EmbeddedBroker {
             addr: bind.to_string(),
             source,
         })?;
-        let state = Arc::new(State::new(cfg));
+        let (timeouts, max_conns) = (cfg.timeouts, cfg.max_connections);
+        let state = Arc::new(State::new(cfg)?);
         let router = http::router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let svc = router.into_make_service_with_connect_info::<SocketAddr>();
-            let _ = axum::serve(listener, svc)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let task = tokio::spawn(serve::serve(listener, router, timeouts, max_conns, rx));
         Ok(EmbeddedBroker {
             state,
             addr,
@@ -498,7 +620,36 @@ impl EmbeddedBroker {
             })
     }
 
-    /// Stops accepting connections and waits for the server task to end.
+    /// Registers the app `name` unless the data directory already has it.
+    pub fn ensure_app(&self, name: &str, scopes: &[String]) -> Result<EnsuredApp, StartError> {
+        let existing = lock(&self.state.apps)
+            .iter()
+            .find(|a| a.name == name)
+            .cloned();
+        match existing {
+            Some(rec) => Ok(EnsuredApp::Existing {
+                ceiling_differs: rec.scopes != scopes,
+                app: rec.view(),
+            }),
+            None => self.register_app(name, scopes).map(EnsuredApp::Created),
+        }
+    }
+
+    /// The SQLite file behind the broker, and whether it outlives the broker.
+    pub fn database(&self) -> (&std::path::Path, bool) {
+        (self.state.store.db_path(), self.state.store.persistent())
+    }
+
+    /// Waits until every audit event recorded so far is on disk.
+    pub async fn flush(&self) -> bool {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || state.store.flush(StdDuration::from_secs(10)))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Stops accepting connections, waits for the server task to end, and
+    /// writes what the audit writer still holds.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -506,6 +657,8 @@ impl EmbeddedBroker {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        let state = self.state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.store.close()).await;
     }
 }
 

@@ -1,0 +1,325 @@
+//! The embedded broker's accept loop: HTTP/1.1 over hyper with the real
+//! broker's server timeouts (spec §1.1) and a cap on connections.
+//!
+//! Each connection has a watchdog that closes it when
+//! - a request's headers have not all arrived `read_header` after its first byte,
+//! - a response write has made no progress for `write`,
+//! - it has been idle (kept alive, no request) for `idle`.
+//! The body's `read` limit is applied where the body is read (`http.rs`).
+//!
+//! At `max_connections`, a new connection closes the longest-idle one to make
+//! room; only when every connection is busy is the newcomer refused. So a
+//! flood of idle or slow connections degrades into refusals of the flood, and
+//! a health check still gets through.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tower::ServiceExt;
+
+use super::Timeouts;
+
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// Milliseconds since the process's epoch; never 0.
+fn now_ms() -> u64 {
+    EPOCH.elapsed().as_millis() as u64 + 1
+}
+
+/// What the watchdog and the eviction need to know about one connection.
+#[derive(Default)]
+struct ConnState {
+    last_activity: AtomicU64,
+    /// First byte of a request whose headers are not complete; 0: none.
+    pending_since: AtomicU64,
+    in_flight: AtomicU32,
+    /// A write that could not proceed since then; 0: none.
+    write_blocked_since: AtomicU64,
+    evicted: AtomicBool,
+    close: Notify,
+}
+
+impl ConnState {
+    fn idle(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+            && self.pending_since.load(Ordering::Relaxed) == 0
+            && self.write_blocked_since.load(Ordering::Relaxed) == 0
+    }
+}
+
+/// The socket, noting activity for the watchdog.
+struct Watched<T> {
+    io: T,
+    st: Arc<ConnState>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            let now = now_ms();
+            let st = &self.st;
+            st.last_activity.store(now, Ordering::Relaxed);
+            if st.in_flight.load(Ordering::Relaxed) == 0 {
+                let _ =
+                    st.pending_since
+                        .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.note_write(r.is_pending());
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.note_write(r.is_pending());
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl<T> Watched<T> {
+    fn note_write(&self, pending: bool) {
+        let st = &self.st;
+        if pending {
+            let _ = st.write_blocked_since.compare_exchange(
+                0,
+                now_ms(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        } else {
+            st.write_blocked_since.store(0, Ordering::Relaxed);
+            st.last_activity.store(now_ms(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Marks a request in flight for as long as it lives.
+struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    fn start(st: &Arc<ConnState>) -> Self {
+        st.in_flight.fetch_add(1, Ordering::Relaxed);
+        st.pending_since.store(0, Ordering::Relaxed);
+        InFlight(st.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.last_activity.store(now_ms(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+enum Stop {
+    Shutdown,
+    Evicted,
+    TimedOut(&'static str),
+}
+
+async fn watchdog(st: &ConnState, t: Timeouts, mut shutdown: watch::Receiver<bool>) -> Stop {
+    let shortest = t.read_header.min(t.write).min(t.idle);
+    let tick = (shortest / 5).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let over = |since: u64, limit: Duration| {
+        since != 0 && now_ms().saturating_sub(since) > limit.as_millis() as u64
+    };
+    loop {
+        tokio::select! {
+            _ = st.close.notified() => return Stop::Evicted,
+            _ = shutdown.changed() => return Stop::Shutdown,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        if *shutdown.borrow() {
+            return Stop::Shutdown;
+        }
+        if over(st.pending_since.load(Ordering::Relaxed), t.read_header) {
+            return Stop::TimedOut("request headers not received in time");
+        }
+        if over(st.write_blocked_since.load(Ordering::Relaxed), t.write) {
+            return Stop::TimedOut("response write made no progress");
+        }
+        if st.idle() && over(st.last_activity.load(Ordering::Relaxed), t.idle) {
+            return Stop::TimedOut("idle");
+        }
+    }
+}
+
+/// The connections being served, for the cap.
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    conns: HashMap<u64, Arc<ConnState>>,
+}
+
+impl Registry {
+    /// Makes room for one more connection; false when all are busy.
+    fn admit(&mut self, max: usize) -> bool {
+        let live = self
+            .conns
+            .values()
+            .filter(|c| !c.evicted.load(Ordering::Relaxed))
+            .count();
+        if live < max {
+            return true;
+        }
+        let oldest_idle = self
+            .conns
+            .values()
+            .filter(|c| !c.evicted.load(Ordering::Relaxed) && c.idle())
+            .min_by_key(|c| c.last_activity.load(Ordering::Relaxed));
+        match oldest_idle {
+            Some(c) => {
+                c.evicted.store(true, Ordering::Relaxed);
+                c.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `stop` fires, then lets open
+/// connections finish (at most 5 s).
+pub(super) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    timeouts: Timeouts,
+    max_connections: usize,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let registry = Arc::new(Mutex::new(Registry::default()));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stop => break,
+            a = listener.accept() => a,
+        };
+        // Reap finished connection tasks as we go.
+        while tasks.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let st = Arc::new(ConnState::default());
+        st.last_activity.store(now_ms(), Ordering::Relaxed);
+        let id = {
+            let mut reg = super::lock(&registry);
+            if !reg.admit(max_connections.max(1)) {
+                tracing::warn!(%peer, "connection refused: every connection is busy");
+                continue;
+            }
+            reg.next += 1;
+            let id = reg.next;
+            reg.conns.insert(id, st.clone());
+            id
+        };
+        let _ = stream.set_nodelay(true);
+        let (router, registry, shutdown) = (router.clone(), registry.clone(), shutdown_rx.clone());
+        tasks.spawn(async move {
+            connection(stream, peer, router, st, timeouts, shutdown).await;
+            super::lock(&registry).conns.remove(&id);
+        });
+    }
+    let _ = shutdown_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    st: Arc<ConnState>,
+    timeouts: Timeouts,
+    shutdown: watch::Receiver<bool>,
+) {
+    let io = TokioIo::new(Watched {
+        io: stream,
+        st: st.clone(),
+    });
+    let svc_state = st.clone();
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        let guard = InFlight::start(&svc_state);
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let call = router.clone().oneshot(req.map(axum::body::Body::new));
+        async move {
+            let resp = call.await;
+            drop(guard);
+            Ok::<_, Infallible>(match resp {
+                Ok(r) => r,
+                Err(never) => match never {},
+            })
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new());
+    let conn = builder.serve_connection(io, svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        why = watchdog(&st, timeouts, shutdown) => match why {
+            Stop::Shutdown | Stop::Evicted => {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+            }
+            Stop::TimedOut(what) => {
+                tracing::debug!(%peer, what, "connection closed");
+            }
+        },
+    }
+}

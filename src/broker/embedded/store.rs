@@ -1,0 +1,738 @@
+//! What the embedded broker keeps (spec §11): the signing key in a PEM file,
+//! and apps, revocations and the audit trail in SQLite.
+//!
+//! With a data directory (`chainview broker --data DIR`) all of it survives a
+//! restart, as with the real broker. Without one, the same SQLite store lives
+//! in a private temporary directory removed when the broker stops, so memory
+//! stays flat however long the broker runs: the audit trail is on disk, not
+//! in RAM, in both modes.
+//!
+//! Audit events are written off the request path: the handler computes the
+//! event (id, hash chain) under a short lock and queues it; a writer thread
+//! commits the queue in one transaction per batch. Queries see committed rows
+//! (SQL, with filters and paging) plus the queued ones, so a client never
+//! misses an event the broker answered for.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::audit::{Filter, NewEvent, build_event};
+use crate::broker::types::{AuditEvent, AuditPage, RevokeLevel};
+
+/// The SQLite file inside the data directory.
+pub const DB_FILE: &str = "broker.db";
+/// The Ed25519 signing key (PKCS#8 PEM, mode 0600) inside the data directory.
+pub const KEY_FILE: &str = "signing.key";
+
+/// How long the audit writer lets a batch fill before committing it: the
+/// most a crash (kill -9) can lose is the events answered within this
+/// interval plus one commit.
+pub const BATCH_INTERVAL: Duration = Duration::from_millis(10);
+/// The most events one transaction carries.
+const MAX_BATCH: usize = 20_000;
+
+/// Schema migrations, in order; the database's `user_version` is how many
+/// have run.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE apps (
+    app_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    client_id TEXT NOT NULL UNIQUE,
+    secret_hash BLOB NOT NULL,
+    scopes TEXT NOT NULL,
+    token_ttl INTEGER NOT NULL,
+    active INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE TABLE revocations (
+    level TEXT NOT NULL,
+    target TEXT NOT NULL,
+    -- for a released or renewed token: its expiry (unix seconds); after it
+    -- the token cannot verify anyway and the row may go. NULL: forever.
+    exp INTEGER,
+    PRIMARY KEY (level, target)
+) WITHOUT ROWID;
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    orch_id TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    deleg_depth INTEGER NOT NULL,
+    deleg_chain_hash TEXT NOT NULL,
+    bytes_transferred INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    prev_hash TEXT NOT NULL
+);
+CREATE INDEX audit_event_type ON audit(event_type);
+CREATE INDEX audit_agent_id ON audit(agent_id);
+CREATE INDEX audit_task_id ON audit(task_id);
+CREATE INDEX audit_outcome ON audit(outcome);
+CREATE INDEX audit_ts ON audit(ts_ns);
+"#];
+
+/// Why the data directory cannot be used. Each names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: cannot use this data directory: {detail}")]
+    Dir { path: PathBuf, detail: String },
+    #[error(
+        "{path}: not a usable SQLite database ({detail}); move it away or choose another --data directory"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "{path}: database schema version {found} is newer than this chainview understands ({known}); use a newer chainview"
+    )]
+    Newer {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("{path}: not an Ed25519 private key in PKCS#8 PEM form ({detail})")]
+    Key { path: PathBuf, detail: String },
+    #[error("{path}: {detail}")]
+    Io { path: PathBuf, detail: String },
+}
+
+/// An app as stored (the secret only as its SHA-256).
+#[derive(Debug, Clone)]
+pub struct StoredApp {
+    pub app_id: String,
+    pub name: String,
+    pub client_id: String,
+    pub secret_hash: [u8; 32],
+    pub scopes: Vec<String>,
+    pub token_ttl: i64,
+    pub active: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    pub seq: u64,
+}
+
+/// What a store holds when it opens.
+pub struct Loaded {
+    pub key: SigningKey,
+    pub apps: Vec<StoredApp>,
+    /// (level, target, expiry of a released/renewed token).
+    pub revocations: Vec<Revocation>,
+}
+
+struct Queued {
+    seq: u64,
+    ts_ns: i64,
+    event: Arc<AuditEvent>,
+}
+
+struct AuditState {
+    /// Sequence number of the last event recorded (committed or queued).
+    last_seq: u64,
+    last_hash: String,
+    /// Recorded, not yet committed, in order.
+    queue: VecDeque<Queued>,
+    /// Every event with `seq <= committed` is in the database.
+    committed: u64,
+    stop: bool,
+    healthy: bool,
+}
+
+struct Shared {
+    state: Mutex<AuditState>,
+    /// Wakes the writer when the queue stops being empty (or on stop).
+    wake: Condvar,
+    /// Signalled after each commit.
+    done: Condvar,
+}
+
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The store: one connection for queries and the rare synchronous writes
+/// (apps, revocations), one owned by the audit writer thread.
+pub struct Store {
+    db_path: PathBuf,
+    persistent: bool,
+    conn: Mutex<Connection>,
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Kept last: the temporary directory goes once everything is closed.
+    _temp: Option<tempfile::TempDir>,
+}
+
+fn sql_err(path: &Path, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    let detail = e.to_string();
+    match e.sqlite_error_code() {
+        Some(NotADatabase | DatabaseCorrupt) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        },
+        Some(CannotOpen | ReadOnly | PermissionDenied) => StoreError::Dir {
+            path: path.to_path_buf(),
+            detail,
+        },
+        _ => StoreError::Io {
+            path: path.to_path_buf(),
+            detail,
+        },
+    }
+}
+
+fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| sql_err(path, e))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| sql_err(path, e))?;
+    // WAL: readers never wait for the writer; NORMAL: a commit survives a
+    // crash of this process (not of the machine before the next checkpoint).
+    let _mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(|e| sql_err(path, e))?;
+    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+        .map_err(|e| sql_err(path, e))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| sql_err(path, e))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::Newer {
+            path: path.to_path_buf(),
+            found: version,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let tx = conn.transaction().map_err(|e| sql_err(path, e))?;
+        tx.execute_batch(sql).map_err(|e| sql_err(path, e))?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(|e| sql_err(path, e))?;
+        tx.commit().map_err(|e| sql_err(path, e))?;
+    }
+    Ok(())
+}
+
+/// Loads the signing key from `path`, or writes a new one there (mode 0600).
+fn load_or_create_key(path: &Path, seed: Option<[u8; 32]>) -> Result<SigningKey, StoreError> {
+    match std::fs::read_to_string(path) {
+        Ok(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|e| StoreError::Key {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::from_bytes(&seed.unwrap_or_else(rand::random));
+            let pem = key
+                .to_pkcs8_pem(Default::default())
+                .map_err(|e| StoreError::Key {
+                    path: path.to_path_buf(),
+                    detail: e.to_string(),
+                })?;
+            write_private(path, pem.as_bytes())?;
+            Ok(key)
+        }
+        Err(e) => Err(StoreError::Key {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        }),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let io = |e: std::io::Error| StoreError::Dir {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let mut f = opts.open(path).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, or in a private
+    /// temporary directory when `dir` is `None`. `seed` fixes a new signing
+    /// key (tests); an existing key file always wins.
+    pub fn open(dir: Option<&Path>, seed: Option<[u8; 32]>) -> Result<(Store, Loaded), StoreError> {
+        let (dir_path, temp) = match dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).map_err(|e| StoreError::Dir {
+                    path: d.to_path_buf(),
+                    detail: e.to_string(),
+                })?;
+                (d.to_path_buf(), None)
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("chainview-broker-")
+                    .tempdir()
+                    .map_err(|e| StoreError::Dir {
+                        path: std::env::temp_dir(),
+                        detail: e.to_string(),
+                    })?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let db_path = dir_path.join(DB_FILE);
+        let key = match temp {
+            Some(_) => SigningKey::from_bytes(&seed.unwrap_or_else(rand::random)),
+            None => load_or_create_key(&dir_path.join(KEY_FILE), seed)?,
+        };
+        let mut conn = open_conn(&db_path)?;
+        migrate(&mut conn, &db_path)?;
+        let apps = load_apps(&conn).map_err(|e| sql_err(&db_path, e))?;
+        let revocations = load_revocations(&conn).map_err(|e| sql_err(&db_path, e))?;
+        let (last_seq, last_hash) = conn
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map_err(|e| sql_err(&db_path, e))?
+            .unwrap_or((0, "0".repeat(64)));
+        let writer_conn = open_conn(&db_path)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(AuditState {
+                last_seq,
+                last_hash,
+                queue: VecDeque::new(),
+                committed: last_seq,
+                stop: false,
+                healthy: true,
+            }),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+        });
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("audit-writer".into())
+                .spawn(move || writer_loop(writer_conn, &shared))
+                .map_err(|e| StoreError::Io {
+                    path: db_path.clone(),
+                    detail: format!("cannot start the audit writer: {e}"),
+                })?
+        };
+        let store = Store {
+            db_path,
+            persistent: temp.is_none(),
+            conn: Mutex::new(conn),
+            shared,
+            writer: Mutex::new(Some(writer)),
+            _temp: temp,
+        };
+        Ok((
+            store,
+            Loaded {
+                key,
+                apps,
+                revocations,
+            },
+        ))
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    pub fn persistent(&self) -> bool {
+        self.persistent
+    }
+
+    /// Records an audit event: id and hash chain now, the write later.
+    pub fn record(&self, e: NewEvent, now: DateTime<Utc>) {
+        let mut st = guard(&self.shared.state);
+        let seq = st.last_seq + 1;
+        let ev = build_event(seq, &st.last_hash, e, now);
+        st.last_seq = seq;
+        st.last_hash.clone_from(&ev.hash);
+        let was_empty = st.queue.is_empty();
+        st.queue.push_back(Queued {
+            seq,
+            ts_ns: now.timestamp_nanos_opt().unwrap_or(i64::MAX),
+            event: Arc::new(ev),
+        });
+        drop(st);
+        if was_empty {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// How many audit events exist (committed or queued).
+    pub fn audit_count(&self) -> u64 {
+        guard(&self.shared.state).last_seq
+    }
+
+    /// True while the database answers and the last audit batch was written.
+    pub fn healthy(&self) -> bool {
+        let writer_ok = guard(&self.shared.state).healthy;
+        writer_ok
+            && guard(&self.conn)
+                .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .is_ok()
+    }
+
+    /// Waits until every event recorded so far is committed (or `limit` passes).
+    pub fn flush(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let mut st = guard(&self.shared.state);
+        let target = st.last_seq;
+        while st.committed < target {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = match self.shared.done.wait_timeout(st, left) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        true
+    }
+
+    /// `GET /v1/audit/events`: committed rows from SQL, then the queued ones.
+    pub fn query(&self, f: &Filter) -> AuditPage {
+        let matches = |q: &Queued| f.matches(&q.event, q.ts_ns);
+        let (committed, queued): (u64, Vec<Arc<AuditEvent>>) = {
+            let st = guard(&self.shared.state);
+            (
+                st.committed,
+                st.queue
+                    .iter()
+                    .filter(|q| matches(q))
+                    .map(|q| q.event.clone())
+                    .collect(),
+            )
+        };
+        let skip = f.offset.max(0);
+        let take = f.limit.clamp(0, 1000);
+        let (sql_total, mut events) = match self.sql_page(f, committed, skip, take) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "audit query failed");
+                (0, Vec::new())
+            }
+        };
+        let still = (take as usize).saturating_sub(events.len());
+        let skip_queued = (skip - sql_total.min(skip)) as usize;
+        events.extend(
+            queued
+                .iter()
+                .skip(skip_queued)
+                .take(still)
+                .map(|e| AuditEvent::clone(e)),
+        );
+        AuditPage {
+            events,
+            total: sql_total + queued.len() as i64,
+            offset: f.offset,
+            limit: f.limit,
+        }
+    }
+
+    fn sql_page(
+        &self,
+        f: &Filter,
+        committed: u64,
+        skip: i64,
+        take: i64,
+    ) -> rusqlite::Result<(i64, Vec<AuditEvent>)> {
+        let mut cond = String::from("seq <= ?1");
+        let mut args: Vec<rusqlite::types::Value> = vec![(committed as i64).into()];
+        let mut add = |col: &str, op: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            cond.push_str(&format!(" AND {col} {op} ?{}", args.len()));
+        };
+        for (col, v) in [
+            ("agent_id", &f.agent_id),
+            ("task_id", &f.task_id),
+            ("event_type", &f.event_type),
+            ("outcome", &f.outcome),
+        ] {
+            if let Some(v) = v {
+                add(col, "=", v.clone().into());
+            }
+        }
+        if let Some(s) = f.since {
+            add(
+                "ts_ns",
+                ">=",
+                s.timestamp_nanos_opt().unwrap_or(i64::MIN).into(),
+            );
+        }
+        if let Some(u) = f.until {
+            add(
+                "ts_ns",
+                "<=",
+                u.timestamp_nanos_opt().unwrap_or(i64::MAX).into(),
+            );
+        }
+        let conn = guard(&self.conn);
+        let total: i64 = if args.len() == 1 {
+            // Unfiltered: ids are contiguous, every committed event is there.
+            committed as i64
+        } else {
+            conn.query_row(
+                &format!("SELECT COUNT(*) FROM audit WHERE {cond}"),
+                rusqlite::params_from_iter(args.iter()),
+                |r| r.get(0),
+            )?
+        };
+        let n = args.len();
+        args.push(take.into());
+        args.push(skip.into());
+        let sql = format!(
+            "SELECT id, timestamp, event_type, agent_id, task_id, orch_id, detail, resource, \
+             outcome, deleg_depth, deleg_chain_hash, bytes_transferred, hash, prev_hash \
+             FROM audit WHERE {cond} ORDER BY seq LIMIT ?{} OFFSET ?{}",
+            n + 1,
+            n + 2
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok(AuditEvent {
+                id: r.get(0)?,
+                timestamp: r.get(1)?,
+                event_type: r.get(2)?,
+                agent_id: r.get(3)?,
+                task_id: r.get(4)?,
+                orch_id: r.get(5)?,
+                detail: r.get(6)?,
+                resource: r.get(7)?,
+                outcome: r.get(8)?,
+                deleg_depth: r.get(9)?,
+                deleg_chain_hash: r.get(10)?,
+                bytes_transferred: r.get(11)?,
+                hash: r.get(12)?,
+                prev_hash: r.get(13)?,
+            })
+        })?;
+        let events = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((total, events))
+    }
+
+    /// Saves (inserts or replaces) an app.
+    pub fn put_app(&self, a: &StoredApp) -> Result<(), StoreError> {
+        let scopes = serde_json::to_string(&a.scopes).unwrap_or_else(|_| "[]".into());
+        guard(&self.conn)
+            .execute(
+                "INSERT OR REPLACE INTO apps (app_id, name, client_id, secret_hash, scopes, \
+                 token_ttl, active, created_at, updated_at, seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    a.app_id,
+                    a.name,
+                    a.client_id,
+                    &a.secret_hash[..],
+                    scopes,
+                    a.token_ttl,
+                    a.active,
+                    a.created_at,
+                    a.updated_at,
+                    a.seq as i64
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| sql_err(&self.db_path, e))
+    }
+
+    /// Saves a revocation; `exp`: the expiry of a released/renewed token.
+    pub fn put_revocation(
+        &self,
+        level: RevokeLevel,
+        target: &str,
+        exp: Option<i64>,
+    ) -> Result<(), StoreError> {
+        guard(&self.conn)
+            .execute(
+                "INSERT OR IGNORE INTO revocations (level, target, exp) VALUES (?1, ?2, ?3)",
+                params![level.as_str(), target, exp],
+            )
+            .map(|_| ())
+            .map_err(|e| sql_err(&self.db_path, e))
+    }
+
+    /// Commits what is queued and stops the writer.
+    pub fn close(&self) {
+        {
+            let mut st = guard(&self.shared.state);
+            st.stop = true;
+        }
+        self.shared.wake.notify_all();
+        if let Some(h) = guard(&self.writer).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn load_apps(conn: &Connection) -> rusqlite::Result<Vec<StoredApp>> {
+    let mut stmt = conn.prepare(
+        "SELECT app_id, name, client_id, secret_hash, scopes, token_ttl, active, created_at, \
+         updated_at, seq FROM apps ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let hash: Vec<u8> = r.get(3)?;
+        let scopes: String = r.get(4)?;
+        Ok(StoredApp {
+            app_id: r.get(0)?,
+            name: r.get(1)?,
+            client_id: r.get(2)?,
+            secret_hash: hash.try_into().unwrap_or([0; 32]),
+            scopes: serde_json::from_str(&scopes).unwrap_or_default(),
+            token_ttl: r.get(5)?,
+            active: r.get(6)?,
+            created_at: r.get(7)?,
+            updated_at: r.get(8)?,
+            seq: r.get::<_, i64>(9)? as u64,
+        })
+    })?;
+    rows.collect()
+}
+
+type Revocation = (RevokeLevel, String, Option<i64>);
+
+fn load_revocations(conn: &Connection) -> rusqlite::Result<Vec<Revocation>> {
+    // Rows of tokens that have expired since are of no use: drop them.
+    conn.execute(
+        "DELETE FROM revocations WHERE exp IS NOT NULL AND exp < ?1",
+        params![Utc::now().timestamp() - 60],
+    )?;
+    let mut stmt = conn.prepare("SELECT level, target, exp FROM revocations")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (level, target, exp) = row?;
+        if let Some(l) = RevokeLevel::parse(&level) {
+            out.push((l, target, exp));
+        }
+    }
+    Ok(out)
+}
+
+fn write_batch(
+    conn: &mut Connection,
+    batch: &[Arc<AuditEvent>],
+    seqs: &[(u64, i64)],
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO audit (seq, id, timestamp, ts_ns, event_type, agent_id, task_id, \
+             orch_id, detail, resource, outcome, deleg_depth, deleg_chain_hash, \
+             bytes_transferred, hash, prev_hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        )?;
+        for (e, (seq, ts)) in batch.iter().zip(seqs) {
+            stmt.execute(params![
+                *seq as i64,
+                e.id,
+                e.timestamp,
+                ts,
+                e.event_type,
+                e.agent_id,
+                e.task_id,
+                e.orch_id,
+                e.detail,
+                e.resource,
+                e.outcome,
+                e.deleg_depth,
+                e.deleg_chain_hash,
+                e.bytes_transferred,
+                e.hash,
+                e.prev_hash
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+fn writer_loop(mut conn: Connection, shared: &Shared) {
+    let mut failures = 0u32;
+    loop {
+        let stopping = {
+            let mut st = guard(&shared.state);
+            while st.queue.is_empty() && !st.stop {
+                st = match shared.wake.wait(st) {
+                    Ok(g) => g,
+                    Err(e) => e.into_inner(),
+                };
+            }
+            if st.queue.is_empty() {
+                return;
+            }
+            st.stop
+        };
+        if !stopping {
+            // Let the batch fill: one transaction for many events.
+            std::thread::sleep(BATCH_INTERVAL);
+        }
+        let (batch, seqs): (Vec<Arc<AuditEvent>>, Vec<(u64, i64)>) = guard(&shared.state)
+            .queue
+            .iter()
+            .take(MAX_BATCH)
+            .map(|q| (q.event.clone(), (q.seq, q.ts_ns)))
+            .unzip();
+        match write_batch(&mut conn, &batch, &seqs) {
+            Ok(()) => {
+                failures = 0;
+                let mut st = guard(&shared.state);
+                st.queue.drain(..batch.len());
+                if let Some((last, _)) = seqs.last() {
+                    st.committed = *last;
+                }
+                st.healthy = true;
+                drop(st);
+                shared.done.notify_all();
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::error!(error = %e, "audit batch not written; retrying");
+                let mut st = guard(&shared.state);
+                st.healthy = false;
+                if st.stop && failures >= 3 {
+                    // Stopping and the disk refuses: give up rather than hang.
+                    return;
+                }
+                drop(st);
+                std::thread::sleep(Duration::from_millis(200 * u64::from(failures.min(10))));
+            }
+        }
+    }
+}
