@@ -27,8 +27,14 @@ pub fn uniq() -> String {
 }
 
 impl Env {
+    /// The embedded broker trusts `X-Forwarded-For` here, as the real broker
+    /// always does, so the suite can pick client IPs for the rate limits.
     pub async fn new() -> Env {
-        Self::with_config(Config::with_admin_secret("conformance-admin-secret")).await
+        Self::with_config(Config {
+            trust_proxy: true,
+            ..Config::with_admin_secret("conformance-admin-secret")
+        })
+        .await
     }
 
     /// Like [`Env::new`], with this configuration for the embedded broker.

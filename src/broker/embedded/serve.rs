@@ -5,6 +5,7 @@
 //! - a request's headers have not all arrived `read_header` after its first byte,
 //! - a response write has made no progress for `write`,
 //! - it has been idle (kept alive, no request) for `idle`.
+//!
 //! The body's `read` limit is applied where the body is read (`http.rs`).
 //!
 //! At `max_connections`, a new connection closes the longest-idle one to make
