@@ -9,6 +9,10 @@
 //!     cargo bench --bench broker_load              # 5 s per scenario, 32 clients
 //!     LOAD_SECS=10 LOAD_CLIENTS=64 cargo bench --bench broker_load
 //!
+//! The broker runs as `chainview broker --data DIR` does (a data directory
+//! in a temporary folder): every audit event goes to SQLite through the
+//! batched writer, every release/renewal revocation is a synchronous insert.
+//!
 //! The load generator runs in the same process and on the same 2 cores as the
 //! broker, so the figures include its cost too.
 
@@ -176,15 +180,18 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let broker = EmbeddedBroker::start(Config::default()).await.expect("broker");
+        let data = tempfile::tempdir().expect("data dir");
+        let cfg = Config { data_dir: Some(data.path().to_path_buf()), ..Config::default() };
+        let broker = EmbeddedBroker::start(cfg).await.expect("broker");
         let client = BrokerClient::new(&broker.url()).expect("client");
         let admin = client.admin_auth(broker.admin_secret()).await.expect("admin").access_token;
         let scope = vec!["read:data:*".to_string(), "write:data:*".to_string()];
         let a = client.create_agent(&admin, "load", "a", &scope, Some(3600)).await.expect("agent a");
         let b = client.create_agent(&admin, "load", "b", &scope, Some(3600)).await.expect("agent b");
         println!(
-            "broker_load: {clients} concurrent clients, {secs} s per scenario, {} cores",
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            "broker_load: {clients} concurrent clients, {secs} s per scenario, {} cores, --data {}",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            data.path().display()
         );
 
         let addr = broker.addr();
@@ -235,6 +242,15 @@ fn main() {
         })
         .await
         .print();
+        let health = client.health().await.expect("health");
         broker.shutdown().await;
+        let db = std::fs::metadata(data.path().join("broker.db")).map(|m| m.len()).unwrap_or(0)
+            + std::fs::metadata(data.path().join("broker.db-wal")).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "audit trail: {} events in SQLite ({:.1} MB on disk), db_connected {}",
+            health.audit_events_count,
+            db as f64 / 1e6,
+            health.db_connected
+        );
     });
 }

@@ -1,7 +1,8 @@
 //! Soak: 100 concurrent agents, each looping register → three delegations →
 //! validate → release, against the embedded broker for SOAK_SECS (default
-//! 600), with the process's resident memory measured at start and end.
-//! Documented in the README; not run in CI.
+//! 600), with the process's resident memory measured every minute. The
+//! broker keeps its data as `chainview broker --data DIR` does (DIR a
+//! temporary folder). Documented in the README; not run in CI.
 //!
 //!     SOAK_SECS=600 cargo bench --bench soak
 
@@ -34,13 +35,30 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let broker = EmbeddedBroker::start(Config::default()).await.expect("broker");
+        let data = tempfile::tempdir().expect("data dir");
+        let cfg = Config { data_dir: Some(data.path().to_path_buf()), ..Config::default() };
+        let broker = EmbeddedBroker::start(cfg).await.expect("broker");
         let client = BrokerClient::new(&broker.url()).expect("client");
         let admin = client.admin_auth(broker.admin_secret()).await.expect("admin").access_token;
         let scope = vec!["read:data:*".to_string()];
         let target = client.create_agent(&admin, "soak", "target", &scope, Some(86400)).await.expect("target");
         let start_rss = rss_mb();
-        let deadline = Instant::now() + Duration::from_secs(secs);
+        let begun = Instant::now();
+        let deadline = begun + Duration::from_secs(secs);
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u64, f64)>::new()));
+        {
+            let samples = samples.clone();
+            tokio::spawn(async move {
+                let mut minute = 0;
+                while Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    minute += 1;
+                    let rss = rss_mb();
+                    println!("soak: minute {minute}: RSS {rss:.1} MB");
+                    samples.lock().expect("samples").push((minute, rss));
+                }
+            });
+        }
         // One admin token for all, replaced every 100 s by one task (admin
         // logins are rate-limited per IP; the old token stays valid until it expires).
         let shared = std::sync::Arc::new(tokio::sync::RwLock::new(admin.clone()));
@@ -90,6 +108,8 @@ fn main() {
             }
         }
         let end_rss = rss_mb();
+        let samples = samples.lock().expect("samples").clone();
+        let peak = samples.iter().map(|s| s.1).fold(end_rss, f64::max);
         let mut admin = client.admin_auth(broker.admin_secret()).await.expect("admin").access_token;
         let total = client.audit_events(&admin, &AuditQuery { limit: Some(1), ..Default::default() }).await.expect("audit").total;
         let mut all = Vec::new();
@@ -105,8 +125,9 @@ fn main() {
             all.extend(p.events);
         }
         println!(
-            "soak: {secs} s, 100 agents: {rounds} rounds ({:.0}/s), {errors} errors; audit {total} events, chain {}; RSS {start_rss:.1} MB at start, {end_rss:.1} MB at end",
+            "soak: {secs} s, 100 agents: {rounds} rounds ({:.0}/s), {errors} errors; audit {total} events, chain {}; RSS {start_rss:.1} MB at start, {:.1} MB at minute 1, {end_rss:.1} MB at end, {peak:.1} MB peak",
             rounds as f64 / secs as f64,
+            samples.first().map_or(end_rss, |s| s.1),
             if verify_audit_chain(&all).is_ok() { "verifies" } else { "BROKEN" }
         );
         broker.shutdown().await;

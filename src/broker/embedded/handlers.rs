@@ -165,21 +165,8 @@ fn bearer(s: &State, ctx: &Ctx, required: Option<&str>) -> Result<(String, Claim
 }
 
 fn challenge(s: &State) -> Outcome {
-    let nonce = random_hex(32);
-    let now = s.now();
-    let mut nonces = lock(&s.nonces);
-    super::purge(&mut nonces, |n: &Nonce| {
-        now - n.created > Duration::seconds(NONCE_TTL_SECS + 60)
-    });
-    nonces.insert(
-        nonce.clone(),
-        Nonce {
-            created: now,
-            consumed: false,
-        },
-    );
     ok(&Challenge {
-        nonce,
+        nonce: s.new_nonce(s.now()),
         expires_in: NONCE_TTL_SECS,
     })
 }
@@ -250,17 +237,19 @@ fn register(s: &State, ctx: &Ctx) -> Outcome {
         ));
     }
     {
+        let not_found = || Reject::unauthorized("nonce: nonce not found or expired");
+        let created = s.nonce_created(&req.nonce).ok_or_else(not_found)?;
         let mut nonces = lock(&s.nonces);
-        match nonces.get_mut(&req.nonce) {
-            None => return Err(Reject::unauthorized("nonce: nonce not found or expired")),
-            Some(n) if n.consumed => {
-                return Err(Reject::unauthorized("nonce: nonce already consumed"));
-            }
-            Some(n) if now - n.created > Duration::seconds(NONCE_TTL_SECS) => {
-                return Err(Reject::unauthorized("nonce: nonce not found or expired"));
-            }
-            Some(n) => n.consumed = true,
+        if nonces.contains_key(&req.nonce) {
+            return Err(Reject::unauthorized("nonce: nonce already consumed"));
         }
+        if now - created > Duration::seconds(NONCE_TTL_SECS) {
+            return Err(not_found());
+        }
+        super::purge(&mut nonces, |n: &Nonce| {
+            now - n.created > Duration::seconds(NONCE_TTL_SECS + 60)
+        });
+        nonces.insert(req.nonce.clone(), Nonce { created });
     }
     let key_bytes = STANDARD
         .decode(&req.public_key)

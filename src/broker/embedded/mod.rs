@@ -145,10 +145,11 @@ struct LaunchToken {
     app_id: Option<String>,
 }
 
+/// A nonce that registration consumed (kept for the "already consumed"
+/// answer; issued but unused nonces are not stored at all).
 #[derive(Debug, Clone)]
 struct Nonce {
     created: DateTime<Utc>,
-    consumed: bool,
 }
 
 type AppRecord = store::StoredApp;
@@ -278,7 +279,10 @@ pub(crate) struct State {
     kid: String,
     admin_secret_hash: [u8; 32],
     started: Instant,
+    /// Consumed nonces only: issued ones carry their creation time and a MAC
+    /// under `nonce_key`, so a challenge flood costs no memory.
     nonces: Mutex<Purgeable<Nonce>>,
+    nonce_key: [u8; 32],
     launch: Mutex<Purgeable<LaunchToken>>,
     agents: RwLock<HashSet<[u8; 16]>>,
     apps: Mutex<Vec<AppRecord>>,
@@ -391,6 +395,7 @@ impl State {
             kid,
             started: Instant::now(),
             nonces: Mutex::default(),
+            nonce_key: rand::random(),
             launch: Mutex::default(),
             agents: RwLock::default(),
             apps: Mutex::new(loaded.apps),
@@ -434,6 +439,38 @@ impl State {
 
     fn is_agent(&self, spiffe: &str) -> bool {
         read(&self.agents).contains(&agent_key(spiffe))
+    }
+
+    fn nonce_mac(&self, body: &[u8]) -> [u8; 8] {
+        let mut h = Sha256::new();
+        h.update(self.nonce_key);
+        h.update(body);
+        let d = h.finalize();
+        let mut mac = [0u8; 8];
+        mac.copy_from_slice(&d[..8]);
+        mac
+    }
+
+    /// A new challenge nonce: 16 random bytes, the creation time (unix
+    /// nanoseconds) and a MAC, as 64 lowercase hex characters.
+    fn new_nonce(&self, now: DateTime<Utc>) -> String {
+        let mut n = [0u8; 32];
+        n[..16].copy_from_slice(&rand::random::<[u8; 16]>());
+        n[16..24].copy_from_slice(&now.timestamp_nanos_opt().unwrap_or(0).to_be_bytes());
+        let mac = self.nonce_mac(&n[..24]);
+        n[24..].copy_from_slice(&mac);
+        hex::encode(n)
+    }
+
+    /// When this broker issued `nonce`; `None` if it never did.
+    fn nonce_created(&self, nonce: &str) -> Option<DateTime<Utc>> {
+        let n: [u8; 32] = hex::decode(nonce).ok()?.try_into().ok()?;
+        let mac = self.nonce_mac(&n[..24]);
+        if !bool::from(mac.ct_eq(&n[24..])) {
+            return None;
+        }
+        let nanos = i64::from_be_bytes(n[16..24].try_into().ok()?);
+        Some(DateTime::from_timestamp_nanos(nanos))
     }
 
     fn admin_secret_ok(&self, secret: &str) -> bool {

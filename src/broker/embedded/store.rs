@@ -38,6 +38,9 @@ pub const KEY_FILE: &str = "signing.key";
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// The most events one transaction carries.
 const MAX_BATCH: usize = 20_000;
+/// Past this many queued events a request waits (up to a second) for the
+/// writer to catch up: back-pressure instead of unbounded memory.
+const MAX_QUEUE: usize = 50_000;
 
 /// Schema migrations, in order; the database's `user_version` is how many
 /// have run.
@@ -377,9 +380,16 @@ impl Store {
             ts_ns: now.timestamp_nanos_opt().unwrap_or(i64::MAX),
             event: Arc::new(ev),
         });
-        drop(st);
         if was_empty {
             self.shared.wake.notify_one();
+        }
+        if st.queue.len() > MAX_QUEUE {
+            let _ = self
+                .shared
+                .done
+                .wait_timeout_while(st, Duration::from_secs(1), |st| {
+                    st.queue.len() > MAX_QUEUE / 2 && st.healthy
+                });
         }
     }
 
