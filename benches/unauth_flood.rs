@@ -105,7 +105,11 @@ fn main() {
                         let body = match i % 5 {
                             0 => {
                                 req = req.method("POST").uri("/v1/app/auth");
-                                let size = if i % 50 == 0 { (1 << 20) - 1024 } else { 64 << 10 };
+                                let size = if i % 50 == 0 {
+                                    (1 << 20) - 1024
+                                } else {
+                                    64 << 10
+                                };
                                 let id = format!("{n}-{}", "c".repeat(size));
                                 format!(r#"{{"client_id":"{id}","client_secret":"x"}}"#)
                             }
@@ -121,10 +125,15 @@ fn main() {
                                 String::new()
                             }
                             3 => {
-                                req = req
-                                    .method("POST")
-                                    .uri("/v1/admin/auth")
-                                    .header("x-forwarded-for", format!("10.{}.{}.{}", n % 251, (n / 251) % 251, (n / 63001) % 251));
+                                req = req.method("POST").uri("/v1/admin/auth").header(
+                                    "x-forwarded-for",
+                                    format!(
+                                        "10.{}.{}.{}",
+                                        n % 251,
+                                        (n / 251) % 251,
+                                        (n / 63001) % 251
+                                    ),
+                                );
                                 r#"{"secret":"wrong"}"#.to_string()
                             }
                             _ => {
@@ -133,7 +142,9 @@ fn main() {
                             }
                         };
                         bytes_sent.fetch_add(body.len() as u64, Ordering::Relaxed);
-                        let Ok(req) = req.body(Full::new(Bytes::from(body))) else { break };
+                        let Ok(req) = req.body(Full::new(Bytes::from(body))) else {
+                            break;
+                        };
                         match send.send_request(req).await {
                             Ok(resp) => {
                                 let _ = resp.into_body().collect().await;

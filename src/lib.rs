@@ -11,6 +11,7 @@ pub mod logging;
 pub mod scenario;
 pub mod scope;
 pub mod session;
+pub mod text;
 pub mod tui;
 pub mod ui;
 pub mod worker;

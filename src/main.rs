@@ -10,6 +10,15 @@ use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{Result, WrapErr, eyre};
 
 use chainview::app::unix_now;
+use chainview::text::{Visible, visible};
+
+/// `eprintln!` for messages that may quote outside text (a script's labels,
+/// a broker's problem detail): control characters are shown, never sent.
+macro_rules! report {
+    ($($t:tt)*) => {
+        eprintln!("{}", visible(&format!($($t)*)))
+    };
+}
 use chainview::app::view::View;
 use chainview::broker::embedded::{Config, EmbeddedBroker, EnsuredApp};
 use chainview::scenario::replay::Replay;
@@ -198,16 +207,16 @@ fn parse_app(s: &str) -> Result<(String, Vec<String>), String> {
 
 fn main() -> ExitCode {
     if let Err(e) = color_eyre::install() {
-        eprintln!("chainview: {e}");
+        report!("chainview: {e}");
     }
     let cli = Cli::parse();
     if let Err(e) = chainview::logging::init() {
-        eprintln!("chainview: logging is off: {e}");
+        report!("chainview: logging is off: {e}");
     }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("chainview: cannot start the async runtime: {e}");
+            report!("chainview: cannot start the async runtime: {e}");
             return ExitCode::from(3);
         }
     };
@@ -240,7 +249,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("chainview: {e:#}");
+            report!("chainview: {e:#}");
             ExitCode::from(3)
         }
     }
@@ -256,7 +265,7 @@ async fn interactive(
         Some(path) => match read_script(path) {
             Ok(x) => x,
             Err(e) => {
-                eprintln!("chainview: cannot read script {}: {e}", path.display());
+                report!("chainview: cannot read script {}: {e}", path.display());
                 return Ok(2);
             }
         },
@@ -268,7 +277,7 @@ async fn interactive(
     let script = match chainview::scenario::parse(&name, &text) {
         Ok(s) => s,
         Err(errors) => {
-            eprintln!("{errors}");
+            report!("{errors}");
             return Ok(2);
         }
     };
@@ -276,7 +285,7 @@ async fn interactive(
     match chainview::tui::run(settings, Some(script), no_color, live).await {
         Ok(()) => Ok(0),
         Err(chainview::tui::TuiError::Session(e)) => {
-            eprintln!("chainview: {e}");
+            report!("chainview: {e}");
             Ok(3)
         }
         Err(e) => Err(e.into()),
@@ -294,14 +303,30 @@ fn settings(cli: &Cli) -> Settings {
     }
 }
 
+/// Reads a script (a file or `-` for standard input), at most
+/// `MAX_SCRIPT` bytes: a larger input (or an endless one like /dev/zero) is
+/// refused without being read whole.
 fn read_script(path: &PathBuf) -> std::io::Result<(String, String)> {
-    if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text)?;
-        Ok(("-".into(), text))
+    use chainview::scenario::MAX_SCRIPT;
+    let (name, reader): (String, Box<dyn Read>) = if path.as_os_str() == "-" {
+        ("-".into(), Box::new(std::io::stdin()))
     } else {
-        Ok((path.display().to_string(), std::fs::read_to_string(path)?))
+        (
+            path.display().to_string(),
+            Box::new(std::fs::File::open(path)?),
+        )
+    };
+    let mut bytes = Vec::new();
+    reader.take(MAX_SCRIPT as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_SCRIPT {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB; a script may be at most that",
+            MAX_SCRIPT >> 20
+        )));
     }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| std::io::Error::other(format!("not UTF-8 text ({e})")))?;
+    Ok((name, text))
 }
 
 /// `--script`: headless replay. Returns the documented exit code.
@@ -321,26 +346,29 @@ async fn run_script(path: PathBuf, opts: ScriptOptions, settings: Settings) -> u
     let (file, text) = match read_script(&path) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("chainview: cannot read script {}: {e}", path.display());
+            report!("chainview: cannot read script {}: {e}", path.display());
             return 2;
         }
     };
     let script = match chainview::scenario::parse(&file, &text) {
         Ok(s) => s,
         Err(errors) => {
-            eprintln!("{errors}");
+            report!("{errors}");
             return 2;
         }
     };
     let mut replay = match Replay::start(script, &settings).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("chainview: {e}");
+            report!("chainview: {e}");
             return 3;
         }
     };
     replay.reveal_secrets(reveal);
-    let mut out = std::io::stdout().lock();
+    let mut out = match format {
+        Format::Text => Visible::text(std::io::stdout().lock()),
+        Format::Json => Visible::json(std::io::stdout().lock()),
+    };
     if format == Format::Text {
         let title = replay.script().title().map(str::to_string);
         let header = transcript::header_text(title.as_deref(), &file, &replay.target.describe());
@@ -407,7 +435,7 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!("chainview broker: internal error{at}; the request was answered 500");
+        report!("chainview broker: internal error{at}; the request was answered 500");
     }));
     let bind = format!("{}:{}", args.bind, args.port);
     let broker = EmbeddedBroker::start_on(&bind, cfg)

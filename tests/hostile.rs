@@ -88,7 +88,10 @@ async fn slow_drip_headers_are_cut_off() {
     let _ = tokio::time::timeout(Duration::from_secs(3), drip).await;
     let (got, closed) = read_until_closed(&mut s, Duration::from_secs(2)).await;
     assert!(closed, "connection still open");
-    assert!(!got.contains("200 OK"), "the dripped request was served: {got}");
+    assert!(
+        !got.contains("200 OK"),
+        "the dripped request was served: {got}"
+    );
     assert!(start.elapsed() < Duration::from_secs(4));
 }
 
@@ -110,9 +113,11 @@ async fn idle_keep_alive_connections_are_closed() {
 async fn a_body_that_never_arrives_is_a_400() {
     let b = broker(64).await;
     let mut s = TcpStream::connect(b.addr()).await.unwrap();
-    s.write_all(b"POST /v1/token/validate HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"tok")
-        .await
-        .unwrap();
+    s.write_all(
+        b"POST /v1/token/validate HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"tok",
+    )
+    .await
+    .unwrap();
     let (got, _) = read_until_closed(&mut s, Duration::from_secs(3)).await;
     assert!(got.starts_with("HTTP/1.1 400"), "{got}");
     assert!(got.contains("failed to read request body"), "{got}");
@@ -133,7 +138,10 @@ async fn a_connection_flood_degrades_into_refusals_of_the_flood() {
         idle.push(s);
     }
     let client = BrokerClient::new(&b.url()).unwrap();
-    assert!(client.health().await.is_ok(), "health check through an idle flood");
+    assert!(
+        client.health().await.is_ok(),
+        "health check through an idle flood"
+    );
 
     // Eight connections in the middle of their headers: all busy.
     let mut busy = Vec::new();
@@ -146,11 +154,17 @@ async fn a_connection_flood_degrades_into_refusals_of_the_flood() {
     let mut refused = TcpStream::connect(b.addr()).await.unwrap();
     refused.write_all(HEALTH).await.unwrap();
     let (got, closed) = read_until_closed(&mut refused, Duration::from_millis(250)).await;
-    assert!(closed && got.is_empty(), "served while all were busy: {got}");
+    assert!(
+        closed && got.is_empty(),
+        "served while all were busy: {got}"
+    );
 
     // The busy ones time out (header read); then service resumes.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(client.health().await.is_ok(), "health after the flood timed out");
+    assert!(
+        client.health().await.is_ok(),
+        "health after the flood timed out"
+    );
 }
 
 /// Every numeric field of every route, with any 64-bit value or a number no
@@ -164,7 +178,11 @@ fn numeric_fields_never_panic_or_drop_the_connection() {
     let (b, client, admin, app_tok, agent, target, app_id) = rt.block_on(async {
         let b = broker(64).await;
         let client = BrokerClient::new(&b.url()).unwrap();
-        let admin = client.admin_auth(b.admin_secret()).await.unwrap().access_token;
+        let admin = client
+            .admin_auth(b.admin_secret())
+            .await
+            .unwrap()
+            .access_token;
         let app = client
             .create_app(
                 &admin,
@@ -291,14 +309,19 @@ async fn launch_token_ttls_past_go_durations_wrap_as_go_computes_them() {
                 Method::POST,
                 "/v1/admin/launch-tokens",
                 &admin,
-                Some(serde_json::from_str(&format!(
-                    r#"{{"agent_name":"x","allowed_scope":["read:data:*"],"ttl":{ttl}}}"#
-                ))
-                .unwrap()),
+                Some(
+                    serde_json::from_str(&format!(
+                        r#"{{"agent_name":"x","allowed_scope":["read:data:*"],"ttl":{ttl}}}"#
+                    ))
+                    .unwrap(),
+                ),
             )
             .await;
         assert_eq!(r.status, 201, "ttl {ttl}: {}", r.text());
-        let at = r.json().unwrap()["expires_at"].as_str().unwrap().to_string();
+        let at = r.json().unwrap()["expires_at"]
+            .as_str()
+            .unwrap()
+            .to_string();
         assert!(chrono::DateTime::parse_from_rfc3339(&at).is_ok(), "{at}");
     }
 }
@@ -336,9 +359,18 @@ async fn huge_client_strings_leave_a_bounded_trace() {
     );
     let page: AuditPage = serde_json::from_slice(&r.body).unwrap();
     for e in &page.events {
-        assert!(e.detail.len() <= MAX_DETAIL + 40, "{}: {} bytes", e.event_type, e.detail.len());
+        assert!(
+            e.detail.len() <= MAX_DETAIL + 40,
+            "{}: {} bytes",
+            e.event_type,
+            e.detail.len()
+        );
     }
-    assert!(page.events.iter().any(|e| e.event_type == "app_auth_failed"));
+    assert!(
+        page.events
+            .iter()
+            .any(|e| e.event_type == "app_auth_failed")
+    );
     assert_eq!(verify_audit_chain(&page.events), Ok(()));
 }
 
@@ -364,7 +396,10 @@ async fn forwarded_for_is_ignored_unless_behind_a_proxy() {
         statuses.push(r.status);
     }
     assert_eq!(statuses[..10], [401; 10]);
-    assert_eq!(statuses[10], 429, "a fresh X-Forwarded-For bypassed the limit");
+    assert_eq!(
+        statuses[10], 429,
+        "a fresh X-Forwarded-For bypassed the limit"
+    );
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ pub mod write;
 
 use std::time::Duration;
 
-pub use parser::{ParseError, ParseErrors, parse};
+pub use parser::{MAX_LINE, MAX_SCRIPT, ParseError, ParseErrors, parse};
 
 use crate::broker::types::RevokeLevel;
 
@@ -277,4 +277,20 @@ pub enum Expectation {
         cmp: Cmp,
         count: usize,
     },
+}
+
+/// A step's line as echoed in transcripts and frame headers: a whole token
+/// given inline (`import L token=<JWT>`) is cut to its first 12 characters,
+/// as every other token is, unless the user asked to see secrets.
+pub fn redact_source(line: &str) -> String {
+    if !line.contains("token=") {
+        return line.to_string();
+    }
+    line.split(' ')
+        .map(|w| match w.strip_prefix("token=") {
+            Some(tok) if !tok.is_empty() => format!("token={}", crate::jwt::redact(tok)),
+            _ => w.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

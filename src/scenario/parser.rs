@@ -811,6 +811,12 @@ impl Parser {
 }
 
 /// Parses and reference-checks a scenario. `file` names it in messages.
+/// The longest line a script may have: room for an inline token at the
+/// broker's 1 MiB body limit, and not much more.
+pub const MAX_LINE: usize = (1 << 20) + 1024;
+/// The largest script chainview reads.
+pub const MAX_SCRIPT: usize = 4 << 20;
+
 pub fn parse(file: &str, text: &str) -> Result<Script, ParseErrors> {
     let mut p = Parser {
         file: file.to_string(),
@@ -821,6 +827,17 @@ pub fn parse(file: &str, text: &str) -> Result<Script, ParseErrors> {
     let mut steps = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         p.line = i + 1;
+        if raw.len() > MAX_LINE {
+            let e = p.err(
+                1,
+                format!(
+                    "line is {} bytes long; a script line may be at most {MAX_LINE}",
+                    raw.len()
+                ),
+            );
+            p.errors.push(e);
+            continue;
+        }
         let (toks, source) = match tokenize(raw) {
             Ok(x) => x,
             Err((col, msg)) => {

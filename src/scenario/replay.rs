@@ -88,6 +88,9 @@ impl Replay {
     pub async fn next(&mut self) -> Option<StepReport> {
         let mut r = self.runner.step(&mut self.app, &mut self.worker).await?;
         if self.reveal {
+            if let Some(step) = self.runner.journal().last() {
+                r.source.clone_from(&step.source);
+            }
             for t in &mut r.tokens {
                 if let Some(raw) = self.app.tokens.get(t.id).and_then(|e| e.raw.clone()) {
                     t.token = Some(raw);

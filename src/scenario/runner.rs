@@ -147,7 +147,7 @@ impl StepReport {
         StepReport {
             index,
             line: step.line,
-            source: step.source.clone(),
+            source: super::redact_source(&step.source),
             kind: step.kind.keyword(),
             result: StepResult::Ok,
             say: None,

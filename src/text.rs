@@ -1,0 +1,130 @@
+//! Text from outside (files, tokens, the broker) on its way to a terminal:
+//! control characters are shown, never sent live. One function, applied at
+//! every text sink (transcripts, frames, stderr messages); JSON output is
+//! escaped by serde and needs nothing.
+//!
+//! `\n` and `\t` pass through (transcripts are multi-line); every other C0
+//! control, DEL and the C1 controls become visible: ESC `\e`, BEL `\a`,
+//! CR `\r`, other C0 `^X` (caret notation), DEL `^?`, C1 `\u{9b}`.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() && c != '\n' && c != '\t'
+}
+
+/// `s` with its control characters made visible.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if !needs_escape(c) => out.push(c),
+            '\u{1b}' => out.push_str("\\e"),
+            '\u{7}' => out.push_str("\\a"),
+            '\r' => out.push_str("\\r"),
+            '\u{7f}' => out.push_str("^?"),
+            c if (c as u32) < 0x20 => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            c => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// For JSON text: serde escapes C0 controls but leaves DEL and the C1
+/// controls raw; they can only stand inside strings, where `\u009b` is
+/// the JSON spelling of the same character.
+pub fn visible_json(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if needs_escape(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A writer that makes control characters visible in whatever passes
+/// through it (`json`: in JSON's own escape). Each `write` must be whole
+/// UTF-8 (as `write!` produces); invalid bytes are shown as U+FFFD.
+pub struct Visible<W> {
+    inner: W,
+    json: bool,
+}
+
+impl<W> Visible<W> {
+    pub fn text(inner: W) -> Self {
+        Visible { inner, json: false }
+    }
+
+    pub fn json(inner: W) -> Self {
+        Visible { inner, json: true }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Visible<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let shown = if self.json {
+            visible_json(&text)
+        } else {
+            visible(&text)
+        };
+        self.inner.write_all(shown.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn controls_become_visible() {
+        assert_eq!(visible("plain\ttext\n"), "plain\ttext\n");
+        assert_eq!(visible("a\u{1b}]0;PWNED\u{7}b"), "a\\e]0;PWNED\\ab");
+        assert_eq!(visible("\u{9b}31m"), "\\u{9b}31m");
+        assert_eq!(visible("\u{0}\u{8}\u{7f}\r"), "^@^H^?\\r");
+        assert!(matches!(visible("no controls"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn the_writer_applies_it() {
+        let mut w = Visible::text(Vec::new());
+        write!(w, "title {}\n", "x\u{1b}[2Jy").unwrap();
+        assert_eq!(String::from_utf8(w.inner).unwrap(), "title x\\e[2Jy\n");
+        let mut j = Visible::json(Vec::new());
+        let line = serde_json::json!({"say": "a\u{9b}b\u{7f}"}).to_string();
+        write!(j, "{line}").unwrap();
+        let out = String::from_utf8(j.inner).unwrap();
+        assert_eq!(out, r#"{"say":"a\u009bb\u007f"}"#);
+        let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(back["say"], "a\u{9b}b\u{7f}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn nothing_live_survives(s in "\\PC*|[\\x00-\\x1f\\x7f-\\u{9f}a-z]{0,40}") {
+            let v = visible(&s);
+            proptest::prop_assert!(!v.chars().any(needs_escape));
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Hostile text never reaches the terminal live, on every text output path:
+//! the text transcript (title, say, probe, imported claims, the audit step,
+//! a broker's problem detail), `--frames` headers, JSON lines, stderr.
+//! Also: whole tokens in echoed script lines, and oversized scripts.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chainview::broker::BrokerClient;
+use chainview::broker::embedded::{Config, EmbeddedBroker};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_chainview"));
+    c.env_remove("AGENTWRIT_BROKER_URL")
+        .env_remove("AGENTWRIT_CLIENT_ID")
+        .env_remove("AGENTWRIT_CLIENT_SECRET")
+        .env_remove("AGENTWRIT_ADMIN_SECRET")
+        .stdin(Stdio::null());
+    c
+}
+
+fn script(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new()
+        .suffix(".chainview")
+        .tempfile()
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+/// No ESC, BEL or C1 control (nor any other control but \n and \t).
+fn assert_clean(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let live: Vec<char> = text
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n' && *c != '\t')
+        .collect();
+    assert!(
+        live.is_empty(),
+        "{what}: live controls {live:?} in:\n{text}"
+    );
+}
+
+/// An unsigned token whose claims carry escape sequences.
+fn hostile_token() -> String {
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(
+        r#"{"iss":"","sub":"spiffe://x/\u001b]0;PWNED\u0007","aud":[],"exp":4102444800,"nbf":1,"iat":1,"jti":"j\u009b2J","scope":["read:data:\u001b[2J"],"task_id":"t","orch_id":"o"}"#,
+    );
+    format!("{header}.{claims}.{}", URL_SAFE_NO_PAD.encode([7u8; 64]))
+}
+
+const EVIL: &str = "title \"x\u{1b}]0;PWNED\u{7}\"\nsay \"hi \u{9b}31m there \u{1b}[2J\"\nprobe read:data:\u{1b}[31m\n";
+
+fn run(args: &[&str], file: &tempfile::NamedTempFile) -> Output {
+    bin()
+        .arg("--script")
+        .arg(file.path())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn script_text_is_shown_not_executed() {
+    let f = script(EVIL);
+    let text = run(&[], &f);
+    assert_clean("text transcript", &text.stdout);
+    let out = String::from_utf8_lossy(&text.stdout);
+    assert!(out.contains("x\\e]0;PWNED\\a"), "{out}");
+    assert!(out.contains("\\u{9b}31m"), "{out}");
+    let frames = run(&["--frames", "80x24"], &f);
+    assert_clean("frames", &frames.stdout);
+    let json = run(&["--format", "json"], &f);
+    assert_clean("json", &json.stdout);
+    for line in String::from_utf8_lossy(&json.stdout).lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("JSON lines stay JSON");
+    }
+}
+
+#[test]
+fn parse_errors_on_stderr_are_shown_not_executed() {
+    let f = script("validate bad\u{1b}]0;PWNED\u{7}label\n");
+    let out = run(&[], &f);
+    assert_eq!(out.status.code(), Some(2));
+    assert_clean("stderr", &out.stderr);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\\e]0;PWNED\\a"));
+}
+
+#[test]
+fn imported_tokens_are_redacted_and_their_claims_shown_safely() {
+    let tok = hostile_token();
+    let f = script(&format!("import x token={tok}\n"));
+    for args in [
+        &[][..],
+        &["--format", "json"][..],
+        &["--frames", "100x30"][..],
+    ] {
+        let out = run(args, &f);
+        assert_clean(&format!("import {args:?}"), &out.stdout);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains(&tok),
+            "{args:?}: whole token echoed:\n{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("token={}…", &tok[..12])),
+            "{args:?}:\n{stdout}"
+        );
+    }
+    let out = run(&["--reveal-secrets"], &f);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&tok),
+        "asked to reveal"
+    );
+}
+
+#[test]
+fn oversized_scripts_are_refused_with_exit_2() {
+    let out = bin().args(["--script", "/dev/zero"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("larger than 4 MiB"));
+    let long = format!("say \"{}\"\n", "a".repeat((1 << 20) + 2048));
+    let f = script(&long);
+    let out = run(&[], &f);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(":1:1: line is") && err.contains("at most"),
+        "{err}"
+    );
+}
+
+/// A client_id any unauthenticated client can plant in the broker's audit
+/// trail, printed by the `audit` step.
+#[test]
+fn planted_audit_details_are_shown_not_executed() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let secret = "hostile-text-admin-secret";
+    let (broker, id, app_secret) = rt.block_on(async {
+        let broker = EmbeddedBroker::start(Config::with_admin_secret(secret))
+            .await
+            .unwrap();
+        let app = broker
+            .register_app("hostile", &["read:data:*".to_string()])
+            .unwrap();
+        let client = BrokerClient::new(&broker.url()).unwrap();
+        let _ = client
+            .app_auth("evil\u{1b}]0;PWNED\u{7}\u{9b}2J", "x")
+            .await;
+        (broker, app.client_id, app.client_secret.unwrap())
+    });
+    let f = script("audit type=app_auth_failed\n");
+    let out = bin()
+        .arg("--script")
+        .arg(f.path())
+        .args(["--broker", &broker.url()])
+        .env("AGENTWRIT_CLIENT_ID", &id)
+        .env("AGENTWRIT_CLIENT_SECRET", &app_secret)
+        .env("AGENTWRIT_ADMIN_SECRET", secret)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("evil\\e]0;PWNED"), "{stdout}");
+    assert_clean("audit step", &out.stdout);
+    rt.block_on(broker.shutdown());
+}
+
+/// A broker answering every request with a problem whose fields carry
+/// escape sequences.
+#[test]
+fn a_hostile_brokers_words_are_shown_not_executed() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let _ = s.read(&mut buf).await;
+                let body = r#"{"type":"urn:agentwrit:error:x","title":"Bad","status":401,"detail":"no \u001b]0;PWNED\u0007 \u009b2J","instance":"/","error_code":"bad\u001b[31m","request_id":"r"}"#;
+                let resp = format!(
+                    "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    let f = script("app ceiling=read:data:*\nagent a scope=read:data:*\n");
+    let out = bin()
+        .arg("--script")
+        .arg(f.path())
+        .args(["--broker", &format!("http://{addr}")])
+        .env("AGENTWRIT_CLIENT_ID", "id")
+        .env("AGENTWRIT_CLIENT_SECRET", "secret")
+        .output()
+        .unwrap();
+    assert_clean("stdout", &out.stdout);
+    assert_clean("stderr", &out.stderr);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("\\e]0;PWNED") || all.contains("\\e[31m"),
+        "{all}"
+    );
+}
