@@ -283,7 +283,8 @@ async fn interactive(
     };
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     match chainview::tui::run(settings, Some(script), no_color, live).await {
-        Ok(()) => Ok(0),
+        Ok(chainview::tui::Ended::Quit) => Ok(0),
+        Ok(chainview::tui::Ended::Signal(code)) => Ok(code),
         Err(chainview::tui::TuiError::Session(e)) => {
             report!("chainview: {e}");
             Ok(3)

@@ -34,6 +34,54 @@ pub enum TuiError {
     Io(#[from] io::Error),
 }
 
+/// How the session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The user quit (q, Ctrl-C as a key).
+    Quit,
+    /// A signal from outside; the exit code to use (128 + its number).
+    Signal(u8),
+}
+
+/// SIGTERM, SIGHUP and SIGINT from outside (Ctrl-C as a key arrives as a
+/// key in raw mode): each ends the session like `q`, terminal restored.
+struct Signals {
+    #[cfg(unix)]
+    sigs: Option<[(tokio::signal::unix::Signal, u8); 3]>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let sigs = (|| {
+                Some([
+                    (signal(SignalKind::terminate()).ok()?, 143),
+                    (signal(SignalKind::hangup()).ok()?, 129),
+                    (signal(SignalKind::interrupt()).ok()?, 130),
+                ])
+            })();
+            Signals { sigs }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// The exit code of the next signal; pending forever without handlers.
+    async fn recv(&mut self) -> u8 {
+        #[cfg(unix)]
+        if let Some([(a, ca), (b, cb), (c, cc)]) = self.sigs.as_mut() {
+            return tokio::select! {
+                _ = a.recv() => *ca,
+                _ = b.recv() => *cb,
+                _ = c.recv() => *cc,
+            };
+        }
+        std::future::pending().await
+    }
+}
+
 /// Everything the interactive session owns.
 pub struct Session {
     settings: Settings,
@@ -217,7 +265,7 @@ pub async fn run(
     script: Option<Script>,
     no_color: bool,
     live: Option<Duration>,
-) -> Result<(), TuiError> {
+) -> Result<Ended, TuiError> {
     use std::io::IsTerminal;
     // Check before touching the terminal, so nothing is written to a pipe.
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
@@ -225,9 +273,10 @@ pub async fn run(
             "standard input and output must be a terminal",
         )));
     }
+    let mut signals = Signals::new();
     let mut session = Session::start(settings, script, no_color, live).await?;
     let mut terminal = init_terminal()?;
-    let result = event_loop(&mut terminal, &mut session).await;
+    let result = event_loop(&mut terminal, &mut session, &mut signals).await;
     restore();
     session.shutdown().await;
     result
@@ -246,7 +295,11 @@ async fn quit_requested(events: &mut EventStream) {
     }
 }
 
-async fn event_loop(terminal: &mut DefaultTerminal, s: &mut Session) -> Result<(), TuiError> {
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    s: &mut Session,
+    signals: &mut Signals,
+) -> Result<Ended, TuiError> {
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -280,10 +333,11 @@ async fn event_loop(terminal: &mut DefaultTerminal, s: &mut Session) -> Result<(
                 s.tick();
                 Action::None
             }
+            code = signals.recv() => return Ok(Ended::Signal(code)),
         };
         match action {
             Action::None => {}
-            Action::Quit => return Ok(()),
+            Action::Quit => return Ok(Ended::Quit),
             Action::Validate(id) => {
                 if let Some(raw) = s.app.tokens.get(id).and_then(|t| t.raw.clone()) {
                     s.worker.send(Command::Validate {
@@ -312,7 +366,8 @@ async fn event_loop(terminal: &mut DefaultTerminal, s: &mut Session) -> Result<(
                     let runner = s.runner.get_or_insert_with(|| Runner::new(Script::empty()));
                     let report = tokio::select! {
                         r = runner.run_adhoc(&mut s.app, &mut s.worker, kind) => r,
-                        _ = quit_requested(&mut events) => return Ok(()),
+                        _ = quit_requested(&mut events) => return Ok(Ended::Quit),
+                        code = signals.recv() => return Ok(Ended::Signal(code)),
                     };
                     s.view.on_action(&s.app, &report);
                 }
@@ -335,7 +390,8 @@ async fn event_loop(terminal: &mut DefaultTerminal, s: &mut Session) -> Result<(
                 }
                 let report = tokio::select! {
                     r = runner.step(&mut s.app, &mut s.worker) => r,
-                    _ = quit_requested(&mut events) => return Ok(()),
+                    _ = quit_requested(&mut events) => return Ok(Ended::Quit),
+                    code = signals.recv() => return Ok(Ended::Signal(code)),
                 };
                 s.view.message = None;
                 if let Some(r) = report {
@@ -355,7 +411,10 @@ async fn event_loop(terminal: &mut DefaultTerminal, s: &mut Session) -> Result<(
                     } = s;
                     terminal.draw(|f| ui::draw(f, app, view, probe, unix_now()))?;
                 }
-                s.rebuild(to).await?;
+                tokio::select! {
+                    r = s.rebuild(to) => r?,
+                    code = signals.recv() => return Ok(Ended::Signal(code)),
+                }
                 s.view.message = Some(if to == 0 {
                     "restarted on a fresh broker".into()
                 } else {

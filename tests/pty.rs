@@ -121,6 +121,15 @@ impl Term {
     /// Presses q and checks chainview exits 0 with the terminal restored.
     fn quit_and_check_restored(&mut self, child: &mut Box<dyn portable_pty::Child + Send + Sync>) {
         self.keys("q");
+        self.exits_restored(child, 0);
+    }
+
+    /// Waits for chainview to exit with `code` and checks the terminal was restored.
+    fn exits_restored(
+        &mut self,
+        child: &mut Box<dyn portable_pty::Child + Send + Sync>,
+        code: u32,
+    ) {
         let start = Instant::now();
         let status = loop {
             if let Some(st) = child.try_wait().unwrap() {
@@ -132,7 +141,7 @@ impl Term {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        assert!(status.success(), "exit status {status:?}");
+        assert_eq!(status.exit_code(), code, "exit status {status:?}");
         // Let the reader drain what was written last.
         std::thread::sleep(Duration::from_millis(200));
         let screen = self.parser.lock().unwrap().screen().clone();
@@ -260,4 +269,23 @@ fn live_check_shows_a_revocation_made_elsewhere() {
     assert!(s.contains("✓ orchestrator valid"), "{s}");
     t.quit_and_check_restored(&mut child);
     rt.block_on(broker.shutdown());
+}
+
+/// SIGTERM, SIGHUP and SIGINT sent from outside (not Ctrl-C typed) end the
+/// session like q: terminal restored, exit 143, 129, 130.
+#[cfg(unix)]
+#[test]
+fn signals_restore_the_terminal() {
+    for (sig, code) in [
+        (libc::SIGTERM, 143),
+        (libc::SIGHUP, 129),
+        (libc::SIGINT, 130),
+    ] {
+        let (mut t, mut child) = Term::spawn(&["demo"], &[]);
+        t.wait_for("step 2/40");
+        let pid = child.process_id().expect("pid") as libc::pid_t;
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        t.exits_restored(&mut child, code);
+    }
 }
