@@ -129,7 +129,7 @@ pub(crate) fn random_hex(n: usize) -> String {
 
 /// How many issued tokens the verification cache keeps at most; past it the
 /// oldest entries go first, one per insert (never all at once).
-const ISSUED_CACHE_MAX: usize = 32_768;
+const ISSUED_CACHE_MAX: usize = 8_192;
 
 fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
@@ -176,7 +176,8 @@ impl AppRecord {
 /// can no longer verify); the others are kept for good, like the real broker.
 #[derive(Debug, Default)]
 struct Revocations {
-    tokens: HashMap<String, i64>,
+    /// Token-level (by 16 bytes of the jti's SHA-256) → expiry.
+    tokens: HashMap<[u8; 16], i64>,
     next_purge: usize,
     sets: HashMap<RevokeLevel, HashSet<String>>,
 }
@@ -197,13 +198,13 @@ impl Revocations {
             self.next_purge = self.tokens.len() * 2;
         }
         let exp = exp.unwrap_or(i64::MAX);
-        match self.tokens.get_mut(target) {
+        match self.tokens.get_mut(&agent_key(target)) {
             Some(e) => {
                 *e = (*e).max(exp);
                 false
             }
             None => {
-                self.tokens.insert(target.to_string(), exp);
+                self.tokens.insert(agent_key(target), exp);
                 true
             }
         }
@@ -211,7 +212,7 @@ impl Revocations {
 
     fn has(&self, level: RevokeLevel, target: &str) -> bool {
         if level == RevokeLevel::Token {
-            return self.tokens.contains_key(target);
+            return self.tokens.contains_key(&agent_key(target));
         }
         self.sets.get(&level).is_some_and(|s| s.contains(target))
     }
@@ -253,11 +254,11 @@ impl IssuedCache {
     }
 }
 
-/// An agent id as kept for `delegate_to` look-ups: 16 bytes of its SHA-256,
-/// whatever the id's length (the registry only ever grows, as in the real
-/// broker, so each entry is kept small).
-fn agent_key(spiffe: &str) -> [u8; 16] {
-    let h = sha256(spiffe);
+/// An id as kept in the sets that only grow or live long (agents for
+/// `delegate_to` look-ups, revoked jtis): 16 bytes of its SHA-256, whatever
+/// its length, so each entry stays small.
+fn agent_key(id: &str) -> [u8; 16] {
+    let h = sha256(id);
     let mut k = [0u8; 16];
     k.copy_from_slice(&h[..16]);
     k
