@@ -214,3 +214,94 @@ fn a_hostile_brokers_words_are_shown_not_executed() {
         "{all}"
     );
 }
+
+/// An unsigned token with `hops` delegation records, padded with a filler
+/// claim to at least `min_len` bytes.
+fn long_chain_token(hops: usize, min_len: usize) -> String {
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#);
+    let rec = |i: usize| {
+        format!(
+            r#"{{"agent":"spiffe://agentwrit.local/agent/o/t/h{i}","scope":["read:data:*"],"delegated_at":"2026-01-01T00:00:00Z","signature":"{}"}}"#,
+            "ab".repeat(64)
+        )
+    };
+    let chain: Vec<String> = (0..hops).map(rec).collect();
+    let mut claims = format!(
+        r#"{{"iss":"","sub":"spiffe://agentwrit.local/agent/o/t/last","aud":[],"exp":4102444800,"nbf":1,"iat":1,"jti":"j{hops}","scope":["read:data:x"],"task_id":"t","orch_id":"o","delegation_chain":[{}],"chain_hash":"00"}}"#,
+        chain.join(",")
+    );
+    let make = |claims: &str| {
+        format!(
+            "{header}.{}.{}",
+            URL_SAFE_NO_PAD.encode(claims),
+            URL_SAFE_NO_PAD.encode([7u8; 64])
+        )
+    };
+    let tok = make(&claims);
+    if tok.len() >= min_len {
+        return tok;
+    }
+    // A filler claim, grown until the token is min_len to min_len + 3 bytes.
+    let mut pad = ((min_len - tok.len()) * 3 / 4).saturating_sub(16);
+    claims.insert_str(1, r#""pad":"","#);
+    loop {
+        let padded = claims.replacen(r#""pad":"""#, &format!(r#""pad":"{}""#, "p".repeat(pad)), 1);
+        let tok = make(&padded);
+        if tok.len() >= min_len {
+            return tok;
+        }
+        pad += 1;
+    }
+}
+
+#[test]
+fn a_forged_chain_of_thousands_of_hops_prints_a_bounded_transcript() {
+    let tok = long_chain_token(3000, 0);
+    assert!(tok.len() > 500_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.jwt");
+    std::fs::write(&path, &tok).unwrap();
+    let f = script(&format!("import long file={}\n", path.display()));
+    for args in [&[][..], &["--frames", "120x40"][..]] {
+        let out = run(args, &f);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.len() < 30_000,
+            "{args:?}: {} bytes of transcript",
+            stdout.len()
+        );
+        if args.is_empty() {
+            assert!(stdout.contains("forged or foreign"), "{stdout}");
+        }
+    }
+}
+
+#[test]
+fn tokens_past_the_brokers_limit_are_refused_and_413_is_not_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    // Over 1 MiB: refused by chainview before anything is sent.
+    let big = dir.path().join("big.jwt");
+    std::fs::write(&big, long_chain_token(1, (1 << 20) + 100)).unwrap();
+    let f = script(&format!("import big file={}\n", big.display()));
+    let out = run(&[], &f);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("larger than any token a broker accepts"),
+        "{stdout}"
+    );
+    // Just under 1 MiB: chainview takes it, the broker answers 413 (the
+    // JSON body around it is over its limit): refused, not pending.
+    let near = dir.path().join("near.jwt");
+    let tok = long_chain_token(1, (1 << 20) - 4);
+    assert!(
+        tok.len() <= 1 << 20 && tok.len() + 12 > 1 << 20,
+        "{}",
+        tok.len()
+    );
+    std::fs::write(&near, tok).unwrap();
+    let f = script(&format!("import near file={}\n", near.display()));
+    let out = run(&["--format", "json"], &f);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("413"), "{stdout}");
+    assert!(!stdout.contains(r#""status":"pending""#), "{stdout}");
+}

@@ -70,6 +70,8 @@ pub enum ImportError {
     Duplicate(String),
     #[error("label '{0}' is already used")]
     LabelTaken(String),
+    #[error("{0} bytes is larger than any token a broker accepts (1 MiB)")]
+    TooLarge(usize),
 }
 
 /// The broker's audit trail as last fetched, with the hash chain checked.
@@ -496,7 +498,11 @@ impl App {
 
     /// Decodes a token to import and checks it is new; stores nothing.
     pub fn check_import(&self, raw: &str) -> Result<jwt::Decoded, ImportError> {
-        let d = jwt::decode(raw.trim()).map_err(|e| match e {
+        let raw = raw.trim();
+        if raw.len() > jwt::MAX_TOKEN {
+            return Err(ImportError::TooLarge(raw.len()));
+        }
+        let d = jwt::decode(raw).map_err(|e| match e {
             jwt::JwtError::Base64 { part: 3, .. } => ImportError::Damaged,
             other => ImportError::Malformed(other),
         })?;
@@ -661,6 +667,13 @@ impl App {
                 Err(e) => self.fail(*token, e),
             },
             Outcome::Validated { token, result } => {
+                // An imported token the broker would not even look at (e.g.
+                // 413: too large) is not left "pending" forever.
+                if let Err(e) = result
+                    && self.tokens[*token].status == TokenStatus::Pending
+                {
+                    self.fail(*token, e);
+                }
                 if let Ok(v) = result {
                     let t = &mut self.tokens[*token];
                     t.validated = Some(Validation {

@@ -15,6 +15,13 @@ use sha2::{Digest, Sha256};
 /// How many leading characters of a secret [`redact`] keeps.
 pub const REDACT_KEEP: usize = 12;
 
+/// The longest delegation chain a broker issues (spec §6.1): longer ones
+/// are forged or foreign, and are never rendered whole.
+pub const MAX_CHAIN: usize = 5;
+
+/// The largest token chainview takes in (the broker's 1 MiB body limit).
+pub const MAX_TOKEN: usize = 1 << 20;
+
 /// A token or secret shown as its first 12 characters and `…`.
 pub fn redact(secret: &str) -> String {
     let mut it = secret.char_indices();

@@ -589,7 +589,7 @@ impl Runner {
                             ));
                         }
                     },
-                    ImportSource::File(p) => match std::fs::read_to_string(p) {
+                    ImportSource::File(p) => match read_token_file(p) {
                         Ok(t) => t,
                         Err(e) => return StepResult::Error(format!("cannot read {p}: {e}")),
                     },
@@ -1005,4 +1005,19 @@ fn judge_status(want: Status, broker_valid: Option<bool>, st: &TokenStatus) -> (
         Status::Expired => broker_valid == Some(false) && *st == TokenStatus::Expired,
     };
     (good, said)
+}
+/// Reads a token file, at most one byte past the largest token taken in, so
+/// that `/dev/zero` or a huge file is refused without being read whole.
+fn read_token_file(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(crate::jwt::MAX_TOKEN as u64 + 2)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > crate::jwt::MAX_TOKEN + 1 {
+        return Err(std::io::Error::other(
+            "larger than any token a broker accepts (1 MiB)",
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
 }

@@ -102,12 +102,29 @@ fn fate_lines(h: &Hop, out: &mut String, indent: &str) {
     }
 }
 
-/// The chain as an indented tree, root first.
+/// The chain as an indented tree, root first. A chain longer than any
+/// broker issues is forged or foreign: its middle is summarised, and the
+/// indentation never grows past the deepest real chain.
 fn chain_text(chain: &[Hop], refused: bool, out: &mut String) {
+    const SHOWN: usize = crate::jwt::MAX_CHAIN + 1;
+    let long = chain.len() > SHOWN;
     out.push_str("    chain:\n");
     for (i, h) in chain.iter().enumerate() {
         let last = i + 1 == chain.len();
-        let pad = "   ".repeat(i.saturating_sub(1));
+        if long && i >= 3 && !last {
+            if i == 3 {
+                let _ = writeln!(
+                    out,
+                    "      … {} hops not shown — forged or foreign: {} hops, a broker never issues more than {}",
+                    chain.len() - 4,
+                    chain.len() - 1,
+                    crate::jwt::MAX_CHAIN
+                );
+            }
+            continue;
+        }
+        let level = i.min(SHOWN);
+        let pad = "   ".repeat(level.saturating_sub(1));
         let lead = if i == 0 {
             "      ".to_string()
         } else {
@@ -126,7 +143,7 @@ fn chain_text(chain: &[Hop], refused: bool, out: &mut String) {
         let _ = writeln!(out, "{lead}{name} {verb} {}{mark}", h.scope.join(", "));
         let sub = format!(
             "      {}   ",
-            "   ".repeat(i.saturating_sub(1)) + if i == 0 { "" } else { "   " }
+            "   ".repeat(level.saturating_sub(1)) + if i == 0 { "" } else { "   " }
         );
         fate_lines(h, out, &sub);
     }

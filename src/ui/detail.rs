@@ -171,7 +171,19 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
                 ),
                 t.accent(),
             )));
+            let n = c.delegation_chain.len();
             for (i, r) in c.delegation_chain.iter().enumerate() {
+                if n > crate::jwt::MAX_CHAIN && i >= crate::jwt::MAX_CHAIN {
+                    lines.push(Line::from(Span::styled(
+                        format!(
+                            "  … {} more records not shown — forged or foreign: {n} hops, a broker never issues more than {}",
+                            n - i,
+                            crate::jwt::MAX_CHAIN
+                        ),
+                        t.bad(),
+                    )));
+                    break;
+                }
                 let who = app.agent_name(&r.agent).unwrap_or(&r.agent);
                 let sig = v.and_then(|v| v.records.get(i).copied());
                 lines.push(Line::from(vec![
