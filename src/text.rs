@@ -109,7 +109,8 @@ mod tests {
     #[test]
     fn the_writer_applies_it() {
         let mut w = Visible::text(Vec::new());
-        write!(w, "title {}\n", "x\u{1b}[2Jy").unwrap();
+        let hostile = "x\u{1b}[2Jy";
+        writeln!(w, "title {hostile}").unwrap();
         assert_eq!(String::from_utf8(w.inner).unwrap(), "title x\\e[2Jy\n");
         let mut j = Visible::json(Vec::new());
         let line = serde_json::json!({"say": "a\u{9b}b\u{7f}"}).to_string();
