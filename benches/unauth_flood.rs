@@ -105,7 +105,7 @@ fn main() {
                         let body = match i % 5 {
                             0 => {
                                 req = req.method("POST").uri("/v1/app/auth");
-                                let size = if i % 50 == 0 {
+                                let size = if i.is_multiple_of(50) {
                                     (1 << 20) - 1024
                                 } else {
                                     64 << 10
