@@ -1,7 +1,10 @@
 #![no_main]
 //! The embedded broker's request bodies: arbitrary bytes posted to every
 //! route (with a valid admin token as Bearer, so the body decoding and the
-//! checks after it run), through the real HTTP service in-process.
+//! checks after it run), through the real HTTP service in-process. With the
+//! selector's high bit set, the input instead fills every numeric field of a
+//! route (ttl, max_ttl, token_ttl, limit, offset) with arbitrary 64-bit
+//! values: those answers must never be a 5xx (a panic would be a 500).
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
@@ -77,11 +80,51 @@ fn ctx() -> &'static Ctx {
     })
 }
 
+/// Route, path and body with numbers `a` and `b` in every numeric field.
+fn numeric(sel: u8, a: i64, b: i64) -> (&'static str, String, String) {
+    match sel % 6 {
+        0 => (
+            "POST",
+            "/v1/admin/launch-tokens".into(),
+            format!(r#"{{"agent_name":"n","allowed_scope":["read:data:*"],"ttl":{a},"max_ttl":{b},"single_use":false}}"#),
+        ),
+        1 => (
+            "POST",
+            "/v1/delegate".into(),
+            format!(r#"{{"delegate_to":"spiffe://agentwrit.local/agent/o/t/x","scope":["admin:audit:*"],"ttl":{a}}}"#),
+        ),
+        2 => (
+            "POST",
+            "/v1/admin/apps".into(),
+            format!(r#"{{"name":"fz{}","scopes":["read:data:*"],"token_ttl":{a}}}"#, b.unsigned_abs() % 1_000_000),
+        ),
+        3 => (
+            "PUT",
+            "/v1/admin/apps/app-x-000000".into(),
+            format!(r#"{{"token_ttl":{a}}}"#),
+        ),
+        4 => ("GET", format!("/v1/audit/events?limit={a}&offset={b}"), String::new()),
+        _ => (
+            "POST",
+            "/v1/app/launch-tokens".into(),
+            format!(r#"{{"agent_name":"n","allowed_scope":["read:data:*"],"ttl":{a},"max_ttl":{b}}}"#),
+        ),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((sel, body)) = data.split_first() else {
         return;
     };
     let c = ctx();
+    if sel & 0x80 != 0 && body.len() >= 16 {
+        let a = i64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
+        let b = i64::from_le_bytes(body[8..16].try_into().expect("8 bytes"));
+        let (method, path, json) = numeric(*sel, a, b);
+        let (status, _) = send(c, method, &path, Some(&c.admin), json.into_bytes());
+        assert!(status < 500, "{method} {path} with {a}, {b}: {status}");
+        return;
+    }
     let (method, path) = ROUTES[*sel as usize % ROUTES.len()];
     let (status, resp) = send(c, method, path, Some(&c.admin), body.to_vec());
     // Every answer is a success or a well-formed problem, never a crash.
