@@ -56,13 +56,16 @@ fn main() {
         .expect("chainview broker starts");
     let pid = child.id();
     let mut addr = None;
-    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    for line in lines.by_ref() {
         let line = line.expect("line");
         if let Some(u) = line.strip_prefix("export AGENTWRIT_BROKER_URL=http://") {
             addr = Some(u.parse::<std::net::SocketAddr>().expect("addr"));
             break;
         }
     }
+    // Keep reading what the broker prints.
+    std::thread::spawn(move || lines.for_each(drop));
     let addr = addr.expect("broker URL");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

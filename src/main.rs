@@ -14,6 +14,16 @@ use chainview::text::{Visible, visible};
 
 /// `eprintln!` for messages that may quote outside text (a script's labels,
 /// a broker's problem detail): control characters are shown, never sent.
+/// `println!` for `chainview broker`: a closed standard output (the
+/// terminal gone, a pipe whose reader quit) must not stop a running broker,
+/// so write errors are ignored rather than turned into a panic.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 macro_rules! report {
     ($($t:tt)*) => {
         eprintln!("{}", visible(&format!($($t)*)))
@@ -442,28 +452,28 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
     let broker = EmbeddedBroker::start_on(&bind, cfg)
         .await
         .wrap_err("cannot start the embedded broker")?;
-    println!(
+    say!(
         "# chainview: embedded AgentWrit broker (wire-compatible with v2.0.0) on {}",
         broker.url()
     );
     let (db, persistent) = broker.database();
     if persistent {
-        println!(
+        say!(
             "# data: {} (signing key, apps, revocations and audit trail kept across restarts)",
             db.display()
         );
     }
-    println!("export AGENTWRIT_BROKER_URL={}", broker.url());
+    say!("export AGENTWRIT_BROKER_URL={}", broker.url());
     for (name, scopes) in &args.apps {
         match broker.ensure_app(name, scopes)? {
             EnsuredApp::Created(app) => {
-                println!(
+                say!(
                     "# app '{name}' ({}) with ceiling {}",
                     app.app_id,
                     scopes.join(",")
                 );
-                println!("export AGENTWRIT_CLIENT_ID={}", app.client_id);
-                println!(
+                say!("export AGENTWRIT_CLIENT_ID={}", app.client_id);
+                say!(
                     "export AGENTWRIT_CLIENT_SECRET={}",
                     app.client_secret.unwrap_or_default()
                 );
@@ -472,34 +482,34 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
                 app,
                 ceiling_differs,
             } => {
-                println!(
+                say!(
                     "# app '{name}' ({}) kept from an earlier run, ceiling {}",
                     app.app_id,
                     app.scopes.clone().unwrap_or_default().join(",")
                 );
                 if ceiling_differs {
-                    println!(
+                    say!(
                         "# note: --app asked for ceiling {}; the stored one is kept (change it with PUT /v1/admin/apps/{})",
                         scopes.join(","),
                         app.app_id
                     );
                 }
-                println!("export AGENTWRIT_CLIENT_ID={}", app.client_id);
-                println!(
+                say!("export AGENTWRIT_CLIENT_ID={}", app.client_id);
+                say!(
                     "# its client secret was shown when the app was created; the broker keeps only a hash of it"
                 );
             }
         }
     }
     if generated {
-        println!(
+        say!(
             "# generated admin secret (set AGENTWRIT_ADMIN_SECRET or --admin-secret to choose one):"
         );
-        println!("export AGENTWRIT_ADMIN_SECRET={}", broker.admin_secret());
+        say!("export AGENTWRIT_ADMIN_SECRET={}", broker.admin_secret());
     }
-    println!("# press Ctrl-C to stop");
+    say!("# press Ctrl-C to stop");
     wait_for_shutdown().await;
-    println!("# stopping");
+    say!("# stopping");
     broker.shutdown().await;
     Ok(0)
 }

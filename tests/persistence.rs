@@ -569,3 +569,39 @@ fn kill_9_loses_at_most_the_last_batch() {
         kept.len()
     );
 }
+
+/// A broker whose standard output went away (the reader quit) keeps serving
+/// and stops cleanly: printing into a closed pipe is not a reason to die.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_does_not_stop_the_broker() {
+    let mut child = Command::new(bin())
+        .args(["broker", "--port", "0"])
+        .env("AGENTWRIT_ADMIN_SECRET", SECRET)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(u) = line.strip_prefix("export AGENTWRIT_BROKER_URL=") {
+            break u.to_string();
+        }
+    };
+    drop(lines);
+    std::thread::sleep(Duration::from_millis(300));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let health = rt.block_on(async { BrokerClient::new(&url).unwrap().health().await });
+    assert!(health.is_ok(), "{health:?}");
+    // SAFETY: a signal to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

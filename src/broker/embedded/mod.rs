@@ -734,7 +734,12 @@ mod tests {
         let mut r = Revocations::default();
         let now = 1_000_000;
         for i in 0..5000 {
-            r.insert(RevokeLevel::Token, &format!("old{i}"), Some(now - 3600), now);
+            r.insert(
+                RevokeLevel::Token,
+                &format!("old{i}"),
+                Some(now - 3600),
+                now,
+            );
         }
         r.insert(RevokeLevel::Token, "forever", None, now);
         r.insert(RevokeLevel::Task, "t", None, now);
