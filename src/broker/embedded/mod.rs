@@ -195,7 +195,7 @@ impl Revocations {
         }
         if self.tokens.len() >= self.next_purge.max(4096) {
             self.tokens.retain(|_, exp| *exp >= now - 60);
-            self.next_purge = self.tokens.len() * 2;
+            self.next_purge = self.tokens.len() + self.tokens.len() / 4;
         }
         let exp = exp.unwrap_or(i64::MAX);
         match self.tokens.get_mut(&agent_key(target)) {
@@ -296,7 +296,7 @@ pub(crate) struct State {
     app_seq: std::sync::atomic::AtomicU64,
 }
 
-/// Drops stale entries (nonces, launch tokens) once the map has doubled
+/// Drops stale entries (nonces, launch tokens) once the map has grown by a quarter
 /// since the last purge, so memory stays bounded under sustained load and
 /// the cost is amortized O(1) per insert. An entry is dropped at least a
 /// minute after it stopped being usable, so replays within that minute still
@@ -304,7 +304,7 @@ pub(crate) struct State {
 pub(crate) fn purge<V>(map: &mut Purgeable<V>, stale: impl Fn(&V) -> bool) {
     if map.entries.len() >= map.next_purge {
         map.entries.retain(|_, v| !stale(v));
-        map.next_purge = (map.entries.len() * 2).max(4096);
+        map.next_purge = (map.entries.len() + map.entries.len() / 4).max(4096);
     }
 }
 

@@ -514,14 +514,21 @@ impl Store {
             )?
         };
         let n = args.len();
+        let unfiltered = n == 1;
         args.push(take.into());
         args.push(skip.into());
+        // Unfiltered, ids are contiguous from 1: skipping `skip` events is
+        // `seq > skip`, an index seek, so paging a trail of millions stays
+        // linear. Filtered pages use OFFSET.
+        let page = if unfiltered {
+            format!("AND seq > ?{} ORDER BY seq LIMIT ?{}", n + 2, n + 1)
+        } else {
+            format!("ORDER BY seq LIMIT ?{} OFFSET ?{}", n + 1, n + 2)
+        };
         let sql = format!(
             "SELECT id, timestamp, event_type, agent_id, task_id, orch_id, detail, resource, \
              outcome, deleg_depth, deleg_chain_hash, bytes_transferred, hash, prev_hash \
-             FROM audit WHERE {cond} ORDER BY seq LIMIT ?{} OFFSET ?{}",
-            n + 1,
-            n + 2
+             FROM audit WHERE {cond} {page}"
         );
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
