@@ -12,18 +12,9 @@ use chainview::broker::BrokerClient;
 use chainview::broker::embedded::{Config, EmbeddedBroker};
 use chainview::broker::types::{AuditQuery, DelegateRequest, verify_audit_chain};
 
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::rss_mb;
 
 fn main() {
     let secs: u64 = std::env::var("SOAK_SECS")
@@ -42,7 +33,7 @@ fn main() {
         let admin = client.admin_auth(broker.admin_secret()).await.expect("admin").access_token;
         let scope = vec!["read:data:*".to_string()];
         let target = client.create_agent(&admin, "soak", "target", &scope, Some(86400)).await.expect("target");
-        let start_rss = rss_mb();
+        let start_rss = rss_mb(None);
         let begun = Instant::now();
         let deadline = begun + Duration::from_secs(secs);
         let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u64, f64)>::new()));
@@ -53,7 +44,7 @@ fn main() {
                 while Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_secs(60)).await;
                     minute += 1;
-                    let rss = rss_mb();
+                    let rss = rss_mb(None);
                     println!("soak: minute {minute}: RSS {rss:.1} MB");
                     samples.lock().expect("samples").push((minute, rss));
                 }
@@ -107,7 +98,7 @@ fn main() {
                 errors += e;
             }
         }
-        let end_rss = rss_mb();
+        let end_rss = rss_mb(None);
         let samples = samples.lock().expect("samples").clone();
         let peak = samples.iter().map(|s| s.1).fold(end_rss, f64::max);
         let mut admin = client.admin_auth(broker.admin_secret()).await.expect("admin").access_token;

@@ -28,18 +28,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
-fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::rss_mb;
 
 fn main() {
     let secs: u64 = std::env::var("FLOOD_SECS")
@@ -71,7 +62,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let start_rss = rss_mb(pid);
+    let start_rss = rss_mb(Some(pid));
     let sent = Arc::new(AtomicU64::new(0));
     let bytes_sent = Arc::new(AtomicU64::new(0));
     let begun = Instant::now();
@@ -163,7 +154,7 @@ fn main() {
         while Instant::now() < deadline {
             tokio::time::sleep(Duration::from_secs(10).min(deadline - Instant::now())).await;
             let at = begun.elapsed().as_secs();
-            let rss = rss_mb(pid);
+            let rss = rss_mb(Some(pid));
             if at % 60 < 10 || Instant::now() >= deadline {
                 println!(
                     "unauth_flood: {at:>4} s  RSS {rss:6.1} MB  {} requests  {:.0} MB sent",
