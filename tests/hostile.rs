@@ -448,3 +448,64 @@ fn short_admin_secrets_are_refused() {
     assert!(err.contains("at least 16 characters"), "{err}");
     assert!(!err.contains("hunter2"), "the secret is echoed: {err}");
 }
+
+/// Under a low file-descriptor limit (`ulimit -n 256`), 400 idle keep-alive
+/// connections still cannot lock anyone out: the cap follows the limit, so
+/// idle connections are evicted before `accept` runs out of descriptors.
+#[cfg(unix)]
+#[test]
+fn idle_connections_past_the_fd_limit_do_not_lock_everyone_out() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 256 && exec {} broker --port 0",
+            env!("CARGO_BIN_EXE_chainview")
+        ))
+        .env("AGENTWRIT_ADMIN_SECRET", "fd-limit-admin-secret")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(u) = line.strip_prefix("export AGENTWRIT_BROKER_URL=http://") {
+            break u.to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let mut idle = Vec::new();
+    let mut served = 0;
+    for _ in 0..400 {
+        let Ok(mut s) = std::net::TcpStream::connect(&addr) else {
+            break;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        if s.write_all(HEALTH).is_ok() {
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).unwrap_or(0);
+            if String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200") {
+                served += 1;
+            }
+        }
+        idle.push(s);
+        if served < idle.len() {
+            break; // one was not answered: no need to wait for the rest
+        }
+    }
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(HEALTH).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(served, 400, "connection {} was never answered", served + 1);
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "health check after 400 idle connections under ulimit -n 256: {:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}

@@ -206,9 +206,11 @@ impl Registry {
             .values()
             .filter(|c| !c.evicted.load(Ordering::Relaxed))
             .count();
-        if live < max {
-            return true;
-        }
+        live < max || self.evict_idle()
+    }
+
+    /// Closes the longest-idle connection; false when none is idle.
+    fn evict_idle(&mut self) -> bool {
         let oldest_idle = self
             .conns
             .values()
@@ -225,6 +227,37 @@ impl Registry {
     }
 }
 
+/// The connection cap that the file-descriptor limit allows: the soft limit
+/// is first raised to the hard one (as Go's runtime does for the real
+/// broker), then 64 descriptors are kept for the listener, the database and
+/// the rest. Past the cap, idle connections are evicted before `accept` can
+/// fail for want of descriptors.
+fn fd_cap(max_connections: usize) -> usize {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit write/read the struct we own.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            if lim.rlim_cur < lim.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: lim.rlim_max.min(1 << 20),
+                    rlim_max: lim.rlim_max,
+                };
+                // SAFETY: as above.
+                if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                    lim = raised;
+                }
+            }
+            let usable = (lim.rlim_cur as usize).saturating_sub(64).max(1);
+            return max_connections.min(usable);
+        }
+    }
+    max_connections
+}
+
 /// Serves `router` on `listener` until `stop` fires, then lets open
 /// connections finish (at most 5 s).
 pub(super) async fn serve(
@@ -234,6 +267,7 @@ pub(super) async fn serve(
     max_connections: usize,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
+    let max_connections = fd_cap(max_connections.max(1));
     let registry = Arc::new(Mutex::new(Registry::default()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -248,9 +282,11 @@ pub(super) async fn serve(
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                // Out of file descriptors and the like: wait, do not spin.
+                // Out of file descriptors (another part of the process used
+                // them): free one held by an idle connection, and do not spin.
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                super::lock(&registry).evict_idle();
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
@@ -258,7 +294,7 @@ pub(super) async fn serve(
         st.last_activity.store(now_ms(), Ordering::Relaxed);
         let id = {
             let mut reg = super::lock(&registry);
-            if !reg.admit(max_connections.max(1)) {
+            if !reg.admit(max_connections) {
                 tracing::warn!(%peer, "connection refused: every connection is busy");
                 continue;
             }
