@@ -83,6 +83,9 @@ const LIVE_CONCURRENCY: usize = 8;
 const AUDIT_PAGE: i64 = 1000;
 /// At most this many audit events are fetched for one view.
 const AUDIT_MAX: usize = 200_000;
+/// …and at most about this many bytes of them (events from a broker that
+/// does not cap what clients plant in details can be large).
+const AUDIT_MAX_BYTES: usize = 64 << 20;
 
 /// One HTTP call as the event log shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -574,6 +577,7 @@ impl Worker {
     async fn audit(&self, calls: &mut Vec<Call>) -> Result<Vec<AuditEvent>, ClientError> {
         let admin = self.admin_token(calls).await?;
         let mut events: Vec<AuditEvent> = Vec::new();
+        let mut bytes = 0usize;
         loop {
             let q = AuditQuery {
                 limit: Some(AUDIT_PAGE),
@@ -589,8 +593,17 @@ impl Worker {
             )
             .await?;
             let got = page.events.len();
+            bytes += page
+                .events
+                .iter()
+                .map(|e| e.detail.len() + e.agent_id.len() + e.resource.len() + 256)
+                .sum::<usize>();
             events.extend(page.events);
-            if got == 0 || events.len() as i64 >= page.total || events.len() >= AUDIT_MAX {
+            if got == 0
+                || events.len() as i64 >= page.total
+                || events.len() >= AUDIT_MAX
+                || bytes >= AUDIT_MAX_BYTES
+            {
                 return Ok(events);
             }
         }

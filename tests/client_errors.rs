@@ -141,3 +141,29 @@ async fn create_agent_rejects_bad_segments_before_any_request() {
         "{err:?}"
     );
 }
+
+/// A broker that streams an endless answer: the client stops at 16 MiB with
+/// a typed error instead of holding it all.
+#[tokio::test]
+async fn an_endless_answer_is_cut_off() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"status\":\"")
+            .await;
+        let chunk = vec![b'a'; 1 << 16];
+        // Up to 64 MiB, far past the cap; the client hangs up first.
+        for _ in 0..1024 {
+            if s.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let client = BrokerClient::new(&format!("http://{addr}")).unwrap();
+    let err = client.health().await.unwrap_err();
+    assert!(err.to_string().contains("at most 16 MiB"), "{err}");
+}

@@ -85,6 +85,10 @@ impl ClientError {
     }
 }
 
+/// The largest answer the client reads (a full audit page of 1,000 events
+/// from the embedded broker is well under 3 MiB).
+pub const MAX_RESPONSE: usize = 16 << 20;
+
 /// A raw HTTP answer, for callers that need headers or exact bodies.
 #[derive(Debug, Clone)]
 pub struct RawResponse {
@@ -234,7 +238,8 @@ impl BrokerClient {
         }
     }
 
-    /// Sends a request and returns the raw answer, whatever its status.
+    /// Sends a request and returns the raw answer, whatever its status
+    /// (at most [`MAX_RESPONSE`] bytes of it).
     pub async fn send_raw(
         &self,
         method: Method,
@@ -263,11 +268,26 @@ impl BrokerClient {
             .map_err(|e| self.transport_error(&url, &e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
+        // Read at most MAX_RESPONSE bytes: a broker (hostile, or a real one
+        // whose audit trail holds huge planted details) cannot make the
+        // client hold more than that for one answer.
+        let mut resp = resp;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
             .map_err(|e| self.transport_error(&url, &e))?
-            .to_vec();
+        {
+            if body.len() + chunk.len() > MAX_RESPONSE {
+                return Err(ClientError::Decode {
+                    url,
+                    status,
+                    expected: "answer of at most 16 MiB",
+                    reason: "the broker sent more; chainview stopped reading".into(),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(RawResponse {
             status,
             headers,
