@@ -94,7 +94,7 @@ pub fn session_json(app: &App) -> Value {
                 "status": t.status_at(now).word(),
                 "status_reason": status_reason(&t.status_at(now)),
                 "scope": t.scope(),
-                "depth": t.depth(),
+                "depth": app.depth(t.id),
                 "exp": t.exp(),
                 "token": t.redacted(),
                 "chain": app.chain(t.id).iter().map(|h| json!({

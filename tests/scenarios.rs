@@ -552,3 +552,43 @@ fn malformed_import_and_audit_lines() {
         assert!(stderr(&o).contains(want), "{text}: {}", stderr(&o));
     }
 }
+
+/// Issue 12: a refused renewal leaves the label on the token it tried to
+/// replace (it used to take the label over: "never issued: refused").
+#[test]
+fn a_refused_renewal_keeps_the_label_on_the_original() {
+    let text = "app ceiling=read:data:*\nagent a scope=read:data:*\nrelease a\nrenew a\nexpect a released\nexpect a invalid\n";
+    let o = chainview(&["--script", "-"], Some(text), &[]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(!out.contains("(before renewal)"), "{out}");
+    assert!(!out.contains("never issued"), "{out}");
+}
+
+/// Issue 12: the first cause wins — a token that expired before a
+/// revocation is reported expired, not revoked.
+#[test]
+fn a_token_expired_before_a_revocation_stays_expired() {
+    let text = "app ceiling=read:data:*\nagent a scope=read:data:*\nagent b scope=read:data:*\ndelegate a -> b scope=read:data:x ttl=1 as=short\nwait 2s\nrevoke chain a\nexpect short expired\n";
+    let o = chainview(&["--script", "-"], Some(text), &[]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+}
+
+/// Issue 12: a refused hop has the depth it was asked at (hop 2 of the deploy
+/// scenario is a depth-2 request), not 0.
+#[test]
+fn a_refused_hop_has_its_depth() {
+    let o = chainview(
+        &["--script", &script("deploy.chainview"), "--format", "json"],
+        None,
+        &[],
+    );
+    let hop2 = stdout(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .flat_map(|v| v["tokens"].as_array().cloned().unwrap_or_default())
+        .find(|t| t["label"] == "hop2")
+        .expect("hop2 reported");
+    assert_eq!(hop2["depth"], 2, "{hop2}");
+}

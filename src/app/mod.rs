@@ -454,6 +454,41 @@ impl App {
         id
     }
 
+    /// A refused renewal gives the label back to the token it tried to
+    /// replace; the refused attempt stays beside it, named as such.
+    fn renewal_refused(&mut self, old: TokenId, new: TokenId) {
+        let Some(label) = self.tokens[new].label.clone() else {
+            return;
+        };
+        let moved = self.tokens[old].label.as_deref() == Some(&format!("{label} (before renewal)"));
+        if !moved {
+            return;
+        }
+        self.tokens[old].label = Some(label.clone());
+        self.labels.insert(label.clone(), old);
+        self.tokens[new].label = Some(format!("{label} (renewal refused)"));
+    }
+
+    /// A token's depth: from its claims, or — for a delegation the broker
+    /// refused — one more than the token it was asked from.
+    pub fn depth(&self, id: TokenId) -> usize {
+        let mut id = id;
+        let mut extra = 0;
+        loop {
+            let t = &self.tokens[id];
+            if let Some(c) = &t.claims {
+                return c.depth() + extra;
+            }
+            match t.kind {
+                TokenKind::Delegated { parent } if extra < self.tokens.len() => {
+                    extra += 1;
+                    id = parent;
+                }
+                _ => return extra,
+            }
+        }
+    }
+
     /// Imports a token from elsewhere: decoded at once (malformed or truncated
     /// input is rejected with the reason and nothing is stored), placed under
     /// the known token its last chain record names, or as an orphan root. It
@@ -698,7 +733,10 @@ impl App {
                     self.tokens[*old].status = TokenStatus::RenewedAway;
                     self.issued(*new, r.access_token.clone(), r.expires_in);
                 }
-                Err(e) => self.fail(*new, e),
+                Err(e) => {
+                    self.fail(*new, e);
+                    self.renewal_refused(*old, *new);
+                }
             },
             Outcome::Released { token, result } => {
                 if result.is_ok() {
@@ -759,7 +797,9 @@ impl App {
                     self.revocations.push((*level, target.clone()));
                     for i in 0..self.tokens.len() {
                         let t = &self.tokens[i];
-                        if t.status != TokenStatus::Valid {
+                        // The first cause wins: a token that had already
+                        // expired (or died otherwise) keeps that cause.
+                        if t.status_at(now) != TokenStatus::Valid {
                             continue;
                         }
                         if let Some(c) = &t.claims

@@ -187,7 +187,7 @@ fn token_view(app: &App, id: TokenId, now: i64) -> TokenView {
         token: t.redacted(),
         expires_in: t.expires_in,
         scope: t.scope().to_vec(),
-        depth: t.depth(),
+        depth: app.depth(id),
         status: t.status_at(now).word().to_string(),
     }
 }

@@ -55,7 +55,7 @@ pub fn node_text(app: &App, id: TokenId, t: Theme, now: i64) -> Text<'static> {
             t.status(other),
         )),
     }
-    head.push(Span::styled(format!(" d{}", tok.depth()), t.dim()));
+    head.push(Span::styled(format!(" d{}", app.depth(id)), t.dim()));
     if let TokenKind::Imported { parent } = tok.kind {
         head.push(Span::styled(" imported", t.accent()));
         if parent.is_none() && tok.depth() > 0 {
