@@ -125,7 +125,7 @@ fn parse_size(s: &str) -> Result<(u16, u16), String> {
         w.parse::<u16>().map_err(|_| bad())?,
         h.parse::<u16>().map_err(|_| bad())?,
     );
-    if w > 1000 || h > 1000 || w == 0 || h == 0 {
+    if w > 1000 || h > 1000 || w < chainview::ui::MIN_WIDTH || h < chainview::ui::MIN_HEIGHT {
         return Err(bad());
     }
     Ok((w, h))
@@ -134,8 +134,12 @@ fn parse_size(s: &str) -> Result<(u16, u16), String> {
 fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 3600.0 => Ok(v),
+        Ok(v) if v == 0.0 => Err(
+            "a timeout of 0 would fail every call; give a number of seconds above 0 (at most 3600)"
+                .to_string(),
+        ),
         _ => Err(format!(
-            "expected a number of seconds between 0 and 3600, got '{s}'"
+            "expected a number of seconds above 0 and at most 3600, got '{s}'"
         )),
     }
 }
@@ -372,6 +376,16 @@ async fn run_script(path: PathBuf, opts: ScriptOptions, settings: Settings) -> u
         Ok(r) => r,
         Err(e) => {
             report!("chainview: {e}");
+            if format == Format::Json {
+                // A JSON consumer reads stdout: say why there, too.
+                let summary = transcript::Summary {
+                    unreachable: Some(e.to_string()),
+                    millis: started.elapsed().as_millis(),
+                    ..transcript::Summary::default()
+                };
+                let mut out = Visible::json(std::io::stdout().lock());
+                let _ = writeln!(out, "{}", transcript::summary_json(&summary));
+            }
             return 3;
         }
     };

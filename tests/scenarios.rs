@@ -592,3 +592,61 @@ fn a_refused_hop_has_its_depth() {
         .expect("hop2 reported");
     assert_eq!(hop2["depth"], 2, "{hop2}");
 }
+
+/// Issue 12: with `--format json`, a broker unreachable at start is also
+/// reported on stdout as the closing summary line.
+#[test]
+fn json_consumers_learn_why_the_broker_was_unreachable() {
+    let o = chainview(
+        &[
+            "--script",
+            &script("deploy.chainview"),
+            "--format",
+            "json",
+            "--broker",
+            "http://127.0.0.1:9",
+        ],
+        None,
+        &[
+            ("AGENTWRIT_CLIENT_ID", "id"),
+            ("AGENTWRIT_CLIENT_SECRET", "secret"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3));
+    let out = stdout(&o);
+    let last: serde_json::Value =
+        serde_json::from_str(out.lines().last().expect("a line")).unwrap();
+    assert_eq!(last["kind"], "summary");
+    assert_eq!(last["exit_code"], 3);
+    assert!(
+        last["unreachable"]
+            .as_str()
+            .is_some_and(|w| w.contains("127.0.0.1:9")),
+        "{last}"
+    );
+}
+
+/// Issue 12: sizes and timeouts that cannot work are refused up front, with
+/// words that say why.
+#[test]
+fn frames_below_80x24_and_a_zero_timeout_are_refused_up_front() {
+    let o = chainview(
+        &["--script", &script("deploy.chainview"), "--frames", "60x20"],
+        None,
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("at least 80x24"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    let o = chainview(
+        &["--script", &script("deploy.chainview"), "--timeout", "0"],
+        None,
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("a timeout of 0 would fail every call"),
+        "{}",
+        stderr(&o)
+    );
+}
