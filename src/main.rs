@@ -134,7 +134,7 @@ fn parse_size(s: &str) -> Result<(u16, u16), String> {
 fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 3600.0 => Ok(v),
-        Ok(v) if v == 0.0 => Err(
+        Ok(0.0) => Err(
             "a timeout of 0 would fail every call; give a number of seconds above 0 (at most 3600)"
                 .to_string(),
         ),
