@@ -650,3 +650,17 @@ fn frames_below_80x24_and_a_zero_timeout_are_refused_up_front() {
         stderr(&o)
     );
 }
+
+/// Issue 12: a failed expectation says what was found and what was expected.
+#[test]
+fn a_failed_expectation_shows_both_values() {
+    let text = "app ceiling=read:data:*\nagent a scope=read:data:*\nexpect a invalid\nexpect a valid scope=read:data:x\n";
+    let o = chainview(&["--script", "-"], Some(text), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("the broker says valid; expected a invalid"),
+        "{out}"
+    );
+    assert!(out.contains("expected a valid scope=read:data:x"), "{out}");
+}

@@ -618,7 +618,15 @@ impl Runner {
                 let res = self.expect(app, w, e, calls).await;
                 match res {
                     Err(unreachable) => unreachable,
-                    Ok(x) => {
+                    Ok(mut x) => {
+                        if !x.ok {
+                            // Beside what was found, what was asked for.
+                            x.reason = format!(
+                                "{}; expected {}",
+                                x.reason,
+                                super::write::expectation_text(e)
+                            );
+                        }
                         r.expectation = Some(x);
                         StepResult::Ok
                     }

@@ -82,6 +82,11 @@ pub fn step_source(kind: &StepKind) -> String {
     }
 }
 
+/// An expectation as written after `expect`.
+pub fn expectation_text(e: &Expectation) -> String {
+    expectation(e)
+}
+
 fn expectation(e: &Expectation) -> String {
     match e {
         Expectation::Permits { label, scope } => format!("permits {label} {scope}"),
