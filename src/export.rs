@@ -19,11 +19,31 @@ pub enum ExportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} exists; export never overwrites — choose another name")]
+    Exists { path: PathBuf },
+}
+
+/// The scenario file for a name as typed: `.chainview` added when it has no
+/// extension.
+pub fn scenario_path(name: &str) -> PathBuf {
+    let p = PathBuf::from(name);
+    if p.extension().is_none() {
+        p.with_extension("chainview")
+    } else {
+        p
+    }
 }
 
 /// The JSON file written beside a scenario file: same stem, `.json`.
 pub fn json_path(scenario: &str) -> PathBuf {
-    Path::new(scenario).with_extension("json")
+    scenario_path(scenario).with_extension("json")
+}
+
+/// The first of the two export files that exists already, if any.
+pub fn existing(name: &str) -> Option<PathBuf> {
+    [scenario_path(name), json_path(name)]
+        .into_iter()
+        .find(|p| p.exists())
 }
 
 /// The environment variable an exported `import` step reads its token from.
@@ -120,17 +140,58 @@ pub fn session_json(app: &App) -> Value {
 
 /// Writes both files; returns their paths.
 pub fn write(app: &App, journal: &[Step], path: &str) -> Result<(PathBuf, PathBuf), ExportError> {
-    let scen = PathBuf::from(path);
+    let scen = scenario_path(path);
     let json_file = json_path(path);
+    if let Some(p) = existing(path) {
+        return Err(ExportError::Exists { path: p });
+    }
     let put = |p: &Path, text: String| {
-        std::fs::write(p, text).map_err(|source| ExportError::Write {
-            path: p.to_path_buf(),
-            source,
-        })
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(p)
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::AlreadyExists => ExportError::Exists {
+                    path: p.to_path_buf(),
+                },
+                _ => ExportError::Write {
+                    path: p.to_path_buf(),
+                    source,
+                },
+            })?;
+        f.write_all(text.as_bytes())
+            .map_err(|source| ExportError::Write {
+                path: p.to_path_buf(),
+                source,
+            })
     };
     put(&scen, scenario_text(app, journal))?;
     let mut body = serde_json::to_string_pretty(&session_json(app)).unwrap_or_default();
     body.push('\n');
     put(&json_file, body)?;
     Ok((scen, json_file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_name_gets_its_extension_and_nothing_is_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = dir.path().join("session1");
+        let name = name.to_str().unwrap();
+        let app = App::new("http://127.0.0.1:1", true, None);
+        let (scen, json) = write(&app, &[], name).unwrap();
+        assert_eq!(scen, dir.path().join("session1.chainview"));
+        assert_eq!(json, dir.path().join("session1.json"));
+        assert!(scen.exists() && json.exists());
+        std::fs::write(&scen, "mine").unwrap();
+        let err = write(&app, &[], name).unwrap_err();
+        assert!(err.to_string().contains("exists"), "{err}");
+        assert_eq!(std::fs::read_to_string(&scen).unwrap(), "mine");
+        // A name with an extension is kept as typed.
+        assert_eq!(scenario_path("x/run.txt"), PathBuf::from("x/run.txt"));
+    }
 }

@@ -602,8 +602,16 @@ impl Form {
                 if path.is_empty() {
                     err(self, "file", "give a file name".into());
                 }
+                if let Some(p) = crate::export::existing(path).filter(|_| !path.is_empty()) {
+                    err(
+                        self,
+                        "file",
+                        format!("{} exists; export never overwrites", p.display()),
+                    );
+                }
                 notes.push(Note::Info(format!(
-                    "writes {path} (replay with --script) and {}",
+                    "writes {} (replay with --script) and {}",
+                    crate::export::scenario_path(path).display(),
                     crate::export::json_path(path).display()
                 )));
                 return Check {
