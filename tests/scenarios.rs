@@ -664,3 +664,18 @@ fn a_failed_expectation_shows_both_values() {
     );
     assert!(out.contains("expected a valid scope=read:data:x"), "{out}");
 }
+
+/// Issue 12: a revocation that kills nothing says so, and for a chain
+/// revocation says why a mid-chain agent matches nothing.
+#[test]
+fn a_revocation_that_matches_nothing_says_so() {
+    let text = "app ceiling=read:data:*\nagent a scope=read:data:*\nagent b scope=read:data:*\nagent c scope=read:data:*\ndelegate a -> b scope=read:data:x as=h1\ndelegate h1 -> c scope=read:data:x as=h2\nrevoke chain b\nexpect h2 valid\nrevoke chain a\nexpect h2 revoked\n";
+    let o = chainview(&["--script", "-"], Some(text), &[]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert_eq!(out.matches("nothing died").count(), 1, "{out}");
+    assert!(
+        out.contains("names the root delegator of the chain"),
+        "{out}"
+    );
+}

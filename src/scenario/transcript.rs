@@ -306,6 +306,18 @@ pub fn step_text(r: &StepReport) -> String {
             let _ = writeln!(out, "      {mark} {} ({}) {said}{agree}", f.label, f.holder);
         }
     }
+    if r.kind == "revoke"
+        && matches!(r.result, StepResult::Ok)
+        && !r.fates.iter().any(|f| f.valid_after == Some(false))
+    {
+        out.push_str("    nothing died: no live token matched this revocation");
+        if r.source.split_whitespace().nth(1) == Some("chain") {
+            out.push_str(
+                " (a chain revocation names the root delegator of the chain; naming a mid-chain agent kills nothing)",
+            );
+        }
+        out.push('\n');
+    }
     if let Some(a) = &r.audit {
         let _ = writeln!(
             out,
