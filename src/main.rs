@@ -84,22 +84,37 @@ struct Cli {
     #[arg(long, requires = "script")]
     reveal_secrets: bool,
     /// Broker to explore (interactive and --script); without it chainview starts its embedded broker on 127.0.0.1.
-    #[arg(long, global = true, env = "AGENTWRIT_BROKER_URL", value_name = "URL")]
+    #[arg(long, env = "AGENTWRIT_BROKER_URL", value_name = "URL")]
     broker: Option<String>,
     /// Seconds to wait for any one broker answer.
-    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS", value_parser = parse_timeout)]
+    #[arg(long, default_value_t = 10.0, value_name = "SECS", value_parser = parse_timeout)]
     timeout: f64,
     /// Interactive: ask the broker about every live token this often, so tokens
     /// that died elsewhere (revoked by another client, expired) show up; 0 turns it off.
     #[arg(
         long,
-        global = true,
         env = "CHAINVIEW_REVALIDATE",
         default_value_t = 5.0,
         value_name = "SECS",
         value_parser = parse_interval
     )]
     revalidate: f64,
+}
+
+/// `chainview demo --broker URL …`: the same connection options as the
+/// explorer, given after the subcommand (they override those before it).
+/// Only `demo` has them: `broker` and `completions` do not talk to a broker.
+#[derive(Debug, Args)]
+struct DemoConnection {
+    /// Broker to explore; without it chainview starts its embedded broker on 127.0.0.1.
+    #[arg(long, value_name = "URL")]
+    broker: Option<String>,
+    /// Seconds to wait for any one broker answer.
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    timeout: Option<f64>,
+    /// Ask the broker about every live token this often; 0 turns it off.
+    #[arg(long, value_name = "SECS", value_parser = parse_interval)]
+    revalidate: Option<f64>,
 }
 
 fn parse_interval(s: &str) -> Result<f64, String> {
@@ -150,6 +165,8 @@ enum Command {
     Demo {
         /// A `.chainview` scenario file.
         file: Option<PathBuf>,
+        #[command(flatten)]
+        conn: DemoConnection,
     },
     /// Print shell completions for chainview (e.g. `chainview completions bash > /etc/bash_completion.d/chainview`).
     Completions {
@@ -171,7 +188,7 @@ struct BrokerArgs {
     /// Address to bind. Keep the loopback default unless you know why not.
     #[arg(long, default_value = "127.0.0.1")]
     bind: String,
-    /// Admin secret; a random one is generated and printed when neither this nor the variable is set.
+    /// Admin secret, at least 16 characters; a random one is generated and printed when neither this nor the variable is set.
     #[arg(
         long,
         env = "AGENTWRIT_ADMIN_SECRET",
@@ -223,7 +240,7 @@ fn main() -> ExitCode {
     if let Err(e) = color_eyre::install() {
         report!("chainview: {e}");
     }
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     if let Err(e) = chainview::logging::init() {
         report!("chainview: logging is off: {e}");
     }
@@ -243,12 +260,23 @@ fn main() -> ExitCode {
         };
         return ExitCode::from(rt.block_on(run_script(path, opts, settings)));
     }
+    if let Some(Command::Demo { conn, .. }) = &cli.command {
+        if let Some(b) = &conn.broker {
+            cli.broker = Some(b.clone());
+        }
+        if let Some(t) = conn.timeout {
+            cli.timeout = t;
+        }
+        if let Some(r) = conn.revalidate {
+            cli.revalidate = r;
+        }
+    }
     let settings = settings(&cli);
     let live = (cli.revalidate > 0.0).then(|| Duration::from_secs_f64(cli.revalidate));
     let result = rt.block_on(async {
         match cli.command {
             Some(Command::Broker(args)) => run_broker(args).await,
-            Some(Command::Demo { file }) => interactive(settings, file, live).await,
+            Some(Command::Demo { file, .. }) => interactive(settings, file, live).await,
             Some(Command::Completions { shell }) => {
                 let mut cmd = <Cli as clap::CommandFactory>::command();
                 let mut buf = Vec::new();

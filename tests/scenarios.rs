@@ -679,3 +679,20 @@ fn a_revocation_that_matches_nothing_says_so() {
         "{out}"
     );
 }
+
+/// Issue 12: `broker --help` and `completions --help` do not list connection
+/// options that do nothing there; `demo --help` does, and they work there.
+#[test]
+fn connection_options_appear_only_where_they_work() {
+    for sub in ["broker", "completions"] {
+        let o = chainview(&[sub, "--help"], None, &[]);
+        let help = stdout(&o);
+        for flag in ["--broker", "--timeout", "--revalidate"] {
+            assert!(!help.contains(flag), "{sub} --help lists {flag}:\n{help}");
+        }
+    }
+    let help = stdout(&chainview(&["demo", "--help"], None, &[]));
+    for flag in ["--broker", "--timeout", "--revalidate"] {
+        assert!(help.contains(flag), "demo --help lacks {flag}");
+    }
+}
