@@ -16,7 +16,7 @@ use crate::app::form::Submit;
 use crate::app::view::{Action, View};
 use crate::app::{App, unix_now};
 use crate::scenario::Script;
-use crate::scenario::runner::Runner;
+use crate::scenario::runner::{Runner, StepResult};
 use crate::session::{self, SessionError, Settings, Target};
 use crate::ui::{self, ProbeCache};
 use crate::worker::{self, Command, Secret, WorkerHandle};
@@ -396,6 +396,12 @@ async fn event_loop(
                 s.view.message = None;
                 if let Some(r) = report {
                     s.view.on_report(&s.app, &r);
+                    if r.result == StepResult::NotRun
+                        && let Some(why) = s.runner.as_ref().and_then(|r| r.halted())
+                    {
+                        s.view.message =
+                            Some(format!("not run: {why} — press r once the broker answers"));
+                    }
                 }
             }
             Action::BackStep | Action::Restart => {

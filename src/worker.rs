@@ -349,7 +349,14 @@ impl Worker {
             200,
             self.client().admin_auth(&secret.0),
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            ClientError::Broker(b) if b.status == 401 => ClientError::InvalidInput(format!(
+                "admin login refused ({} {}): AGENTWRIT_ADMIN_SECRET does not match this broker",
+                b.status, b.error_code
+            )),
+            other => other,
+        })?;
         self.session.lock().await.admin_token = Some((r.access_token.clone(), until(r.expires_in)));
         Ok(r.access_token)
     }

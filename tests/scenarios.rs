@@ -696,3 +696,42 @@ fn connection_options_appear_only_where_they_work() {
         assert!(help.contains(flag), "demo --help lacks {flag}");
     }
 }
+
+/// Issue 12: an admin secret that does not match the broker (e.g. after it
+/// restarted with another) is named as the cause on every step that needs
+/// it, instead of "unreachable" and steps skipped without a reason.
+#[test]
+fn a_wrong_admin_secret_is_named_on_the_step() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let broker = rt.block_on(async {
+        chainview::broker::embedded::EmbeddedBroker::start(
+            chainview::broker::embedded::Config::with_admin_secret("the-real-admin-secret"),
+        )
+        .await
+        .unwrap()
+    });
+    let app = broker
+        .register_app("wrong-secret", &["read:data:*".to_string()])
+        .unwrap();
+    let text = "app ceiling=read:data:*\nagent a scope=read:data:*\naudit\nrevoke agent a\n";
+    let o = chainview(
+        &["--script", "-", "--broker", &broker.url()],
+        Some(text),
+        &[
+            ("AGENTWRIT_CLIENT_ID", &app.client_id),
+            (
+                "AGENTWRIT_CLIENT_SECRET",
+                app.client_secret.as_deref().unwrap(),
+            ),
+            ("AGENTWRIT_ADMIN_SECRET", "not-the-admin-secret"),
+        ],
+    );
+    let out = stdout(&o);
+    assert!(
+        out.matches("admin login refused (401 unauthorized): AGENTWRIT_ADMIN_SECRET does not match this broker").count() >= 2,
+        "{out}{}",
+        stderr(&o)
+    );
+    assert!(!out.contains("unreachable"), "{out}");
+    rt.block_on(broker.shutdown());
+}

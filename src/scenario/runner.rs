@@ -386,9 +386,14 @@ impl Runner {
                 self.app_ready = true;
                 Ok(())
             }
-            Outcome::AppReady(Err(e)) => Err(StepResult::Unreachable(format!(
-                "setting up the app failed: {e}"
-            ))),
+            Outcome::AppReady(Err(e)) if e.is_unreachable() => Err(StepResult::Unreachable(
+                format!("setting up the app failed: {e}"),
+            )),
+            // Reached, but refused (a wrong admin secret, say): each step
+            // that needs the app says why, rather than being skipped.
+            Outcome::AppReady(Err(e)) => {
+                Err(StepResult::Error(format!("setting up the app failed: {e}")))
+            }
             _ => Err(StepResult::Error("unexpected worker answer".into())),
         }
     }
@@ -424,7 +429,8 @@ impl Runner {
                     | Outcome::Validated { result: Err(e), .. }
                     | Outcome::Renewed { result: Err(e), .. }
                     | Outcome::Released { result: Err(e), .. }
-                    | Outcome::Revoked { result: Err(e), .. } => Some(e.clone()),
+                    | Outcome::Revoked { result: Err(e), .. }
+                    | Outcome::Audit(Err(e)) => Some(e.clone()),
                     _ => None,
                 };
                 match err {
