@@ -239,7 +239,11 @@ impl Form {
                 Field::text("name", &fresh_label(app, "agent"), "a new agent name"),
                 Field::text("orch_id", "chainview", "orchestration id"),
                 Field::text("task_id", "", "task id (default: the name)"),
-                Field::text("scope", "", "read:config:*,read:deploy:*"),
+                Field::text(
+                    "scope",
+                    "",
+                    "type scopes — e.g. read:data:* (comma-separated)",
+                ),
                 Field::text("max_ttl", "", "seconds (default: the broker's)"),
             ],
             FormKind::Delegate { from } => {
