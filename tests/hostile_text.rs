@@ -305,3 +305,21 @@ fn tokens_past_the_brokers_limit_are_refused_and_413_is_not_pending() {
     assert!(stdout.contains("413"), "{stdout}");
     assert!(!stdout.contains(r#""status":"pending""#), "{stdout}");
 }
+
+/// Issue 12: a token held by an agent chainview does not know shows its
+/// label first, and the holder in the short `task/inst…` form (it used to
+/// show the full SPIFFE id first, hiding the label).
+#[test]
+fn an_orphan_import_shows_its_label_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orphan.jwt");
+    std::fs::write(&path, long_chain_token(1, 0)).unwrap();
+    let f = script(&format!("import stray file={}\n", path.display()));
+    let out = run(&["--frames", "120x40"], &f);
+    let frame = String::from_utf8_lossy(&out.stdout);
+    assert!(frame.contains("stray · t/last…"), "{frame}");
+    assert!(
+        !frame.contains("│· spiffe://"),
+        "agents pane shows the full id:\n{frame}"
+    );
+}

@@ -46,7 +46,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
         let word = status.as_ref().map(|s| s.word()).unwrap_or("outside");
         let mut first_line = Line::from(vec![
             Span::styled(format!("{sym} "), style),
-            Span::styled(fit(&a.name, w.saturating_sub(14).max(6)), t.strong()),
+            Span::styled(
+                fit(&super::agent_display(&a.name), w.saturating_sub(14).max(6)),
+                t.strong(),
+            ),
             Span::raw(" "),
             Span::styled(word.to_string(), style),
         ]);

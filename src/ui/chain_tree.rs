@@ -18,10 +18,14 @@ use crate::scope::{self, Fate};
 pub fn node_text(app: &App, id: TokenId, t: Theme, now: i64) -> Text<'static> {
     let tok = &app.tokens[id];
     let status = tok.status_at(now);
-    let holder = &app.agents[tok.holder].name;
+    let full = &app.agents[tok.holder].name;
+    let outside = full.starts_with("spiffe://");
+    let holder = super::agent_display(full);
     let name = match &tok.label {
-        Some(l) if l != holder => format!("{holder} ({l})"),
-        _ => holder.clone(),
+        // Held by an agent known only by its SPIFFE id: the label first.
+        Some(l) if outside => format!("{l} · {holder}"),
+        Some(l) if *l != holder => format!("{holder} ({l})"),
+        _ => holder,
     };
     let mut head = vec![
         Span::styled(format!("{} ", status_symbol(&status)), t.status(&status)),

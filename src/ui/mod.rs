@@ -124,6 +124,17 @@ pub fn short_spiffe(id: &str) -> String {
     }
 }
 
+/// An agent's name for display: an agent known only by its SPIFFE id (an
+/// imported token's holder from outside) in the same short form as a known
+/// agent's id.
+pub fn agent_display(name: &str) -> String {
+    if name.starts_with("spiffe://") {
+        short_spiffe(name)
+    } else {
+        name.to_string()
+    }
+}
+
 /// Truncates to `width` characters with `…`.
 pub fn fit(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
