@@ -72,9 +72,6 @@ pub fn draw(f: &mut Frame, area: Rect, t: Theme) {
         "b replays to the previous step on a fresh broker; r restarts (actions are dropped: e saves them first).",
         t.dim(),
     )));
-    r.push(Line::from(Span::styled(
-        "Symbols: ✓ valid  ✗ refused  † revoked  ↩ released  ⟳ renewed  ⌛ expired  ? invalid; −scope = dropped at that hop.",
-        t.dim(),
-    )));
+    r.push(Line::from(Span::styled(super::legend(), t.dim())));
     f.render_widget(Paragraph::new(r).wrap(Wrap { trim: true }), right);
 }

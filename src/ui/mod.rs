@@ -101,6 +101,39 @@ pub fn status_symbol(s: &TokenStatus) -> &'static str {
     }
 }
 
+/// The one legend of status symbols, as help shows it (built from
+/// `status_symbol`, so the two cannot disagree).
+pub fn legend() -> String {
+    use crate::broker::types::RevokeLevel;
+    let all = [
+        TokenStatus::Valid,
+        TokenStatus::Refused(crate::broker::BrokerError {
+            status: 0,
+            error_code: String::new(),
+            detail: String::new(),
+            request_id: String::new(),
+        }),
+        TokenStatus::Revoked {
+            level: RevokeLevel::Token,
+            target: String::new(),
+        },
+        TokenStatus::Released,
+        TokenStatus::RenewedAway,
+        TokenStatus::Expired,
+        TokenStatus::Invalid,
+        TokenStatus::Failed(String::new()),
+        TokenStatus::Pending,
+    ];
+    let parts: Vec<String> = all
+        .iter()
+        .map(|s| format!("{} {}", status_symbol(s), s.word()))
+        .collect();
+    format!(
+        "Symbols: {}; −scope = dropped at that hop.",
+        parts.join("  ")
+    )
+}
+
 /// Seconds as `m:ss`.
 pub fn ttl_text(secs: i64) -> String {
     if secs <= 0 {

@@ -198,7 +198,8 @@ pub fn draw(
             Span::raw(" · "),
             Span::styled(format!("✗ {} deny", cache.denies), t.bad()),
             Span::raw(" · "),
-            Span::styled(format!("† {} dead", cache.dead), t.dead()),
+            // No status symbol: "dead" gathers every cause († is revoked only).
+            Span::styled(format!("{} dead", cache.dead), t.dead()),
         ]),
     };
     f.render_widget(
