@@ -410,7 +410,14 @@ async fn event_loop(
                 } else {
                     s.view.step_pos.saturating_sub(1)
                 };
-                s.view.message = Some("replaying on a fresh broker…".into());
+                // The embedded broker is started afresh; an external one is
+                // the same broker, and what earlier runs left on it stays.
+                let fresh = if s.target.embedded.is_some() {
+                    "on a fresh embedded broker"
+                } else {
+                    "against the same broker (what earlier runs left there stays)"
+                };
+                s.view.message = Some(format!("replaying {fresh}…"));
                 {
                     let Session {
                         app, view, probe, ..
@@ -422,9 +429,9 @@ async fn event_loop(
                     code = signals.recv() => return Ok(Ended::Signal(code)),
                 }
                 s.view.message = Some(if to == 0 {
-                    "restarted on a fresh broker".into()
+                    format!("restarted {fresh}")
                 } else {
-                    format!("replayed to step {to} on a fresh broker")
+                    format!("replayed to step {to} {fresh}")
                 });
             }
         }

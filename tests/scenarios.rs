@@ -735,3 +735,14 @@ fn a_wrong_admin_secret_is_named_on_the_step() {
     assert!(!out.contains("unreachable"), "{out}");
     rt.block_on(broker.shutdown());
 }
+
+/// Issue 12: "1 step", not "1 steps".
+#[test]
+fn counts_agree_with_their_nouns() {
+    let o = chainview(&["--script", "-"], Some("say \"one\"\n"), &[]);
+    let one = stdout(&o);
+    assert!(
+        one.contains("── 1 step (") && one.contains("0 expectations:"),
+        "{one}"
+    );
+}

@@ -354,16 +354,19 @@ pub fn step_text(r: &StepReport) -> String {
 /// The closing line.
 pub fn summary_text(s: &Summary) -> String {
     let mut out = String::new();
+    let n = |count: usize, one: &str, many: &str| {
+        format!("{count} {}", if count == 1 { one } else { many })
+    };
     let _ = writeln!(
         out,
-        "\n── {} steps ({} refused by the broker) · {} expectations: {} held, {} failed{} · {} ms",
-        s.steps,
+        "\n── {} ({} refused by the broker) · {}: {} held, {} failed{} · {} ms",
+        n(s.steps, "step", "steps"),
         s.refused,
-        s.expectations,
+        n(s.expectations, "expectation", "expectations"),
         s.held,
         s.failed,
         if s.not_run > 0 {
-            format!(" · {} steps not run", s.not_run)
+            format!(" · {} not run", n(s.not_run, "step", "steps"))
         } else {
             String::new()
         },
