@@ -220,11 +220,11 @@ fn malformed_scripts_give_exact_errors() {
         ),
         (
             "agent a scope=read:data:*\nexpect a vaild\n",
-            "-:2:10: unknown expectation 'vaild' — did you mean 'valid'?: expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain=/ttl=",
+            "-:2:10: unknown expectation 'vaild' (expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain=/ttl=) — did you mean 'valid'?",
         ),
         (
             "agent a scope=read:data:*\nrevoke agnt a\n",
-            "-:2:8: unknown revocation level 'agnt' — did you mean 'agent'?: expected token, agent, task or chain",
+            "-:2:8: unknown revocation level 'agnt' (expected token, agent, task or chain) — did you mean 'agent'?",
         ),
         (
             "probe read::x\n",

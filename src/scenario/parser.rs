@@ -500,7 +500,7 @@ impl Parser {
                     return Err(self.err(
                         lt.col,
                         format!(
-                            "unknown revocation level '{}'{hint}: expected token, agent, task or chain",
+                            "unknown revocation level '{}' (expected token, agent, task or chain){hint}",
                             lt.text
                         ),
                     ));
@@ -766,7 +766,7 @@ impl Parser {
                     return Err(self.err(
                         t.col,
                         format!(
-                            "unknown expectation '{other}'{hint}: expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain=/ttl="
+                            "unknown expectation '{other}' (expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain=/ttl=){hint}"
                         ),
                     ));
                 }
@@ -1022,7 +1022,7 @@ revoke chain orchestrator
     fn expectation_typos() {
         assert_eq!(
             err(&format!("{BASE}expect analyst valdi")),
-            "t.chainview:2:16: unknown expectation 'valdi' — did you mean 'valid'?: expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain=/ttl="
+            "t.chainview:2:16: unknown expectation 'valdi' (expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain=/ttl=) — did you mean 'valid'?"
         );
         assert_eq!(
             err(&format!("{BASE}expect permit analyst read:data:x")),
@@ -1034,7 +1034,7 @@ revoke chain orchestrator
     fn bad_revoke_level_and_duration() {
         assert_eq!(
             err(&format!("{BASE}revoke tokn analyst")),
-            "t.chainview:2:8: unknown revocation level 'tokn' — did you mean 'token'?: expected token, agent, task or chain"
+            "t.chainview:2:8: unknown revocation level 'tokn' (expected token, agent, task or chain) — did you mean 'token'?"
         );
         assert_eq!(
             err("wait soon"),
