@@ -118,8 +118,8 @@ fn main() {
         println!(
             "soak: {secs} s, 100 agents: {rounds} rounds ({:.0}/s), {errors} errors; audit {total} events, chain {}; RSS {start_rss:.1} MB at start, {:.1} MB at minute 1, {end_rss:.1} MB at end, {peak:.1} MB peak",
             rounds as f64 / secs as f64,
+            if verify_audit_chain(&all).is_ok() { "verifies" } else { "BROKEN" },
             samples.first().map_or(end_rss, |s| s.1),
-            if verify_audit_chain(&all).is_ok() { "verifies" } else { "BROKEN" }
         );
         broker.shutdown().await;
     });
