@@ -605,3 +605,19 @@ fn a_closed_stdout_does_not_stop_the_broker() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Two brokers on one data directory would interleave their audit ids: the
+/// second is refused (exit 3, the directory named) while the first runs.
+#[test]
+fn a_data_directory_serves_one_broker_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, _, _) = spawn_broker(dir.path(), &[]);
+    let err = refused(dir.path());
+    assert!(err.contains("in use by another chainview broker"), "{err}");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Once it is gone (even killed), the directory is free again.
+    let (mut again, _, _) = spawn_broker(dir.path(), &[]);
+    again.kill().unwrap();
+    again.wait().unwrap();
+}

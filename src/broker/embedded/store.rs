@@ -111,6 +111,10 @@ pub enum StoreError {
     Key { path: PathBuf, detail: String },
     #[error("{path}: {detail}")]
     Io { path: PathBuf, detail: String },
+    #[error(
+        "{path}: this data directory is in use by another chainview broker; stop it first or choose another --data directory"
+    )]
+    InUse { path: PathBuf },
 }
 
 /// An app as stored (the secret only as its SHA-256).
@@ -174,6 +178,9 @@ pub struct Store {
     conn: Mutex<Connection>,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Held (locked) for the store's life, released after the connections
+    /// close: one broker per data directory.
+    _lock: Option<std::fs::File>,
     /// Kept last: the temporary directory goes once everything is closed.
     _temp: Option<tempfile::TempDir>,
 }
@@ -258,6 +265,30 @@ fn load_or_create_key(path: &Path, seed: Option<[u8; 32]>) -> Result<SigningKey,
     }
 }
 
+/// Takes the data directory's lock file; another broker on it is refused.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = dir.join("broker.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Dir {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Dir {
+            path,
+            detail: e.to_string(),
+        }),
+    }
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
@@ -301,6 +332,10 @@ impl Store {
             }
         };
         let db_path = dir_path.join(DB_FILE);
+        let lock = match temp {
+            Some(_) => None,
+            None => Some(lock_dir(&dir_path)?),
+        };
         let key = match temp {
             Some(_) => SigningKey::from_bytes(&seed.unwrap_or_else(rand::random)),
             None => load_or_create_key(&dir_path.join(KEY_FILE), seed)?,
@@ -342,6 +377,7 @@ impl Store {
                 })?
         };
         let store = Store {
+            _lock: lock,
             db_path,
             persistent: temp.is_none(),
             conn: Mutex::new(conn),
