@@ -1901,3 +1901,39 @@ async fn item_76_health_fields_and_audit_count() {
         assert_eq!(before, total);
     }
 }
+
+/// Beyond §16: the real broker takes the token untrimmed (spec §1.7 row 3),
+/// so whitespace around it makes it invalid.
+#[tokio::test]
+async fn also_whitespace_around_a_token_is_refused() {
+    let env = Env::new().await;
+    let agent = env.agent(&["read:data:*"]).await;
+    let tok = agent.access_token;
+    assert!(env.valid(&tok).await);
+    for padded in [format!(" {tok}"), format!("{tok} "), format!("{tok}\n")] {
+        let r = env
+            .raw(
+                Method::POST,
+                "/v1/token/validate",
+                &[],
+                Some(json!({ "token": padded })),
+            )
+            .await;
+        assert_eq!(r.json().unwrap()["valid"], false, "{padded:?}");
+    }
+    let r = env
+        .raw(
+            Method::POST,
+            "/v1/token/renew",
+            &[("authorization", &format!("Bearer  {tok}"))],
+            None,
+        )
+        .await;
+    assert_problem(
+        &r,
+        401,
+        "unauthorized",
+        "token verification failed",
+        "/v1/token/renew",
+    );
+}
