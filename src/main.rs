@@ -63,8 +63,15 @@ KEYS (interactive; ? shows them all):
 EXIT CODES (--script):
   0  every step ran and every expectation held
   1  an expectation failed (or a step could not run)
-  2  the script or the command line is malformed
-  3  the broker could not be reached or set up";
+  2  the script or the command line is malformed (or over 4 MiB)
+  3  the broker could not be reached or set up
+
+EXIT CODES (interactive): 0 after q; 143, 129, 130 after SIGTERM, SIGHUP,
+SIGINT from outside (the terminal is restored first); 3 without a terminal.
+
+chainview broker: AGENTWRIT_DATA_DIR (or --data DIR) keeps the signing key,
+apps, revocations and the audit trail across restarts; see `chainview broker
+--help`.";
 
 #[derive(Debug, Parser)]
 #[command(name = "chainview", version, about = ABOUT, long_about = LONG_ABOUT)]
