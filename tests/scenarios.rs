@@ -746,3 +746,32 @@ fn counts_agree_with_their_nouns() {
         "{one}"
     );
 }
+
+/// Issue 12: the tree shows narrowing, not only dropping: hop1-fixed narrows
+/// three grants of the orchestrator's.
+#[test]
+fn the_tree_shows_what_a_hop_narrowed() {
+    let o = chainview(
+        &[
+            "--script",
+            &script("deploy.chainview"),
+            "--frames",
+            "200x60",
+        ],
+        None,
+        &[],
+    );
+    let out = stdout(&o);
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.contains("(hop1-fixed)"))
+        .expect("hop1-fixed drawn");
+    for m in [
+        "~read:config:*→production",
+        "~read:deploy:*→web-service",
+        "~write:deploy:*→web-service",
+    ] {
+        assert!(line.contains(m), "{m} missing: {line}");
+    }
+}

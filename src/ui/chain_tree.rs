@@ -76,13 +76,24 @@ pub fn node_text(app: &App, id: TokenId, t: Theme, now: i64) -> Text<'static> {
         }
     }
     if let Some(p) = tok.parent() {
-        let dropped: Vec<String> = scope::attenuation(app.tokens[p].scope(), tok.scope())
-            .into_iter()
+        let fates = scope::attenuation(app.tokens[p].scope(), tok.scope());
+        let dropped: Vec<String> = fates
+            .iter()
             .filter(|(_, f)| *f == Fate::Dropped)
             .map(|(s, _)| format!("−{s}"))
             .collect();
         if !dropped.is_empty() {
             head.push(Span::styled(format!(" {}", dropped.join(" ")), t.warn()));
+        }
+        let narrowed: Vec<String> = fates
+            .iter()
+            .filter_map(|(s, f)| match f {
+                Fate::Narrowed(under) => Some(narrowing(s, under)),
+                _ => None,
+            })
+            .collect();
+        if !narrowed.is_empty() {
+            head.push(Span::styled(format!(" {}", narrowed.join(" ")), t.accent()));
         }
     }
     let body = Line::from(Span::styled(
@@ -151,4 +162,39 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now
         }
     }
     f.render_widget(Paragraph::new(lines), inner);
+}
+
+/// A narrowed grant in short: `~read:deploy:*→web-service` (the child's
+/// identifiers under the parent's wildcard; whole scopes if they differ more).
+fn narrowing(parent: &str, under: &[String]) -> String {
+    let prefix = parent.strip_suffix('*').unwrap_or(parent);
+    let parts: Vec<&str> = under
+        .iter()
+        .map(|u| {
+            u.strip_prefix(prefix)
+                .filter(|r| !r.is_empty())
+                .unwrap_or(u)
+        })
+        .collect();
+    format!("~{parent}→{}", parts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::narrowing;
+
+    #[test]
+    fn narrowing_shows_what_is_left_under_the_wildcard() {
+        assert_eq!(
+            narrowing("read:deploy:*", &["read:deploy:web-service".into()]),
+            "~read:deploy:*→web-service"
+        );
+        assert_eq!(
+            narrowing(
+                "read:config:*",
+                &["read:config:a".into(), "read:config:b".into()]
+            ),
+            "~read:config:*→a,b"
+        );
+    }
 }
