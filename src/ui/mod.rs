@@ -129,7 +129,7 @@ pub fn legend() -> String {
         .map(|s| format!("{} {}", status_symbol(s), s.word()))
         .collect();
     format!(
-        "Symbols: {}; −scope = dropped at that hop.",
+        "Symbols: {}; −scope = dropped at that hop, ~scope→x = narrowed to x.",
         parts.join("  ")
     )
 }
