@@ -366,14 +366,12 @@ fn read_script(path: &PathBuf) -> std::io::Result<(String, String)> {
             Box::new(std::fs::File::open(path)?),
         )
     };
-    let mut bytes = Vec::new();
-    reader.take(MAX_SCRIPT as u64 + 1).read_to_end(&mut bytes)?;
-    if bytes.len() > MAX_SCRIPT {
-        return Err(std::io::Error::other(format!(
+    let bytes = chainview::scenario::read_at_most(reader, MAX_SCRIPT)?.ok_or_else(|| {
+        std::io::Error::other(format!(
             "larger than {} MiB; a script may be at most that",
             MAX_SCRIPT >> 20
-        )));
-    }
+        ))
+    })?;
     let text = String::from_utf8(bytes)
         .map_err(|e| std::io::Error::other(format!("not UTF-8 text ({e})")))?;
     Ok((name, text))

@@ -14,47 +14,46 @@ fn needs_escape(c: char) -> bool {
     c.is_control() && c != '\n' && c != '\t'
 }
 
-/// `s` with its control characters made visible.
-pub fn visible(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(needs_escape) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            c if !needs_escape(c) => out.push(c),
-            '\u{1b}' => out.push_str("\\e"),
-            '\u{7}' => out.push_str("\\a"),
-            '\r' => out.push_str("\\r"),
-            '\u{7f}' => out.push_str("^?"),
-            c if (c as u32) < 0x20 => {
-                out.push('^');
-                out.push(char::from(b'@' + c as u8));
-            }
-            c => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// For JSON text: serde escapes C0 controls but leaves DEL and the C1
-/// controls raw; they can only stand inside strings, where `\u009b` is
-/// the JSON spelling of the same character.
-pub fn visible_json(s: &str) -> Cow<'_, str> {
+/// `s` with each control character (but `\n`, `\t`) replaced by `show`.
+fn escape(s: &str, show: impl Fn(char, &mut String)) -> Cow<'_, str> {
     if !s.chars().any(needs_escape) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         if needs_escape(c) {
-            let _ = write!(out, "\\u{:04x}", c as u32);
+            show(c, &mut out);
         } else {
             out.push(c);
         }
     }
     Cow::Owned(out)
+}
+
+/// `s` with its control characters made visible.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    escape(s, |c, out| match c {
+        '\u{1b}' => out.push_str("\\e"),
+        '\u{7}' => out.push_str("\\a"),
+        '\r' => out.push_str("\\r"),
+        '\u{7f}' => out.push_str("^?"),
+        c if (c as u32) < 0x20 => {
+            out.push('^');
+            out.push(char::from(b'@' + c as u8));
+        }
+        c => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    })
+}
+
+/// For JSON text: serde escapes C0 controls but leaves DEL and the C1
+/// controls raw; they can only stand inside strings, where `\u009b` is
+/// the JSON spelling of the same character.
+pub fn visible_json(s: &str) -> Cow<'_, str> {
+    escape(s, |c, out| {
+        let _ = write!(out, "\\u{:04x}", c as u32);
+    })
 }
 
 /// A writer that makes control characters visible in whatever passes

@@ -279,6 +279,15 @@ pub enum Expectation {
     },
 }
 
+/// Reads at most `max` bytes; `None` when there is more (an endless input
+/// like /dev/zero is not read past `max + 1` bytes).
+pub fn read_at_most(r: impl std::io::Read, max: usize) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    r.take(max as u64 + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() <= max).then_some(bytes))
+}
+
 /// A step's line as echoed in transcripts and frame headers: a whole token
 /// given inline (`import L token=<JWT>`) is cut to its first 12 characters,
 /// as every other token is, unless the user asked to see secrets.

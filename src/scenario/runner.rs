@@ -1023,15 +1023,8 @@ fn judge_status(want: Status, broker_valid: Option<bool>, st: &TokenStatus) -> (
 /// Reads a token file, at most one byte past the largest token taken in, so
 /// that `/dev/zero` or a huge file is refused without being read whole.
 fn read_token_file(path: &str) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(crate::jwt::MAX_TOKEN as u64 + 2)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() > crate::jwt::MAX_TOKEN + 1 {
-        return Err(std::io::Error::other(
-            "larger than any token a broker accepts (1 MiB)",
-        ));
-    }
+    // A token, plus one byte for a trailing newline.
+    let bytes = super::read_at_most(std::fs::File::open(path)?, crate::jwt::MAX_TOKEN + 1)?
+        .ok_or_else(|| std::io::Error::other("larger than any token a broker accepts (1 MiB)"))?;
     String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
 }

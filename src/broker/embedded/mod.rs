@@ -198,13 +198,13 @@ impl Revocations {
             self.next_purge = self.tokens.len() + self.tokens.len() / 4;
         }
         let exp = exp.unwrap_or(i64::MAX);
-        match self.tokens.get_mut(&agent_key(target)) {
+        match self.tokens.get_mut(&short_key(target)) {
             Some(e) => {
                 *e = (*e).max(exp);
                 false
             }
             None => {
-                self.tokens.insert(agent_key(target), exp);
+                self.tokens.insert(short_key(target), exp);
                 true
             }
         }
@@ -212,7 +212,7 @@ impl Revocations {
 
     fn has(&self, level: RevokeLevel, target: &str) -> bool {
         if level == RevokeLevel::Token {
-            return self.tokens.contains_key(&agent_key(target));
+            return self.tokens.contains_key(&short_key(target));
         }
         self.sets.get(&level).is_some_and(|s| s.contains(target))
     }
@@ -257,7 +257,7 @@ impl IssuedCache {
 /// An id as kept in the sets that only grow or live long (agents for
 /// `delegate_to` look-ups, revoked jtis): 16 bytes of its SHA-256, whatever
 /// its length, so each entry stays small.
-fn agent_key(id: &str) -> [u8; 16] {
+pub(crate) fn short_key(id: &str) -> [u8; 16] {
     let h = sha256(id);
     let mut k = [0u8; 16];
     k.copy_from_slice(&h[..16]);
@@ -435,11 +435,11 @@ impl State {
     }
 
     fn register_agent(&self, spiffe: &str) {
-        write(&self.agents).insert(agent_key(spiffe));
+        write(&self.agents).insert(short_key(spiffe));
     }
 
     fn is_agent(&self, spiffe: &str) -> bool {
-        read(&self.agents).contains(&agent_key(spiffe))
+        read(&self.agents).contains(&short_key(spiffe))
     }
 
     fn nonce_mac(&self, body: &[u8]) -> [u8; 8] {

@@ -10,21 +10,12 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
-
 #[derive(Debug)]
 pub struct Limiter {
     rate_per_sec: f64,
     burst: f64,
     buckets: HashMap<[u8; 16], (f64, Instant)>,
     next_purge: usize,
-}
-
-fn key_of(key: &str) -> [u8; 16] {
-    let h = Sha256::digest(key.as_bytes());
-    let mut k = [0u8; 16];
-    k.copy_from_slice(&h[..16]);
-    k
 }
 
 impl Limiter {
@@ -53,9 +44,10 @@ impl Limiter {
             });
             self.next_purge = (self.buckets.len() * 2).max(1024);
         }
-        match self.buckets.get_mut(&key_of(key)) {
+        match self.buckets.get_mut(&super::short_key(key)) {
             None => {
-                self.buckets.insert(key_of(key), (self.burst - 1.0, now));
+                self.buckets
+                    .insert(super::short_key(key), (self.burst - 1.0, now));
                 true
             }
             Some((tokens, last)) => {
