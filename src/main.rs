@@ -49,6 +49,9 @@ ENVIRONMENT:
   AGENTWRIT_CLIENT_ID      app credentials for that broker
   AGENTWRIT_CLIENT_SECRET
   AGENTWRIT_ADMIN_SECRET   admin secret (unlocks revoke, audit, app registration)
+  SSL_CERT_FILE            CA certificates (PEM) to trust, when --ca-cert is not given
+  CHAINVIEW_CLIENT_CERT    client certificate for an mtls broker (--client-cert)
+  CHAINVIEW_CLIENT_KEY     its private key (--client-key)
   CHAINVIEW_REVALIDATE     seconds between live checks of every live token (default 5, 0 = off)
   CHAINVIEW_TOKEN_<LABEL>  read by exported scenarios' `import LABEL env=…` steps
   CHAINVIEW_LOG            log filter (e.g. info, debug); logs go to a file, never the terminal
@@ -106,6 +109,41 @@ struct Cli {
         value_parser = parse_interval
     )]
     revalidate: f64,
+    #[command(flatten)]
+    tls: TlsClientArgs,
+}
+
+/// How chainview trusts a TLS broker and proves itself to an mtls one.
+/// Global: they work before or after `demo` (and are ignored by `broker`,
+/// which serves TLS with its own --tls-cert/--tls-key/--client-ca).
+#[derive(Debug, Args)]
+#[command(
+    next_help_heading = "Talking to a TLS broker (explorer, --script, demo; not `chainview broker`)"
+)]
+struct TlsClientArgs {
+    /// Trust the CA certificates in this PEM file as well as the bundled web
+    /// roots and the system store (repeatable). Without it, SSL_CERT_FILE is
+    /// used if set, as the official SDK (httpx) does.
+    #[arg(long = "ca-cert", value_name = "FILE", global = true)]
+    ca_cert: Vec<PathBuf>,
+    /// Client certificate (PEM chain) for a broker in mtls mode.
+    #[arg(
+        long,
+        env = "CHAINVIEW_CLIENT_CERT",
+        value_name = "FILE",
+        global = true,
+        requires = "client_key"
+    )]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "CHAINVIEW_CLIENT_KEY",
+        value_name = "FILE",
+        global = true,
+        requires = "client_cert"
+    )]
+    client_key: Option<PathBuf>,
 }
 
 /// `chainview demo --broker URL …`: the same connection options as the
@@ -226,6 +264,17 @@ struct BrokerArgs {
     /// closed to make room; a newcomer is refused only when all are busy.
     #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+    /// Serve HTTPS with this certificate (PEM chain), as the real broker does
+    /// with AA_TLS_MODE=tls: TLS 1.2+ with AEAD suites only, and HSTS.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// With --tls-cert: require a client certificate signed by a CA in this PEM
+    /// file (mtls, as AA_TLS_MODE=mtls with AA_TLS_CLIENT_CA).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
 }
 
 /// The shortest admin secret `chainview broker` accepts: secrets are checked
@@ -350,6 +399,18 @@ fn settings(cli: &Cli) -> Settings {
         client_secret: env("AGENTWRIT_CLIENT_SECRET"),
         admin_secret: env("AGENTWRIT_ADMIN_SECRET"),
         timeout: Some(Duration::from_secs_f64(cli.timeout)),
+        tls: chainview::broker::tls::ClientTls {
+            ca_files: if cli.tls.ca_cert.is_empty() {
+                env("SSL_CERT_FILE")
+                    .map(PathBuf::from)
+                    .into_iter()
+                    .collect()
+            } else {
+                cli.tls.ca_cert.clone()
+            },
+            client_cert: cli.tls.client_cert.clone(),
+            client_key: cli.tls.client_key.clone(),
+        },
     }
 }
 
@@ -486,6 +547,13 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
     cfg.data_dir = args.data.clone();
     cfg.trust_proxy = args.trust_proxy;
     cfg.max_connections = args.max_connections as usize;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        cfg.tls = Some(chainview::broker::tls::ServerTls {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.client_ca.clone(),
+        });
+    }
     // A handler that panics is answered with a 500 (the broker catches it per
     // request); say so in one line instead of a full report.
     std::panic::set_hook(Box::new(|info| {
@@ -509,6 +577,25 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
             "# data: {} (signing key, apps, revocations and audit trail kept across restarts)",
             db.display()
         );
+    }
+    if let Some(tls) = &args.tls_cert {
+        say!(
+            "# TLS: certificate {}{}",
+            tls.display(),
+            match &args.client_ca {
+                Some(ca) => format!(
+                    "; mtls: clients need a certificate signed by {}",
+                    ca.display()
+                ),
+                None => String::new(),
+            }
+        );
+        if !broker.certificate_fits_url() {
+            say!(
+                "# note: the certificate holds neither {} nor localhost; clients must connect by a name it holds",
+                args.bind
+            );
+        }
     }
     say!("export AGENTWRIT_BROKER_URL={}", broker.url());
     for (name, scopes) in &args.apps {

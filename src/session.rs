@@ -6,6 +6,7 @@ use std::time::Duration;
 use ed25519_dalek::VerifyingKey;
 
 use crate::broker::embedded::{Config, EmbeddedBroker, StartError};
+use crate::broker::tls::ClientTls;
 use crate::broker::{BrokerClient, ClientError};
 use crate::worker::{Secret, WorkerConfig};
 
@@ -18,6 +19,8 @@ pub struct Settings {
     pub client_secret: Option<String>,
     pub admin_secret: Option<String>,
     pub timeout: Option<Duration>,
+    /// CA files and client certificate for a TLS / mtls broker.
+    pub tls: ClientTls,
 }
 
 impl std::fmt::Debug for Settings {
@@ -28,6 +31,7 @@ impl std::fmt::Debug for Settings {
             .field("client_secret", &self.client_secret.as_ref().map(|_| "…"))
             .field("admin_secret", &self.admin_secret.as_ref().map(|_| "…"))
             .field("timeout", &self.timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -99,7 +103,7 @@ pub async fn connect(s: &Settings) -> Result<Target, SessionError> {
             })
         }
         Some(url) => {
-            let client = BrokerClient::with_timeout(url, timeout)?;
+            let client = BrokerClient::with_tls(url, timeout, &s.tls)?;
             let creds = match (&s.client_id, &s.client_secret) {
                 (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
                     Some((id.clone(), Secret(secret.clone())))

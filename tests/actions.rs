@@ -27,13 +27,22 @@ enum Mode {
     Own,
     /// `--broker URL` with app credentials and the admin secret.
     External,
+    /// `--broker https://…` to an embedded broker in mtls mode, with
+    /// `--ca-cert`, `--client-cert` and `--client-key`.
+    Mtls,
 }
+
+mod common;
+use chainview::broker::tls::ClientTls;
+use common::pki::Pki;
 
 /// A broker reached by URL: the one CI names, or an embedded one started here.
 struct Outside {
     url: String,
     admin_secret: String,
     broker: Option<EmbeddedBroker>,
+    tls: ClientTls,
+    _pki: Option<Pki>,
 }
 
 impl Outside {
@@ -43,6 +52,33 @@ impl Outside {
                 url: String::new(),
                 admin_secret: String::new(),
                 broker: None,
+                tls: ClientTls::default(),
+                _pki: None,
+            };
+        }
+        if mode == Mode::Mtls {
+            let pki = Pki::new();
+            let b = EmbeddedBroker::start(Config {
+                tls: Some(chainview::broker::tls::ServerTls {
+                    cert: pki.server_cert.clone(),
+                    key: pki.server_key.clone(),
+                    client_ca: Some(pki.ca_pem.clone()),
+                }),
+                ..Config::default()
+            })
+            .await
+            .unwrap();
+            assert!(b.url().starts_with("https://"), "{}", b.url());
+            return Outside {
+                url: b.url(),
+                admin_secret: b.admin_secret().to_string(),
+                broker: Some(b),
+                tls: ClientTls {
+                    ca_files: vec![pki.ca_pem.clone()],
+                    client_cert: Some(pki.client_cert.clone()),
+                    client_key: Some(pki.client_key.clone()),
+                },
+                _pki: Some(pki),
             };
         }
         if let (Ok(url), Ok(secret)) = (
@@ -53,6 +89,8 @@ impl Outside {
                 url,
                 admin_secret: secret,
                 broker: None,
+                tls: ClientTls::default(),
+                _pki: None,
             };
         }
         let b = EmbeddedBroker::start(Config::default()).await.unwrap();
@@ -60,12 +98,23 @@ impl Outside {
             url: b.url(),
             admin_secret: b.admin_secret().to_string(),
             broker: Some(b),
+            tls: ClientTls::default(),
+            _pki: None,
         }
     }
 
+    /// A client of this broker, as another program would have.
+    fn client(&self) -> BrokerClient {
+        BrokerClient::with_tls(
+            &self.url,
+            chainview::broker::client::DEFAULT_TIMEOUT,
+            &self.tls,
+        )
+        .unwrap()
+    }
+
     async fn admin_token(&self) -> String {
-        BrokerClient::new(&self.url)
-            .unwrap()
+        self.client()
             .admin_auth(&self.admin_secret)
             .await
             .unwrap()
@@ -74,7 +123,7 @@ impl Outside {
 
     /// Settings as a user would give them: a URL, an app of their own, the admin secret.
     async fn settings(&self) -> Settings {
-        let c = BrokerClient::new(&self.url).unwrap();
+        let c = self.client();
         let n: u64 = rand::random();
         let app = c
             .create_app(
@@ -97,6 +146,7 @@ impl Outside {
             client_secret: app.client_secret,
             admin_secret: Some(self.admin_secret.clone()),
             timeout: None,
+            tls: self.tls.clone(),
         }
     }
 
@@ -116,7 +166,7 @@ async fn at_hop2(mode: Mode, outside: &Outside) -> (Replay, View) {
     let script = parse("deploy.chainview", DEPLOY).unwrap();
     let settings = match mode {
         Mode::Own => Settings::default(),
-        Mode::External => outside.settings().await,
+        Mode::External | Mode::Mtls => outside.settings().await,
     };
     let mut replay = Replay::start(script, &settings).await.unwrap();
     let mut view = View::new(Some(replay.script()), true);
@@ -277,6 +327,11 @@ async fn delegate_form_refused_then_repaired_external_broker() {
     delegate_refused_then_repaired(Mode::External).await;
 }
 
+#[tokio::test]
+async fn delegate_form_refused_then_repaired_mtls_broker() {
+    delegate_refused_then_repaired(Mode::Mtls).await;
+}
+
 async fn create_renew_release_revoke(mode: Mode) {
     let outside = Outside::start(mode).await;
     let (mut replay, mut view) = at_hop2(mode, &outside).await;
@@ -398,11 +453,18 @@ async fn create_renew_release_revoke_external_broker() {
     create_renew_release_revoke(Mode::External).await;
 }
 
+#[tokio::test]
+async fn create_renew_release_revoke_mtls_broker() {
+    create_renew_release_revoke(Mode::Mtls).await;
+}
+
 async fn import_audit_export_live(mode: Mode) {
     let outside = Outside::start(mode).await;
     let (mut replay, mut view) = at_hop2(mode, &outside).await;
-    let url = replay.app.broker_url.clone();
-    let client = BrokerClient::new(&url).unwrap();
+    let client = match mode {
+        Mode::Own => BrokerClient::new(&replay.app.broker_url).unwrap(),
+        _ => outside.client(),
+    };
     // Another client of the same broker delegates from the orchestrator's
     // token: a token chainview has never seen.
     let orch = replay
@@ -637,7 +699,7 @@ async fn import_audit_export_live(mode: Mode) {
 /// An admin token for "another client" of the broker the replay uses.
 async fn outside_admin(replay: &Replay, outside: &Outside, mode: Mode) -> String {
     match mode {
-        Mode::External => outside.admin_token().await,
+        Mode::External | Mode::Mtls => outside.admin_token().await,
         Mode::Own => {
             let secret = replay
                 .target
@@ -664,4 +726,9 @@ async fn import_audit_export_live_own_broker() {
 #[tokio::test]
 async fn import_audit_export_live_external_broker() {
     import_audit_export_live(Mode::External).await;
+}
+
+#[tokio::test]
+async fn import_audit_export_live_mtls_broker() {
+    import_audit_export_live(Mode::Mtls).await;
 }

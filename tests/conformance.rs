@@ -23,9 +23,7 @@ async fn sleep(ms: u64) {
 
 // ── Global ─────────────────────────────────────────────────────────────
 
-#[tokio::test]
-async fn item_01_request_id_echoed_or_generated() {
-    let env = Env::new().await;
+async fn check_01(env: &Env) {
     let r = env
         .raw(Method::GET, "/v1/health", &[("x-request-id", "abc")], None)
         .await;
@@ -38,20 +36,18 @@ async fn item_01_request_id_echoed_or_generated() {
     assert_eq!(r.json().unwrap()["request_id"], rid);
 }
 
-#[tokio::test]
-async fn item_02_security_headers_without_hsts() {
-    let env = Env::new().await;
+async fn check_02(env: &Env) {
     let r = env.raw(Method::GET, "/v1/health", &[], None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
     assert_eq!(r.header("cache-control"), Some("no-store"));
-    assert_eq!(r.header("strict-transport-security"), None);
+    // HSTS exactly when the broker serves TLS (spec §1.1 item 4).
+    let hsts = env.tls.then_some("max-age=63072000; includeSubDomains");
+    assert_eq!(r.header("strict-transport-security"), hsts);
 }
 
-#[tokio::test]
-async fn item_03_body_over_one_mib_is_413_without_security_headers() {
-    let env = Env::new().await;
+async fn check_03(env: &Env) {
     let r = env
         .raw_bytes(Method::POST, "/v1/token/validate", vec![b' '; 1_048_577])
         .await;
@@ -73,9 +69,7 @@ async fn item_03_body_over_one_mib_is_413_without_security_headers() {
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
-#[tokio::test]
-async fn item_04_router_404_and_405() {
-    let env = Env::new().await;
+async fn check_04(env: &Env) {
     let r = env.raw(Method::GET, "/v1/nope", &[], None).await;
     assert_eq!(r.status, 404);
     assert_eq!(r.body, b"404 page not found\n");
@@ -94,9 +88,7 @@ async fn item_04_router_404_and_405() {
     assert!(r.body.is_empty());
 }
 
-#[tokio::test]
-async fn item_05_problems_have_no_hint_and_code_matches_type() {
-    let env = Env::new().await;
+async fn check_05(env: &Env) {
     let ag = env.agent(&["read:data:*"]).await;
     let answers = [
         env.raw(Method::POST, "/v1/register", &[], Some(json!({})))
@@ -129,6 +121,56 @@ async fn item_05_problems_have_no_hint_and_code_matches_type() {
         assert_eq!(keys.len(), 7, "{keys:?}");
     }
 }
+
+/// The transport items (1–5), each over plain HTTP (or the external broker)
+/// and over TLS and mtls to the embedded broker.
+macro_rules! transport_item {
+    ($check:ident, $plain:ident, $tls:ident, $mtls:ident) => {
+        #[tokio::test]
+        async fn $plain() {
+            $check(&Env::new().await).await;
+        }
+        #[tokio::test]
+        async fn $tls() {
+            $check(&Env::tls(false).await).await;
+        }
+        #[tokio::test]
+        async fn $mtls() {
+            $check(&Env::tls(true).await).await;
+        }
+    };
+}
+
+transport_item!(
+    check_01,
+    item_01_request_id_echoed_or_generated,
+    item_01_over_tls,
+    item_01_over_mtls
+);
+transport_item!(
+    check_02,
+    item_02_security_headers_hsts_only_over_tls,
+    item_02_over_tls,
+    item_02_over_mtls
+);
+transport_item!(
+    check_03,
+    item_03_body_over_one_mib_is_413_without_security_headers,
+    item_03_over_tls,
+    item_03_over_mtls
+);
+transport_item!(
+    check_04,
+    item_04_router_404_and_405,
+    item_04_over_tls,
+    item_04_over_mtls
+);
+transport_item!(
+    check_05,
+    item_05_problems_have_no_hint_and_code_matches_type,
+    item_05_over_tls,
+    item_05_over_mtls
+);
 
 // ── Challenge / register ───────────────────────────────────────────────
 

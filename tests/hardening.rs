@@ -289,6 +289,7 @@ fn settings(url: &str, client_id: &str, client_secret: &str, admin: &str) -> Set
         client_secret: Some(client_secret.to_string()),
         admin_secret: Some(admin.to_string()),
         timeout: Some(Duration::from_secs(2)),
+        ..Settings::default()
     }
 }
 

@@ -16,6 +16,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::tls::{self, ClientTls, TlsFailure};
 use super::types::*;
 use crate::jwt;
 
@@ -41,8 +42,14 @@ pub enum ClientError {
     Connect { url: String, reason: String },
     #[error("no answer from {url} within {after:?}")]
     Timeout { url: String, after: Duration },
-    #[error("TLS failure talking to {url}: {reason}")]
-    Tls { url: String, reason: String },
+    #[error("TLS with {url}: {reason}")]
+    Tls {
+        url: String,
+        kind: TlsFailure,
+        reason: String,
+    },
+    #[error("TLS setup: {0}")]
+    TlsSetup(String),
     #[error("transport error talking to {url}: {reason}")]
     Transport { url: String, reason: String },
     #[error("{url} answered HTTP {status} with a body that is not an AgentWrit problem: {snippet}")]
@@ -147,6 +154,9 @@ pub struct BrokerClient {
     http: reqwest::Client,
     base: String,
     timeout: Duration,
+    /// Whether a client certificate is offered (to tell "none given" from
+    /// "refused" when an mtls handshake fails).
+    client_cert: bool,
 }
 
 impl fmt::Debug for BrokerClient {
@@ -156,6 +166,17 @@ impl fmt::Debug for BrokerClient {
             .field("timeout", &self.timeout)
             .finish()
     }
+}
+
+/// The innermost cause of a transport error, for the TLS explanation.
+fn tls_cause(e: &reqwest::Error) -> String {
+    let mut last = e.to_string();
+    let mut src: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = src {
+        last = s.to_string();
+        src = s.source();
+    }
+    last
 }
 
 fn snippet(body: &[u8]) -> String {
@@ -179,25 +200,43 @@ impl BrokerClient {
     }
 
     pub fn with_timeout(base_url: &str, timeout: Duration) -> Result<Self, ClientError> {
+        Self::with_tls(base_url, timeout, &ClientTls::default())
+    }
+
+    /// A client that trusts the bundled web roots, the system store and the
+    /// given CA files, and presents the given client certificate (mtls).
+    /// The files are read (and checked) even for an `http://` URL, so a typo
+    /// in them never goes unnoticed.
+    pub fn with_tls(
+        base_url: &str,
+        timeout: Duration,
+        opts: &ClientTls,
+    ) -> Result<Self, ClientError> {
         let base = base_url.trim().trim_end_matches('/').to_string();
         let parsed =
             reqwest::Url::parse(&base).map_err(|_| ClientError::InvalidUrl(base.clone()))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(ClientError::InvalidUrl(base));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
-            .user_agent(concat!("chainview/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Transport {
-                url: base.clone(),
-                reason: e.to_string(),
-            })?;
+            .user_agent(concat!("chainview/", env!("CARGO_PKG_VERSION")));
+        let custom =
+            !opts.ca_files.is_empty() || opts.client_cert.is_some() || opts.client_key.is_some();
+        if parsed.scheme() == "https" || custom {
+            let cfg = tls::client_config(opts).map_err(|e| ClientError::TlsSetup(e.to_string()))?;
+            builder = builder.use_preconfigured_tls(cfg);
+        }
+        let http = builder.build().map_err(|e| ClientError::Transport {
+            url: base.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(BrokerClient {
             http,
             base,
             timeout,
+            client_cert: opts.presents_certificate(),
         })
     }
 
@@ -221,6 +260,17 @@ impl BrokerClient {
                 after: self.timeout,
             };
         }
+        if let Some(kind) = tls::classify(e, self.client_cert) {
+            let host = reqwest::Url::parse(&url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
+            let raw = tls_cause(e);
+            let reason = kind.explain(&host, &raw);
+            // The broker, not the route: TLS is about the whole server.
+            let url = self.base.clone();
+            return ClientError::Tls { url, kind, reason };
+        }
         let mut chain = Vec::new();
         let mut src: Option<&dyn std::error::Error> = Some(e);
         while let Some(s) = src {
@@ -230,7 +280,11 @@ impl BrokerClient {
         let reason = chain.last().cloned().unwrap_or_else(|| e.to_string());
         let all = chain.join(": ").to_lowercase();
         if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
-            ClientError::Tls { url, reason }
+            ClientError::Tls {
+                url,
+                kind: TlsFailure::Other,
+                reason,
+            }
         } else if e.is_connect() {
             ClientError::Connect { url, reason }
         } else {
@@ -298,6 +352,16 @@ impl BrokerClient {
     /// Turns a non-2xx answer into the right error.
     fn error_for(&self, path: &str, raw: &RawResponse) -> ClientError {
         let url = self.url(path);
+        if raw.status == 400 && raw.text().contains(tls::GO_PLAIN_HTTP_TO_TLS) {
+            let host = reqwest::Url::parse(&url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
+            let kind = TlsFailure::TlsOnly;
+            let reason = kind.explain(&host, "");
+            let url = self.base.clone();
+            return ClientError::Tls { url, kind, reason };
+        }
         let is_problem = raw
             .header("content-type")
             .is_some_and(|c| c.starts_with("application/problem+json"));

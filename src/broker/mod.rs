@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod embedded;
+pub mod tls;
 pub mod types;
 
 pub use client::{BrokerClient, BrokerError, ClientError};

@@ -3,6 +3,8 @@
 //! and `AGENTWRIT_ADMIN_SECRET` are set.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chainview::broker::client::{Agent, RawResponse};
@@ -17,7 +19,10 @@ pub struct Env {
     pub admin_secret: String,
     pub external: bool,
     pub public_key: Option<VerifyingKey>,
+    /// The broker serves TLS (the embedded one, from [`Env::tls`]).
+    pub tls: bool,
     broker: Option<EmbeddedBroker>,
+    pki: Option<pki::Pki>,
 }
 
 /// A short random lowercase suffix, so names and task ids never collide on a shared broker.
@@ -48,7 +53,9 @@ impl Env {
                 admin_secret: secret,
                 external: true,
                 public_key: None,
+                tls: false,
                 broker: None,
+                pki: None,
             };
         }
         let broker = EmbeddedBroker::start(cfg)
@@ -59,7 +66,48 @@ impl Env {
             admin_secret: broker.admin_secret().to_string(),
             external: false,
             public_key: Some(broker.public_key()),
+            tls: false,
             broker: Some(broker),
+            pki: None,
+        }
+    }
+
+    /// The embedded broker serving TLS with certificates made for this test
+    /// (mtls: a client certificate is required), and a client that trusts
+    /// its CA (and presents a client certificate). Always embedded: the
+    /// external broker of CI speaks plain HTTP.
+    pub async fn tls(mtls: bool) -> Env {
+        let pki = pki::Pki::new();
+        let broker = EmbeddedBroker::start(Config {
+            trust_proxy: true,
+            tls: Some(chainview::broker::tls::ServerTls {
+                cert: pki.server_cert.clone(),
+                key: pki.server_key.clone(),
+                client_ca: mtls.then(|| pki.ca_pem.clone()),
+            }),
+            ..Config::with_admin_secret("conformance-admin-secret")
+        })
+        .await
+        .expect("embedded broker starts with TLS");
+        let opts = chainview::broker::tls::ClientTls {
+            ca_files: vec![pki.ca_pem.clone()],
+            client_cert: mtls.then(|| pki.client_cert.clone()),
+            client_key: mtls.then(|| pki.client_key.clone()),
+        };
+        let client = BrokerClient::with_tls(
+            &broker.url(),
+            chainview::broker::client::DEFAULT_TIMEOUT,
+            &opts,
+        )
+        .expect("client");
+        Env {
+            client,
+            admin_secret: broker.admin_secret().to_string(),
+            external: false,
+            public_key: Some(broker.public_key()),
+            tls: true,
+            broker: Some(broker),
+            pki: Some(pki),
         }
     }
 

@@ -185,7 +185,13 @@ fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| super::random_hex(8))
 }
 
-fn set_security_headers(h: &mut HeaderMap) {
+fn set_security_headers(h: &mut HeaderMap, hsts: bool) {
+    if hsts {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
+    }
     h.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
@@ -251,7 +257,7 @@ async fn dispatch(
                 ))
             } else {
                 let mut r = ctx.problem(Reject::bad_request("failed to read request body"));
-                set_security_headers(r.headers_mut());
+                set_security_headers(r.headers_mut(), state.cfg.tls.is_some());
                 r
             };
             resp.headers_mut().insert("x-request-id", rid_value);
@@ -275,7 +281,7 @@ async fn dispatch(
             }
         }
     };
-    set_security_headers(resp.headers_mut());
+    set_security_headers(resp.headers_mut(), state.cfg.tls.is_some());
     resp.headers_mut().insert("x-request-id", rid_value);
     tracing::debug!(method = %ctx.method, path = %ctx.path, status = resp.status().as_u16(), request_id = %rid, "embedded broker");
     resp

@@ -32,6 +32,7 @@ pub use audit::{MAX_DETAIL, MAX_FIELD, sanitize};
 pub use handlers::valid_segment;
 pub use store::StoreError;
 
+use crate::broker::tls::{self, ServerTls, TlsFileError};
 use crate::broker::types::{App, RevokeLevel};
 use crate::jwt::{self, Claims};
 
@@ -61,6 +62,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Server timeouts (spec §1.1: 5 s, 15 s, 30 s, 120 s).
     pub timeouts: Timeouts,
+    /// Serve TLS (mtls with a client CA) instead of plain HTTP, and send HSTS.
+    pub tls: Option<ServerTls>,
 }
 
 /// The real broker's server timeouts (spec §1.1).
@@ -112,6 +115,7 @@ impl Default for Config {
             trust_proxy: false,
             max_connections: 1024,
             timeouts: Timeouts::default(),
+            tls: None,
         }
     }
 }
@@ -571,8 +575,24 @@ pub fn service(cfg: Config) -> Result<axum::Router, StartError> {
 pub struct EmbeddedBroker {
     state: Arc<State>,
     addr: SocketAddr,
+    /// The host its URL names.
+    host: String,
+    certificate_fits: bool,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+}
+
+/// The host for the broker's URL: the bound address when the certificate
+/// holds it, else `localhost` when it holds that; and whether it fits.
+fn url_host(leaf: &rustls_pki_types::CertificateDer<'_>, addr: SocketAddr) -> (String, bool) {
+    let ip = addr.ip().to_string();
+    if tls::certificate_names(leaf, &ip) {
+        (ip, true)
+    } else if tls::certificate_names(leaf, "localhost") {
+        ("localhost".into(), true)
+    } else {
+        (ip, false)
+    }
 }
 
 /// Errors starting the embedded broker.
@@ -587,6 +607,8 @@ pub enum StartError {
     App { name: String, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Tls(#[from] TlsFileError),
 }
 
 /// What `EmbeddedBroker::ensure_app` found or made.
@@ -607,6 +629,8 @@ impl EmbeddedBroker {
 
     /// Starts on the given address (e.g. `127.0.0.1:8080`).
     pub async fn start_on(bind: &str, cfg: Config) -> Result<Self, StartError> {
+        // Certificate files first: a bad one is reported before the port is taken.
+        let tls = cfg.tls.as_ref().map(tls::server_config).transpose()?;
         let listener = TcpListener::bind(bind)
             .await
             .map_err(|source| StartError::Bind {
@@ -621,10 +645,30 @@ impl EmbeddedBroker {
         let state = Arc::new(State::new(cfg)?);
         let router = http::router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve::serve(listener, router, timeouts, max_conns, rx));
+        let (acceptor, host, certificate_fits) = match tls {
+            Some(loaded) => {
+                let (host, fits) = url_host(&loaded.leaf, addr);
+                (
+                    Some(tokio_rustls::TlsAcceptor::from(loaded.config)),
+                    host,
+                    fits,
+                )
+            }
+            None => (None, addr.ip().to_string(), true),
+        };
+        let listen = serve::Listen {
+            listener,
+            router,
+            timeouts,
+            max_connections: max_conns,
+            tls: acceptor,
+        };
+        let task = tokio::spawn(serve::serve(listen, rx));
         Ok(EmbeddedBroker {
             state,
             addr,
+            host,
+            certificate_fits,
             stop: Some(tx),
             task: Some(task),
         })
@@ -634,9 +678,27 @@ impl EmbeddedBroker {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`, or `https://HOST:PORT` when serving TLS
+    /// (HOST: the bound address if the certificate holds it, else
+    /// `localhost` if it holds that).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.state.cfg.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{scheme}://{host}:{}", self.addr.port())
+    }
+
+    /// Whether the TLS certificate is valid for the host in [`Self::url`]
+    /// (always true for plain HTTP).
+    pub fn certificate_fits_url(&self) -> bool {
+        self.certificate_fits
     }
 
     pub fn admin_secret(&self) -> &str {

@@ -1,5 +1,6 @@
-//! The embedded broker's accept loop: HTTP/1.1 over hyper with the real
-//! broker's server timeouts (spec §1.1) and a cap on connections.
+//! The embedded broker's accept loop: HTTP/1.1 over hyper (plain, or TLS
+//! with rustls) with the real broker's server timeouts (spec §1.1) and a cap
+//! on connections.
 //!
 //! Each connection has a watchdog that closes it when
 //! - a request's headers have not all arrived `read_header` after its first byte,
@@ -26,9 +27,10 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::Timeouts;
@@ -258,15 +260,26 @@ fn fd_cap(max_connections: usize) -> usize {
     max_connections
 }
 
-/// Serves `router` on `listener` until `stop` fires, then lets open
-/// connections finish (at most 5 s).
-pub(super) async fn serve(
-    listener: TcpListener,
-    router: Router,
-    timeouts: Timeouts,
-    max_connections: usize,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) {
+/// What to serve and how.
+pub(super) struct Listen {
+    pub listener: TcpListener,
+    pub router: Router,
+    pub timeouts: Timeouts,
+    pub max_connections: usize,
+    /// TLS (and mtls, per its configuration) instead of plain HTTP.
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// Serves the router until `stop` fires, then lets open connections finish
+/// (at most 5 s).
+pub(super) async fn serve(listen: Listen, stop: tokio::sync::oneshot::Receiver<()>) {
+    let Listen {
+        listener,
+        router,
+        timeouts,
+        max_connections,
+        tls,
+    } = listen;
     let max_connections = fd_cap(max_connections.max(1));
     let registry = Arc::new(Mutex::new(Registry::default()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -305,8 +318,19 @@ pub(super) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let (router, registry, shutdown) = (router.clone(), registry.clone(), shutdown_rx.clone());
+        let tls = tls.clone();
         tasks.spawn(async move {
-            connection(stream, peer, router, st, timeouts, shutdown).await;
+            let conn = Conn {
+                peer,
+                router,
+                st,
+                timeouts,
+                shutdown,
+            };
+            match tls {
+                None => conn.http(stream).await,
+                Some(acceptor) => conn.tls(stream, acceptor).await,
+            }
             super::lock(&registry).conns.remove(&id);
         });
     }
@@ -317,46 +341,105 @@ pub(super) async fn serve(
     .await;
 }
 
-async fn connection(
-    stream: tokio::net::TcpStream,
+/// One accepted connection.
+struct Conn {
     peer: SocketAddr,
     router: Router,
     st: Arc<ConnState>,
     timeouts: Timeouts,
     shutdown: watch::Receiver<bool>,
-) {
-    let io = TokioIo::new(Watched {
-        io: stream,
-        st: st.clone(),
-    });
-    let svc_state = st.clone();
-    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        let guard = InFlight::start(&svc_state);
-        req.extensions_mut().insert(ConnectInfo(peer));
-        let call = router.clone().oneshot(req.map(axum::body::Body::new));
-        async move {
-            let resp = call.await;
-            drop(guard);
-            Ok::<_, Infallible>(match resp {
-                Ok(r) => r,
-                Err(never) => match never {},
-            })
+}
+
+impl Conn {
+    /// TLS first: the handshake must finish within the header timeout (the
+    /// watchdog sees its bytes as the start of a request). Plain HTTP sent
+    /// to this port gets the answer Go's server gives, and the connection
+    /// closes.
+    async fn tls(self, mut stream: TcpStream, acceptor: TlsAcceptor) {
+        let mut first = [0u8; 1];
+        let peeked = tokio::time::timeout(self.timeouts.read_header, stream.peek(&mut first)).await;
+        match peeked {
+            Ok(Ok(1..)) => {}
+            _ => return,
         }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new());
-    let conn = builder.serve_connection(io, svc);
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        why = watchdog(&st, timeouts, shutdown) => match why {
-            Stop::Shutdown | Stop::Evicted => {
-                conn.as_mut().graceful_shutdown();
-                let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        // 0x16: a TLS handshake record. Anything else is not TLS; printable
+        // ASCII is most likely an HTTP request.
+        if first[0] != 0x16 {
+            if first[0].is_ascii_alphabetic() {
+                let answer = format!(
+                    "HTTP/1.0 400 Bad Request\r\n\r\n{}\n",
+                    crate::broker::tls::GO_PLAIN_HTTP_TO_TLS
+                );
+                let _ =
+                    tokio::time::timeout(self.timeouts.write, stream.write_all(answer.as_bytes()))
+                        .await;
+                let _ = stream.shutdown().await;
             }
-            Stop::TimedOut(what) => {
-                tracing::debug!(%peer, what, "connection closed");
+            return;
+        }
+        let watched = Watched {
+            io: stream,
+            st: self.st.clone(),
+        };
+        let handshake = tokio::select! {
+            r = acceptor.accept(watched) => r,
+            _ = watchdog(&self.st, self.timeouts, self.shutdown.clone()) => return,
+        };
+        match handshake {
+            Ok(tls) => self.serve_io(tls).await,
+            Err(e) => tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
+        }
+    }
+
+    async fn http(self, stream: TcpStream) {
+        let watched = Watched {
+            io: stream,
+            st: self.st.clone(),
+        };
+        self.serve_io(watched).await;
+    }
+
+    async fn serve_io<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            peer,
+            router,
+            st,
+            timeouts,
+            shutdown,
+        } = self;
+        let io = TokioIo::new(io);
+        let svc_state = st.clone();
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            let guard = InFlight::start(&svc_state);
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let call = router.clone().oneshot(req.map(axum::body::Body::new));
+            async move {
+                let resp = call.await;
+                drop(guard);
+                Ok::<_, Infallible>(match resp {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                })
             }
-        },
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new());
+        let conn = builder.serve_connection(io, svc);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            why = watchdog(&st, timeouts, shutdown) => match why {
+                Stop::Shutdown | Stop::Evicted => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+                Stop::TimedOut(what) => {
+                    tracing::debug!(%peer, what, "connection closed");
+                }
+            },
+        }
     }
 }
