@@ -497,8 +497,14 @@ async fn run_script(path: PathBuf, opts: ScriptOptions, settings: Settings) -> u
     while let Some(report) = replay.next().await {
         let frame = match (&mut view, frames) {
             (Some(v), Some((w, h))) => {
-                v.on_report(&replay.app, &report);
-                Some(chainview::ui::render_text(&replay.app, v, w, h, unix_now()))
+                v.on_report(&replay.driver.app, &report);
+                Some(chainview::ui::render_text(
+                    &replay.driver.app,
+                    v,
+                    w,
+                    h,
+                    unix_now(),
+                ))
             }
             _ => None,
         };

@@ -1,25 +1,27 @@
 //! The interactive session: terminal set-up and restore (also on panic), and
-//! the event loop joining crossterm's event stream, worker events and a 1 s
-//! tick. It redraws only after one of those; there is no busy loop.
+//! the event loop joining crossterm's event stream, worker events, the
+//! deadline of a `wait` in flight and a 1 s tick. It redraws only after one
+//! of those; there is no busy loop, and no step ever blocks it.
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
-    Event as TermEvent, EventStream, KeyCode, KeyEventKind, KeyModifiers,
+    Event as TermEvent, EventStream,
 };
 use futures::StreamExt;
 use ratatui::DefaultTerminal;
 
 use crate::app::form::Submit;
+use crate::app::unix_now;
 use crate::app::view::{Action, View};
-use crate::app::{App, unix_now};
 use crate::scenario::Script;
-use crate::scenario::runner::{Runner, StepResult};
+use crate::scenario::driver::Driver;
+use crate::scenario::runner::{Started, StepReport, StepResult};
 use crate::session::{self, SessionError, Settings, Target};
 use crate::ui::{self, ProbeCache};
-use crate::worker::{self, Command, Secret, WorkerHandle};
+use crate::worker::{Command, Secret};
 
 /// The bundled deploy scenario, shown when no file is given.
 pub const DEPLOY_SCENARIO: &str = include_str!("../assets/scenarios/deploy.chainview");
@@ -85,11 +87,10 @@ impl Signals {
 /// Everything the interactive session owns.
 pub struct Session {
     settings: Settings,
-    script: Option<Script>,
+    script: Script,
     pub target: Target,
-    pub app: App,
-    pub worker: WorkerHandle,
-    pub runner: Option<Runner>,
+    /// The app state, the worker and the step engine.
+    pub driver: Driver,
     pub view: View,
     pub probe: ProbeCache,
     next_health: Instant,
@@ -97,6 +98,10 @@ pub struct Session {
     /// How often the live check asks about every live token (`None`: off).
     pub live: Option<Duration>,
     next_live: Instant,
+    /// `b`/`r`: replaying up to this step, one step after another as each
+    /// ends, with the screen live meanwhile; and what to say when done.
+    replay_to: Option<usize>,
+    replay_note: String,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -111,118 +116,158 @@ impl Session {
         no_color: bool,
         live: Option<Duration>,
     ) -> Result<Session, TuiError> {
-        let target = session::connect(&settings).await?;
-        let mut app = App::new(&target.url, target.embedded.is_some(), target.key);
-        app.admin = target.has_admin();
-        let worker = worker::spawn(target.worker.clone());
+        let script = script.unwrap_or_else(Script::empty);
+        let (target, driver) = Driver::connect(&settings, script.clone()).await?;
         let mut s = Session {
-            view: View::new(script.as_ref(), no_color),
-            runner: script.clone().map(Runner::new),
+            view: View::new(Some(&script), no_color),
             settings,
             script,
             target,
-            app,
-            worker,
+            driver,
             probe: ProbeCache::default(),
             next_health: Instant::now(),
             backoff: Duration::from_secs(1),
             live,
             next_live: Instant::now() + live.unwrap_or_default(),
+            replay_to: None,
+            replay_note: String::new(),
         };
-        s.worker.send(Command::Health);
-        s.run_preamble().await;
+        s.driver.worker.send(Command::Health);
+        // Before the first frame: the title and app steps are quick, and the
+        // first screen should show them.
+        let n = s.preamble();
+        while s.driver.runner.position() < n && s.driver.runner.halted().is_none() {
+            let Some(r) = s.driver.step().await else {
+                break;
+            };
+            s.finished(r);
+        }
         Ok(s)
     }
 
-    async fn run_preamble(&mut self) {
-        let Some(runner) = self.runner.as_mut() else {
-            return;
-        };
-        while let Some(step) = runner.script().steps.get(runner.position()) {
-            if !matches!(step.kind.keyword(), "title" | "app") {
-                break;
+    /// How many leading steps are `title`/`app` (run before the first screen).
+    fn preamble(&self) -> usize {
+        self.script
+            .steps
+            .iter()
+            .take_while(|st| matches!(st.kind.keyword(), "title" | "app"))
+            .count()
+    }
+
+    /// A step ended (scripted or an explorer action): the view takes its
+    /// report, and a replay in progress goes on.
+    fn finished(&mut self, r: StepReport) {
+        let (app, view) = (&self.driver.app, &mut self.view);
+        if r.index == 0 {
+            view.on_action(app, &r);
+        } else {
+            view.message = None;
+            view.on_report(app, &r);
+            if r.result == StepResult::NotRun
+                && let Some(why) = self.driver.runner.halted()
+            {
+                view.message = Some(format!("not run: {why} — press r once the broker answers"));
             }
-            match runner.step(&mut self.app, &mut self.worker).await {
-                Some(r) => self.view.on_report(&self.app, &r),
-                None => break,
-            }
-            if runner.halted().is_some() {
-                break;
+        }
+        if let Some(to) = self.replay_to {
+            if self.driver.runner.halted().is_some() || self.driver.runner.position() >= to {
+                self.replay_to = None;
+                if self.view.message.is_none() {
+                    self.view.message = Some(std::mem::take(&mut self.replay_note));
+                }
+            } else {
+                self.start_next();
             }
         }
     }
 
-    /// Starts over on a fresh broker state and replays `steps` steps.
-    pub async fn rebuild(&mut self, steps: usize) -> Result<(), TuiError> {
+    /// Starts the next scripted step; its report comes when it ends.
+    fn start_next(&mut self) {
+        match self.driver.start_next() {
+            Started::Done(r) => self.finished(*r),
+            Started::Running => self.view.message = None,
+            Started::Busy => self.busy_message(),
+            Started::Finished => {
+                self.replay_to = None;
+                self.view.message = Some("end of the scenario — r restarts, b steps back".into());
+            }
+        }
+    }
+
+    fn busy_message(&mut self) {
+        let what = self.driver.runner.running().unwrap_or_default().to_string();
+        self.view.message = Some(format!("a step is running: {what} — Esc cancels it"));
+    }
+
+    /// Starts over on a fresh broker state and replays `steps` steps, one
+    /// after another as the loop goes on (the screen stays live).
+    pub async fn rebuild(&mut self, steps: usize, note: String) -> Result<(), TuiError> {
+        self.driver.cancel();
         let fresh = session::connect(&self.settings).await?;
         let old = std::mem::replace(&mut self.target, fresh);
         old.shutdown().await;
-        self.app = App::new(
-            &self.target.url,
-            self.target.embedded.is_some(),
-            self.target.key,
-        );
-        self.app.admin = self.target.has_admin();
+        self.driver = Driver::for_target(&self.target, self.script.clone());
+        self.driver.worker.send(Command::Health);
         self.view.form = None;
         self.view.audit = None;
-        self.worker = worker::spawn(self.target.worker.clone());
-        self.worker.send(Command::Health);
-        self.runner = self.script.clone().map(Runner::new);
         self.view.reset_steps();
         self.probe = ProbeCache::default();
-        self.run_preamble().await;
-        if let Some(runner) = self.runner.as_mut() {
-            while runner.position() < steps {
-                match runner.step(&mut self.app, &mut self.worker).await {
-                    Some(r) => self.view.on_report(&self.app, &r),
-                    None => break,
-                }
-            }
+        self.replay_note = note;
+        self.view.message = Some(self.replay_note.clone());
+        let to = steps.max(self.preamble());
+        if to > 0 {
+            self.replay_to = Some(to);
+            self.view.message = None;
+            self.start_next();
         }
         Ok(())
     }
 
     /// The live check: asks the broker about every token it believes alive.
     pub fn revalidate(&mut self) {
+        let app = &mut self.driver.app;
         // One at a time: a new check waits until the last one is answered.
-        if self.app.live_pending {
+        if app.live_pending {
             return;
         }
-        let live = self.app.live_tokens();
+        let live = app.live_tokens();
         if !live.is_empty() {
-            self.worker.send(Command::Revalidate(live));
-            self.app.live_pending = true;
+            self.driver.worker.send(Command::Revalidate(live));
+            self.driver.app.live_pending = true;
         }
     }
 
     /// Retries the broker with exponential backoff while it is unreachable,
     /// and runs the live check when it is due.
     fn tick(&mut self) {
+        if let Some(r) = self.driver.tick(Instant::now()) {
+            self.finished(r);
+        }
         if let Some(every) = self.live
             && Instant::now() >= self.next_live
         {
             self.next_live = Instant::now() + every;
-            if self.app.connection_error.is_none() {
+            if self.driver.app.connection_error.is_none() {
                 self.revalidate();
             }
         }
-        if self.app.connection_error.is_none() {
+        if self.driver.app.connection_error.is_none() {
             self.backoff = Duration::from_secs(1);
-            if self.app.connected && self.runner.as_ref().is_some_and(|r| r.halted().is_some()) {
+            if self.driver.app.connected && self.driver.runner.halted().is_some() {
                 self.view.message =
                     Some("the broker answers again — press r to restart the scenario".into());
             }
             return;
         }
         if Instant::now() >= self.next_health {
-            self.worker.send(Command::Health);
+            self.driver.worker.send(Command::Health);
             self.next_health = Instant::now() + self.backoff;
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         }
     }
 
     pub async fn shutdown(self) {
-        drop(self.worker);
+        drop(self.driver);
         self.target.shutdown().await;
     }
 }
@@ -282,19 +327,29 @@ pub async fn run(
     result
 }
 
-/// Waits until the user asks to quit (q or Ctrl-C) while a step runs.
-async fn quit_requested(events: &mut EventStream) {
-    while let Some(ev) = events.next().await {
-        if let Ok(TermEvent::Key(k)) = ev
-            && k.kind != KeyEventKind::Release
-            && (k.code == KeyCode::Char('q')
-                || (k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL)))
-        {
-            return;
-        }
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
     }
 }
 
+fn draw(terminal: &mut DefaultTerminal, s: &mut Session) -> io::Result<()> {
+    let Session {
+        driver,
+        view,
+        probe,
+        ..
+    } = s;
+    view.running = driver.runner.running().map(str::to_string);
+    terminal.draw(|f| ui::draw(f, &driver.app, view, probe, unix_now()))?;
+    Ok(())
+}
+
+/// The event loop: one draw per wake-up (a key, a mouse event, a resize, a
+/// worker event, a deadline or the tick). Steps run inside it, never in
+/// front of it: while one is in flight, keys, scrolling, the probe and help
+/// all work, and Esc cancels it.
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     s: &mut Session,
@@ -304,18 +359,14 @@ async fn event_loop(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        // One draw per wake-up: a key, a mouse event, a resize, a worker event or the tick.
-        {
-            let Session {
-                app, view, probe, ..
-            } = s;
-            terminal.draw(|f| ui::draw(f, app, view, probe, unix_now()))?;
-        }
+        draw(terminal, s)?;
+        let deadline = s.driver.runner.deadline();
         let action = tokio::select! {
             ev = events.next() => {
+                let app = &s.driver.app;
                 match ev {
-                    Some(Ok(TermEvent::Key(k))) => s.view.handle_key(&s.app, k),
-                    Some(Ok(TermEvent::Mouse(m))) => s.view.handle_mouse(&s.app, m),
+                    Some(Ok(TermEvent::Key(k))) => s.view.handle_key(app, k),
+                    Some(Ok(TermEvent::Mouse(m))) => s.view.handle_mouse(app, m),
                     Some(Ok(TermEvent::Paste(text))) => {
                         s.view.handle_paste(&text);
                         Action::None
@@ -325,8 +376,16 @@ async fn event_loop(
                     None => Action::Quit,
                 }
             }
-            Some(ev) = s.worker.events.recv() => {
-                s.app.apply(&ev);
+            Some(ev) = s.driver.worker.events.recv() => {
+                if let Some(r) = s.driver.fold(ev) {
+                    s.finished(r);
+                }
+                Action::None
+            }
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                if let Some(r) = s.driver.tick(Instant::now()) {
+                    s.finished(r);
+                }
                 Action::None
             }
             _ = tick.tick() => {
@@ -335,105 +394,93 @@ async fn event_loop(
             }
             code = signals.recv() => return Ok(Ended::Signal(code)),
         };
-        match action {
-            Action::None => {}
-            Action::Quit => return Ok(Ended::Quit),
-            Action::Validate(id) => {
-                if let Some(raw) = s.app.tokens.get(id).and_then(|t| t.raw.clone()) {
-                    s.worker.send(Command::Validate {
-                        token: id,
-                        raw: Secret(raw),
-                    });
-                }
+        if let Some(end) = act(terminal, s, signals, action).await? {
+            return Ok(end);
+        }
+    }
+}
+
+/// Carries out what a key or click asked for; `Some` ends the session.
+async fn act(
+    terminal: &mut DefaultTerminal,
+    s: &mut Session,
+    signals: &mut Signals,
+    action: Action,
+) -> Result<Option<Ended>, TuiError> {
+    match action {
+        Action::None => {}
+        Action::Quit => return Ok(Some(Ended::Quit)),
+        Action::Cancel => {
+            s.replay_to = None;
+            if let Some(r) = s.driver.cancel() {
+                let what = r.source.clone();
+                s.finished(r);
+                s.view.message = Some(format!("cancelled: {what}"));
             }
-            Action::FetchAudit => {
-                s.worker.send(Command::Audit);
-            }
-            Action::Submit => match s.view.take_submit(&s.app) {
-                None => {}
-                Some(Submit::Export(path)) => {
-                    let journal = s.runner.as_ref().map(Runner::journal).unwrap_or_default();
-                    let r = crate::export::write(&s.app, journal, &path).map_err(|e| e.to_string());
-                    s.view.on_export(r);
-                }
-                Some(Submit::Step(kind)) => {
-                    {
-                        let Session {
-                            app, view, probe, ..
-                        } = s;
-                        terminal.draw(|f| ui::draw(f, app, view, probe, unix_now()))?;
-                    }
-                    let runner = s.runner.get_or_insert_with(|| Runner::new(Script::empty()));
-                    let report = tokio::select! {
-                        r = runner.run_adhoc(&mut s.app, &mut s.worker, kind) => r,
-                        _ = quit_requested(&mut events) => return Ok(Ended::Quit),
-                        code = signals.recv() => return Ok(Ended::Signal(code)),
-                    };
-                    s.view.on_action(&s.app, &report);
-                }
-            },
-            Action::NextStep => {
-                let Some(runner) = s.runner.as_mut() else {
-                    s.view.message = Some("no scenario loaded".into());
-                    continue;
-                };
-                if runner.done() {
-                    s.view.message = Some("end of the scenario — r restarts, b steps back".into());
-                    continue;
-                }
-                s.view.message = Some("running the step…".into());
-                {
-                    let Session {
-                        app, view, probe, ..
-                    } = s;
-                    terminal.draw(|f| ui::draw(f, app, view, probe, unix_now()))?;
-                }
-                let report = tokio::select! {
-                    r = runner.step(&mut s.app, &mut s.worker) => r,
-                    _ = quit_requested(&mut events) => return Ok(Ended::Quit),
-                    code = signals.recv() => return Ok(Ended::Signal(code)),
-                };
-                s.view.message = None;
-                if let Some(r) = report {
-                    s.view.on_report(&s.app, &r);
-                    if r.result == StepResult::NotRun
-                        && let Some(why) = s.runner.as_ref().and_then(|r| r.halted())
-                    {
-                        s.view.message =
-                            Some(format!("not run: {why} — press r once the broker answers"));
-                    }
-                }
-            }
-            Action::BackStep | Action::Restart => {
-                let to = if action == Action::Restart {
-                    0
-                } else {
-                    s.view.step_pos.saturating_sub(1)
-                };
-                // The embedded broker is started afresh; an external one is
-                // the same broker, and what earlier runs left on it stays.
-                let fresh = if s.target.embedded.is_some() {
-                    "on a fresh embedded broker"
-                } else {
-                    "against the same broker (what earlier runs left there stays)"
-                };
-                s.view.message = Some(format!("replaying {fresh}…"));
-                {
-                    let Session {
-                        app, view, probe, ..
-                    } = s;
-                    terminal.draw(|f| ui::draw(f, app, view, probe, unix_now()))?;
-                }
-                tokio::select! {
-                    r = s.rebuild(to) => r?,
-                    code = signals.recv() => return Ok(Ended::Signal(code)),
-                }
-                s.view.message = Some(if to == 0 {
-                    format!("restarted {fresh}")
-                } else {
-                    format!("replayed to step {to} {fresh}")
+        }
+        Action::Validate(id) => {
+            if let Some(raw) = s.driver.app.tokens.get(id).and_then(|t| t.raw.clone()) {
+                s.driver.worker.send(Command::Validate {
+                    token: id,
+                    raw: Secret(raw),
                 });
             }
         }
+        Action::FetchAudit => {
+            s.driver.worker.send(Command::Audit);
+        }
+        Action::Submit => {
+            if s.driver.runner.busy() {
+                s.busy_message();
+                return Ok(None);
+            }
+            match s.view.take_submit(&s.driver.app) {
+                None => {}
+                Some(Submit::Export(path)) => {
+                    let journal = s.driver.runner.journal();
+                    let r = crate::export::write(&s.driver.app, journal, &path)
+                        .map_err(|e| e.to_string());
+                    s.view.on_export(r);
+                }
+                Some(Submit::Step(kind)) => match s.driver.start_adhoc(kind) {
+                    Started::Done(r) => s.finished(*r),
+                    Started::Running => s.view.message = None,
+                    Started::Busy | Started::Finished => s.busy_message(),
+                },
+            }
+        }
+        Action::NextStep => {
+            if s.driver.runner.busy() {
+                s.busy_message();
+            } else {
+                s.start_next();
+            }
+        }
+        Action::BackStep | Action::Restart => {
+            let to = if action == Action::Restart {
+                0
+            } else {
+                s.view.step_pos.saturating_sub(1)
+            };
+            // The embedded broker is started afresh; an external one is
+            // the same broker, and what earlier runs left on it stays.
+            let fresh = if s.target.embedded.is_some() {
+                "on a fresh embedded broker"
+            } else {
+                "against the same broker (what earlier runs left there stays)"
+            };
+            s.view.message = Some(format!("replaying {fresh}…"));
+            draw(terminal, s)?;
+            let note = if to == 0 {
+                format!("restarted {fresh}")
+            } else {
+                format!("replayed to step {to} {fresh}")
+            };
+            tokio::select! {
+                r = s.rebuild(to, note) => r?,
+                code = signals.recv() => return Ok(Some(Ended::Signal(code))),
+            }
+        }
     }
+    Ok(None)
 }

@@ -172,7 +172,7 @@ async fn at_hop2(mode: Mode, outside: &Outside) -> (Replay, View) {
     let mut view = View::new(Some(replay.script()), true);
     loop {
         let r = replay.next().await.unwrap();
-        view.on_report(&replay.app, &r);
+        view.on_report(&replay.driver.app, &r);
         if r.source.contains("as=hop2") {
             assert_eq!(r.result.word(), "refused");
             break;
@@ -182,22 +182,22 @@ async fn at_hop2(mode: Mode, outside: &Outside) -> (Replay, View) {
 }
 
 fn screen(replay: &Replay, view: &mut View) -> String {
-    render_text(&replay.app, view, 100, 32, unix_now()).join("\n")
+    render_text(&replay.driver.app, view, 100, 32, unix_now()).join("\n")
 }
 
 fn type_text(replay: &Replay, view: &mut View, text: &str) {
     for c in text.chars() {
         assert_eq!(
-            view.handle_key(&replay.app, key(KeyCode::Char(c))),
+            view.handle_key(&replay.driver.app, key(KeyCode::Char(c))),
             Action::None
         );
     }
 }
 
 fn clear_field(replay: &Replay, view: &mut View) {
-    view.handle_key(&replay.app, key(KeyCode::End));
+    view.handle_key(&replay.driver.app, key(KeyCode::End));
     for _ in 0..2000 {
-        view.handle_key(&replay.app, key(KeyCode::Backspace));
+        view.handle_key(&replay.driver.app, key(KeyCode::Backspace));
     }
 }
 
@@ -207,18 +207,18 @@ async fn submit(
     view: &mut View,
 ) -> Option<chainview::scenario::runner::StepReport> {
     assert_eq!(
-        view.handle_key(&replay.app, key(KeyCode::Enter)),
+        view.handle_key(&replay.driver.app, key(KeyCode::Enter)),
         Action::Submit
     );
-    match view.take_submit(&replay.app)? {
+    match view.take_submit(&replay.driver.app)? {
         Submit::Step(kind) => {
             assert_eq!(view.form.as_ref().unwrap().status, FormStatus::Running);
             let r = replay.act(kind).await;
-            view.on_action(&replay.app, &r);
+            view.on_action(&replay.driver.app, &r);
             Some(r)
         }
         Submit::Export(path) => {
-            let r = chainview::export::write(&replay.app, replay.journal(), &path)
+            let r = chainview::export::write(&replay.driver.app, replay.journal(), &path)
                 .map_err(|e| e.to_string());
             view.on_export(r);
             None
@@ -227,8 +227,8 @@ async fn submit(
 }
 
 fn select(replay: &Replay, view: &mut View, label: &str) {
-    let id = replay.app.labels[label];
-    view.select_token(&replay.app, id);
+    let id = replay.driver.app.labels[label];
+    view.select_token(&replay.driver.app, id);
 }
 
 /// Picks `want` in the focused choice field with →.
@@ -238,7 +238,7 @@ fn choose(replay: &Replay, view: &mut View, want: &str) {
         if f.fields[f.focus].value() == want {
             return;
         }
-        view.handle_key(&replay.app, key(KeyCode::Right));
+        view.handle_key(&replay.driver.app, key(KeyCode::Right));
     }
     panic!("no choice {want}");
 }
@@ -248,16 +248,16 @@ async fn delegate_refused_then_repaired(mode: Mode) {
     let (mut replay, mut view) = at_hop2(mode, &outside).await;
     // d on hop1 (the multi-hop case: a delegated token delegates again).
     select(&replay, &mut view, "hop1");
-    view.handle_key(&replay.app, key(KeyCode::Char('d')));
+    view.handle_key(&replay.driver.app, key(KeyCode::Char('d')));
     let form = view.form.as_ref().expect("the delegate form opens");
     assert_eq!(
         form.value("scope"),
         "read:config:production,read:deploy:web-service",
         "prefilled with the holder's scope"
     );
-    view.handle_key(&replay.app, key(KeyCode::BackTab));
+    view.handle_key(&replay.driver.app, key(KeyCode::BackTab));
     choose(&replay, &mut view, "deployer");
-    view.handle_key(&replay.app, key(KeyCode::Tab));
+    view.handle_key(&replay.driver.app, key(KeyCode::Tab));
     clear_field(&replay, &mut view);
     type_text(&replay, &mut view, "write:deploy:web-service");
     // Validated as typed: the form already says the broker will refuse.
@@ -272,7 +272,7 @@ async fn delegate_refused_then_repaired(mode: Mode) {
     let s = screen(&replay, &mut view);
     assert!(s.contains("✗ bogus:"), "{s}");
     for _ in 0..6 {
-        view.handle_key(&replay.app, key(KeyCode::Backspace));
+        view.handle_key(&replay.driver.app, key(KeyCode::Backspace));
     }
     // Submitted anyway: the broker's words and what was not held, in place.
     let r = submit(&mut replay, &mut view).await.unwrap();
@@ -288,7 +288,7 @@ async fn delegate_refused_then_repaired(mode: Mode) {
     );
     assert!(view.form.is_some(), "a refusal keeps the form open");
     // The log has the broker's answer.
-    let last = replay.app.log.last().unwrap();
+    let last = replay.driver.app.log.last().unwrap();
     assert_eq!(
         (last.call.path, last.call.status),
         ("/v1/delegate", Some(403))
@@ -303,14 +303,20 @@ async fn delegate_refused_then_repaired(mode: Mode) {
         view.message.as_deref(),
         Some("✓ d2 issued to deployer (depth 2)")
     );
-    let d1 = replay.app.token("d2").unwrap();
+    let d1 = replay.driver.app.token("d2").unwrap();
     assert_eq!(d1.status_at(unix_now()), TokenStatus::Valid);
     assert_eq!(d1.depth(), 2);
     // The refused attempt and the new token are both in the tree.
     let s = screen(&replay, &mut view);
     assert!(s.contains("deployer (d2)"), "{s}");
     assert_eq!(
-        replay.app.token("d1").unwrap().status_at(unix_now()).word(),
+        replay
+            .driver
+            .app
+            .token("d1")
+            .unwrap()
+            .status_at(unix_now())
+            .word(),
         "refused"
     );
     replay.finish().await;
@@ -336,7 +342,7 @@ async fn create_renew_release_revoke(mode: Mode) {
     let outside = Outside::start(mode).await;
     let (mut replay, mut view) = at_hop2(mode, &outside).await;
     // a: a new agent.
-    view.handle_key(&replay.app, key(KeyCode::Char('a')));
+    view.handle_key(&replay.driver.app, key(KeyCode::Char('a')));
     assert_eq!(view.form.as_ref().unwrap().value("name"), "agent1");
     type_text(&replay, &mut view, "read:config:*");
     let r = submit(&mut replay, &mut view).await.unwrap();
@@ -350,40 +356,40 @@ async fn create_renew_release_revoke(mode: Mode) {
         view.message
     );
     // A name already taken cannot be submitted.
-    view.handle_key(&replay.app, key(KeyCode::Char('a')));
-    view.handle_key(&replay.app, key(KeyCode::Up));
-    view.handle_key(&replay.app, key(KeyCode::Up));
-    view.handle_key(&replay.app, key(KeyCode::Up));
+    view.handle_key(&replay.driver.app, key(KeyCode::Char('a')));
+    view.handle_key(&replay.driver.app, key(KeyCode::Up));
+    view.handle_key(&replay.driver.app, key(KeyCode::Up));
+    view.handle_key(&replay.driver.app, key(KeyCode::Up));
     clear_field(&replay, &mut view);
     type_text(&replay, &mut view, "analyst");
     assert!(submit(&mut replay, &mut view).await.is_none());
     assert!(screen(&replay, &mut view).contains("'analyst' is already used"));
-    view.handle_key(&replay.app, key(KeyCode::Esc));
+    view.handle_key(&replay.driver.app, key(KeyCode::Esc));
     assert!(view.form.is_none());
     // w: renew hop1; the label moves to the new token.
     select(&replay, &mut view, "hop1");
-    let old = replay.app.labels["hop1"];
-    view.handle_key(&replay.app, key(KeyCode::Char('w')));
+    let old = replay.driver.app.labels["hop1"];
+    view.handle_key(&replay.driver.app, key(KeyCode::Char('w')));
     let r = submit(&mut replay, &mut view).await.unwrap();
     assert_eq!(r.result.word(), "ok", "{r:?}");
     assert_eq!(
-        replay.app.tokens[old].status_at(unix_now()),
+        replay.driver.app.tokens[old].status_at(unix_now()),
         TokenStatus::RenewedAway
     );
-    let new = replay.app.labels["hop1"];
+    let new = replay.driver.app.labels["hop1"];
     assert_ne!(old, new);
     // x: release the renewed token.
     select(&replay, &mut view, "hop1");
-    view.handle_key(&replay.app, key(KeyCode::Char('x')));
+    view.handle_key(&replay.driver.app, key(KeyCode::Char('x')));
     assert!(screen(&replay, &mut view).contains("Enter confirm"));
     let r = submit(&mut replay, &mut view).await.unwrap();
     assert_eq!(r.result.word(), "ok");
     assert_eq!(
-        replay.app.tokens[new].status_at(unix_now()),
+        replay.driver.app.tokens[new].status_at(unix_now()),
         TokenStatus::Released
     );
     // Renewing a released token: the form warns, the broker refuses, in place.
-    view.handle_key(&replay.app, key(KeyCode::Char('w')));
+    view.handle_key(&replay.driver.app, key(KeyCode::Char('w')));
     assert!(screen(&replay, &mut view).contains("⚠ hop1 is released — the broker will refuse"));
     let r = submit(&mut replay, &mut view).await.unwrap();
     assert_eq!(r.result.word(), "refused");
@@ -392,10 +398,10 @@ async fn create_renew_release_revoke(mode: Mode) {
         "{}",
         screen(&replay, &mut view)
     );
-    view.handle_key(&replay.app, key(KeyCode::Esc));
+    view.handle_key(&replay.driver.app, key(KeyCode::Esc));
     // R: revoke, level agent, target prefilled from the selection.
     select(&replay, &mut view, "orchestrator");
-    view.handle_key(&replay.app, key(KeyCode::Char('R')));
+    view.handle_key(&replay.driver.app, key(KeyCode::Char('R')));
     assert_eq!(view.form.as_ref().unwrap().value("target"), "orchestrator");
     choose(&replay, &mut view, "agent");
     assert_eq!(view.form.as_ref().unwrap().value("target"), "orchestrator");
@@ -410,7 +416,7 @@ async fn create_renew_release_revoke(mode: Mode) {
     // e: the exploration saved as a scenario replays the same answers headless.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("explored.chainview");
-    view.handle_key(&replay.app, key(KeyCode::Char('e')));
+    view.handle_key(&replay.driver.app, key(KeyCode::Char('e')));
     clear_field(&replay, &mut view);
     type_text(&replay, &mut view, path.to_str().unwrap());
     assert!(submit(&mut replay, &mut view).await.is_none());
@@ -462,12 +468,13 @@ async fn import_audit_export_live(mode: Mode) {
     let outside = Outside::start(mode).await;
     let (mut replay, mut view) = at_hop2(mode, &outside).await;
     let client = match mode {
-        Mode::Own => BrokerClient::new(&replay.app.broker_url).unwrap(),
+        Mode::Own => BrokerClient::new(&replay.driver.app.broker_url).unwrap(),
         _ => outside.client(),
     };
     // Another client of the same broker delegates from the orchestrator's
     // token: a token chainview has never seen.
     let orch = replay
+        .driver
         .app
         .token("orchestrator")
         .unwrap()
@@ -475,6 +482,7 @@ async fn import_audit_export_live(mode: Mode) {
         .clone()
         .unwrap();
     let analyst_id = replay
+        .driver
         .app
         .agent_by_name("analyst")
         .unwrap()
@@ -495,8 +503,8 @@ async fn import_audit_export_live(mode: Mode) {
         .unwrap()
         .access_token;
     // i: garbage and truncated input are rejected with the reason, not stored.
-    let tokens_before = replay.app.tokens.len();
-    view.handle_key(&replay.app, key(KeyCode::Char('i')));
+    let tokens_before = replay.driver.app.tokens.len();
+    view.handle_key(&replay.driver.app, key(KeyCode::Char('i')));
     view.handle_paste("hello");
     assert!(submit(&mut replay, &mut view).await.is_none());
     let s = screen(&replay, &mut view);
@@ -509,7 +517,7 @@ async fn import_audit_export_live(mode: Mode) {
     assert!(submit(&mut replay, &mut view).await.is_none());
     let s = screen(&replay, &mut view);
     assert!(s.contains("the token looks truncated"), "{s}");
-    assert_eq!(replay.app.tokens.len(), tokens_before);
+    assert_eq!(replay.driver.app.tokens.len(), tokens_before);
     // The whole token: decoded at once, validated, placed under its delegator.
     clear_field(&replay, &mut view);
     view.handle_paste(&format!("{elsewhere}\n"));
@@ -524,8 +532,8 @@ async fn import_audit_export_live(mode: Mode) {
         view.message.as_deref(),
         Some("✓ imported1 imported — the broker says valid")
     );
-    let imp = replay.app.token("imported1").unwrap();
-    let orch_id = replay.app.labels["orchestrator"];
+    let imp = replay.driver.app.token("imported1").unwrap();
+    let orch_id = replay.driver.app.labels["orchestrator"];
     assert_eq!(imp.parent(), Some(orch_id), "under its known delegator");
     assert!(
         !screen(&replay, &mut view).contains(&elsewhere),
@@ -575,11 +583,11 @@ async fn import_audit_export_live(mode: Mode) {
             .unwrap()
             .access_token
     };
-    view.handle_key(&replay.app, key(KeyCode::Char('i')));
+    view.handle_key(&replay.driver.app, key(KeyCode::Char('i')));
     view.handle_paste(&stranger);
     let r = submit(&mut replay, &mut view).await.unwrap();
     assert_eq!(r.result.word(), "ok", "{r:?}");
-    let orphan = replay.app.token("imported2").unwrap();
+    let orphan = replay.driver.app.token("imported2").unwrap();
     assert_eq!(orphan.parent(), None);
     assert_eq!(orphan.depth(), 1);
     let s = screen(&replay, &mut view);
@@ -588,11 +596,11 @@ async fn import_audit_export_live(mode: Mode) {
         "{s}"
     );
     // The same token twice is refused.
-    view.handle_key(&replay.app, key(KeyCode::Char('i')));
+    view.handle_key(&replay.driver.app, key(KeyCode::Char('i')));
     view.handle_paste(&elsewhere);
     assert!(submit(&mut replay, &mut view).await.is_none());
     assert!(screen(&replay, &mut view).contains("already known as 'imported1'"));
-    view.handle_key(&replay.app, key(KeyCode::Esc));
+    view.handle_key(&replay.driver.app, key(KeyCode::Esc));
 
     // Live: another client revokes the analyst; the live check notices.
     let admin = outside_admin(&replay, &outside, mode).await;
@@ -600,18 +608,22 @@ async fn import_audit_export_live(mode: Mode) {
         .revoke(&admin, RevokeLevel::Agent, &analyst_id)
         .await
         .unwrap();
-    let live = replay.app.live_tokens();
-    assert!(live.iter().any(|(id, _)| *id == replay.app.labels["hop1"]));
+    let live = replay.driver.app.live_tokens();
+    assert!(
+        live.iter()
+            .any(|(id, _)| *id == replay.driver.app.labels["hop1"])
+    );
     replay.command(Command::Revalidate(live)).await.unwrap();
     for l in ["hop1", "analyst", "imported1", "imported2"] {
         assert_eq!(
-            replay.app.token(l).unwrap().status_at(unix_now()),
+            replay.driver.app.token(l).unwrap().status_at(unix_now()),
             TokenStatus::Invalid,
             "{l}"
         );
     }
     assert_eq!(
         replay
+            .driver
             .app
             .token("orchestrator")
             .unwrap()
@@ -619,6 +631,7 @@ async fn import_audit_export_live(mode: Mode) {
         TokenStatus::Valid
     );
     let died: Vec<&str> = replay
+        .driver
         .app
         .log
         .iter()
@@ -627,14 +640,14 @@ async fn import_audit_export_live(mode: Mode) {
         .collect();
     assert_eq!(died.len(), 4, "{died:?}");
     // A quiet check adds nothing to the log.
-    let n = replay.app.log.len();
-    let live = replay.app.live_tokens();
+    let n = replay.driver.app.log.len();
+    let live = replay.driver.app.live_tokens();
     replay.command(Command::Revalidate(live)).await.unwrap();
-    assert_eq!(replay.app.log.len(), n);
+    assert_eq!(replay.driver.app.log.len(), n);
 
     // A: the audit trail, hash chain checked, filtered as typed.
     assert_eq!(
-        view.handle_key(&replay.app, key(KeyCode::Char('A'))),
+        view.handle_key(&replay.driver.app, key(KeyCode::Char('A'))),
         Action::FetchAudit
     );
     replay.command(Command::Audit).await.unwrap();
@@ -646,7 +659,7 @@ async fn import_audit_export_live(mode: Mode) {
     assert!(!s.contains("delegation_created"), "{s}");
     // An agent name matches that agent's SPIFFE id: this run's analyst only
     // (a shared external broker holds other runs' events too).
-    view.handle_key(&replay.app, key(KeyCode::Tab));
+    view.handle_key(&replay.driver.app, key(KeyCode::Tab));
     type_text(&replay, &mut view, "analyst");
     let s = screen(&replay, &mut view);
     assert!(s.contains(" 1 of "), "{s}");
@@ -654,13 +667,13 @@ async fn import_audit_export_live(mode: Mode) {
         s.contains("delegation_attenuation_violation denied  analyst"),
         "{s}"
     );
-    view.handle_key(&replay.app, key(KeyCode::Esc));
+    view.handle_key(&replay.driver.app, key(KeyCode::Esc));
     assert!(view.audit.is_none());
 
     // e: export as a scenario and JSON.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("session.chainview");
-    view.handle_key(&replay.app, key(KeyCode::Char('e')));
+    view.handle_key(&replay.driver.app, key(KeyCode::Char('e')));
     clear_field(&replay, &mut view);
     type_text(&replay, &mut view, path.to_str().unwrap());
     assert!(submit(&mut replay, &mut view).await.is_none());
@@ -708,7 +721,7 @@ async fn outside_admin(replay: &Replay, outside: &Outside, mode: Mode) -> String
                 .unwrap()
                 .admin_secret()
                 .to_string();
-            BrokerClient::new(&replay.app.broker_url)
+            BrokerClient::new(&replay.driver.app.broker_url)
                 .unwrap()
                 .admin_auth(&secret)
                 .await

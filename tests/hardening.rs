@@ -371,15 +371,16 @@ async fn no_output_format_contains_a_secret() {
         while let Some(r) = replay.next().await {
             out.push_str(&transcript::step_text(&r));
             out.push_str(&transcript::step_json(&r).to_string());
-            view.on_report(&replay.app, &r);
+            view.on_report(&replay.driver.app, &r);
             for (w, h) in [(80, 24), (120, 40)] {
                 out.push_str(
-                    &chainview::ui::render_text(&replay.app, &mut view, w, h, unix_now())
+                    &chainview::ui::render_text(&replay.driver.app, &mut view, w, h, unix_now())
                         .join("\n"),
                 );
             }
         }
         let secrets: Vec<String> = replay
+            .driver
             .app
             .tokens
             .iter()

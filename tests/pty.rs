@@ -289,3 +289,68 @@ fn signals_restore_the_terminal() {
         t.exits_restored(&mut child, code);
     }
 }
+
+/// A `wait 30s` step never freezes the screen: during it, help opens, the
+/// probe takes typing, the TTL countdown ticks, and Esc cancels the wait.
+#[test]
+fn keys_work_while_a_wait_step_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("wait.chainview");
+    std::fs::write(
+        &script,
+        "title \"Waiting\"\n\
+         agent orchestrator orch=o task=t scope=read:config:*,write:deploy:*\n\
+         wait 30s\n\
+         say \"after the wait\"\n",
+    )
+    .unwrap();
+    let (mut t, mut child) = Term::spawn(&["demo", script.to_str().unwrap()], &[]);
+    t.wait_for("step 1/4");
+    t.keys("n");
+    t.wait_for("✓ orchestrator");
+    t.keys("n");
+    t.wait_for("⧗ wait 30s (Esc cancels)");
+    let started = Instant::now();
+
+    // The TTL countdown keeps ticking (the detail shows the selected token).
+    let ttl = |s: &str| {
+        s.split("expires in ")
+            .nth(1)
+            .map(|rest| rest.chars().take(4).collect::<String>())
+    };
+    let first = ttl(&t.wait_for("expires in ")).expect("a countdown");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = ttl(&t.screen());
+        if now.as_deref().is_some_and(|n| n != first) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the TTL did not tick:\n{}",
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Help opens and closes.
+    t.keys("?");
+    t.wait_for("Help — keys");
+    t.keys("x");
+    // The probe takes typing.
+    t.keys("/write:deploy:x");
+    let s = t.wait_for("scope › write:deploy:x");
+    assert!(s.contains("permits"), "{s}");
+    t.send(b"\x1b"); // leaves the probe input
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(t.screen().contains("⧗ wait 30s"), "{}", t.screen());
+    t.send(b"\x1b"); // cancels the wait
+    t.wait_for("cancelled: wait 30s");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the wait ran out instead"
+    );
+    t.keys("n");
+    t.wait_for("» after the wait");
+    t.quit_and_check_restored(&mut child);
+}

@@ -48,11 +48,12 @@ async fn deploy_frames(width: u16, height: u16) -> (Vec<String>, Replay, View) {
     let mut view = View::new(Some(replay.script()), true);
     let mut frames = vec![format!(
         "── first screen\n{}",
-        render_text(&replay.app, &mut view, width, height, unix_now()).join("\n")
+        render_text(&replay.driver.app, &mut view, width, height, unix_now()).join("\n")
     )];
     while let Some(r) = replay.next().await {
-        view.on_report(&replay.app, &r);
-        let screen = render_text(&replay.app, &mut view, width, height, unix_now()).join("\n");
+        view.on_report(&replay.driver.app, &r);
+        let screen =
+            render_text(&replay.driver.app, &mut view, width, height, unix_now()).join("\n");
         frames.push(format!(
             "── after step {} · line {} · {}\n{screen}",
             r.index, r.line, r.source
@@ -96,9 +97,9 @@ async fn every_view() {
     let mut view = View::new(Some(replay.script()), true);
     while replay.script().steps.len() > view.step_pos && view.step_pos < 21 {
         let r = replay.next().await.unwrap();
-        view.on_report(&replay.app, &r);
+        view.on_report(&replay.driver.app, &r);
     }
-    let app = &replay.app;
+    let app = &replay.driver.app;
     let mut shots = Vec::new();
     let mut shoot = |name: &str, view: &mut View| {
         for (w, h) in [(80, 24), (120, 40)] {
@@ -163,9 +164,9 @@ async fn keys_drive_the_state() {
     let mut view = View::new(Some(replay.script()), true);
     for _ in 0..12 {
         let r = replay.next().await.unwrap();
-        view.on_report(&replay.app, &r);
+        view.on_report(&replay.driver.app, &r);
     }
-    let app = &replay.app;
+    let app = &replay.driver.app;
     // The refused hop 2 is selected after step 12.
     let hop2 = app.labels["hop2"];
     assert_eq!(view.selected, Some(hop2));
@@ -288,10 +289,10 @@ async fn every_form_80x24() {
     let mut view = View::new(Some(replay.script()), true);
     while view.step_pos < 21 {
         let r = replay.next().await.unwrap();
-        view.on_report(&replay.app, &r);
+        view.on_report(&replay.driver.app, &r);
     }
-    let hop1 = replay.app.labels["hop1-fixed"];
-    view.select_token(&replay.app, hop1);
+    let hop1 = replay.driver.app.labels["hop1-fixed"];
+    view.select_token(&replay.driver.app, hop1);
     let mut shots = Vec::new();
     for (name, k) in [
         ("a: create an agent", 'a'),
@@ -302,18 +303,18 @@ async fn every_form_80x24() {
         ("i: import", 'i'),
         ("e: export", 'e'),
     ] {
-        view.handle_key(&replay.app, key(KeyCode::Char(k)));
+        view.handle_key(&replay.driver.app, key(KeyCode::Char(k)));
         assert!(view.form.is_some(), "{name}");
         shots.push(format!(
             "── {name}\n{}",
-            render_text(&replay.app, &mut view, 80, 24, unix_now()).join("\n")
+            render_text(&replay.driver.app, &mut view, 80, 24, unix_now()).join("\n")
         ));
-        view.handle_key(&replay.app, key(KeyCode::Esc));
+        view.handle_key(&replay.driver.app, key(KeyCode::Esc));
         assert!(view.form.is_none(), "{name}: Esc closes");
     }
     // The audit view, fetched through the worker.
     assert_eq!(
-        view.handle_key(&replay.app, key(KeyCode::Char('A'))),
+        view.handle_key(&replay.driver.app, key(KeyCode::Char('A'))),
         Action::FetchAudit
     );
     replay
@@ -321,9 +322,9 @@ async fn every_form_80x24() {
         .await
         .unwrap();
     for c in "delegation_".chars() {
-        view.handle_key(&replay.app, key(KeyCode::Char(c)));
+        view.handle_key(&replay.driver.app, key(KeyCode::Char(c)));
     }
-    let audit = render_text(&replay.app, &mut view, 120, 30, unix_now()).join("\n");
+    let audit = render_text(&replay.driver.app, &mut view, 120, 30, unix_now()).join("\n");
     assert!(
         audit.contains("✓ hash chain verified end to end over"),
         "{audit}"

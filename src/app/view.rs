@@ -81,6 +81,8 @@ pub enum Action {
     Submit,
     /// (Re)fetch the broker's audit trail for the audit view.
     FetchAudit,
+    /// Cancel the step in flight (Esc), if any.
+    Cancel,
 }
 
 /// The audit view (`A`): filters typed by the user, and a scroll position.
@@ -227,6 +229,8 @@ pub struct View {
     pub narration: Option<String>,
     /// A transient notice for the status bar.
     pub message: Option<String>,
+    /// The step in flight, as written (set by the event loop each frame).
+    pub running: Option<String>,
     pub no_color: bool,
     pub areas: Areas,
     /// The open action form, if any.
@@ -273,6 +277,7 @@ impl View {
             step_pos: 0,
             narration: None,
             message: None,
+            running: None,
             no_color,
             areas: Areas::default(),
             form: None,
@@ -631,7 +636,10 @@ impl View {
         match key.code {
             KeyCode::Char('q') => return Action::Quit,
             KeyCode::Char('?') => self.help = true,
-            KeyCode::Esc => self.message = None,
+            KeyCode::Esc => {
+                self.message = None;
+                return Action::Cancel;
+            }
             KeyCode::Tab => self.set_focus(self.focus.next()),
             KeyCode::BackTab => self.set_focus(self.focus.prev()),
             KeyCode::Char('/') => self.set_focus(Focus::Probe),

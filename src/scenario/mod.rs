@@ -5,9 +5,11 @@
 //! anything runs; [`runner::Runner`] executes it against a broker through the
 //! worker, updating the shared [`crate::app::App`] state.
 
+pub mod driver;
 mod parser;
 pub mod replay;
 pub mod runner;
+mod steps;
 pub mod transcript;
 pub mod write;
 

@@ -3,11 +3,12 @@
 //! replay benchmark both use this.
 
 use super::Script;
-use super::runner::{Runner, StepReport};
+use super::driver::Driver;
+use super::runner::StepReport;
 use super::transcript::Summary;
 use crate::app::App;
 use crate::broker::ClientError;
-use crate::session::{self, SessionError, Settings, Target};
+use crate::session::{SessionError, Settings, Target};
 
 /// Why a replay could not start (all exit code 3).
 #[derive(Debug, thiserror::Error)]
@@ -22,12 +23,10 @@ pub enum ReplayError {
     Unreachable(ClientError),
 }
 
-/// A replay in progress: the broker target, the shared app state and the runner.
+/// A replay in progress: the broker target and the driver (state, worker, engine).
 pub struct Replay {
     pub target: Target,
-    pub app: App,
-    runner: Runner,
-    worker: crate::worker::WorkerHandle,
+    pub driver: Driver,
     summary: Summary,
     reveal: bool,
 }
@@ -35,48 +34,41 @@ pub struct Replay {
 impl Replay {
     /// Connects and checks that the script can run here; nothing runs yet.
     pub async fn start(script: Script, settings: &Settings) -> Result<Replay, ReplayError> {
-        let target = session::connect(settings).await?;
-        if script.needs_admin() && !target.has_admin() {
-            let file = script.file.clone();
+        let needs_admin = script.needs_admin();
+        let file = script.file.clone();
+        let (target, mut driver) = Driver::connect(settings, script).await?;
+        if needs_admin && !target.has_admin() {
+            drop(driver);
             target.shutdown().await;
             return Err(ReplayError::NeedsAdmin { file });
         }
-        let mut app = App::new(&target.url, target.embedded.is_some(), target.key);
-        app.admin = target.has_admin();
         // Reachability is asked through the worker, like every broker call.
-        let mut worker = crate::worker::spawn(target.worker.clone());
-        let id = worker.send(crate::worker::Command::Health);
-        let health = loop {
-            match worker.events.recv().await {
-                Some(ev) if ev.request == id => {
-                    app.apply(&ev);
-                    break ev.outcome;
-                }
-                Some(ev) => app.apply(&ev),
-                None => {
-                    break crate::worker::Outcome::Health(Err(ClientError::InvalidInput(
-                        "the broker worker stopped".into(),
-                    )));
-                }
-            }
+        let health = match driver.command(crate::worker::Command::Health).await {
+            Some(ev) => ev.outcome,
+            None => crate::worker::Outcome::Health(Err(ClientError::InvalidInput(
+                "the broker worker stopped".into(),
+            ))),
         };
         if let crate::worker::Outcome::Health(Err(e)) = health {
-            drop(worker);
+            drop(driver);
             target.shutdown().await;
             return Err(ReplayError::Unreachable(e));
         }
         Ok(Replay {
             target,
-            app,
-            runner: Runner::new(script),
-            worker,
+            driver,
             summary: Summary::default(),
             reveal: false,
         })
     }
 
+    /// The state the replay has built so far.
+    pub fn app(&self) -> &App {
+        &self.driver.app
+    }
+
     pub fn script(&self) -> &Script {
-        self.runner.script()
+        self.driver.runner.script()
     }
 
     /// Show whole tokens in reports (`--reveal-secrets`); redacted otherwise.
@@ -84,15 +76,15 @@ impl Replay {
         self.reveal = reveal;
     }
 
-    /// Runs the next step.
+    /// Runs the next step to its end.
     pub async fn next(&mut self) -> Option<StepReport> {
-        let mut r = self.runner.step(&mut self.app, &mut self.worker).await?;
+        let mut r = self.driver.step().await?;
         if self.reveal {
-            if let Some(step) = self.runner.journal().last() {
+            if let Some(step) = self.driver.runner.journal().last() {
                 r.source.clone_from(&step.source);
             }
             for t in &mut r.tokens {
-                if let Some(raw) = self.app.tokens.get(t.id).and_then(|e| e.raw.clone()) {
+                if let Some(raw) = self.driver.app.tokens.get(t.id).and_then(|e| e.raw.clone()) {
                     t.token = Some(raw);
                 }
             }
@@ -104,38 +96,37 @@ impl Replay {
     /// Runs an explorer action (a step outside the script), as the
     /// interactive session does when a form is submitted.
     pub async fn act(&mut self, kind: super::StepKind) -> StepReport {
-        self.runner
-            .run_adhoc(&mut self.app, &mut self.worker, kind)
-            .await
+        match self.driver.act(kind).await {
+            Some(r) => r,
+            None => {
+                let mut r = StepReport::empty();
+                r.result =
+                    super::runner::StepResult::Unreachable("the broker worker stopped".into());
+                r
+            }
+        }
     }
 
     /// Every step run so far, scripted and ad hoc (what export writes).
     pub fn journal(&self) -> &[super::Step] {
-        self.runner.journal()
+        self.driver.runner.journal()
     }
 
     /// Sends one worker command and folds events into the state until its
     /// answer arrives (the live check, the audit view).
     pub async fn command(&mut self, cmd: crate::worker::Command) -> Option<crate::worker::Event> {
-        let id = self.worker.send(cmd);
-        while let Some(ev) = self.worker.events.recv().await {
-            self.app.apply(&ev);
-            if ev.request == id {
-                return Some(ev);
-            }
-        }
-        None
+        self.driver.command(cmd).await
     }
 
     /// Stops the embedded broker (if any) and returns the totals.
     pub async fn finish(self) -> Summary {
         let Replay {
             target,
-            worker,
+            driver,
             summary,
             ..
         } = self;
-        drop(worker);
+        drop(driver);
         target.shutdown().await;
         summary
     }

@@ -3,14 +3,13 @@
 //! checked against that state. The headless `--script` mode and the
 //! interactive step-through both drive this runner.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{AuditFilter, ClaimCheck, Expectation, ImportSource, Script, Status, Step, StepKind};
-use crate::app::{App, Hop, ProbeRow, TokenId, TokenStatus, unix_now};
+use super::steps;
+use super::{AuditFilter, Script, Step, StepKind};
+use crate::app::{App, Hop, ProbeRow, TokenId, TokenStatus};
 use crate::broker::BrokerError;
-use crate::broker::types::RevokeLevel;
-use crate::scope;
-use crate::worker::{Call, Command, Event, Outcome, Secret, WorkerHandle};
+use crate::worker::{Call, Command, Event, Outcome, WorkerHandle};
 
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +142,18 @@ pub struct StepReport {
 }
 
 impl StepReport {
+    /// A report of no step (for a run that could not start one).
+    pub fn empty() -> Self {
+        Self::new(
+            0,
+            &Step {
+                line: 0,
+                source: String::new(),
+                kind: StepKind::Say(String::new()),
+            },
+        )
+    }
+
     fn new(index: usize, step: &super::Step) -> Self {
         StepReport {
             index,
@@ -164,19 +175,82 @@ impl StepReport {
     }
 }
 
-/// Drives a script through the worker, one step at a time. The worker is
-/// passed to each step, so the caller (the TUI event loop) keeps it between
-/// steps for its own commands.
+/// Where commands go: the worker, or a test's recorder. Returns the request
+/// id the answer will carry.
+pub trait Outbox {
+    fn send(&mut self, cmd: Command) -> u64;
+}
+
+impl Outbox for WorkerHandle {
+    fn send(&mut self, cmd: Command) -> u64 {
+        WorkerHandle::send(self, cmd)
+    }
+}
+
+/// What a step does next: a small state machine, one transition per answer.
+pub enum Next {
+    /// Send these commands; when every answer is in, go on with them.
+    Send(Vec<Command>, Then),
+    /// Wait this long (a `wait` step); checked on tick, never slept on.
+    Sleep(Duration),
+    /// The step is over.
+    Done(StepResult),
+}
+
+/// The rest of a step, given the answers it waited for (in arrival order).
+pub type Then = Box<dyn FnOnce(&mut Ctx<'_>, Vec<Event>) -> Next + Send>;
+
+/// What a step may touch while it runs.
+pub struct Ctx<'a> {
+    pub app: &'a mut App,
+    pub r: &'a mut StepReport,
+    pub(crate) app_ready: &'a mut bool,
+    /// The ceiling for an app set up on demand: every scope the script's agents ask for.
+    pub(crate) default_ceiling: &'a [String],
+}
+
+/// How starting a step went.
+#[derive(Debug)]
+pub enum Started {
+    /// The step needed no broker answer: here is its report.
+    Done(Box<StepReport>),
+    /// Commands are in flight (or a wait runs): the report comes from
+    /// [`Runner::on_event`], [`Runner::on_tick`] or [`Runner::cancel`].
+    Running,
+    /// Every step of the script has run.
+    Finished,
+    /// Another step is still in flight.
+    Busy,
+}
+
+/// The step in flight.
+struct Active {
+    report: StepReport,
+    step: Step,
+    scripted: bool,
+    waiting: Vec<u64>,
+    events: Vec<Event>,
+    then: Option<Then>,
+    deadline: Option<Instant>,
+}
+
+/// Drives a script one step at a time, never blocking: a step starts, sends
+/// commands through an [`Outbox`], and finishes when the answers it waits
+/// for arrive ([`Runner::on_event`]) or its deadline passes
+/// ([`Runner::on_tick`]). The caller owns the event loop, folds every event
+/// into the [`App`] first, and keeps drawing meanwhile.
 pub struct Runner {
     script: Script,
+    default_ceiling: Vec<String>,
     pos: usize,
     app_ready: bool,
     halted: Option<String>,
     /// Every step run so far, scripted or not, in order: what export writes.
     journal: Vec<Step>,
+    active: Option<Active>,
 }
 
-fn token_view(app: &App, id: TokenId, now: i64) -> TokenView {
+pub(crate) fn token_view(app: &App, id: TokenId, now: i64) -> TokenView {
     let t = &app.tokens[id];
     let holder = &app.agents[t.holder];
     TokenView {
@@ -233,42 +307,19 @@ pub fn status_reason(s: &TokenStatus) -> String {
 impl Runner {
     pub fn new(script: Script) -> Self {
         Runner {
+            default_ceiling: script.agent_scopes(),
             script,
             pos: 0,
             app_ready: false,
             halted: None,
             journal: Vec::new(),
+            active: None,
         }
     }
 
     /// Every step run so far (scripted and ad hoc), in order.
     pub fn journal(&self) -> &[Step] {
         &self.journal
-    }
-
-    /// Runs a step that is not part of the script (an explorer action). It
-    /// joins the journal, so an export replays it; the script position stays.
-    pub async fn run_adhoc(
-        &mut self,
-        app: &mut App,
-        w: &mut WorkerHandle,
-        kind: StepKind,
-    ) -> StepReport {
-        let step = Step {
-            line: 0,
-            source: super::write::step_source(&kind),
-            kind,
-        };
-        let mut r = StepReport::new(0, &step);
-        let mut calls = Vec::new();
-        let result = self
-            .run_step(app, w, &step.kind, 0, &mut r, &mut calls)
-            .await;
-        tracing::info!(kind = r.kind, result = result.word(), "explorer action");
-        r.calls = calls;
-        r.result = result;
-        self.journal.push(step);
-        r
     }
 
     pub fn script(&self) -> &Script {
@@ -289,51 +340,29 @@ impl Runner {
         self.halted.as_deref()
     }
 
-    /// Sends a command and waits for its event, folding every event that
-    /// arrives meanwhile into `app`.
-    async fn exec(
-        w: &mut WorkerHandle,
-        app: &mut App,
-        cmd: Command,
-        calls: &mut Vec<Call>,
-    ) -> Option<Event> {
-        let id = w.send(cmd);
-        while let Some(ev) = w.events.recv().await {
-            app.apply(&ev);
-            if ev.request == id {
-                calls.extend(ev.calls.iter().cloned());
-                return Some(ev);
-            }
-        }
-        None
+    /// A step is in flight.
+    pub fn busy(&self) -> bool {
+        self.active.is_some()
     }
 
-    /// Sends several commands at once and waits for all their events.
-    async fn exec_all(
-        w: &mut WorkerHandle,
-        app: &mut App,
-        cmds: Vec<Command>,
-        calls: &mut Vec<Call>,
-    ) -> Vec<Event> {
-        let mut ids: Vec<u64> = cmds.into_iter().map(|c| w.send(c)).collect();
-        let mut out = Vec::new();
-        while !ids.is_empty() {
-            let Some(ev) = w.events.recv().await else {
-                break;
-            };
-            app.apply(&ev);
-            if let Some(i) = ids.iter().position(|id| *id == ev.request) {
-                ids.swap_remove(i);
-                calls.extend(ev.calls.iter().cloned());
-                out.push(ev);
-            }
-        }
-        out
+    /// The step in flight, as written.
+    pub fn running(&self) -> Option<&str> {
+        self.active.as_ref().map(|a| a.report.source.as_str())
     }
 
-    /// Runs the next step; `None` when the script is finished.
-    pub async fn step(&mut self, app: &mut App, w: &mut WorkerHandle) -> Option<StepReport> {
-        let step = self.script.steps.get(self.pos)?.clone();
+    /// When the `wait` in flight ends.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.active.as_ref().and_then(|a| a.deadline)
+    }
+
+    /// Starts the next step of the script.
+    pub fn start_next(&mut self, app: &mut App, out: &mut dyn Outbox) -> Started {
+        if self.active.is_some() {
+            return Started::Busy;
+        }
+        let Some(step) = self.script.steps.get(self.pos).cloned() else {
+            return Started::Finished;
+        };
         self.pos += 1;
         let mut r = StepReport::new(self.pos, &step);
         if self.halted.is_some() {
@@ -344,599 +373,165 @@ impl Runner {
                     reason: "not checked: the broker could not be reached".into(),
                 });
             }
-            return Some(r);
+            return Started::Done(Box::new(r));
         }
-        let mut calls = Vec::new();
-        let result = self
-            .run_step(app, w, &step.kind, step.line, &mut r, &mut calls)
-            .await;
-        self.journal.push(step);
-        r.calls = calls;
-        tracing::info!(
-            step = r.index,
-            line = r.line,
-            kind = r.kind,
-            result = result.word(),
-            "step"
-        );
-        r.result = result;
-        if let StepResult::Unreachable(why) = &r.result {
-            self.halted = Some(why.clone());
-        }
-        Some(r)
+        self.begin(app, out, step, r, true)
     }
 
-    async fn ensure_app(
-        &mut self,
-        app: &mut App,
-        w: &mut WorkerHandle,
-        calls: &mut Vec<Call>,
-        ceiling: Option<Vec<String>>,
-    ) -> Result<(), StepResult> {
-        if self.app_ready && ceiling.is_none() {
-            return Ok(());
+    /// Starts a step that is not part of the script (an explorer action). It
+    /// joins the journal, so an export replays it; the script position stays.
+    pub fn start_adhoc(&mut self, app: &mut App, out: &mut dyn Outbox, kind: StepKind) -> Started {
+        if self.active.is_some() {
+            return Started::Busy;
         }
-        let ceiling = ceiling.unwrap_or_else(|| self.script.agent_scopes());
-        let name = format!("chainview-{}", crate::broker::embedded::short_id());
-        let ev = Self::exec(w, app, Command::SetupApp { name, ceiling }, calls)
-            .await
-            .ok_or_else(|| StepResult::Unreachable("the broker worker stopped".into()))?;
-        match ev.outcome {
-            Outcome::AppReady(Ok(_)) => {
-                self.app_ready = true;
-                Ok(())
-            }
-            Outcome::AppReady(Err(e)) if e.is_unreachable() => Err(StepResult::Unreachable(
-                format!("setting up the app failed: {e}"),
-            )),
-            // Reached, but refused (a wrong admin secret, say): each step
-            // that needs the app says why, rather than being skipped.
-            Outcome::AppReady(Err(e)) => {
-                Err(StepResult::Error(format!("setting up the app failed: {e}")))
-            }
-            _ => Err(StepResult::Error("unexpected worker answer".into())),
-        }
-    }
-
-    fn live_raw(&self, app: &App, label: &str) -> Result<(TokenId, Secret), StepResult> {
-        let id = *app
-            .labels
-            .get(label)
-            .ok_or_else(|| StepResult::Error(format!("unknown token '{label}'")))?;
-        let t = &app.tokens[id];
-        match (&t.raw, t.status_at(unix_now())) {
-            (Some(raw), _) => Ok((id, Secret(raw.clone()))),
-            (None, s) => Err(StepResult::Error(format!(
-                "'{label}' holds no token: {}",
-                status_reason(&s)
-            ))),
-        }
-    }
-
-    fn outcome_result(ev: Option<Event>) -> (StepResult, Option<Event>) {
-        match ev {
-            None => (
-                StepResult::Unreachable("the broker worker stopped".into()),
-                None,
-            ),
-            Some(ev) => {
-                if let Some(e) = ev.outcome.unreachable() {
-                    return (StepResult::Unreachable(e.to_string()), Some(ev));
-                }
-                let err = match &ev.outcome {
-                    Outcome::AgentCreated { result: Err(e), .. }
-                    | Outcome::Delegated { result: Err(e), .. }
-                    | Outcome::Validated { result: Err(e), .. }
-                    | Outcome::Renewed { result: Err(e), .. }
-                    | Outcome::Released { result: Err(e), .. }
-                    | Outcome::Revoked { result: Err(e), .. }
-                    | Outcome::Audit(Err(e)) => Some(e.clone()),
-                    _ => None,
-                };
-                match err {
-                    Some(crate::broker::ClientError::Broker(b)) => {
-                        (StepResult::Refused(b), Some(ev))
-                    }
-                    Some(other) => (StepResult::Error(other.to_string()), Some(ev)),
-                    None => (StepResult::Ok, Some(ev)),
-                }
-            }
-        }
-    }
-
-    async fn run_step(
-        &mut self,
-        app: &mut App,
-        w: &mut WorkerHandle,
-        kind: &StepKind,
-        line: usize,
-        r: &mut StepReport,
-        calls: &mut Vec<Call>,
-    ) -> StepResult {
-        let now = unix_now;
-        match kind {
-            StepKind::Title(t) => {
-                r.title = Some(t.clone());
-                StepResult::Ok
-            }
-            StepKind::Say(t) => {
-                r.say = Some(t.clone());
-                StepResult::Ok
-            }
-            StepKind::App { ceiling } => {
-                match self.ensure_app(app, w, calls, Some(ceiling.clone())).await {
-                    Ok(()) => StepResult::Ok,
-                    Err(e) => e,
-                }
-            }
-            StepKind::Agent {
-                name,
-                orch,
-                task,
-                scope,
-                ttl,
-            } => {
-                if let Err(e) = self.ensure_app(app, w, calls, None).await {
-                    return e;
-                }
-                let (agent, token) = app.begin_agent(name, orch, task, scope, Some(line));
-                let cmd = Command::CreateAgent {
-                    agent,
-                    token,
-                    orch: orch.clone(),
-                    task: task.clone(),
-                    scope: scope.clone(),
-                    ttl: *ttl,
-                };
-                let ev = Self::exec(w, app, cmd, calls).await;
-                r.tokens.push(token_view(app, token, now()));
-                Self::outcome_result(ev).0
-            }
-            StepKind::Delegate {
-                from,
-                to,
-                scope: want,
-                ttl,
-                label,
-            } => {
-                let (parent, bearer) = match self.live_raw(app, from) {
-                    Ok(x) => x,
-                    Err(e) => return e,
-                };
-                let (to_id, to_agent) = if to.starts_with("spiffe://") {
-                    let id = app.outside_agent(to);
-                    (id, &app.agents[id])
-                } else {
-                    match app.agent_by_name(to) {
-                        Some(x) => x,
-                        None => return StepResult::Error(format!("unknown agent '{to}'")),
-                    }
-                };
-                let Some(spiffe) = to_agent.agent_id.clone() else {
-                    return StepResult::Error(format!(
-                        "agent '{to}' is not registered (its registration failed)"
-                    ));
-                };
-                let token = app.begin_delegation(parent, to_id, want, label, Some(line));
-                let cmd = Command::Delegate {
-                    token,
-                    bearer,
-                    to: spiffe,
-                    scope: want.clone(),
-                    ttl: *ttl,
-                };
-                let (res, _) = Self::outcome_result(Self::exec(w, app, cmd, calls).await);
-                r.tokens.push(token_view(app, token, now()));
-                r.chain = app.chain(token);
-                if let StepResult::Refused(b) = &res
-                    && b.error_code == "scope_violation"
-                    && b.detail.contains("scope")
-                {
-                    let held = app.tokens[parent].scope().to_vec();
-                    r.not_held = scope::explain(want, &held)
-                        .into_iter()
-                        .filter_map(|e| match e.verdict {
-                            scope::Verdict::Denied(d) => Some(NotHeld {
-                                scope: e.requested,
-                                reason: d.to_string(),
-                            }),
-                            scope::Verdict::Covered { .. } => None,
-                        })
-                        .collect();
-                }
-                res
-            }
-            StepKind::Validate(labels) => {
-                self.each(app, w, labels, r, calls, |token, raw| Command::Validate {
-                    token,
-                    raw,
-                })
-                .await
-            }
-            StepKind::Renew { label, new_label } => {
-                let (old, raw) = match self.live_raw(app, label) {
-                    Ok(x) => x,
-                    Err(e) => return e,
-                };
-                let new = app.begin_renewal(old, new_label.as_deref(), Some(line));
-                let (res, _) = Self::outcome_result(
-                    Self::exec(w, app, Command::Renew { old, new, raw }, calls).await,
-                );
-                r.tokens.push(token_view(app, old, now()));
-                r.tokens.push(token_view(app, new, now()));
-                res
-            }
-            StepKind::Release(labels) => {
-                self.each(app, w, labels, r, calls, |token, raw| Command::Release {
-                    token,
-                    raw,
-                })
-                .await
-            }
-            StepKind::Revoke { level, target } => {
-                self.revoke(app, w, *level, target, r, calls).await
-            }
-            StepKind::Probe(s) => {
-                r.probe = Some(probe_table(app, s, now()));
-                StepResult::Ok
-            }
-            StepKind::Wait(d) => {
-                tokio::time::sleep(*d).await;
-                StepResult::Ok
-            }
-            StepKind::Import { label, source } => {
-                let raw = match source {
-                    ImportSource::Token(t) => t.clone(),
-                    ImportSource::Env(v) => match std::env::var(v) {
-                        Ok(t) => t,
-                        Err(_) => {
-                            return StepResult::Error(format!(
-                                "environment variable {v} is not set (it should hold the token to import as '{label}')"
-                            ));
-                        }
-                    },
-                    ImportSource::File(p) => match read_token_file(p) {
-                        Ok(t) => t,
-                        Err(e) => return StepResult::Error(format!("cannot read {p}: {e}")),
-                    },
-                };
-                let id = match app.import(label, &raw, Some(line)) {
-                    Ok(id) => id,
-                    Err(e) => return StepResult::Error(format!("import rejected: {e}")),
-                };
-                let cmd = Command::Validate {
-                    token: id,
-                    raw: Secret(raw.trim().to_string()),
-                };
-                let (res, _) = Self::outcome_result(Self::exec(w, app, cmd, calls).await);
-                r.tokens.push(token_view(app, id, now()));
-                r.chain = app.chain(id);
-                res
-            }
-            StepKind::Audit(f) => match self.fetch_audit(app, w, calls).await {
-                Err(e) => e,
-                Ok(()) => {
-                    r.audit = audit_report(app, f);
-                    StepResult::Ok
-                }
-            },
-            StepKind::Expect(e) => {
-                let res = self.expect(app, w, e, calls).await;
-                match res {
-                    Err(unreachable) => unreachable,
-                    Ok(mut x) => {
-                        if !x.ok {
-                            // Beside what was found, what was asked for.
-                            x.reason = format!(
-                                "{}; expected {}",
-                                x.reason,
-                                super::write::expectation_text(e)
-                            );
-                        }
-                        r.expectation = Some(x);
-                        StepResult::Ok
-                    }
-                }
-            }
-        }
-    }
-
-    /// Sends one command per labelled token at once (validate, release) and
-    /// reports each token afterwards.
-    async fn each(
-        &self,
-        app: &mut App,
-        w: &mut WorkerHandle,
-        labels: &[String],
-        r: &mut StepReport,
-        calls: &mut Vec<Call>,
-        make: impl Fn(TokenId, Secret) -> Command,
-    ) -> StepResult {
-        let mut ids = Vec::new();
-        let mut cmds = Vec::new();
-        for l in labels {
-            match self.live_raw(app, l) {
-                Ok((token, raw)) => {
-                    ids.push(token);
-                    cmds.push(make(token, raw));
-                }
-                Err(e) => return e,
-            }
-        }
-        let evs = Self::exec_all(w, app, cmds, calls).await;
-        for id in ids {
-            r.tokens.push(token_view(app, id, unix_now()));
-        }
-        self.worst(evs)
-    }
-
-    fn worst(&self, evs: Vec<Event>) -> StepResult {
-        let mut worst = StepResult::Ok;
-        for ev in evs {
-            let (res, _) = Self::outcome_result(Some(ev));
-            match (&worst, &res) {
-                (_, StepResult::Unreachable(_)) => worst = res,
-                (StepResult::Ok, StepResult::Refused(_) | StepResult::Error(_)) => worst = res,
-                _ => {}
-            }
-        }
-        worst
-    }
-
-    async fn revoke(
-        &mut self,
-        app: &mut App,
-        w: &mut WorkerHandle,
-        level: RevokeLevel,
-        target: &str,
-        r: &mut StepReport,
-        calls: &mut Vec<Call>,
-    ) -> StepResult {
-        let wire_target = match app.revoke_target(level, target) {
-            Ok(t) => t,
-            Err(e) => return StepResult::Error(e),
+        let step = Step {
+            line: 0,
+            source: super::write::step_source(&kind),
+            kind,
         };
-        let before = app.live_tokens();
-        let (res, _) = Self::outcome_result(
-            Self::exec(
-                w,
-                app,
-                Command::Revoke {
-                    level,
-                    target: wire_target,
-                },
-                calls,
-            )
-            .await,
-        );
-        if res != StepResult::Ok {
-            return res;
-        }
-        // Ask the broker about every token that was alive: which die, which live on.
-        let ids: Vec<TokenId> = before.iter().map(|(id, _)| *id).collect();
-        let cmds: Vec<Command> = before
-            .into_iter()
-            .map(|(token, raw)| Command::Validate { token, raw })
-            .collect();
-        let evs = Self::exec_all(w, app, cmds, calls).await;
-        let worst = self.worst(evs);
-        for id in ids {
-            let t = &app.tokens[id];
-            r.fates.push(Fate {
-                label: app.token_name(id),
-                holder: app.agents[t.holder].name.clone(),
-                valid_after: t.validated.as_ref().map(|v| v.valid),
-                predicted_dead: matches!(t.status_at(unix_now()), TokenStatus::Revoked { .. }),
-            });
-        }
-        worst
+        let r = StepReport::new(0, &step);
+        self.begin(app, out, step, r, false)
     }
 
-    /// Fetches the whole audit trail into `app.audit`.
-    async fn fetch_audit(
-        &self,
-        app: &mut App,
-        w: &mut WorkerHandle,
-        calls: &mut Vec<Call>,
-    ) -> Result<(), StepResult> {
-        let (res, _) = Self::outcome_result(Self::exec(w, app, Command::Audit, calls).await);
-        match res {
-            StepResult::Ok => Ok(()),
-            other => Err(other),
-        }
-    }
-
-    /// Judges an expectation. Status expectations ask the broker first.
-    async fn expect(
+    fn begin(
         &mut self,
         app: &mut App,
-        w: &mut WorkerHandle,
-        e: &Expectation,
-        calls: &mut Vec<Call>,
-    ) -> Result<ExpectResult, StepResult> {
-        let held = |ok: bool, reason: String| Ok(ExpectResult { ok, reason });
-        match e {
-            Expectation::Audit { filter, cmp, count } => {
-                match self.fetch_audit(app, w, calls).await {
-                    Err(StepResult::Unreachable(u)) => Err(StepResult::Unreachable(u)),
-                    Err(other) => held(
-                        false,
-                        format!(
-                            "the audit trail could not be read: {}",
-                            match other {
-                                StepResult::Refused(b) =>
-                                    format!("{} {}: {}", b.status, b.error_code, b.detail),
-                                StepResult::Error(e) => e,
-                                o => o.word().to_string(),
-                            }
-                        ),
-                    ),
-                    Ok(()) => {
-                        let Some(rep) = audit_report(app, filter) else {
-                            return held(false, "no audit trail".into());
-                        };
-                        let n = rep.events.len();
-                        let what = filter.event_type.as_deref().unwrap_or("audit");
-                        held(
-                            cmp.holds(n, *count) && rep.chain_ok,
-                            format!(
-                                "{n} matching {what} event{} of {} (want count{}{count}); hash chain {}",
-                                if n == 1 { "" } else { "s" },
-                                rep.total,
-                                cmp.as_str(),
-                                rep.chain
-                            ),
-                        )
-                    }
+        out: &mut dyn Outbox,
+        step: Step,
+        report: StepReport,
+        scripted: bool,
+    ) -> Started {
+        self.active = Some(Active {
+            report,
+            step,
+            scripted,
+            waiting: Vec::new(),
+            events: Vec::new(),
+            then: None,
+            deadline: None,
+        });
+        let Some(a) = self.active.as_mut() else {
+            return Started::Busy;
+        };
+        let (kind, line) = (a.step.kind.clone(), a.step.line);
+        let mut ctx = Ctx {
+            app: &mut *app,
+            r: &mut a.report,
+            app_ready: &mut self.app_ready,
+            default_ceiling: &self.default_ceiling,
+        };
+        let next = steps::begin(&mut ctx, &kind, line);
+        match self.advance(app, out, next) {
+            Some(r) => Started::Done(Box::new(r)),
+            None => Started::Running,
+        }
+    }
+
+    /// Carries a step on until it waits for answers (or time), or ends.
+    fn advance(
+        &mut self,
+        app: &mut App,
+        out: &mut dyn Outbox,
+        mut next: Next,
+    ) -> Option<StepReport> {
+        loop {
+            let a = self.active.as_mut()?;
+            match next {
+                Next::Done(result) => return self.finish(result),
+                Next::Sleep(d) => {
+                    a.deadline = Some(Instant::now() + d);
+                    return None;
                 }
-            }
-            Expectation::Permits { label, scope: s } | Expectation::Denies { label, scope: s } => {
-                let want_permit = matches!(e, Expectation::Permits { .. });
-                let Some(t) = app.token(label) else {
-                    return held(false, format!("unknown token '{label}'"));
-                };
-                let status = t.status_at(unix_now());
-                let (permits, why) = if status.is_dead() {
-                    (
-                        false,
-                        format!(
-                            "{label} is {}: a dead token permits nothing",
-                            status_reason(&status)
-                        ),
-                    )
-                } else {
-                    match scope::explain_one(s, t.scope()) {
-                        scope::Verdict::Covered { by } => {
-                            (true, format!("{label} permits {s} (granted by {by})"))
-                        }
-                        scope::Verdict::Denied(d) => (false, format!("{label} denies {s}: {d}")),
-                    }
-                };
-                held(permits == want_permit, why)
-            }
-            Expectation::Denied {
-                label,
-                status,
-                code,
-                detail,
-            } => {
-                let Some(t) = app.token(label) else {
-                    return held(false, format!("unknown token '{label}'"));
-                };
-                match t.status_at(unix_now()) {
-                    TokenStatus::Refused(b) => {
-                        let ok = status.is_none_or(|s| s == b.status)
-                            && code.as_deref().is_none_or(|c| c == b.error_code)
-                            && detail.as_deref().is_none_or(|d| d == b.detail);
-                        held(
-                            ok,
-                            format!(
-                                "{label} was refused: {} {} \"{}\"",
-                                b.status, b.error_code, b.detail
-                            ),
-                        )
-                    }
-                    other => held(
-                        false,
-                        format!("{label} was not refused: it is {}", status_reason(&other)),
-                    ),
-                }
-            }
-            Expectation::Token {
-                label,
-                status,
-                checks,
-            } => {
-                let Some(id) = app.labels.get(label).copied() else {
-                    return held(false, format!("unknown token '{label}'"));
-                };
-                let mut reasons = Vec::new();
-                let mut ok = true;
-                if let Some(want) = status {
-                    // Ask the broker now: the expectation is about what it says.
-                    let broker_says = match app.tokens[id].raw.clone() {
-                        Some(raw) => {
-                            let ev = Self::exec(
-                                w,
-                                app,
-                                Command::Validate {
-                                    token: id,
-                                    raw: Secret(raw),
-                                },
-                                calls,
-                            )
-                            .await;
-                            let (res, ev) = Self::outcome_result(ev);
-                            if let StepResult::Unreachable(_) = res {
-                                return Err(res);
-                            }
-                            match ev.map(|e| e.outcome) {
-                                Some(Outcome::Validated { result: Ok(v), .. }) => Some(v.valid),
-                                _ => None,
-                            }
-                        }
-                        None => None,
+                Next::Send(cmds, then) if cmds.is_empty() => {
+                    let mut ctx = Ctx {
+                        app: &mut *app,
+                        r: &mut a.report,
+                        app_ready: &mut self.app_ready,
+                        default_ceiling: &self.default_ceiling,
                     };
-                    let st = app.status(id, unix_now());
-                    let (good, why) = judge_status(*want, broker_says, &st);
-                    ok &= good;
-                    reasons.push(why);
+                    next = then(&mut ctx, Vec::new());
                 }
-                let t = &app.tokens[id];
-                for check in checks {
-                    let Some(c) = &t.claims else {
-                        ok = false;
-                        reasons.push(format!(
-                            "{label} has no claims ({})",
-                            status_reason(&t.status_at(unix_now()))
-                        ));
-                        break;
-                    };
-                    match check {
-                        ClaimCheck::Scope(want) => {
-                            let good = &c.scope == want;
-                            ok &= good;
-                            reasons.push(format!("scope {}", c.scope.join(",")));
-                        }
-                        ClaimCheck::Ttl(want) => {
-                            ok &= c.exp - c.iat == *want;
-                            reasons.push(format!("ttl {} s", c.exp - c.iat));
-                        }
-                        ClaimCheck::Depth(want) => {
-                            ok &= c.depth() == *want;
-                            reasons.push(format!("depth {}", c.depth()));
-                        }
-                        ClaimCheck::Chain(want) => {
-                            let names: Vec<String> = c
-                                .delegation_chain
-                                .iter()
-                                .map(|rec| {
-                                    app.agent_name(&rec.agent)
-                                        .map(str::to_string)
-                                        .unwrap_or_else(|| rec.agent.clone())
-                                })
-                                .collect();
-                            ok &= &names == want;
-                            let shown: Vec<String> = c
-                                .delegation_chain
-                                .iter()
-                                .zip(&names)
-                                .map(|(rec, n)| format!("{n} (held {})", rec.scope.join(",")))
-                                .collect();
-                            reasons.push(format!(
-                                "chain {}",
-                                if shown.is_empty() {
-                                    "empty".into()
-                                } else {
-                                    shown.join(" → ")
-                                }
-                            ));
-                        }
-                    }
+                Next::Send(cmds, then) => {
+                    a.waiting = cmds.into_iter().map(|c| out.send(c)).collect();
+                    a.events.clear();
+                    a.then = Some(then);
+                    return None;
                 }
-                held(ok, format!("{label}: {}", reasons.join("; ")))
             }
         }
+    }
+
+    /// An event from the worker, already folded into `app` by the caller.
+    /// Returns the report when it finishes the step in flight.
+    pub fn on_event(
+        &mut self,
+        app: &mut App,
+        ev: Event,
+        out: &mut dyn Outbox,
+    ) -> Option<StepReport> {
+        let a = self.active.as_mut()?;
+        let i = a.waiting.iter().position(|id| *id == ev.request)?;
+        a.waiting.swap_remove(i);
+        a.report.calls.extend(ev.calls.iter().cloned());
+        a.events.push(ev);
+        if !a.waiting.is_empty() {
+            return None;
+        }
+        let then = a.then.take()?;
+        let events = std::mem::take(&mut a.events);
+        let mut ctx = Ctx {
+            app: &mut *app,
+            r: &mut a.report,
+            app_ready: &mut self.app_ready,
+            default_ceiling: &self.default_ceiling,
+        };
+        let next = then(&mut ctx, events);
+        self.advance(app, out, next)
+    }
+
+    /// The clock moved: ends a `wait` whose time is up.
+    pub fn on_tick(&mut self, now: Instant) -> Option<StepReport> {
+        let due = self.active.as_ref()?.deadline.is_some_and(|d| now >= d);
+        if due {
+            self.finish(StepResult::Ok)
+        } else {
+            None
+        }
+    }
+
+    /// Ends the step in flight at the user's request (Esc). Answers still
+    /// on their way are folded into the state when they come, as any event.
+    pub fn cancel(&mut self) -> Option<StepReport> {
+        self.finish(StepResult::Error(
+            "cancelled (Esc) before it finished".into(),
+        ))
+    }
+
+    /// The worker is gone: the step in flight cannot finish.
+    pub fn on_worker_gone(&mut self) -> Option<StepReport> {
+        self.finish(StepResult::Unreachable("the broker worker stopped".into()))
+    }
+
+    fn finish(&mut self, result: StepResult) -> Option<StepReport> {
+        let a = self.active.take()?;
+        let mut r = a.report;
+        if a.scripted {
+            tracing::info!(
+                step = r.index,
+                line = r.line,
+                kind = r.kind,
+                result = result.word(),
+                "step"
+            );
+            if let StepResult::Unreachable(why) = &result {
+                self.halted = Some(why.clone());
+            }
+        } else {
+            tracing::info!(kind = r.kind, result = result.word(), "explorer action");
+        }
+        r.result = result;
+        self.journal.push(a.step);
+        Some(r)
     }
 
     /// How long a `wait` step in the script sleeps in total (for planning).
@@ -950,6 +545,48 @@ impl Runner {
             })
             .sum()
     }
+}
+
+/// A worker answer as a step result (the event kept for callers that read it).
+pub(crate) fn outcome_result(ev: Option<Event>) -> (StepResult, Option<Event>) {
+    let Some(ev) = ev else {
+        return (
+            StepResult::Unreachable("the broker worker stopped".into()),
+            None,
+        );
+    };
+    if let Some(e) = ev.outcome.unreachable() {
+        return (StepResult::Unreachable(e.to_string()), Some(ev));
+    }
+    let err = match &ev.outcome {
+        Outcome::AgentCreated { result: Err(e), .. }
+        | Outcome::Delegated { result: Err(e), .. }
+        | Outcome::Validated { result: Err(e), .. }
+        | Outcome::Renewed { result: Err(e), .. }
+        | Outcome::Released { result: Err(e), .. }
+        | Outcome::Revoked { result: Err(e), .. }
+        | Outcome::Audit(Err(e)) => Some(e.clone()),
+        _ => None,
+    };
+    match err {
+        Some(crate::broker::ClientError::Broker(b)) => (StepResult::Refused(b), Some(ev)),
+        Some(other) => (StepResult::Error(other.to_string()), Some(ev)),
+        None => (StepResult::Ok, Some(ev)),
+    }
+}
+
+/// The worst of several answers: unreachable over refused/error over ok.
+pub(crate) fn worst(evs: Vec<Event>) -> StepResult {
+    let mut worst = StepResult::Ok;
+    for ev in evs {
+        let (res, _) = outcome_result(Some(ev));
+        match (&worst, &res) {
+            (_, StepResult::Unreachable(_)) => worst = res,
+            (StepResult::Ok, StepResult::Refused(_) | StepResult::Error(_)) => worst = res,
+            _ => {}
+        }
+    }
+    worst
 }
 
 /// The fetched audit trail filtered as a script asks (exact matches).
@@ -998,33 +635,226 @@ pub fn chain_words(trail: &crate::app::AuditTrail) -> (bool, String) {
     }
 }
 
-/// Judges a status expectation from the broker's `validate` answer and the known cause.
-fn judge_status(want: Status, broker_valid: Option<bool>, st: &TokenStatus) -> (bool, String) {
-    let said = match broker_valid {
-        Some(true) => "the broker says valid".to_string(),
-        Some(false) => format!(
-            "the broker says invalid; chainview knows it is {}",
-            status_reason(st)
-        ),
-        None => format!("never issued: {}", status_reason(st)),
-    };
-    let good = match want {
-        Status::Valid => broker_valid == Some(true),
-        Status::Invalid => broker_valid != Some(true),
-        Status::Released => broker_valid == Some(false) && *st == TokenStatus::Released,
-        Status::Revoked => {
-            broker_valid == Some(false)
-                && matches!(st, TokenStatus::Revoked { .. } | TokenStatus::RenewedAway)
+#[cfg(test)]
+mod tests {
+    //! The engine driven with synthetic events: no broker, no worker.
+    use super::*;
+    use crate::broker::{BrokerError, ClientError};
+    use crate::worker::AppInfo;
+
+    /// Records what the engine sends.
+    #[derive(Default)]
+    struct Recorder {
+        next: u64,
+        sent: Vec<(u64, Command)>,
+    }
+
+    impl Outbox for Recorder {
+        fn send(&mut self, cmd: Command) -> u64 {
+            self.next += 1;
+            self.sent.push((self.next, cmd));
+            self.next
         }
-        Status::Expired => broker_valid == Some(false) && *st == TokenStatus::Expired,
-    };
-    (good, said)
-}
-/// Reads a token file, at most one byte past the largest token taken in, so
-/// that `/dev/zero` or a huge file is refused without being read whole.
-fn read_token_file(path: &str) -> std::io::Result<String> {
-    // A token, plus one byte for a trailing newline.
-    let bytes = super::read_at_most(std::fs::File::open(path)?, crate::jwt::MAX_TOKEN + 1)?
-        .ok_or_else(|| std::io::Error::other("larger than any token a broker accepts (1 MiB)"))?;
-    String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
+    }
+
+    fn script(text: &str) -> Script {
+        crate::scenario::parse("t.chainview", text).expect("script parses")
+    }
+
+    fn app() -> App {
+        App::new("http://127.0.0.1:1", false, None)
+    }
+
+    fn event(request: u64, outcome: Outcome) -> Event {
+        Event {
+            request,
+            calls: vec![Call {
+                method: "POST",
+                path: "/v1/x",
+                status: Some(200),
+                latency: Duration::from_millis(1),
+                error: None,
+            }],
+            outcome,
+        }
+    }
+
+    fn refused(status: u16, code: &str) -> ClientError {
+        ClientError::Broker(BrokerError {
+            status,
+            error_code: code.into(),
+            detail: "no".into(),
+            request_id: "r".into(),
+        })
+    }
+
+    fn unreachable() -> ClientError {
+        ClientError::Connect {
+            url: "http://127.0.0.1:1".into(),
+            reason: "refused".into(),
+        }
+    }
+
+    /// Folds as the driver does: state first, then the engine.
+    fn fold(r: &mut Runner, app: &mut App, out: &mut Recorder, ev: Event) -> Option<StepReport> {
+        app.apply(&ev);
+        r.on_event(app, ev, out)
+    }
+
+    #[test]
+    fn a_wait_is_a_deadline_not_a_sleep() {
+        let mut r = Runner::new(script("wait 30s\nsay \"after\"\n"));
+        let (mut app, mut out) = (app(), Recorder::default());
+        assert!(matches!(r.start_next(&mut app, &mut out), Started::Running));
+        assert!(r.busy());
+        assert!(out.sent.is_empty(), "a wait sends nothing");
+        let deadline = r.deadline().expect("a wait has a deadline");
+        assert!(deadline > Instant::now() + Duration::from_secs(29));
+        // A tick before the deadline changes nothing; another step cannot start.
+        assert!(r.on_tick(Instant::now()).is_none());
+        assert!(matches!(r.start_next(&mut app, &mut out), Started::Busy));
+        let rep = r.on_tick(deadline).expect("the wait ends at its deadline");
+        assert_eq!(rep.result, StepResult::Ok);
+        assert_eq!(rep.index, 1);
+        assert!(!r.busy());
+        assert!(matches!(r.start_next(&mut app, &mut out), Started::Done(_)));
+        assert!(matches!(
+            r.start_next(&mut app, &mut out),
+            Started::Finished
+        ));
+    }
+
+    #[test]
+    fn cancel_ends_the_step_in_flight_and_late_answers_are_ignored() {
+        let mut r = Runner::new(script("say \"x\"\n"));
+        let (mut app, mut out) = (app(), Recorder::default());
+        // An unknown label ends at once: nothing to cancel.
+        let kind = StepKind::Validate(vec!["nobody".into()]);
+        assert!(matches!(
+            r.start_adhoc(&mut app, &mut out, kind),
+            Started::Done(_)
+        ));
+        assert!(r.cancel().is_none());
+
+        let mut r = Runner::new(script("agent a orch=o task=t scope=read:data:*\n"));
+        assert!(matches!(r.start_next(&mut app, &mut out), Started::Running));
+        let rep = r.cancel().expect("a step was in flight");
+        assert!(matches!(&rep.result, StepResult::Error(e) if e.contains("cancelled")));
+        assert!(!r.busy());
+        // The app-setup answer arriving afterwards belongs to no step.
+        let (id, _) = out.sent.last().cloned().expect("setup sent");
+        let late = event(id, Outcome::AppReady(Err(refused(401, "unauthorized"))));
+        assert!(fold(&mut r, &mut app, &mut out, late).is_none());
+        assert_eq!(
+            r.journal().len(),
+            1,
+            "the cancelled step stays in the journal"
+        );
+    }
+
+    #[test]
+    fn an_agent_step_sets_up_the_app_then_creates_the_agent() {
+        let mut r = Runner::new(script("agent a orch=o task=t scope=read:data:*\n"));
+        let (mut app, mut out) = (app(), Recorder::default());
+        assert!(matches!(r.start_next(&mut app, &mut out), Started::Running));
+        let (setup, cmd) = out.sent[0].clone();
+        assert!(
+            matches!(&cmd, Command::SetupApp { ceiling, .. } if ceiling == &vec!["read:data:*".to_string()]),
+            "{cmd:?}"
+        );
+        // Someone else's answer (the live check, say) is not this step's.
+        assert!(
+            fold(
+                &mut r,
+                &mut app,
+                &mut out,
+                event(99, Outcome::Audit(Ok(vec![])))
+            )
+            .is_none()
+        );
+        assert!(r.busy());
+        let ready = Outcome::AppReady(Ok(AppInfo {
+            app_id: Some("app-1".into()),
+            client_id: "c".into(),
+            ceiling: None,
+        }));
+        assert!(fold(&mut r, &mut app, &mut out, event(setup, ready)).is_none());
+        let (create, cmd) = out.sent[1].clone();
+        let Command::CreateAgent { agent, token, .. } = cmd else {
+            panic!("expected CreateAgent, got {cmd:?}");
+        };
+        let answer = Outcome::AgentCreated {
+            agent,
+            token,
+            result: Err(refused(403, "forbidden")),
+        };
+        let rep = fold(&mut r, &mut app, &mut out, event(create, answer)).expect("done");
+        assert!(matches!(&rep.result, StepResult::Refused(b) if b.status == 403));
+        assert_eq!(rep.calls.len(), 2, "both calls reported");
+        assert_eq!(rep.tokens.len(), 1);
+        assert_eq!(rep.tokens[0].status, "refused");
+    }
+
+    #[test]
+    fn answers_may_arrive_in_any_order_and_unreachable_halts_the_run() {
+        let mut r = Runner::new(script(
+            "agent a orch=o task=t scope=read:data:*\nexpect a valid\nsay \"x\"\n",
+        ));
+        let (mut app, mut out) = (app(), Recorder::default());
+        assert!(matches!(r.start_next(&mut app, &mut out), Started::Running));
+        let (setup, _) = out.sent[0].clone();
+        let rep = fold(
+            &mut r,
+            &mut app,
+            &mut out,
+            event(setup, Outcome::AppReady(Err(unreachable()))),
+        )
+        .expect("an unreachable broker ends the step");
+        assert!(matches!(rep.result, StepResult::Unreachable(_)));
+        assert!(r.halted().is_some());
+        // Later steps are reported as not run, at once.
+        let Started::Done(rep) = r.start_next(&mut app, &mut out) else {
+            panic!("a halted run reports at once");
+        };
+        assert_eq!(rep.result, StepResult::NotRun);
+        assert!(rep.expectation.is_some_and(|x| !x.ok));
+    }
+
+    #[test]
+    fn a_step_with_several_commands_waits_for_all_of_them() {
+        let mut r = Runner::new(script("say \"x\"\n"));
+        let (mut app, mut out) = (app(), Recorder::default());
+        // Two imported (unsigned, unverified) tokens to validate together.
+        let token = |sub: &str| {
+            let claims = crate::jwt::Claims {
+                sub: format!("spiffe://agentwrit.local/agent/o/t/{sub}"),
+                jti: format!("jti-{sub}"),
+                exp: crate::app::unix_now() + 300,
+                scope: vec!["read:data:*".into()],
+                ..Default::default()
+            };
+            let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+            crate::jwt::sign(&claims, &key, "k")
+        };
+        let t1 = app.import("one", &token("a"), None).unwrap();
+        let t2 = app.import("two", &token("b"), None).unwrap();
+        let kind = StepKind::Validate(vec!["one".into(), "two".into()]);
+        assert!(matches!(
+            r.start_adhoc(&mut app, &mut out, kind),
+            Started::Running
+        ));
+        assert_eq!(out.sent.len(), 2);
+        let (second, _) = out.sent[1].clone();
+        let (first, _) = out.sent[0].clone();
+        let bad = |token| Outcome::Validated {
+            token,
+            result: Err(refused(400, "bad_request")),
+        };
+        assert!(fold(&mut r, &mut app, &mut out, event(second, bad(t2))).is_none());
+        let rep = fold(&mut r, &mut app, &mut out, event(first, bad(t1))).expect("both in");
+        assert_eq!(rep.index, 0, "an explorer action");
+        assert_eq!(rep.tokens.len(), 2);
+        assert!(matches!(rep.result, StepResult::Refused(_)));
+        assert_eq!(r.position(), 0, "the script position stays");
+    }
 }

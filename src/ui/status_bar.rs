@@ -40,8 +40,16 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme) {
             view.steps.len()
         )));
     }
-    // A notice (an action's result, a hint) comes before the broker and
-    // app, which are the first to be cut on a narrow terminal.
+    // The step in flight, then a notice (an action's result, a hint), come
+    // before the broker and app, which are the first to be cut on a narrow
+    // terminal.
+    if let Some(step) = &view.running {
+        spans.push(Span::styled(" │ ", t.dim()));
+        spans.push(Span::styled(
+            format!("⧗ {} (Esc cancels)", fit(step, 40)),
+            t.warn(),
+        ));
+    }
     if let Some(m) = &view.message {
         spans.push(Span::styled(" │ ", t.dim()));
         let room = (area.width as usize).saturating_sub(40).max(30);
