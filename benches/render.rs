@@ -12,13 +12,13 @@ use std::hint::black_box;
 
 use std::time::Duration;
 
-use chainview::app::form::FormKind;
-use chainview::app::view::{Focus, View};
 use chainview::app::{App, unix_now};
 use chainview::broker::client::Agent;
 use chainview::broker::types::{DelegateResponse, ValidateResponse};
 use chainview::jwt::{self, Claims, DelegRecord};
 use chainview::ui::{self, ProbeCache};
+use chainview::view::form::FormKind;
+use chainview::view::{Focus, View};
 use chainview::worker::{Call, Event, Outcome};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::app::{App, TokenKind, unix_now};
-use crate::scenario::runner::status_reason;
 use crate::scenario::write::step_source;
 use crate::scenario::{ImportSource, Step, StepKind};
 
@@ -112,7 +111,7 @@ pub fn session_json(app: &App) -> Value {
                 "holder": app.agents[t.holder].name,
                 "agent_id": app.agents[t.holder].agent_id,
                 "status": t.status_at(now).word(),
-                "status_reason": status_reason(&t.status_at(now)),
+                "status_reason": t.status_at(now).reason(),
                 "scope": t.scope(),
                 "depth": app.depth(t.id),
                 "exp": t.exp(),

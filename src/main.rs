@@ -29,11 +29,11 @@ macro_rules! report {
         eprintln!("{}", visible(&format!($($t)*)))
     };
 }
-use chainview::app::view::View;
 use chainview::broker::embedded::{Config, EmbeddedBroker, EnsuredApp};
 use chainview::scenario::replay::Replay;
 use chainview::scenario::transcript::{self, Format};
 use chainview::session::Settings;
+use chainview::view::View;
 
 const ABOUT: &str = "Terminal explorer for AgentWrit delegation chains";
 

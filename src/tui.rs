@@ -13,14 +13,14 @@ use crossterm::event::{
 use futures::StreamExt;
 use ratatui::DefaultTerminal;
 
-use crate::app::form::Submit;
 use crate::app::unix_now;
-use crate::app::view::{Action, View};
 use crate::scenario::Script;
 use crate::scenario::driver::Driver;
 use crate::scenario::runner::{Started, StepReport, StepResult};
 use crate::session::{self, SessionError, Settings, Target};
 use crate::ui::{self, ProbeCache};
+use crate::view::form::Submit;
+use crate::view::{Action, View};
 use crate::worker::{Command, Secret};
 
 /// The bundled deploy scenario, shown when no file is given.

@@ -6,8 +6,6 @@
 //! credentials (an embedded one started here, or the broker named by
 //! `AGENTWRIT_CONFORMANCE_URL` + `AGENTWRIT_ADMIN_SECRET`).
 
-use chainview::app::form::{FormStatus, Submit};
-use chainview::app::view::{Action, View};
 use chainview::app::{TokenStatus, unix_now};
 use chainview::broker::BrokerClient;
 use chainview::broker::embedded::{Config, EmbeddedBroker};
@@ -16,6 +14,8 @@ use chainview::scenario::replay::Replay;
 use chainview::scenario::{StepKind, parse};
 use chainview::session::Settings;
 use chainview::ui::render_text;
+use chainview::view::form::{FormStatus, Submit};
+use chainview::view::{Action, View};
 use chainview::worker::Command;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 

@@ -5,10 +5,10 @@
 use std::process::Command;
 
 use chainview::app::unix_now;
-use chainview::app::view::{Action, Focus, View};
 use chainview::scenario::{parse, replay::Replay};
 use chainview::session::Settings;
 use chainview::ui::render_text;
+use chainview::view::{Action, Focus, View};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 const DEPLOY: &str = include_str!("../assets/scenarios/deploy.chainview");

@@ -5,10 +5,6 @@
 //! Every status shown is what the broker said or what follows from its rules
 //! (spec §7.1): a refused step stays refused, with the broker's own words.
 
-pub mod form;
-pub mod tree_nav;
-pub mod view;
-
 use std::collections::HashMap;
 
 use ed25519_dalek::VerifyingKey;
@@ -19,8 +15,7 @@ use crate::jwt::{self, Claims, Verification};
 use crate::scope;
 use crate::worker::{AppInfo, Call, Event, Outcome};
 
-pub type AgentId = usize;
-pub type TokenId = usize;
+pub use crate::protocol::{AgentId, TokenId};
 
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
@@ -88,6 +83,24 @@ impl AuditTrail {
         let chain = verify_audit_chain(&events);
         AuditTrail { at, events, chain }
     }
+
+    /// The hash-chain check in words.
+    pub fn chain_words(&self) -> (bool, String) {
+        match &self.chain {
+            Ok(()) => (
+                true,
+                format!("verified end to end over {} events", self.events.len()),
+            ),
+            Err(ChainBreak::BadHash { id, .. }) => (
+                false,
+                format!("BROKEN at {id}: its hash does not match its contents"),
+            ),
+            Err(ChainBreak::BadLink { id, .. }) => (
+                false,
+                format!("BROKEN at {id}: its prev_hash is not the previous event's hash"),
+            ),
+        }
+    }
 }
 
 /// A token's state as chainview knows it.
@@ -115,6 +128,19 @@ pub enum TokenStatus {
 }
 
 impl TokenStatus {
+    /// The status in words, with the broker's words for a refusal.
+    pub fn reason(&self) -> String {
+        match self {
+            TokenStatus::Refused(b) => {
+                format!("refused ({} {}: {})", b.status, b.error_code, b.detail)
+            }
+            TokenStatus::Revoked { level, .. } => format!("revoked at level {level}"),
+            TokenStatus::Failed(why) => format!("failed ({why})"),
+            TokenStatus::Invalid => "invalid (the broker says so)".into(),
+            other => other.word().to_string(),
+        }
+    }
+
     pub fn word(&self) -> &'static str {
         match self {
             TokenStatus::Pending => "pending",

@@ -675,7 +675,7 @@ impl BrokerClient {
         max_ttl: Option<i64>,
     ) -> Result<Agent, ClientError> {
         for (what, v) in [("orch_id", orch_id), ("task_id", task_id)] {
-            if !super::embedded::valid_segment(v) {
+            if !super::types::valid_segment(v) {
                 return Err(ClientError::InvalidInput(format!(
                     "{what} '{v}' is not a valid SPIFFE path segment (use letters, digits, '.', '-', '_')"
                 )));

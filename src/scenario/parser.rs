@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::{
     AuditFilter, ClaimCheck, Cmp, Expectation, ImportSource, Script, Status, Step, StepKind,
 };
-use crate::broker::embedded::valid_segment;
 use crate::broker::types::RevokeLevel;
+use crate::broker::types::valid_segment;
 use crate::scope;
 
 /// One problem in a script, at a position.

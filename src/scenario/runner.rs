@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::steps;
 use super::{AuditFilter, Script, Step, StepKind};
-use crate::app::{App, Hop, ProbeRow, TokenId, TokenStatus};
+use crate::app::{App, Hop, ProbeRow, TokenId};
 use crate::broker::BrokerError;
 use crate::worker::{Call, Command, Event, Outcome, WorkerHandle};
 
@@ -276,7 +276,7 @@ pub fn probe_table(app: &App, requested: &str, now: i64) -> Probe {
             let (verdict, by, reason) = match verdict {
                 crate::app::ProbeVerdict::Permits { by } => ("permits", Some(by), None),
                 crate::app::ProbeVerdict::Denies(d) => ("denies", None, Some(d.to_string())),
-                crate::app::ProbeVerdict::Dead(s) => ("dead", None, Some(status_reason(&s))),
+                crate::app::ProbeVerdict::Dead(s) => ("dead", None, Some(s.reason())),
             };
             ProbeLine {
                 token: app.token_name(token),
@@ -290,17 +290,6 @@ pub fn probe_table(app: &App, requested: &str, now: i64) -> Probe {
     Probe {
         scope: requested.to_string(),
         rows,
-    }
-}
-
-/// A status in words, with the broker's words for a refusal.
-pub fn status_reason(s: &TokenStatus) -> String {
-    match s {
-        TokenStatus::Refused(b) => format!("refused ({} {}: {})", b.status, b.error_code, b.detail),
-        TokenStatus::Revoked { level, .. } => format!("revoked at level {level}"),
-        TokenStatus::Failed(why) => format!("failed ({why})"),
-        TokenStatus::Invalid => "invalid (the broker says so)".into(),
-        other => other.word().to_string(),
     }
 }
 
@@ -607,32 +596,13 @@ pub fn audit_report(app: &App, f: &AuditFilter) -> Option<AuditReport> {
             detail: e.detail.clone(),
         })
         .collect();
-    let (chain_ok, chain) = chain_words(trail);
+    let (chain_ok, chain) = trail.chain_words();
     Some(AuditReport {
         total: trail.events.len(),
         events,
         chain,
         chain_ok,
     })
-}
-
-/// The hash-chain check in words.
-pub fn chain_words(trail: &crate::app::AuditTrail) -> (bool, String) {
-    use crate::broker::types::ChainBreak;
-    match &trail.chain {
-        Ok(()) => (
-            true,
-            format!("verified end to end over {} events", trail.events.len()),
-        ),
-        Err(ChainBreak::BadHash { id, .. }) => (
-            false,
-            format!("BROKEN at {id}: its hash does not match its contents"),
-        ),
-        Err(ChainBreak::BadLink { id, .. }) => (
-            false,
-            format!("BROKEN at {id}: its prev_hash is not the previous event's hash"),
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use super::runner::{
     Ctx, ExpectResult, Fate, Next, NotHeld, StepResult, audit_report, outcome_result, probe_table,
-    status_reason, token_view, worst,
+    token_view, worst,
 };
 use super::{ClaimCheck, Expectation, ImportSource, Status, StepKind};
 use crate::app::{App, TokenId, TokenStatus, unix_now};
@@ -78,7 +78,7 @@ fn with_app(
         return then(ctx);
     }
     let ceiling = ceiling.unwrap_or_else(|| ctx.default_ceiling.to_vec());
-    let name = format!("chainview-{}", crate::broker::embedded::short_id());
+    let name = format!("chainview-{}", crate::broker::types::short_id());
     Next::Send(
         vec![Command::SetupApp { name, ceiling }],
         Box::new(move |ctx, evs| match one(evs).map(|e| e.outcome) {
@@ -142,7 +142,7 @@ fn live_raw(app: &App, label: &str) -> Result<(TokenId, Secret), StepResult> {
         (Some(raw), _) => Ok((id, Secret(raw.clone()))),
         (None, s) => Err(StepResult::Error(format!(
             "'{label}' holds no token: {}",
-            status_reason(&s)
+            s.reason()
         ))),
     }
 }
@@ -472,7 +472,7 @@ fn expect_permits(app: &App, label: &str, s: &str, want_permit: bool) -> ExpectR
             false,
             format!(
                 "{label} is {}: a dead token permits nothing",
-                status_reason(&status)
+                status.reason()
             ),
         )
     } else {
@@ -514,7 +514,7 @@ fn expect_denied(app: &App, e: &Expectation) -> ExpectResult {
         }
         other => verdict(
             false,
-            format!("{label} was not refused: it is {}", status_reason(&other)),
+            format!("{label} was not refused: it is {}", other.reason()),
         ),
     }
 }
@@ -549,7 +549,7 @@ fn expect_token(
             ok = false;
             reasons.push(format!(
                 "{label} has no claims ({})",
-                status_reason(&t.status_at(unix_now()))
+                t.status_at(unix_now()).reason()
             ));
             break;
         };
@@ -602,9 +602,9 @@ fn judge_status(want: Status, broker_valid: Option<bool>, st: &TokenStatus) -> (
         Some(true) => "the broker says valid".to_string(),
         Some(false) => format!(
             "the broker says invalid; chainview knows it is {}",
-            status_reason(st)
+            st.reason()
         ),
-        None => format!("never issued: {}", status_reason(st)),
+        None => format!("never issued: {}", st.reason()),
     };
     let good = match want {
         Status::Valid => broker_valid == Some(true),

@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 
 use super::{Theme, fit, hint, pane, short_spiffe, status_symbol};
 use crate::app::App;
-use crate::app::view::{Focus, View};
+use crate::view::{Focus, View};
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i64) {
     let block = pane(

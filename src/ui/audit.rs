@@ -9,8 +9,7 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 
 use super::{Theme, fit};
 use crate::app::App;
-use crate::app::view::AuditView;
-use crate::scenario::runner::chain_words;
+use crate::view::AuditView;
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut AuditView, t: Theme) {
     let rect = Rect::new(
@@ -92,7 +91,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut AuditView, t: Theme
         .iter()
         .filter(|e| filter.matches(app, e, true))
         .collect();
-    let (ok, words) = chain_words(trail);
+    let (ok, words) = trail.chain_words();
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled(

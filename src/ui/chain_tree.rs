@@ -9,9 +9,9 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::Paragraph;
 
 use super::{Theme, hint, pane, status_symbol, ttl_text};
-use crate::app::view::{Focus, View};
 use crate::app::{App, TokenId, TokenKind, TokenStatus};
 use crate::scope::{self, Fate};
+use crate::view::{Focus, View};
 
 /// One node: a head line (status, holder, label, TTL, depth, what this hop
 /// dropped) and the scope held at this hop.
@@ -133,7 +133,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now
         view.tree.scroll_to(i, visible);
     }
     let offset = view.tree.offset;
-    let shown: Vec<crate::app::tree_nav::Row> = {
+    let shown: Vec<crate::view::tree_nav::Row> = {
         let rows = view.tree.rows(app);
         let off = offset.min(rows.len().saturating_sub(1));
         rows[off..].iter().take(visible).copied().collect()

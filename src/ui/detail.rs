@@ -9,8 +9,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{Theme, fit, hint, pane, status_symbol, ttl_text};
 use crate::app::App;
-use crate::app::view::{Focus, View};
-use crate::scenario::runner::status_reason;
+use crate::view::{Focus, View};
 
 fn badge(ok: Option<bool>, label: &str, t: Theme) -> Span<'static> {
     match ok {
@@ -55,7 +54,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
     if let Some(aid) = &agent.agent_id {
         lines.push(Line::from(Span::styled(fit(aid, w), t.dim())));
     }
-    let mut state = vec![Span::styled(status_reason(&status), t.status(&status))];
+    let mut state = vec![Span::styled(status.reason(), t.status(&status))];
     if let Some(exp) = tok.exp() {
         state.push(Span::raw(if exp >= now {
             format!(" · expires in {}", ttl_text(exp - now))

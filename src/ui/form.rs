@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 
 use super::Theme;
 use crate::app::App;
-use crate::app::form::{Form, FormStatus, Note};
+use crate::view::form::{Form, FormStatus, Note};
 
 /// The popup's width: most of the screen, at most 96 columns.
 fn width(area: Rect) -> u16 {

@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::Theme;
 use super::key_bar::{ACTION_KEYS, GLOBAL_KEYS, focused_keys};
-use crate::app::view::Focus;
+use crate::view::Focus;
 
 const MORE_KEYS: &[(&str, &str)] = &[
     ("v", "validate selected"),

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::Theme;
-use crate::app::view::{Focus, View};
+use crate::view::{Focus, View};
 
 /// Keys of each view, as (key, what) pairs.
 pub fn focused_keys(focus: Focus) -> &'static [(&'static str, &'static str)] {

@@ -8,7 +8,7 @@ use ratatui::widgets::Paragraph;
 
 use super::{Theme, hint, pane};
 use crate::app::App;
-use crate::app::view::{Focus, View};
+use crate::view::{Focus, View};
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme) {
     let block = pane(view, Focus::Log, format!(" Event log ({}) ", app.log.len()));

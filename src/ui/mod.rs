@@ -20,8 +20,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
 
-use crate::app::view::{Areas, Focus, View};
 use crate::app::{App, TokenStatus};
+use crate::view::{Areas, Focus, View};
 
 pub use probe::ProbeCache;
 

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::Theme;
-use crate::app::view::View;
+use crate::view::View;
 
 fn text(view: &View) -> String {
     match (&view.narration, view.steps.get(view.step_pos)) {

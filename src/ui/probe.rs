@@ -9,9 +9,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{Theme, fit, pane, status_symbol};
-use crate::app::view::{Focus, View};
 use crate::app::{App, TokenId};
 use crate::scope::{self, Scope, VerdictIdx};
+use crate::view::{Focus, View};
 
 /// A verdict by index, resolved to text only when shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

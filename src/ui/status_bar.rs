@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 
 use super::{Theme, fit};
 use crate::app::App;
-use crate::app::view::View;
+use crate::view::View;
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme) {
     let broker = if app.embedded {

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{Theme, fit, hint, pane};
-use crate::app::view::{Focus, StepMark, View};
+use crate::view::{Focus, StepMark, View};
 
 pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {
     let title = if view.file.is_empty() {

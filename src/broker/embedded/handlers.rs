@@ -171,15 +171,6 @@ fn challenge(s: &State) -> Outcome {
     })
 }
 
-/// A SPIFFE path segment: non-empty, not `.`/`..`, only `A-Za-z0-9.-_`.
-pub fn valid_segment(s: &str) -> bool {
-    !s.is_empty()
-        && s != "."
-        && s != ".."
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
-}
-
 fn register(s: &State, ctx: &Ctx) -> Outcome {
     let req: RegisterRequest = decode_first(&ctx.body)?;
     if [

@@ -28,8 +28,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use crate::broker::types::valid_segment;
 pub use audit::{MAX_DETAIL, MAX_FIELD, sanitize};
-pub use handlers::valid_segment;
 pub use store::StoreError;
 
 use crate::broker::tls::{self, ServerTls, TlsFileError};
@@ -120,10 +120,7 @@ impl Default for Config {
     }
 }
 
-/// Six random lowercase hex characters, for unique names.
-pub fn short_id() -> String {
-    random_hex(3)
-}
+pub use crate::broker::types::short_id;
 
 /// `n` random bytes as lowercase hex.
 pub(crate) fn random_hex(n: usize) -> String {

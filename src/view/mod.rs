@@ -11,12 +11,15 @@ use ratatui::layout::{Position, Rect};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-use super::form::{Form, FormKind, FormStatus, Submit};
-use super::tree_nav::TreeNav;
-use super::{App, TokenId};
+pub mod form;
+pub mod tree_nav;
+
+use crate::app::{App, TokenId};
 use crate::scenario::AuditFilter;
 use crate::scenario::Script;
 use crate::scenario::runner::{StepReport, StepResult};
+use form::{Form, FormKind, FormStatus, Submit};
+use tree_nav::TreeNav;
 
 /// The panes that can take focus, in Tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,7 +385,7 @@ impl View {
                         .notes
                         .iter()
                         .find_map(|n| match n {
-                            super::form::Note::Warn(w) => Some(format!("not sent: {w}")),
+                            form::Note::Warn(w) => Some(format!("not sent: {w}")),
                             _ => None,
                         })
                         .unwrap_or_else(|| "not sent".into()),

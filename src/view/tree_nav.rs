@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use super::{App, TokenId};
+use crate::app::{App, TokenId};
 
 /// One visible row of the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

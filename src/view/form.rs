@@ -6,9 +6,9 @@
 
 use tui_input::Input;
 
-use super::{App, TokenId, unix_now};
-use crate::broker::embedded::valid_segment;
+use crate::app::{App, TokenId, unix_now};
 use crate::broker::types::RevokeLevel;
+use crate::broker::types::valid_segment;
 use crate::scenario::{ImportSource, StepKind};
 use crate::scope;
 

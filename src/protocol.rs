@@ -1,0 +1,170 @@
+//! What the worker and the app state share: the commands the worker is
+//! asked to carry out, the events it answers with (each with the HTTP calls
+//! it made), and the ids those refer to. Below both, so neither imports the
+//! other.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::broker::ClientError;
+use crate::broker::client::Agent;
+use crate::broker::types::*;
+
+/// An agent: its index among the [`App`](crate::app::App)'s agents.
+pub type AgentId = usize;
+/// A token: its index among the [`App`](crate::app::App)'s tokens.
+pub type TokenId = usize;
+
+/// A token or secret that never prints whole in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({})", crate::jwt::redact(&self.0))
+    }
+}
+
+/// What the worker is asked to do. Ids refer to entries of the app state.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Health,
+    /// Embedded broker: register an app with this ceiling through the admin
+    /// API, then log in as it. External broker: log in with the configured
+    /// client credentials (the ceiling is the operator's).
+    SetupApp {
+        name: String,
+        ceiling: Vec<String>,
+    },
+    CreateAgent {
+        agent: AgentId,
+        token: TokenId,
+        orch: String,
+        task: String,
+        scope: Vec<String>,
+        ttl: Option<i64>,
+    },
+    Delegate {
+        token: TokenId,
+        bearer: Secret,
+        to: String,
+        scope: Vec<String>,
+        ttl: Option<i64>,
+    },
+    Validate {
+        token: TokenId,
+        raw: Secret,
+    },
+    Renew {
+        old: TokenId,
+        new: TokenId,
+        raw: Secret,
+    },
+    Release {
+        token: TokenId,
+        raw: Secret,
+    },
+    Revoke {
+        level: RevokeLevel,
+        target: String,
+    },
+    /// Every audit event the broker holds (admin), page by page, oldest first.
+    Audit,
+    /// Asks the broker about each token at once (the explorer's live check).
+    Revalidate(Vec<(TokenId, Secret)>),
+}
+
+/// One HTTP call as the event log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub method: &'static str,
+    pub path: &'static str,
+    /// `None` when no answer came (transport failure).
+    pub status: Option<u16>,
+    pub latency: Duration,
+    /// The broker's refusal or the transport failure, if any.
+    pub error: Option<String>,
+}
+
+/// What an app session looks like to the rest of chainview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppInfo {
+    pub app_id: Option<String>,
+    pub client_id: String,
+    /// The ceiling, when chainview registered the app itself.
+    pub ceiling: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Health(Result<Health, ClientError>),
+    AppReady(Result<AppInfo, ClientError>),
+    AgentCreated {
+        agent: AgentId,
+        token: TokenId,
+        result: Result<Agent, ClientError>,
+    },
+    Delegated {
+        token: TokenId,
+        result: Result<DelegateResponse, ClientError>,
+    },
+    Validated {
+        token: TokenId,
+        result: Result<ValidateResponse, ClientError>,
+    },
+    Renewed {
+        old: TokenId,
+        new: TokenId,
+        result: Result<RenewResponse, ClientError>,
+    },
+    Released {
+        token: TokenId,
+        result: Result<(), ClientError>,
+    },
+    Revoked {
+        level: RevokeLevel,
+        target: String,
+        result: Result<RevokeResponse, ClientError>,
+    },
+    Audit(Result<Vec<AuditEvent>, ClientError>),
+    /// One answer per token, each with its call (logged only when it tells
+    /// something new, so a quiet live check does not flood the event log).
+    Revalidated(Vec<(TokenId, Call, Result<ValidateResponse, ClientError>)>),
+}
+
+impl Outcome {
+    /// The transport failure behind this outcome, if the broker could not be reached.
+    pub fn unreachable(&self) -> Option<&ClientError> {
+        let e = match self {
+            Outcome::Health(Err(e))
+            | Outcome::AppReady(Err(e))
+            | Outcome::AgentCreated { result: Err(e), .. }
+            | Outcome::Delegated { result: Err(e), .. }
+            | Outcome::Validated { result: Err(e), .. }
+            | Outcome::Renewed { result: Err(e), .. }
+            | Outcome::Released { result: Err(e), .. }
+            | Outcome::Revoked { result: Err(e), .. }
+            | Outcome::Audit(Err(e)) => e,
+            Outcome::Revalidated(rs) => match rs.iter().find_map(|(_, _, r)| r.as_ref().err()) {
+                Some(e) if rs.iter().all(|(_, _, r)| r.is_err()) => e,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        (e.is_unreachable()
+            || matches!(
+                e,
+                ClientError::Unexpected { .. } | ClientError::Decode { .. }
+            ))
+        .then_some(e)
+    }
+}
+
+/// The worker's answer to one request.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The id given with the command.
+    pub request: u64,
+    pub calls: Vec<Call>,
+    pub outcome: Outcome,
+}

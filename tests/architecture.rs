@@ -1,0 +1,245 @@
+//! The module graph is a DAG, layered as design.md says: every `crate::…`
+//! (and `super::…`) path in src/ may name only its own layer or those
+//! below it, and only the broker itself, the session set-up and the binary
+//! may name `broker::embedded`. A new upward import fails this test, so the
+//! rule holds without anyone having to remember it.
+
+use std::path::Path;
+
+/// Bottom to top. A module may use its own layer and those below.
+const LAYERS: &[&[&str]] = &[
+    &["text", "logging"],
+    &["scope", "jwt"],
+    &["broker"],
+    &["protocol"],
+    &["worker"],
+    &["session"],
+    &["app"],
+    &["observe"],
+    &["scenario"],
+    &["export"],
+    &["view"],
+    &["ui"],
+    &["tui"],
+    &["main", "lib"],
+];
+
+/// Who may name the embedded broker: itself, the session set-up, the binary.
+const EMBEDDED_USERS: &[&str] = &["broker::embedded", "session", "main"];
+
+fn layer(module: &str) -> Option<usize> {
+    let top = module.split("::").next().unwrap_or(module);
+    LAYERS.iter().position(|l| l.contains(&top))
+}
+
+/// `src/scenario/steps.rs` → `scenario::steps`; `src/app/mod.rs` → `app`.
+fn module_of(path: &str) -> String {
+    let p = path.trim_start_matches("src/").trim_end_matches(".rs");
+    let p = p.strip_suffix("/mod").unwrap_or(p);
+    p.replace('/', "::")
+}
+
+/// Whether the file is a `mod.rs` (or lib/main), so `super` goes one level less.
+fn is_dir_module(path: &str) -> bool {
+    path.ends_with("/mod.rs")
+}
+
+/// The crate-level module paths a line names: `crate::a::b`, the items of
+/// `crate::{a, b::c}`, and `super::x` resolved against `module`.
+fn named(line: &str, module: &str, dir_module: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let code = line.trim_start();
+    if code.starts_with("//") {
+        return out;
+    }
+    let mut rest = code;
+    while let Some(i) = rest.find("crate::") {
+        let after = &rest[i + "crate::".len()..];
+        if let Some(group) = after.strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            for item in group[..end].split(',') {
+                let item = item.trim();
+                if !item.is_empty() {
+                    out.push(path_head(item));
+                }
+            }
+        } else {
+            out.push(path_head(after));
+        }
+        rest = after;
+    }
+    // `super::…`: relative to the file's module.
+    let mut parts: Vec<&str> = module.split("::").collect();
+    if !dir_module {
+        parts.pop();
+    }
+    let mut rest = code;
+    while let Some(i) = rest.find("super::") {
+        let before_ok = i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric();
+        let after = &rest[i + "super::".len()..];
+        if before_ok {
+            let mut base = parts.clone();
+            base.pop();
+            let mut tail = after;
+            while let Some(t) = tail.strip_prefix("super::") {
+                base.pop();
+                tail = t;
+            }
+            let heads: Vec<String> = if let Some(group) = tail.strip_prefix('{') {
+                let end = group.find('}').unwrap_or(group.len());
+                group[..end]
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(path_head)
+                    .collect()
+            } else {
+                vec![path_head(tail)]
+            };
+            for h in heads {
+                let mut full = base.clone();
+                full.push(&h);
+                out.push(full.join("::"));
+            }
+            rest = tail;
+            continue;
+        }
+        rest = after;
+    }
+    out
+}
+
+/// The module part of a path: identifiers up to the first non-module
+/// segment (`broker::embedded::Config` → `broker::embedded`; names starting
+/// with a capital letter or holding no `::` end it).
+fn path_head(p: &str) -> String {
+    let mut segs = Vec::new();
+    for seg in p.split("::") {
+        let ident: String = seg
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if ident.is_empty() || ident.starts_with(|c: char| c.is_ascii_uppercase()) {
+            break;
+        }
+        let whole = ident.len() == seg.len();
+        segs.push(ident);
+        if !whole {
+            break;
+        }
+    }
+    segs.join("::")
+}
+
+/// Every import in `files` (path, text) that runs up the layers or names
+/// the embedded broker from outside.
+fn violations(files: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, text) in files {
+        let module = module_of(path);
+        let Some(own) = layer(&module) else {
+            out.push(format!(
+                "{path}: module '{module}' is in no layer (add it to LAYERS)"
+            ));
+            continue;
+        };
+        for (n, line) in text.lines().enumerate() {
+            for target in named(line, &module, is_dir_module(path)) {
+                if target.is_empty() {
+                    continue;
+                }
+                let Some(theirs) = layer(&target) else {
+                    continue;
+                };
+                if theirs > own {
+                    out.push(format!(
+                        "{path}:{}: '{module}' (layer {own}) uses '{target}' (layer {theirs}), which is above it",
+                        n + 1
+                    ));
+                }
+                if (target == "broker::embedded" || target.starts_with("broker::embedded::"))
+                    && !EMBEDDED_USERS
+                        .iter()
+                        .any(|u| module == *u || module.starts_with(&format!("{u}::")))
+                {
+                    out.push(format!(
+                        "{path}:{}: '{module}' uses the embedded broker; only {EMBEDDED_USERS:?} may",
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn source_files() -> Vec<(String, String)> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    walk(&root.join("src"), root, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn no_module_imports_up_the_layers() {
+    let files = source_files();
+    assert!(files.len() > 30, "found only {} files", files.len());
+    let v = violations(&files);
+    assert!(
+        v.is_empty(),
+        "imports that run up the layers:\n{}",
+        v.join("\n")
+    );
+}
+
+#[test]
+fn the_checker_catches_an_upward_import() {
+    let file = |path: &str, text: &str| (path.to_string(), text.to_string());
+    // The app state using the engine above it: caught, with the line.
+    let v = violations(&[file(
+        "src/app/mod.rs",
+        "use crate::jwt;\nuse crate::scenario::runner::StepReport;\n",
+    )]);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(v[0].contains("src/app/mod.rs:2"), "{v:?}");
+    assert!(v[0].contains("'scenario::runner'"), "{v:?}");
+    // In a group, and through `super`.
+    let v = violations(&[
+        file("src/worker.rs", "use crate::{broker::types, app::App};\n"),
+        file("src/scenario/steps.rs", "use super::super::ui::draw;\n"),
+    ]);
+    assert_eq!(v.len(), 2, "{v:?}");
+    // Client code naming the embedded broker.
+    let v = violations(&[file(
+        "src/scenario/parser.rs",
+        "use crate::broker::embedded::valid_segment;\n",
+    )]);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(v[0].contains("embedded broker"), "{v:?}");
+    // Downward, sideways, comments and the session's use of the broker: fine.
+    let v = violations(&[
+        file(
+            "src/ui/detail.rs",
+            "use crate::app::App;\nuse super::Theme;\n",
+        ),
+        file("src/scenario/steps.rs", "use super::runner::Next;\n"),
+        file("src/protocol.rs", "/// see [`App`](crate::app::App)\n"),
+        file(
+            "src/session.rs",
+            "use crate::broker::embedded::EmbeddedBroker;\n",
+        ),
+    ]);
+    assert!(v.is_empty(), "{v:?}");
+}
