@@ -422,6 +422,23 @@ impl std::fmt::Display for RevokeLevel {
     }
 }
 
+/// A SPIFFE path segment (an `orch_id` or `task_id`): non-empty, not
+/// `.`/`..`, only `A-Za-z0-9.-_`. The broker's rule; forms and the scenario
+/// parser check the same one.
+pub fn valid_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+}
+
+/// Six random lowercase hex characters, for unique names (apps, agents).
+pub fn short_id() -> String {
+    let bytes: [u8; 3] = rand::random();
+    hex::encode(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,21 +511,4 @@ mod tests {
         assert!(serde_json::from_str::<DelegateRequest>(r#"{"ttl":"60"}"#).is_err());
         assert!(serde_json::from_str::<DelegateRequest>(r#"{"ttl":60.5}"#).is_err());
     }
-}
-
-/// A SPIFFE path segment (an `orch_id` or `task_id`): non-empty, not
-/// `.`/`..`, only `A-Za-z0-9.-_`. The broker's rule; forms and the scenario
-/// parser check the same one.
-pub fn valid_segment(s: &str) -> bool {
-    !s.is_empty()
-        && s != "."
-        && s != ".."
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
-}
-
-/// Six random lowercase hex characters, for unique names (apps, agents).
-pub fn short_id() -> String {
-    let bytes: [u8; 3] = rand::random();
-    hex::encode(bytes)
 }
