@@ -58,10 +58,8 @@ ENVIRONMENT:
   CHAINVIEW_LOG_FILE       the log file (default: chainview.log in the temporary directory)
   NO_COLOR                 draw without colors (every state also has a symbol)
 
-KEYS (interactive; ? shows them all):
-  n/Space next step · b back · r restart · / probe · v validate · t reveal token
-  a create agent · d delegate · w renew · x release · R revoke · i import a JWT
-  A audit trail · e export as scenario + JSON · Tab focus · q quit
+KEYS (interactive; ? shows them all, per pane and mode):
+{KEYS}
 
 EXIT CODES (--script):
   0  every step ran and every expectation held
@@ -77,7 +75,7 @@ apps, revocations and the audit trail across restarts; see `chainview broker
 --help`.";
 
 #[derive(Debug, Parser)]
-#[command(name = "chainview", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "chainview", version, about = ABOUT)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -160,6 +158,17 @@ struct DemoConnection {
     /// Ask the broker about every live token this often; 0 turns it off.
     #[arg(long, value_name = "SECS", value_parser = parse_interval)]
     revalidate: Option<f64>,
+}
+
+/// The command line, its long help carrying the keys from the one keymap.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let keys = chainview::view::keymap::summary(80);
+    let cmd = Cli::command().long_about(LONG_ABOUT.replace("{KEYS}", &keys));
+    match Cli::from_arg_matches(&cmd.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    }
 }
 
 fn parse_interval(s: &str) -> Result<f64, String> {
@@ -296,7 +305,7 @@ fn main() -> ExitCode {
     if let Err(e) = color_eyre::install() {
         report!("chainview: {e}");
     }
-    let mut cli = Cli::parse();
+    let mut cli = parse_cli();
     if let Err(e) = chainview::logging::init() {
         report!("chainview: logging is off: {e}");
     }

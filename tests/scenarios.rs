@@ -386,10 +386,18 @@ fn shell_completions_and_version() {
         "CHAINVIEW_LOG",
         "CHAINVIEW_LOG_FILE",
         "NO_COLOR",
-        "a create agent · d delegate · w renew · x release · R revoke · i import a JWT",
-        "A audit trail · e export as scenario + JSON",
     ] {
         assert!(help.contains(want), "--help lacks {want}");
+    }
+    // Every key of the explorer, from the one keymap the key bar and help also render.
+    for b in chainview::view::keymap::KEYMAP {
+        if b.modes == [chainview::view::keymap::Mode::Normal]
+            && b.focus.is_none()
+            && !b.label.is_empty()
+        {
+            let want = format!("{} {}", b.label, b.what);
+            assert!(help.contains(&want), "--help lacks the key {want}");
+        }
     }
     let o = chainview(&["--version"], None, &[]);
     assert_eq!(

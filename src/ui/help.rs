@@ -1,4 +1,5 @@
-//! The help overlay (`?`): every key, in two columns so it fits 80x24.
+//! The help overlay (`?`): every key of the one keymap, in two columns so it
+//! fits 80x24.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -6,14 +7,23 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::Theme;
-use super::key_bar::{ACTION_KEYS, GLOBAL_KEYS, focused_keys};
 use crate::view::Focus;
+use crate::view::keymap::{Mode, Verb, help_lines};
 
-const MORE_KEYS: &[(&str, &str)] = &[
-    ("v", "validate selected"),
-    ("t", "reveal/hide the token"),
-    ("Esc", "leave input, dismiss"),
-];
+/// The verbs that open a form.
+fn is_action(v: Verb) -> bool {
+    matches!(
+        v,
+        Verb::CreateAgent
+            | Verb::Delegate
+            | Verb::Renew
+            | Verb::Release
+            | Verb::Revoke
+            | Verb::Import
+            | Verb::Audit
+            | Verb::Export
+    )
+}
 
 pub fn draw(f: &mut Frame, area: Rect, t: Theme) {
     let w = 78.min(area.width);
@@ -30,46 +40,49 @@ pub fn draw(f: &mut Frame, area: Rect, t: Theme) {
     f.render_widget(block, rect);
     let [left, right] =
         Layout::horizontal([Constraint::Length(36), Constraint::Fill(1)]).areas(inner);
-    let mut l = vec![Line::from(Span::styled("Everywhere", t.strong()))];
     let key = |k: &str, what: &str| {
         Line::from(vec![
-            Span::styled(format!(" {k:<8}"), t.accent()),
+            Span::styled(format!(" {k:<10}"), t.accent()),
             Span::raw(what.to_string()),
         ])
     };
-    for (k, what) in GLOBAL_KEYS.iter().chain(MORE_KEYS) {
-        l.push(key(k, what));
+    let mut l = vec![Line::from(Span::styled("Everywhere", t.strong()))];
+    let global: Vec<_> = help_lines(Mode::Normal, None).collect();
+    for b in global.iter().filter(|b| !is_action(b.verb)) {
+        l.push(key(b.label, b.what));
     }
     l.push(Line::from(Span::styled(
         "Actions (a form each)",
         t.strong(),
     )));
-    for (k, what) in ACTION_KEYS {
-        l.push(key(k, what));
+    for b in global.iter().filter(|b| is_action(b.verb)) {
+        l.push(key(b.label, b.what));
     }
     f.render_widget(Paragraph::new(l), left);
+    let line = |title: String, mode: Mode, focus: Option<Focus>| {
+        let mut spans = vec![Span::styled(format!("{title}:"), t.strong())];
+        // Ctrl-C is under "Everywhere".
+        for b in help_lines(mode, focus).filter(|b| !b.ctrl) {
+            spans.push(Span::styled(format!(" {}", b.label), t.accent()));
+            spans.push(Span::raw(format!(" {}", b.what)));
+        }
+        Line::from(spans)
+    };
     let mut r = Vec::new();
     for focus in [
         Focus::Tree,
         Focus::Detail,
-        Focus::Probe,
         Focus::Log,
         Focus::Agents,
         Focus::Steps,
     ] {
-        let mut spans = vec![Span::styled(format!("{}:", focus.title()), t.strong())];
-        for (k, what) in focused_keys(focus) {
-            spans.push(Span::styled(format!(" {k}"), t.accent()));
-            spans.push(Span::raw(format!(" {what}")));
-        }
-        r.push(Line::from(spans));
+        r.push(line(focus.title().to_string(), Mode::Normal, Some(focus)));
     }
+    r.push(line("Typing a scope".into(), Mode::Probe, None));
+    r.push(line("Forms".into(), Mode::Form, None));
+    r.push(line("Audit view".into(), Mode::Audit, None));
     r.push(Line::from(Span::styled(
-        "Shift-Tab previous pane · click focus/select · wheel scroll · Ctrl-C quit · paste works in forms.",
-        t.dim(),
-    )));
-    r.push(Line::from(Span::styled(
-        "b replays to the previous step on a fresh broker; r restarts (actions are dropped: e saves them first).",
+        "Click selects, the wheel scrolls; b and r replay on a fresh broker.",
         t.dim(),
     )));
     r.push(Line::from(Span::styled(super::legend(), t.dim())));

@@ -1,102 +1,70 @@
-//! The bottom line: the keys of the focused view, then the global ones.
+//! The bottom line, from the one keymap: the keys of the focused view by
+//! priority, as many as fit, and always `? help` and `q quit` (in an input
+//! mode, how to leave it and Ctrl-C) at the end.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
+use unicode_width::UnicodeWidthStr;
 
 use super::Theme;
-use crate::view::{Focus, View};
+use crate::view::View;
+use crate::view::keymap::{self, Binding, Mode, Verb};
 
-/// Keys of each view, as (key, what) pairs.
-pub fn focused_keys(focus: Focus) -> &'static [(&'static str, &'static str)] {
-    match focus {
-        Focus::Tree => &[
-            ("↑↓/jk", "move"),
-            ("←→/hl", "fold"),
-            ("Enter", "toggle"),
-            ("v", "validate"),
-            ("d", "delegate"),
-            ("t", "reveal"),
-        ],
-        Focus::Agents => &[("↑↓/jk", "select agent")],
-        Focus::Steps => &[("↑↓/jk", "scroll")],
-        Focus::Detail => &[
-            ("↑↓/jk", "scroll"),
-            ("t", "reveal token"),
-            ("v", "validate"),
-        ],
-        Focus::Probe => &[
-            ("type", "a scope"),
-            ("↑↓", "scroll"),
-            ("Esc", "leave input"),
-        ],
-        Focus::Log => &[("↑↓/jk", "scroll"), ("End", "follow")],
+/// The title at the start of the bar.
+fn title(view: &View, mode: Mode) -> &'static str {
+    match mode {
+        Mode::Normal => view.focus.title(),
+        Mode::Probe => "Probe",
+        Mode::Form => "Form",
+        Mode::Audit => "Audit",
+        Mode::Help => "Help",
     }
 }
 
-/// The explorer's actions (each opens a form; Enter submits, Esc cancels).
-pub const ACTION_KEYS: &[(&str, &str)] = &[
-    ("a", "create an agent"),
-    ("d", "delegate from selected"),
-    ("w", "renew selected"),
-    ("x", "release selected"),
-    ("R", "revoke (admin)"),
-    ("i", "import a pasted JWT"),
-    ("A", "audit trail (admin)"),
-    ("e", "export scenario + JSON"),
-];
-
-pub const GLOBAL_KEYS: &[(&str, &str)] = &[
-    ("n/Space", "next step"),
-    ("b", "back"),
-    ("r", "restart"),
-    ("/", "probe"),
-    ("Tab", "focus"),
-    ("?", "help"),
-    ("q", "quit"),
-];
+/// The (key, what) pairs the bar shows for `width` columns: the pinned ones
+/// always, the rest by priority while they fit.
+pub fn items(view: &View, width: usize) -> Vec<(&'static str, &'static str)> {
+    let mode = view.mode();
+    let (rest, mut pinned) = keymap::bar(mode, view.focus);
+    if !matches!(mode, Mode::Normal | Mode::Help) {
+        pinned.extend(keymap::KEYMAP.iter().filter(|b| b.ctrl));
+    }
+    let pair = |b: &Binding| (b.label, b.what);
+    let mut first: Vec<(&str, &str)> = Vec::new();
+    // While a step runs, how to stop it comes first.
+    if mode == Mode::Normal && view.running.is_some() {
+        first.push(("Esc", "cancel step"));
+    }
+    let cost = |(k, w): &(&str, &str)| 2 + k.width() + w.width();
+    let pinned: Vec<(&str, &str)> = pinned.iter().map(|b| pair(b)).collect();
+    let mut budget = width
+        .saturating_sub(title(view, mode).width() + 2)
+        .saturating_sub(pinned.iter().map(cost).sum());
+    let mut shown = Vec::new();
+    let candidates = first.into_iter().chain(
+        rest.iter()
+            .filter(|b| !(view.running.is_some() && b.verb == Verb::Escape))
+            .map(|b| pair(b)),
+    );
+    for item in candidates {
+        if cost(&item) > budget {
+            break;
+        }
+        budget -= cost(&item);
+        shown.push(item);
+    }
+    shown.extend(pinned);
+    shown
+}
 
 pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {
-    let modal: Option<&[(&str, &str)]> = if view.form.is_some() {
-        Some(&[
-            ("Enter", "submit"),
-            ("Esc", "cancel"),
-            ("Tab", "next field"),
-            ("Ctrl-C", "quit"),
-        ])
-    } else if view.audit.is_some() {
-        Some(&[
-            ("type", "filter"),
-            ("Tab", "next filter"),
-            ("Enter", "refresh"),
-            ("Esc", "close"),
-        ])
-    } else {
-        None
-    };
-    if let Some(keys) = modal {
-        let mut spans = Vec::new();
-        for (k, what) in keys {
-            spans.push(Span::styled(
-                format!(" {k}"),
-                t.accent().add_modifier(ratatui::style::Modifier::BOLD),
-            ));
-            spans.push(Span::raw(format!(" {what}")));
-        }
-        f.render_widget(Paragraph::new(Line::from(spans)), area);
-        return;
-    }
     let mut spans = vec![Span::styled(
-        format!(" {} ", view.focus.title()),
+        format!(" {} ", title(view, view.mode())),
         t.strong(),
     )];
-    let global: &[(&str, &str)] = if view.focus == Focus::Probe {
-        &[("Tab", "focus"), ("Ctrl-C", "quit")]
-    } else {
-        GLOBAL_KEYS
-    };
-    for (k, what) in focused_keys(view.focus).iter().chain(global) {
+    for (k, what) in items(view, area.width as usize) {
         spans.push(Span::styled(
             format!(" {k}"),
             t.accent().add_modifier(ratatui::style::Modifier::BOLD),

@@ -4,14 +4,14 @@
 //! [`Action`] for the event loop to carry out (a step, a validation, quit).
 
 use crossterm::event::{
-    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent,
-    MouseEventKind,
+    Event as TermEvent, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind,
 };
 use ratatui::layout::{Position, Rect};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
 pub mod form;
+pub mod keymap;
 pub mod tree_nav;
 
 use crate::app::{App, TokenId};
@@ -19,6 +19,7 @@ use crate::scenario::AuditFilter;
 use crate::scenario::Script;
 use crate::scenario::runner::{StepReport, StepResult};
 use form::{Form, FormKind, FormStatus, Submit};
+use keymap::{Mode, Verb};
 use tree_nav::TreeNav;
 
 /// The panes that can take focus, in Tab order.
@@ -316,52 +317,6 @@ impl View {
         }
     }
 
-    fn form_key(&mut self, app: &App, key: KeyEvent) -> Action {
-        let Some(form) = &mut self.form else {
-            return Action::None;
-        };
-        let n = form.fields.len();
-        let choice = form.fields.get(form.focus).is_some_and(|f| f.is_choice());
-        match key.code {
-            KeyCode::Esc => self.form = None,
-            KeyCode::Enter => return Action::Submit,
-            KeyCode::Tab | KeyCode::Down if n > 0 => form.focus = (form.focus + 1) % n,
-            KeyCode::BackTab | KeyCode::Up if n > 0 => form.focus = (form.focus + n - 1) % n,
-            KeyCode::Left if choice => form.cycle(app, false),
-            KeyCode::Right | KeyCode::Char(' ') if choice => form.cycle(app, true),
-            _ => {
-                if let Some(f) = form.fields.get_mut(form.focus)
-                    && !f.is_choice()
-                {
-                    f.input.handle_event(&TermEvent::Key(key));
-                    form.status = FormStatus::Editing;
-                }
-            }
-        }
-        Action::None
-    }
-
-    fn audit_key(&mut self, key: KeyEvent) -> Action {
-        let Some(a) = &mut self.audit else {
-            return Action::None;
-        };
-        match key.code {
-            KeyCode::Esc => self.audit = None,
-            KeyCode::Enter => return Action::FetchAudit,
-            KeyCode::Tab => a.focus = (a.focus + 1) % 3,
-            KeyCode::BackTab => a.focus = (a.focus + 2) % 3,
-            KeyCode::Up => a.offset = a.offset.saturating_sub(1),
-            KeyCode::Down => a.offset = a.offset.saturating_add(1),
-            KeyCode::PageUp => a.offset = a.offset.saturating_sub(10),
-            KeyCode::PageDown => a.offset = a.offset.saturating_add(10),
-            _ => {
-                a.filters[a.focus].handle_event(&TermEvent::Key(key));
-                a.offset = 0;
-            }
-        }
-        Action::None
-    }
-
     /// Checks the open form: on a problem, points at the first wrong field
     /// and says what is wrong; otherwise returns what to do (a step is marked
     /// running until [`View::on_action`] takes in its report).
@@ -537,7 +492,7 @@ impl View {
         }
     }
 
-    fn tree_key(&mut self, app: &App, code: KeyCode) {
+    fn tree_verb(&mut self, app: &App, verb: Verb) {
         let rows = self.tree.rows(app);
         if rows.is_empty() {
             return;
@@ -551,23 +506,23 @@ impl View {
             return;
         };
         let row = rows[i];
-        match code {
-            KeyCode::Up | KeyCode::Char('k') => self.select_row(app, i.saturating_sub(1)),
-            KeyCode::Down | KeyCode::Char('j') => self.select_row(app, (i + 1).min(last)),
-            KeyCode::Home => self.select_row(app, 0),
-            KeyCode::End => self.select_row(app, last),
-            KeyCode::Enter if row.has_children => {
+        match verb {
+            Verb::Up => self.select_row(app, i.saturating_sub(1)),
+            Verb::Down => self.select_row(app, (i + 1).min(last)),
+            Verb::Home => self.select_row(app, 0),
+            Verb::End => self.select_row(app, last),
+            Verb::Enter if row.has_children => {
                 let open = self.tree.is_open(row.id);
                 self.tree.set_open(row.id, !open);
             }
-            KeyCode::Left | KeyCode::Char('h') => {
+            Verb::Left => {
                 if row.has_children && self.tree.is_open(row.id) {
                     self.tree.set_open(row.id, false);
                 } else if let Some(p) = app.tokens[row.id].tree_parent(&app.tokens) {
                     self.selected = Some(p);
                 }
             }
-            KeyCode::Right | KeyCode::Char('l') if row.has_children => {
+            Verb::Right if row.has_children => {
                 if self.tree.is_open(row.id) {
                     self.select_row(app, (i + 1).min(last));
                 } else {
@@ -585,96 +540,133 @@ impl View {
         }
     }
 
-    /// Handles a key press.
+    /// What the keyboard is talking to now.
+    pub fn mode(&self) -> Mode {
+        if self.help {
+            Mode::Help
+        } else if self.form.is_some() {
+            Mode::Form
+        } else if self.audit.is_some() {
+            Mode::Audit
+        } else if self.focus == Focus::Probe {
+            Mode::Probe
+        } else {
+            Mode::Normal
+        }
+    }
+
+    /// Handles a key press: looked up in the [keymap](keymap::KEYMAP), then
+    /// carried out; in an input mode an unbound key is typed.
     pub fn handle_key(&mut self, app: &App, key: KeyEvent) -> Action {
         if key.kind == KeyEventKind::Release {
             return Action::None;
         }
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        if ctrl && matches!(key.code, KeyCode::Char('c')) {
-            return Action::Quit;
-        }
-        if self.help {
-            // Any key closes the help overlay.
-            self.help = false;
-            return Action::None;
-        }
-        if self.form.is_some() {
-            return self.form_key(app, key);
-        }
-        if self.audit.is_some() {
-            return self.audit_key(key);
-        }
-        if self.focus == Focus::Probe {
-            match key.code {
-                KeyCode::Esc => {
-                    self.set_focus(Focus::Tree);
-                    self.lower = Focus::Probe;
-                    return Action::None;
-                }
-                KeyCode::Tab => {
-                    self.set_focus(self.focus.next());
-                    return Action::None;
-                }
-                KeyCode::BackTab => {
-                    self.set_focus(self.focus.prev());
-                    return Action::None;
-                }
-                KeyCode::Up => {
-                    self.probe_offset = self.probe_offset.saturating_sub(1);
-                    return Action::None;
-                }
-                KeyCode::Down => {
-                    self.probe_offset = self.probe_offset.saturating_add(1);
-                    return Action::None;
-                }
-                KeyCode::Enter => return Action::None,
-                _ => {
-                    self.probe.handle_event(&TermEvent::Key(key));
-                    self.probe_offset = 0;
-                    return Action::None;
-                }
+        let mode = self.mode();
+        match keymap::lookup(mode, self.focus, key) {
+            Some(verb) => self.apply(app, mode, verb, key),
+            None => {
+                self.type_key(key);
+                Action::None
             }
         }
-        match key.code {
-            KeyCode::Char('q') => return Action::Quit,
-            KeyCode::Char('?') => self.help = true,
-            KeyCode::Esc => {
+    }
+
+    /// A key no binding takes: typed into the input of the mode, if any.
+    fn type_key(&mut self, key: KeyEvent) {
+        let ev = TermEvent::Key(key);
+        match self.mode() {
+            Mode::Form => {
+                if let Some(form) = &mut self.form
+                    && let Some(f) = form.fields.get_mut(form.focus)
+                    && !f.is_choice()
+                {
+                    f.input.handle_event(&ev);
+                    form.status = FormStatus::Editing;
+                }
+            }
+            Mode::Audit => {
+                if let Some(a) = &mut self.audit {
+                    a.filters[a.focus].handle_event(&ev);
+                    a.offset = 0;
+                }
+            }
+            Mode::Probe => {
+                self.probe.handle_event(&ev);
+                self.probe_offset = 0;
+            }
+            Mode::Normal | Mode::Help => {}
+        }
+    }
+
+    /// Carries out a verb of the keymap.
+    fn apply(&mut self, app: &App, mode: Mode, verb: Verb, key: KeyEvent) -> Action {
+        match mode {
+            Mode::Form => return self.form_verb(app, verb, key),
+            Mode::Audit => return self.audit_verb(verb),
+            Mode::Help => {
+                self.help = false;
+                return if verb == Verb::Quit {
+                    Action::Quit
+                } else {
+                    Action::None
+                };
+            }
+            Mode::Probe => {
+                match verb {
+                    Verb::Quit => return Action::Quit,
+                    Verb::LeaveInput => {
+                        self.set_focus(Focus::Tree);
+                        self.lower = Focus::Probe;
+                    }
+                    Verb::FocusNext => self.set_focus(self.focus.next()),
+                    Verb::FocusPrev => self.set_focus(self.focus.prev()),
+                    Verb::Up => self.probe_offset = self.probe_offset.saturating_sub(1),
+                    Verb::Down => self.probe_offset = self.probe_offset.saturating_add(1),
+                    _ => {}
+                }
+                return Action::None;
+            }
+            Mode::Normal => {}
+        }
+        match verb {
+            Verb::Quit => return Action::Quit,
+            Verb::Help => self.help = true,
+            Verb::Escape => {
                 self.message = None;
                 return Action::Cancel;
             }
-            KeyCode::Tab => self.set_focus(self.focus.next()),
-            KeyCode::BackTab => self.set_focus(self.focus.prev()),
-            KeyCode::Char('/') => self.set_focus(Focus::Probe),
-            KeyCode::Char('n') | KeyCode::Char(' ') => return Action::NextStep,
-            KeyCode::Char('b') => return Action::BackStep,
-            KeyCode::Char('r') => return Action::Restart,
-            KeyCode::Char('t') => self.reveal = !self.reveal,
-            KeyCode::Char('a') => self.open_form(app, FormKind::CreateAgent),
-            KeyCode::Char('i') => self.open_form(app, FormKind::Import),
-            KeyCode::Char('e') => self.open_form(app, FormKind::Export),
-            KeyCode::Char('R') => self.open_form(
+            Verb::FocusNext => self.set_focus(self.focus.next()),
+            Verb::FocusPrev => self.set_focus(self.focus.prev()),
+            Verb::OpenProbe => self.set_focus(Focus::Probe),
+            Verb::NextStep => return Action::NextStep,
+            Verb::BackStep => return Action::BackStep,
+            Verb::Restart => return Action::Restart,
+            Verb::Reveal => self.reveal = !self.reveal,
+            Verb::CreateAgent => self.open_form(app, FormKind::CreateAgent),
+            Verb::Import => self.open_form(app, FormKind::Import),
+            Verb::Export => self.open_form(app, FormKind::Export),
+            Verb::Revoke => self.open_form(
                 app,
                 FormKind::Revoke {
                     selected: self.selected,
                 },
             ),
-            KeyCode::Char(c @ ('d' | 'w' | 'x')) => match self.selected {
+            Verb::Delegate | Verb::Renew | Verb::Release => match self.selected {
                 Some(id) => self.open_form(
                     app,
-                    match c {
-                        'd' => FormKind::Delegate { from: id },
-                        'w' => FormKind::Renew { token: id },
+                    match verb {
+                        Verb::Delegate => FormKind::Delegate { from: id },
+                        Verb::Renew => FormKind::Renew { token: id },
                         _ => FormKind::Release { token: id },
                     },
                 ),
                 None => self.message = Some("select a token in the chain tree first".into()),
             },
-            KeyCode::Char('A') => {
+            Verb::Audit => {
                 self.audit = Some(AuditView::default());
                 return Action::FetchAudit;
             }
-            KeyCode::Char('v') => {
+            Verb::Validate => {
                 if let Some(id) = self.selected
                     && app.tokens.get(id).is_some_and(|t| t.raw.is_some())
                 {
@@ -682,21 +674,55 @@ impl View {
                 }
                 self.message = Some("select an issued token to validate it".into());
             }
-            code => self.navigate(app, code),
+            other => self.navigate(app, other),
         }
         Action::None
     }
 
-    fn navigate(&mut self, app: &App, code: KeyCode) {
-        let up = matches!(code, KeyCode::Up | KeyCode::Char('k'));
-        let down = matches!(code, KeyCode::Down | KeyCode::Char('j'));
-        let left = matches!(code, KeyCode::Left | KeyCode::Char('h'));
-        let right = matches!(code, KeyCode::Right | KeyCode::Char('l'));
+    fn form_verb(&mut self, app: &App, verb: Verb, key: KeyEvent) -> Action {
+        let Some(form) = &mut self.form else {
+            return Action::None;
+        };
+        let n = form.fields.len();
+        let choice = form.fields.get(form.focus).is_some_and(|f| f.is_choice());
+        match verb {
+            Verb::Quit => return Action::Quit,
+            Verb::Close => self.form = None,
+            Verb::Submit => return Action::Submit,
+            Verb::NextField if n > 0 => form.focus = (form.focus + 1) % n,
+            Verb::PrevField if n > 0 => form.focus = (form.focus + n - 1) % n,
+            Verb::ChoicePrev if choice => form.cycle(app, false),
+            Verb::ChoiceNext if choice => form.cycle(app, true),
+            // ←, → and Space edit a text field.
+            _ => self.type_key(key),
+        }
+        Action::None
+    }
+
+    fn audit_verb(&mut self, verb: Verb) -> Action {
+        let Some(a) = &mut self.audit else {
+            return Action::None;
+        };
+        match verb {
+            Verb::Quit => return Action::Quit,
+            Verb::Close => self.audit = None,
+            Verb::Submit => return Action::FetchAudit,
+            Verb::NextField => a.focus = (a.focus + 1) % 3,
+            Verb::PrevField => a.focus = (a.focus + 2) % 3,
+            Verb::Up => a.offset = a.offset.saturating_sub(1),
+            Verb::Down => a.offset = a.offset.saturating_add(1),
+            Verb::PageUp => a.offset = a.offset.saturating_sub(10),
+            Verb::PageDown => a.offset = a.offset.saturating_add(10),
+            _ => {}
+        }
+        Action::None
+    }
+
+    /// Moving within the focused pane.
+    fn navigate(&mut self, app: &App, verb: Verb) {
+        let (up, down) = (verb == Verb::Up, verb == Verb::Down);
         match self.focus {
-            Focus::Tree => {
-                let _ = (up, down, left, right);
-                self.tree_key(app, code);
-            }
+            Focus::Tree => self.tree_verb(app, verb),
             Focus::Agents => {
                 let n = app.agents.len();
                 if n == 0 {
@@ -707,7 +733,7 @@ impl View {
                 } else if down {
                     self.agent_sel = (self.agent_sel + 1).min(n - 1);
                 }
-                if (up || down || matches!(code, KeyCode::Enter))
+                if (up || down || verb == Verb::Enter)
                     && let Some(tok) = app.agents.get(self.agent_sel).and_then(|a| a.token)
                 {
                     self.select_token(app, tok);
@@ -736,7 +762,7 @@ impl View {
                 } else if down {
                     let n = cur + 1;
                     self.log_offset = if n >= last { None } else { Some(n) };
-                } else if matches!(code, KeyCode::End) {
+                } else if verb == Verb::End {
                     self.log_offset = None;
                 }
             }
@@ -782,26 +808,26 @@ impl View {
             MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
                 let saved = self.focus;
                 self.focus = pane;
-                let code = if matches!(m.kind, MouseEventKind::ScrollDown) {
-                    KeyCode::Down
+                let verb = if matches!(m.kind, MouseEventKind::ScrollDown) {
+                    Verb::Down
                 } else {
-                    KeyCode::Up
+                    Verb::Up
                 };
                 if pane == Focus::Tree {
                     let max = self.tree.rows(app).len().saturating_sub(1);
-                    self.tree.offset = if code == KeyCode::Down {
+                    self.tree.offset = if verb == Verb::Down {
                         (self.tree.offset + 1).min(max)
                     } else {
                         self.tree.offset.saturating_sub(1)
                     };
                 } else if pane == Focus::Probe {
-                    self.probe_offset = if code == KeyCode::Down {
+                    self.probe_offset = if verb == Verb::Down {
                         self.probe_offset.saturating_add(1)
                     } else {
                         self.probe_offset.saturating_sub(1)
                     };
                 } else {
-                    self.navigate(app, code);
+                    self.navigate(app, verb);
                 }
                 self.focus = saved;
             }

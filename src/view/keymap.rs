@@ -1,0 +1,625 @@
+//! The one keymap: (mode, pane, key) → verb, each with its description.
+//! The key handler ([`View::handle_key`](super::View::handle_key)) looks
+//! keys up here; the key bar, the help overlay and `--help` render this same
+//! table. A new key is one line here.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::Focus;
+
+/// What the keyboard is talking to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The panes.
+    Normal,
+    /// Typing a scope into the probe.
+    Probe,
+    /// An action's form.
+    Form,
+    /// The audit view's filters.
+    Audit,
+    /// The help overlay.
+    Help,
+}
+
+/// What a key asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Quit,
+    Help,
+    CloseHelp,
+    NextStep,
+    BackStep,
+    Restart,
+    OpenProbe,
+    FocusNext,
+    FocusPrev,
+    /// Normal: dismiss the notice and cancel the step in flight.
+    Escape,
+    /// Probe: back to the panes.
+    LeaveInput,
+    Reveal,
+    Validate,
+    CreateAgent,
+    Delegate,
+    Renew,
+    Release,
+    Revoke,
+    Import,
+    Audit,
+    Export,
+    Up,
+    Down,
+    Left,
+    Right,
+    Home,
+    End,
+    Enter,
+    PageUp,
+    PageDown,
+    /// Form: carry it out; Audit: fetch again.
+    Submit,
+    /// Form or audit view: close without doing anything.
+    Close,
+    NextField,
+    PrevField,
+    /// Form: the previous / next choice of a choice field (text fields take
+    /// the key as editing).
+    ChoicePrev,
+    ChoiceNext,
+}
+
+/// One line of the keymap.
+#[derive(Debug)]
+pub struct Binding {
+    pub modes: &'static [Mode],
+    /// Only while this pane has focus (normal mode); `None`: any pane.
+    pub focus: Option<Focus>,
+    /// The keys; empty: any key.
+    pub keys: &'static [KeyCode],
+    pub ctrl: bool,
+    /// As shown: `n/Space`.
+    pub label: &'static str,
+    pub verb: Verb,
+    pub what: &'static str,
+    /// Key bar order (lower first); `Some(0)`: always shown, at the end;
+    /// `None`: only in help.
+    pub bar: Option<u8>,
+}
+
+use KeyCode::*;
+use Mode::*;
+
+const ALL: &[Mode] = &[Normal, Probe, Form, Audit, Help];
+const N: &[Mode] = &[Normal];
+
+const fn b(
+    modes: &'static [Mode],
+    focus: Option<Focus>,
+    keys: &'static [KeyCode],
+    label: &'static str,
+    verb: Verb,
+    what: &'static str,
+    bar: Option<u8>,
+) -> Binding {
+    Binding {
+        modes,
+        focus,
+        keys,
+        ctrl: false,
+        label,
+        verb,
+        what,
+        bar,
+    }
+}
+
+const fn pane(
+    focus: Focus,
+    keys: &'static [KeyCode],
+    label: &'static str,
+    verb: Verb,
+    what: &'static str,
+    bar: Option<u8>,
+) -> Binding {
+    b(N, Some(focus), keys, label, verb, what, bar)
+}
+
+/// The keymap. The first line that matches wins, so pane lines come before
+/// the lines for any pane.
+pub const KEYMAP: &[Binding] = &[
+    Binding {
+        modes: ALL,
+        focus: None,
+        keys: &[Char('c')],
+        ctrl: true,
+        label: "Ctrl-C",
+        verb: Verb::Quit,
+        what: "quit",
+        bar: None,
+    },
+    b(
+        &[Help],
+        None,
+        &[],
+        "any key",
+        Verb::CloseHelp,
+        "close help",
+        Some(0),
+    ),
+    // Panes.
+    pane(
+        Focus::Tree,
+        &[Up, Char('k')],
+        "↑↓/jk",
+        Verb::Up,
+        "move",
+        Some(1),
+    ),
+    pane(Focus::Tree, &[Down, Char('j')], "", Verb::Down, "", None),
+    pane(
+        Focus::Tree,
+        &[Left, Char('h')],
+        "←→/hl",
+        Verb::Left,
+        "fold",
+        Some(2),
+    ),
+    pane(Focus::Tree, &[Right, Char('l')], "", Verb::Right, "", None),
+    pane(
+        Focus::Tree,
+        &[Enter],
+        "Enter",
+        Verb::Enter,
+        "toggle",
+        Some(6),
+    ),
+    pane(
+        Focus::Tree,
+        &[Home],
+        "Home/End",
+        Verb::Home,
+        "first/last",
+        None,
+    ),
+    pane(Focus::Tree, &[End], "", Verb::End, "", None),
+    pane(
+        Focus::Agents,
+        &[Up, Char('k')],
+        "↑↓/jk",
+        Verb::Up,
+        "select agent",
+        Some(1),
+    ),
+    pane(Focus::Agents, &[Down, Char('j')], "", Verb::Down, "", None),
+    pane(
+        Focus::Agents,
+        &[Enter],
+        "Enter",
+        Verb::Enter,
+        "its token",
+        None,
+    ),
+    pane(
+        Focus::Steps,
+        &[Up, Char('k')],
+        "↑↓/jk",
+        Verb::Up,
+        "scroll",
+        Some(1),
+    ),
+    pane(Focus::Steps, &[Down, Char('j')], "", Verb::Down, "", None),
+    pane(
+        Focus::Detail,
+        &[Up, Char('k')],
+        "↑↓/jk",
+        Verb::Up,
+        "scroll",
+        Some(1),
+    ),
+    pane(Focus::Detail, &[Down, Char('j')], "", Verb::Down, "", None),
+    pane(
+        Focus::Log,
+        &[Up, Char('k')],
+        "↑↓/jk",
+        Verb::Up,
+        "scroll",
+        Some(1),
+    ),
+    pane(Focus::Log, &[Down, Char('j')], "", Verb::Down, "", None),
+    pane(Focus::Log, &[End], "End", Verb::End, "follow", Some(2)),
+    // Any pane.
+    b(
+        N,
+        None,
+        &[Char('n'), Char(' ')],
+        "n/Space",
+        Verb::NextStep,
+        "next step",
+        Some(1),
+    ),
+    b(
+        N,
+        None,
+        &[Char('/')],
+        "/",
+        Verb::OpenProbe,
+        "probe",
+        Some(3),
+    ),
+    b(
+        N,
+        None,
+        &[Char('v')],
+        "v",
+        Verb::Validate,
+        "validate selected",
+        Some(4),
+    ),
+    b(
+        N,
+        None,
+        &[Char('d')],
+        "d",
+        Verb::Delegate,
+        "delegate from selected",
+        Some(4),
+    ),
+    b(
+        N,
+        None,
+        &[Char('b')],
+        "b",
+        Verb::BackStep,
+        "back a step",
+        Some(5),
+    ),
+    b(
+        N,
+        None,
+        &[Char('r')],
+        "r",
+        Verb::Restart,
+        "restart",
+        Some(5),
+    ),
+    b(
+        N,
+        None,
+        &[Char('a')],
+        "a",
+        Verb::CreateAgent,
+        "create an agent",
+        Some(6),
+    ),
+    b(
+        N,
+        None,
+        &[Char('t')],
+        "t",
+        Verb::Reveal,
+        "reveal/hide the token",
+        Some(7),
+    ),
+    b(
+        N,
+        None,
+        &[Tab],
+        "Tab",
+        Verb::FocusNext,
+        "next pane",
+        Some(7),
+    ),
+    b(
+        N,
+        None,
+        &[BackTab],
+        "Shift-Tab",
+        Verb::FocusPrev,
+        "previous pane",
+        None,
+    ),
+    b(
+        N,
+        None,
+        &[Char('w')],
+        "w",
+        Verb::Renew,
+        "renew selected",
+        Some(8),
+    ),
+    b(
+        N,
+        None,
+        &[Char('x')],
+        "x",
+        Verb::Release,
+        "release selected",
+        Some(8),
+    ),
+    b(
+        N,
+        None,
+        &[Char('R')],
+        "R",
+        Verb::Revoke,
+        "revoke (admin)",
+        Some(9),
+    ),
+    b(
+        N,
+        None,
+        &[Char('i')],
+        "i",
+        Verb::Import,
+        "import a pasted JWT",
+        Some(9),
+    ),
+    b(
+        N,
+        None,
+        &[Char('A')],
+        "A",
+        Verb::Audit,
+        "audit trail (admin)",
+        Some(9),
+    ),
+    b(
+        N,
+        None,
+        &[Char('e')],
+        "e",
+        Verb::Export,
+        "export scenario + JSON",
+        Some(9),
+    ),
+    b(
+        N,
+        None,
+        &[Esc],
+        "Esc",
+        Verb::Escape,
+        "dismiss, cancel the step",
+        Some(9),
+    ),
+    b(N, None, &[Char('?')], "?", Verb::Help, "help", Some(0)),
+    b(N, None, &[Char('q')], "q", Verb::Quit, "quit", Some(0)),
+    // Typing a scope.
+    b(
+        &[Probe],
+        None,
+        &[Esc],
+        "Esc",
+        Verb::LeaveInput,
+        "leave input",
+        Some(1),
+    ),
+    b(&[Probe], None, &[Up], "↑↓", Verb::Up, "scroll", Some(2)),
+    b(&[Probe], None, &[Down], "", Verb::Down, "", None),
+    b(
+        &[Probe],
+        None,
+        &[Tab],
+        "Tab",
+        Verb::FocusNext,
+        "next pane",
+        Some(3),
+    ),
+    b(&[Probe], None, &[BackTab], "", Verb::FocusPrev, "", None),
+    // A form.
+    b(
+        &[Form],
+        None,
+        &[Enter],
+        "Enter",
+        Verb::Submit,
+        "submit",
+        Some(1),
+    ),
+    b(&[Form], None, &[Esc], "Esc", Verb::Close, "cancel", Some(1)),
+    b(
+        &[Form],
+        None,
+        &[Tab, Down],
+        "Tab",
+        Verb::NextField,
+        "next field",
+        Some(2),
+    ),
+    b(&[Form], None, &[BackTab, Up], "", Verb::PrevField, "", None),
+    b(
+        &[Form],
+        None,
+        &[Left],
+        "←→",
+        Verb::ChoicePrev,
+        "choose",
+        Some(3),
+    ),
+    b(
+        &[Form],
+        None,
+        &[Right, Char(' ')],
+        "",
+        Verb::ChoiceNext,
+        "",
+        None,
+    ),
+    // The audit view.
+    b(
+        &[Audit],
+        None,
+        &[Enter],
+        "Enter",
+        Verb::Submit,
+        "refresh",
+        Some(2),
+    ),
+    b(&[Audit], None, &[Esc], "Esc", Verb::Close, "close", Some(1)),
+    b(
+        &[Audit],
+        None,
+        &[Tab],
+        "Tab",
+        Verb::NextField,
+        "next filter",
+        Some(3),
+    ),
+    b(&[Audit], None, &[BackTab], "", Verb::PrevField, "", None),
+    b(
+        &[Audit],
+        None,
+        &[Up],
+        "↑↓",
+        Verb::Up,
+        "select event",
+        Some(4),
+    ),
+    b(&[Audit], None, &[Down], "", Verb::Down, "", None),
+    b(
+        &[Audit],
+        None,
+        &[PageUp],
+        "PgUp/PgDn",
+        Verb::PageUp,
+        "page",
+        None,
+    ),
+    b(&[Audit], None, &[PageDown], "", Verb::PageDown, "", None),
+];
+
+/// The verb for a key in this mode and pane; `None`: not bound (in an
+/// input mode the key is then typed).
+pub fn lookup(mode: Mode, focus: Focus, key: KeyEvent) -> Option<Verb> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    KEYMAP
+        .iter()
+        .find(|bd| {
+            bd.modes.contains(&mode)
+                && bd.focus.is_none_or(|f| f == focus && mode == Mode::Normal)
+                && (bd.keys.is_empty() || (bd.keys.contains(&key.code) && bd.ctrl == ctrl))
+        })
+        .map(|bd| bd.verb)
+}
+
+/// The lines a key bar shows in this mode and pane, in order, with the
+/// always-shown ones (`Some(0)`) last.
+pub fn bar(mode: Mode, focus: Focus) -> (Vec<&'static Binding>, Vec<&'static Binding>) {
+    let shown = |bd: &&Binding| {
+        bd.modes.contains(&mode)
+            && bd.focus.is_none_or(|f| f == focus && mode == Mode::Normal)
+            && !bd.label.is_empty()
+    };
+    let mut rest: Vec<&Binding> = KEYMAP
+        .iter()
+        .filter(shown)
+        .filter(|bd| bd.bar.is_some_and(|p| p > 0))
+        .collect();
+    rest.sort_by_key(|bd| bd.bar);
+    let pinned: Vec<&Binding> = KEYMAP
+        .iter()
+        .filter(shown)
+        .filter(|bd| bd.bar == Some(0))
+        .collect();
+    (rest, pinned)
+}
+
+/// The lines help shows for a mode (and pane, in normal mode): those with a
+/// label, in table order.
+pub fn help_lines(mode: Mode, focus: Option<Focus>) -> impl Iterator<Item = &'static Binding> {
+    KEYMAP.iter().filter(move |bd| {
+        bd.modes.contains(&mode) && bd.focus == focus && !bd.label.is_empty() && !bd.what.is_empty()
+    })
+}
+
+/// The normal-mode keys in one paragraph, for `--help`.
+pub fn summary(width: usize) -> String {
+    let items: Vec<String> = KEYMAP
+        .iter()
+        .filter(|bd| bd.modes == N && bd.focus.is_none() && !bd.label.is_empty())
+        .map(|bd| format!("{} {}", bd.label, bd.what))
+        .collect();
+    let mut out = String::new();
+    let mut line = String::from(" ");
+    for item in items {
+        let sep = if line.trim().is_empty() { " " } else { " · " };
+        if line.chars().count() + sep.len() + item.chars().count() > width {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = String::from(" ");
+            line.push(' ');
+            line.push_str(&item);
+        } else {
+            line.push_str(sep);
+            line.push_str(&item);
+        }
+    }
+    out.push_str(line.trim_end());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn pane_keys_win_over_any_pane_keys_and_input_modes_type() {
+        assert_eq!(
+            lookup(Normal, Focus::Tree, key(Char('j'))),
+            Some(Verb::Down)
+        );
+        assert_eq!(lookup(Normal, Focus::Log, key(End)), Some(Verb::End));
+        assert_eq!(lookup(Normal, Focus::Detail, key(End)), None);
+        assert_eq!(
+            lookup(Normal, Focus::Tree, key(Char('q'))),
+            Some(Verb::Quit)
+        );
+        // In the probe and forms, letters are typed.
+        assert_eq!(lookup(Probe, Focus::Probe, key(Char('q'))), None);
+        assert_eq!(lookup(Form, Focus::Tree, key(Char('j'))), None);
+        // Ctrl-C quits everywhere; any key closes help.
+        let ctrl_c = KeyEvent::new(Char('c'), KeyModifiers::CONTROL);
+        for m in [Normal, Probe, Form, Audit, Help] {
+            assert_eq!(lookup(m, Focus::Tree, ctrl_c), Some(Verb::Quit), "{m:?}");
+        }
+        assert_eq!(
+            lookup(Help, Focus::Tree, key(Char('x'))),
+            Some(Verb::CloseHelp)
+        );
+        // A plain `c` is not Ctrl-C.
+        assert_eq!(lookup(Normal, Focus::Tree, key(Char('c'))), None);
+    }
+
+    #[test]
+    fn the_key_bar_always_ends_with_help_and_quit() {
+        for focus in [
+            Focus::Tree,
+            Focus::Agents,
+            Focus::Steps,
+            Focus::Detail,
+            Focus::Log,
+        ] {
+            let (_, pinned) = bar(Normal, focus);
+            let labels: Vec<&str> = pinned.iter().map(|b| b.label).collect();
+            assert_eq!(labels, ["?", "q"], "{focus:?}");
+        }
+    }
+
+    #[test]
+    fn summary_wraps_and_names_every_global_key() {
+        let s = summary(80);
+        assert!(s.lines().all(|l| l.chars().count() <= 80), "{s}");
+        for k in [
+            "n/Space next step",
+            "q quit",
+            "? help",
+            "A audit trail (admin)",
+        ] {
+            assert!(s.contains(k), "{k} in {s}");
+        }
+    }
+}
