@@ -54,19 +54,22 @@ fn synthetic(agents: usize, depth: usize) -> App {
             orch_id: "bench".into(),
             ..Claims::default()
         };
-        app.apply(&ev(Outcome::AgentCreated {
-            agent,
-            token: tok,
-            result: Ok(Agent {
-                agent_id: sub.clone(),
-                access_token: jwt::sign(&claims, &key, &kid),
-                expires_in: 3600,
-                scope: scope.clone(),
-                task_id: claims.task_id.clone(),
-                orch_id: "bench".into(),
-                key: key.clone(),
+        app.apply(
+            &ev(Outcome::AgentCreated {
+                agent,
+                token: tok,
+                result: Ok(Agent {
+                    agent_id: sub.clone(),
+                    access_token: jwt::sign(&claims, &key, &kid),
+                    expires_in: 3600,
+                    scope: scope.clone(),
+                    task_id: claims.task_id.clone(),
+                    orch_id: "bench".into(),
+                    key: key.clone(),
+                }),
             }),
-        }));
+            unix_now(),
+        );
         let mut parent = tok;
         let mut chain: Vec<DelegRecord> = Vec::new();
         let mut held = scope.clone();
@@ -95,14 +98,17 @@ fn synthetic(agents: usize, depth: usize) -> App {
                 chain_hash: jwt::chain_hash(&chain),
                 ..Claims::default()
             };
-            app.apply(&ev(Outcome::Delegated {
-                token: id,
-                result: Ok(DelegateResponse {
-                    access_token: jwt::sign(&c, &key, &kid),
-                    expires_in: 60,
-                    delegation_chain: chain.clone(),
+            app.apply(
+                &ev(Outcome::Delegated {
+                    token: id,
+                    result: Ok(DelegateResponse {
+                        access_token: jwt::sign(&c, &key, &kid),
+                        expires_in: 60,
+                        delegation_chain: chain.clone(),
+                    }),
                 }),
-            }));
+                unix_now(),
+            );
             parent = id;
             held = narrowed;
         }
@@ -183,8 +189,8 @@ fn bench(c: &mut Criterion) {
             (
                 id,
                 Call {
-                    method: "POST",
-                    path: "/v1/token/validate",
+                    method: "POST".into(),
+                    path: "/v1/token/validate".into(),
                     status: Some(200),
                     latency: Duration::from_micros(300),
                     error: None,
@@ -204,7 +210,7 @@ fn bench(c: &mut Criterion) {
         outcome: Outcome::Revalidated(answers),
     };
     c.bench_function("live check: fold 10,000 answers", |b| {
-        b.iter(|| live_app.apply(black_box(&ev)))
+        b.iter(|| live_app.apply(black_box(&ev), unix_now()))
     });
 
     // 1,000 agents with chains of depth 5.

@@ -77,8 +77,8 @@ pub enum Command {
 /// One HTTP call as the event log shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
-    pub method: &'static str,
-    pub path: &'static str,
+    pub method: String,
+    pub path: String,
     /// `None` when no answer came (transport failure).
     pub status: Option<u16>,
     pub latency: Duration,
@@ -157,6 +157,18 @@ impl Outcome {
                 ClientError::Unexpected { .. } | ClientError::Decode { .. }
             ))
         .then_some(e)
+    }
+}
+
+impl From<crate::broker::client::Exchange> for Call {
+    fn from(e: crate::broker::client::Exchange) -> Self {
+        Call {
+            method: e.method,
+            path: e.path,
+            status: e.status,
+            latency: e.latency,
+            error: e.error,
+        }
     }
 }
 

@@ -14,9 +14,9 @@ use futures::StreamExt;
 use ratatui::DefaultTerminal;
 
 use crate::app::unix_now;
-use crate::scenario::Script;
 use crate::scenario::driver::Driver;
 use crate::scenario::runner::{Started, StepReport, StepResult};
+use crate::scenario::{Keyword, Script};
 use crate::session::{self, SessionError, Settings, Target};
 use crate::ui::{self, ProbeCache};
 use crate::view::form::Submit;
@@ -150,7 +150,7 @@ impl Session {
         self.script
             .steps
             .iter()
-            .take_while(|st| matches!(st.kind.keyword(), "title" | "app"))
+            .take_while(|st| matches!(st.kind.keyword(), Keyword::Title | Keyword::App))
             .count()
     }
 

@@ -113,52 +113,14 @@ pub fn spawn(cfg: WorkerConfig) -> WorkerHandle {
     }
 }
 
-/// Awaits one client call, recording it.
-async fn timed<T, F>(
-    calls: &mut Vec<Call>,
-    method: &'static str,
-    path: &'static str,
-    ok_status: u16,
-    fut: F,
-) -> Result<T, ClientError>
+/// Awaits client calls, recording every HTTP exchange they made (the real
+/// method, path and status) for the event log.
+async fn timed<T, F>(calls: &mut Vec<Call>, fut: F) -> Result<T, ClientError>
 where
     F: Future<Output = Result<T, ClientError>>,
 {
-    let start = Instant::now();
-    let r = fut.await;
-    let (status, error) = match &r {
-        Ok(_) => (Some(ok_status), None),
-        Err(ClientError::Broker(b)) => (
-            Some(b.status),
-            Some(format!("{} {}", b.error_code, b.detail)),
-        ),
-        Err(ClientError::Unexpected { status, .. }) => (
-            Some(*status),
-            Some(
-                r.as_ref()
-                    .err()
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
-            ),
-        ),
-        Err(e) => (None, Some(e.to_string())),
-    };
-    let latency = start.elapsed();
-    tracing::debug!(
-        method,
-        path,
-        ?status,
-        latency_ms = latency.as_secs_f64() * 1e3,
-        error = error.as_deref(),
-        "broker call"
-    );
-    calls.push(Call {
-        method,
-        path,
-        status,
-        latency,
-        error,
-    });
+    let (r, seen) = crate::broker::client::recording(fut).await;
+    calls.extend(seen.into_iter().map(Call::from));
     r
 }
 
@@ -189,12 +151,7 @@ impl Worker {
                 "this needs the broker's admin secret: set AGENTWRIT_ADMIN_SECRET".into(),
             ));
         };
-        let r = timed(
-            calls,
-            "POST",
-            "/v1/admin/auth",
-            200,
-            self.client().admin_auth(&secret.0),
+        let r = timed(calls, self.client().admin_auth(&secret.0),
         )
         .await
         .map_err(|e| match e {
@@ -217,14 +174,7 @@ impl Worker {
                 "no app session: the scenario needs an `app` step first, or AGENTWRIT_CLIENT_ID and AGENTWRIT_CLIENT_SECRET".into(),
             ));
         };
-        let r = timed(
-            calls,
-            "POST",
-            "/v1/app/auth",
-            200,
-            self.client().app_auth(id, &secret.0),
-        )
-        .await?;
+        let r = timed(calls, self.client().app_auth(id, &secret.0)).await?;
         self.session.lock().await.app_token = Some((r.access_token.clone(), until(r.expires_in)));
         Ok(r.access_token)
     }
@@ -249,23 +199,9 @@ impl Worker {
             scopes: ceiling.to_vec(),
             token_ttl: None,
         };
-        let app = timed(
-            calls,
-            "POST",
-            "/v1/admin/apps",
-            201,
-            self.client().create_app(&admin, &req),
-        )
-        .await?;
+        let app = timed(calls, self.client().create_app(&admin, &req)).await?;
         let secret = app.client_secret.clone().unwrap_or_default();
-        let r = timed(
-            calls,
-            "POST",
-            "/v1/app/auth",
-            200,
-            self.client().app_auth(&app.client_id, &secret),
-        )
-        .await?;
+        let r = timed(calls, self.client().app_auth(&app.client_id, &secret)).await?;
         self.session.lock().await.app_token = Some((r.access_token, until(r.expires_in)));
         Ok(AppInfo {
             app_id: Some(app.app_id),
@@ -283,52 +219,17 @@ impl Worker {
         calls: &mut Vec<Call>,
     ) -> Result<Agent, ClientError> {
         let app = self.app_token(calls).await?;
-        let req = LaunchTokenRequest::for_agent(orch, task, scope, ttl);
-        let lt = timed(
+        timed(
             calls,
-            "POST",
-            "/v1/app/launch-tokens",
-            201,
-            self.client().app_launch_token(&app, &req),
+            self.client().create_agent(&app, orch, task, scope, ttl),
         )
-        .await?;
-        let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
-        let ch = timed(
-            calls,
-            "GET",
-            "/v1/challenge",
-            200,
-            self.client().challenge(),
-        )
-        .await?;
-        let req = self
-            .client()
-            .registration(&lt.launch_token, &key, &ch, orch, task, scope)?;
-        let reg = timed(
-            calls,
-            "POST",
-            "/v1/register",
-            200,
-            self.client().register(&req),
-        )
-        .await?;
-        Ok(Agent {
-            agent_id: reg.agent_id,
-            access_token: reg.access_token,
-            expires_in: reg.expires_in,
-            scope: scope.to_vec(),
-            task_id: task.to_string(),
-            orch_id: orch.to_string(),
-            key,
-        })
+        .await
     }
 
     async fn run(&self, cmd: Command, calls: &mut Vec<Call>) -> Outcome {
         let c = self.client();
         match cmd {
-            Command::Health => {
-                Outcome::Health(timed(calls, "GET", "/v1/health", 200, c.health()).await)
-            }
+            Command::Health => Outcome::Health(timed(calls, c.health()).await),
             Command::SetupApp { name, ceiling } => {
                 Outcome::AppReady(self.setup_app(&name, &ceiling, calls).await)
             }
@@ -358,41 +259,25 @@ impl Worker {
                 };
                 Outcome::Delegated {
                     token,
-                    result: timed(
-                        calls,
-                        "POST",
-                        "/v1/delegate",
-                        200,
-                        c.delegate(&bearer.0, &req),
-                    )
-                    .await,
+                    result: timed(calls, c.delegate(&bearer.0, &req)).await,
                 }
             }
             Command::Validate { token, raw } => Outcome::Validated {
                 token,
-                result: timed(calls, "POST", "/v1/token/validate", 200, c.validate(&raw.0)).await,
+                result: timed(calls, c.validate(&raw.0)).await,
             },
             Command::Renew { old, new, raw } => Outcome::Renewed {
                 old,
                 new,
-                result: timed(calls, "POST", "/v1/token/renew", 200, c.renew(&raw.0)).await,
+                result: timed(calls, c.renew(&raw.0)).await,
             },
             Command::Release { token, raw } => Outcome::Released {
                 token,
-                result: timed(calls, "POST", "/v1/token/release", 204, c.release(&raw.0)).await,
+                result: timed(calls, c.release(&raw.0)).await,
             },
             Command::Revoke { level, target } => {
                 let result = match self.admin_token(calls).await {
-                    Ok(admin) => {
-                        timed(
-                            calls,
-                            "POST",
-                            "/v1/revoke",
-                            200,
-                            c.revoke(&admin, level, &target),
-                        )
-                        .await
-                    }
+                    Ok(admin) => timed(calls, c.revoke(&admin, level, &target)).await,
                     Err(e) => Err(e),
                 };
                 Outcome::Revoked {
@@ -406,14 +291,7 @@ impl Worker {
                 use futures::StreamExt;
                 let checks = futures::stream::iter(tokens).map(|(token, raw)| async move {
                     let mut one = Vec::new();
-                    let r = timed(
-                        &mut one,
-                        "POST",
-                        "/v1/token/validate",
-                        200,
-                        c.validate(&raw.0),
-                    )
-                    .await;
+                    let r = timed(&mut one, c.validate(&raw.0)).await;
                     (token, one.pop(), r)
                 });
                 // A bounded number at a time: a live check must not flood the broker.
@@ -438,14 +316,7 @@ impl Worker {
                 offset: Some(events.len() as i64),
                 ..AuditQuery::default()
             };
-            let page = timed(
-                calls,
-                "GET",
-                "/v1/audit/events",
-                200,
-                self.client().audit_events(&admin, &q),
-            )
-            .await?;
+            let page = timed(calls, self.client().audit_events(&admin, &q)).await?;
             let got = page.events.len();
             bytes += page
                 .events

@@ -290,7 +290,7 @@ async fn delegate_refused_then_repaired(mode: Mode) {
     // The log has the broker's answer.
     let last = replay.driver.app.log.last().unwrap();
     assert_eq!(
-        (last.call.path, last.call.status),
+        (last.call.path.as_str(), last.call.status),
         ("/v1/delegate", Some(403))
     );
     // Repaired in place: a scope hop1 holds.

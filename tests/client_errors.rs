@@ -167,3 +167,34 @@ async fn an_endless_answer_is_cut_off() {
     let err = client.health().await.unwrap_err();
     assert!(err.to_string().contains("at most 16 MiB"), "{err}");
 }
+
+/// The event log shows what the broker really answered: a broker that
+/// answers a release with 200 (not the usual 204) is logged as 200 — by the
+/// client's own record and through the worker.
+#[tokio::test]
+async fn calls_carry_the_real_status() {
+    use chainview::worker::{Command, Outcome, Secret, WorkerConfig};
+    let url = canned("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+    let client = BrokerClient::new(&url).unwrap();
+    let (r, seen) = chainview::broker::client::recording(client.release("t.o.k")).await;
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str(), seen[0].status),
+        ("POST", "/v1/token/release", Some(200))
+    );
+    let mut w = chainview::worker::spawn(WorkerConfig {
+        client,
+        admin_secret: None,
+        app_credentials: None,
+    });
+    let id = w.send(Command::Release {
+        token: 0,
+        raw: Secret("t.o.k".into()),
+    });
+    let ev = w.events.recv().await.unwrap();
+    assert_eq!(ev.request, id);
+    assert!(matches!(ev.outcome, Outcome::Released { result: Ok(()), .. }));
+    assert_eq!(ev.calls.len(), 1);
+    assert_eq!(ev.calls[0].status, Some(200), "{:?}", ev.calls);
+}

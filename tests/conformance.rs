@@ -17,10 +17,6 @@ use ed25519_dalek::{Signer, SigningKey};
 use reqwest::Method;
 use serde_json::json;
 
-async fn sleep(ms: u64) {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-}
-
 // ── Global ─────────────────────────────────────────────────────────────
 
 async fn check_01(env: &Env) {
@@ -350,7 +346,7 @@ async fn item_15_expired_launch_token() {
     let lt = env
         .launch(json!({"agent_name":"x","allowed_scope":["read:data:*"],"ttl":1}))
         .await;
-    sleep(2100).await;
+    env.pass(Duration::from_millis(2100)).await;
     let res = env.register(&lt, "o", &uniq(), &["read:data:*"]).await;
     assert_refused(
         res,
@@ -405,7 +401,7 @@ async fn item_17_nonce_reuse() {
 async fn item_18_nonce_expires_after_30_seconds() {
     let env = Env::new().await;
     let ch = env.client.challenge().await.unwrap();
-    sleep(31_200).await;
+    env.pass(Duration::from_millis(31_200)).await;
     let lt = env.default_launch().await;
     let key = SigningKey::from_bytes(&rand::random());
     let r = env
@@ -677,7 +673,7 @@ async fn item_30_expired_token_is_invalid() {
         .await
         .unwrap();
     assert!(env.valid(&ag.access_token).await);
-    sleep(2100).await;
+    env.pass(Duration::from_millis(2100)).await;
     let v = env.client.validate(&ag.access_token).await.unwrap();
     assert!(!v.valid);
     assert_eq!(v.error.as_deref(), Some("token is invalid or expired"));
@@ -1589,7 +1585,7 @@ async fn item_64_duplicate_app_name() {
 async fn item_65_list_and_get_apps() {
     let env = Env::new().await;
     let (first, _) = env.app(&["read:data:*"]).await;
-    sleep(1100).await;
+    env.pass(Duration::from_millis(1100)).await;
     let (second, _) = env.app(&["read:data:*"]).await;
     let adm = env.admin().await;
     let list = env.client.list_apps(&adm).await.unwrap();

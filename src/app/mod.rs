@@ -687,10 +687,10 @@ impl App {
             .cloned()
     }
 
-    /// Folds a worker event into the state.
-    pub fn apply(&mut self, ev: &Event) {
+    /// Folds a worker event into the state, as of `now` (Unix seconds):
+    /// pure, the clock is the caller's.
+    pub fn apply(&mut self, ev: &Event, now: i64) {
         self.generation += 1;
-        let now = unix_now();
         for call in &ev.calls {
             self.log.push(LogEntry {
                 at: now,
@@ -990,19 +990,22 @@ mod tests {
             vec![],
             unix_now() + 300,
         );
-        app.apply(&ev(Outcome::AgentCreated {
-            agent: a,
-            token: t,
-            result: Ok(crate::broker::client::Agent {
-                agent_id: sub,
-                access_token: raw,
-                expires_in: 300,
-                scope,
-                task_id: "task".into(),
-                orch_id: "orch".into(),
-                key: key(),
+        app.apply(
+            &ev(Outcome::AgentCreated {
+                agent: a,
+                token: t,
+                result: Ok(crate::broker::client::Agent {
+                    agent_id: sub,
+                    access_token: raw,
+                    expires_in: 300,
+                    scope,
+                    task_id: "task".into(),
+                    orch_id: "orch".into(),
+                    key: key(),
+                }),
             }),
-        }));
+            unix_now(),
+        );
         t
     }
 
@@ -1030,14 +1033,17 @@ mod tests {
             vec![rec.clone()],
             unix_now() + 60,
         );
-        app.apply(&ev(Outcome::Delegated {
-            token: hop1,
-            result: Ok(DelegateResponse {
-                access_token: raw,
-                expires_in: 60,
-                delegation_chain: vec![rec],
+        app.apply(
+            &ev(Outcome::Delegated {
+                token: hop1,
+                result: Ok(DelegateResponse {
+                    access_token: raw,
+                    expires_in: 60,
+                    delegation_chain: vec![rec],
+                }),
             }),
-        }));
+            unix_now(),
+        );
         let t = app.token("hop1").unwrap();
         assert_eq!(t.status_at(unix_now()), TokenStatus::Valid);
         assert_eq!(t.depth(), 1);
@@ -1071,10 +1077,13 @@ mod tests {
             detail: "delegated scope exceeds delegator scope".into(),
             request_id: "r".into(),
         };
-        app.apply(&ev(Outcome::Delegated {
-            token: hop,
-            result: Err(ClientError::Broker(refusal.clone())),
-        }));
+        app.apply(
+            &ev(Outcome::Delegated {
+                token: hop,
+                result: Err(ClientError::Broker(refusal.clone())),
+            }),
+            unix_now(),
+        );
         assert_eq!(app.status(hop, unix_now()), TokenStatus::Refused(refusal));
         let rows = app.probe("write:deploy:x", unix_now());
         let row = rows.iter().find(|r| r.token == hop).unwrap();
@@ -1097,16 +1106,19 @@ mod tests {
         let a = agent(&mut app, "a", &["read:data:*"]);
         let b = agent(&mut app, "b", &["read:data:*"]);
         let sub_a = app.agents[0].agent_id.clone().unwrap();
-        app.apply(&ev(Outcome::Revoked {
-            level: RevokeLevel::Agent,
-            target: sub_a.clone(),
-            result: Ok(RevokeResponse {
-                revoked: true,
-                level: "agent".into(),
+        app.apply(
+            &ev(Outcome::Revoked {
+                level: RevokeLevel::Agent,
                 target: sub_a.clone(),
-                count: 1,
+                result: Ok(RevokeResponse {
+                    revoked: true,
+                    level: "agent".into(),
+                    target: sub_a.clone(),
+                    count: 1,
+                }),
             }),
-        }));
+            unix_now(),
+        );
         assert!(matches!(
             app.status(a, unix_now()),
             TokenStatus::Revoked {
@@ -1118,14 +1130,17 @@ mod tests {
         // A token issued to A later is born revoked.
         let later = app.begin_delegation(b, 0, &["read:data:x".into()], "to-a", None);
         let raw = token(&sub_a, &["read:data:x"], vec![], unix_now() + 60);
-        app.apply(&ev(Outcome::Delegated {
-            token: later,
-            result: Ok(DelegateResponse {
-                access_token: raw,
-                expires_in: 60,
-                delegation_chain: vec![],
+        app.apply(
+            &ev(Outcome::Delegated {
+                token: later,
+                result: Ok(DelegateResponse {
+                    access_token: raw,
+                    expires_in: 60,
+                    delegation_chain: vec![],
+                }),
             }),
-        }));
+            unix_now(),
+        );
         assert!(matches!(
             app.status(later, unix_now()),
             TokenStatus::Revoked { .. }
@@ -1140,14 +1155,17 @@ mod tests {
             app.tokens[a].status_at(unix_now() + 10_000),
             TokenStatus::Expired
         );
-        app.apply(&ev(Outcome::Validated {
-            token: a,
-            result: Ok(ValidateResponse {
-                valid: false,
-                claims: None,
-                error: Some("token is invalid or expired".into()),
+        app.apply(
+            &ev(Outcome::Validated {
+                token: a,
+                result: Ok(ValidateResponse {
+                    valid: false,
+                    claims: None,
+                    error: Some("token is invalid or expired".into()),
+                }),
             }),
-        }));
+            unix_now(),
+        );
         assert_eq!(app.status(a, unix_now()), TokenStatus::Invalid);
         assert_eq!(
             app.tokens[a].validated.as_ref().map(|v| v.valid),
@@ -1162,14 +1180,17 @@ mod tests {
         let new = app.begin_renewal(a, None, None);
         assert_eq!(app.labels["a"], new);
         let raw = token("spiffe://x/a", &["read:data:*"], vec![], unix_now() + 300);
-        app.apply(&ev(Outcome::Renewed {
-            old: a,
-            new,
-            result: Ok(crate::broker::types::RenewResponse {
-                access_token: raw,
-                expires_in: 300,
+        app.apply(
+            &ev(Outcome::Renewed {
+                old: a,
+                new,
+                result: Ok(crate::broker::types::RenewResponse {
+                    access_token: raw,
+                    expires_in: 300,
+                }),
             }),
-        }));
+            unix_now(),
+        );
         assert_eq!(app.status(a, unix_now()), TokenStatus::RenewedAway);
         assert_eq!(app.status(new, unix_now()), TokenStatus::Valid);
         assert_eq!(app.tokens[a].label.as_deref(), Some("a (before renewal)"));

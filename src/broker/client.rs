@@ -92,6 +92,48 @@ impl ClientError {
     }
 }
 
+/// One HTTP exchange as the client saw it: the real method, path (without
+/// its query), status and time taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    pub method: String,
+    pub path: String,
+    /// `None` when no answer came (transport failure).
+    pub status: Option<u16>,
+    pub latency: Duration,
+    /// The broker's refusal (`code detail`) or the transport failure.
+    pub error: Option<String>,
+}
+
+tokio::task_local! {
+    static EXCHANGES: std::cell::RefCell<Vec<Exchange>>;
+}
+
+/// Runs `fut` and returns, beside its output, every exchange the client made
+/// for it (in this task), in order: what the event log shows.
+pub async fn recording<F: std::future::Future>(fut: F) -> (F::Output, Vec<Exchange>) {
+    EXCHANGES
+        .scope(std::cell::RefCell::new(Vec::new()), async move {
+            let out = fut.await;
+            let seen = EXCHANGES.with(|e| e.take());
+            (out, seen)
+        })
+        .await
+}
+
+fn note(ex: Exchange) {
+    tracing::debug!(
+        method = %ex.method,
+        path = %ex.path,
+        status = ?ex.status,
+        latency_ms = ex.latency.as_secs_f64() * 1e3,
+        error = ex.error.as_deref(),
+        "broker call"
+    );
+    // Outside `recording`, nobody asked: nothing to keep.
+    let _ = EXCHANGES.try_with(|e| e.borrow_mut().push(ex));
+}
+
 /// The largest answer the client reads (a full audit page of 1,000 events
 /// from the embedded broker is well under 3 MiB).
 pub const MAX_RESPONSE: usize = 16 << 20;
@@ -295,6 +337,40 @@ impl BrokerClient {
     /// Sends a request and returns the raw answer, whatever its status
     /// (at most [`MAX_RESPONSE`] bytes of it).
     pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<RawResponse, ClientError> {
+        let start = std::time::Instant::now();
+        let shown = (
+            method.as_str().to_string(),
+            path.split('?').next().unwrap_or(path).to_string(),
+        );
+        let r = self.exchange(method, path, headers, body).await;
+        let (status, error) = match &r {
+            Ok(raw) if raw.status >= 400 => (
+                Some(raw.status),
+                Some(match raw.problem() {
+                    Some(p) if !p.error_code.is_empty() => format!("{} {}", p.error_code, p.detail),
+                    _ => format!("HTTP {}: {}", raw.status, snippet(&raw.body)),
+                }),
+            ),
+            Ok(raw) => (Some(raw.status), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        note(Exchange {
+            method: shown.0,
+            path: shown.1,
+            status,
+            latency: start.elapsed(),
+            error,
+        });
+        r
+    }
+
+    async fn exchange(
         &self,
         method: Method,
         path: &str,

@@ -45,7 +45,7 @@ impl Driver {
     /// Folds one worker event into the state and hands it to the step in
     /// flight; the step's report when this event finished it.
     pub fn fold(&mut self, ev: Event) -> Option<StepReport> {
-        self.app.apply(&ev);
+        self.app.apply(&ev, crate::app::unix_now());
         self.runner.on_event(&mut self.app, ev, &mut self.worker)
     }
 
@@ -118,7 +118,7 @@ impl Driver {
         let id = self.worker.send(cmd);
         while let Some(ev) = self.worker.events.recv().await {
             if ev.request == id {
-                self.app.apply(&ev);
+                self.app.apply(&ev, crate::app::unix_now());
                 return Some(ev);
             }
             self.fold(ev);

@@ -200,23 +200,71 @@ impl Cmp {
 
 impl StepKind {
     /// The step's keyword, as written in scripts.
-    pub fn keyword(&self) -> &'static str {
+    pub fn keyword(&self) -> Keyword {
         match self {
-            StepKind::Title(_) => "title",
-            StepKind::Say(_) => "say",
-            StepKind::App { .. } => "app",
-            StepKind::Agent { .. } => "agent",
-            StepKind::Delegate { .. } => "delegate",
-            StepKind::Validate(_) => "validate",
-            StepKind::Renew { .. } => "renew",
-            StepKind::Release(_) => "release",
-            StepKind::Revoke { .. } => "revoke",
-            StepKind::Probe(_) => "probe",
-            StepKind::Wait(_) => "wait",
-            StepKind::Expect(_) => "expect",
-            StepKind::Import { .. } => "import",
-            StepKind::Audit(_) => "audit",
+            StepKind::Title(_) => Keyword::Title,
+            StepKind::Say(_) => Keyword::Say,
+            StepKind::App { .. } => Keyword::App,
+            StepKind::Agent { .. } => Keyword::Agent,
+            StepKind::Delegate { .. } => Keyword::Delegate,
+            StepKind::Validate(_) => Keyword::Validate,
+            StepKind::Renew { .. } => Keyword::Renew,
+            StepKind::Release(_) => Keyword::Release,
+            StepKind::Revoke { .. } => Keyword::Revoke,
+            StepKind::Probe(_) => Keyword::Probe,
+            StepKind::Wait(_) => Keyword::Wait,
+            StepKind::Expect(_) => Keyword::Expect,
+            StepKind::Import { .. } => Keyword::Import,
+            StepKind::Audit(_) => Keyword::Audit,
         }
+    }
+}
+
+/// Which kind of step, without its arguments: what reports and views
+/// compare (never the text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Keyword {
+    Title,
+    Say,
+    App,
+    Agent,
+    Delegate,
+    Validate,
+    Renew,
+    Release,
+    Revoke,
+    Probe,
+    Wait,
+    Expect,
+    Import,
+    Audit,
+}
+
+impl Keyword {
+    /// The word the scenario language uses (and JSON transcripts print).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Keyword::Title => "title",
+            Keyword::Say => "say",
+            Keyword::App => "app",
+            Keyword::Agent => "agent",
+            Keyword::Delegate => "delegate",
+            Keyword::Validate => "validate",
+            Keyword::Renew => "renew",
+            Keyword::Release => "release",
+            Keyword::Revoke => "revoke",
+            Keyword::Probe => "probe",
+            Keyword::Wait => "wait",
+            Keyword::Expect => "expect",
+            Keyword::Import => "import",
+            Keyword::Audit => "audit",
+        }
+    }
+}
+
+impl std::fmt::Display for Keyword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::steps;
-use super::{AuditFilter, Script, Step, StepKind};
+use super::{AuditFilter, Keyword, Script, Step, StepKind};
 use crate::app::{App, Hop, ProbeRow, TokenId};
 use crate::broker::BrokerError;
 use crate::worker::{Call, Command, Event, Outcome, WorkerHandle};
@@ -124,7 +124,7 @@ pub struct StepReport {
     pub index: usize,
     pub line: usize,
     pub source: String,
-    pub kind: &'static str,
+    pub kind: Keyword,
     pub result: StepResult,
     pub say: Option<String>,
     pub title: Option<String>,
@@ -508,7 +508,7 @@ impl Runner {
             tracing::info!(
                 step = r.index,
                 line = r.line,
-                kind = r.kind,
+                kind = r.kind.as_str(),
                 result = result.word(),
                 "step"
             );
@@ -516,7 +516,11 @@ impl Runner {
                 self.halted = Some(why.clone());
             }
         } else {
-            tracing::info!(kind = r.kind, result = result.word(), "explorer action");
+            tracing::info!(
+                kind = r.kind.as_str(),
+                result = result.word(),
+                "explorer action"
+            );
         }
         r.result = result;
         self.journal.push(a.step);
@@ -639,8 +643,8 @@ mod tests {
         Event {
             request,
             calls: vec![Call {
-                method: "POST",
-                path: "/v1/x",
+                method: "POST".into(),
+                path: "/v1/x".into(),
                 status: Some(200),
                 latency: Duration::from_millis(1),
                 error: None,
@@ -667,7 +671,7 @@ mod tests {
 
     /// Folds as the driver does: state first, then the engine.
     fn fold(r: &mut Runner, app: &mut App, out: &mut Recorder, ev: Event) -> Option<StepReport> {
-        app.apply(&ev);
+        app.apply(&ev, crate::app::unix_now());
         r.on_event(app, ev, out)
     }
 

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
+use super::Keyword;
 use super::runner::{StepReport, StepResult};
 use crate::app::Hop;
 use crate::scope::Fate;
@@ -198,7 +199,7 @@ pub fn step_text(r: &StepReport) -> String {
         }
     }
     let refused = matches!(r.result, StepResult::Refused(_));
-    if r.kind == "import" {
+    if r.kind == Keyword::Import {
         for t in &r.tokens {
             let _ = writeln!(
                 out,
@@ -211,13 +212,16 @@ pub fn step_text(r: &StepReport) -> String {
                 t.status
             );
         }
-    } else if r.kind != "validate" && r.kind != "release" && r.kind != "renew" {
+    } else if !matches!(
+        r.kind,
+        Keyword::Validate | Keyword::Release | Keyword::Renew
+    ) {
         for t in &r.tokens {
             if t.status == "refused" || t.status == "failed" {
                 continue;
             }
             let who = match (&t.agent_id, r.kind) {
-                (Some(id), "agent") => format!("{} registered as {id}", t.holder),
+                (Some(id), Keyword::Agent) => format!("{} registered as {id}", t.holder),
                 _ => format!("{} issued to {}", t.label, t.holder),
             };
             let _ = writeln!(
@@ -306,7 +310,7 @@ pub fn step_text(r: &StepReport) -> String {
             let _ = writeln!(out, "      {mark} {} ({}) {said}{agree}", f.label, f.holder);
         }
     }
-    if r.kind == "revoke"
+    if r.kind == Keyword::Revoke
         && matches!(r.result, StepResult::Ok)
         && !r.fates.iter().any(|f| f.valid_after == Some(false))
     {
@@ -413,7 +417,7 @@ pub fn step_json(r: &StepReport) -> Value {
     json!({
         "step": r.index,
         "line": r.line,
-        "kind": r.kind,
+        "kind": r.kind.as_str(),
         "source": r.source,
         "result": r.result.word(),
         "broker": broker,

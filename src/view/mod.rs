@@ -16,8 +16,8 @@ pub mod tree_nav;
 
 use crate::app::{App, TokenId};
 use crate::scenario::AuditFilter;
-use crate::scenario::Script;
 use crate::scenario::runner::{StepReport, StepResult};
+use crate::scenario::{Keyword, Script};
 use form::{Form, FormKind, FormStatus, Submit};
 use keymap::{Mode, Verb};
 use tree_nav::TreeNav;
@@ -173,7 +173,7 @@ impl StepMark {
 pub struct StepLine {
     pub line: usize,
     pub source: String,
-    pub kind: &'static str,
+    pub kind: Keyword,
     pub say: Option<String>,
     pub mark: Option<StepMark>,
 }
@@ -842,22 +842,22 @@ fn action_message(r: &StepReport) -> String {
     let t = r.tokens.last();
     let name = t.map(|t| t.label.clone()).unwrap_or_default();
     match r.kind {
-        "agent" => format!(
+        Keyword::Agent => format!(
             "✓ {name} registered as {}",
             t.and_then(|t| t.agent_id.clone()).unwrap_or_default()
         ),
-        "delegate" => format!(
+        Keyword::Delegate => format!(
             "✓ {name} issued to {} (depth {})",
             t.map(|t| t.holder.as_str()).unwrap_or(""),
             t.map(|t| t.depth).unwrap_or(0)
         ),
-        "renew" => format!("✓ {name} renewed; the old token is revoked"),
-        "release" => format!("✓ {name} released"),
-        "import" => format!(
+        Keyword::Renew => format!("✓ {name} renewed; the old token is revoked"),
+        Keyword::Release => format!("✓ {name} released"),
+        Keyword::Import => format!(
             "✓ {name} imported — the broker says {}",
             t.map(|t| t.status.as_str()).unwrap_or("?")
         ),
-        "revoke" => {
+        Keyword::Revoke => {
             let died: Vec<&str> = r
                 .fates
                 .iter()

@@ -21,6 +21,9 @@ pub struct Env {
     pub public_key: Option<VerifyingKey>,
     /// The broker serves TLS (the embedded one, from [`Env::tls`]).
     pub tls: bool,
+    /// The embedded broker's clock, which a test may move; `None` for an
+    /// external broker (real time only).
+    pub clock: Option<chainview::broker::embedded::Clock>,
     broker: Option<EmbeddedBroker>,
     pki: Option<pki::Pki>,
 }
@@ -54,10 +57,12 @@ impl Env {
                 external: true,
                 public_key: None,
                 tls: false,
+                clock: None,
                 broker: None,
                 pki: None,
             };
         }
+        let clock = cfg.clock.clone();
         let broker = EmbeddedBroker::start(cfg)
             .await
             .expect("embedded broker starts");
@@ -67,6 +72,7 @@ impl Env {
             external: false,
             public_key: Some(broker.public_key()),
             tls: false,
+            clock: Some(clock),
             broker: Some(broker),
             pki: None,
         }
@@ -106,8 +112,18 @@ impl Env {
             external: false,
             public_key: Some(broker.public_key()),
             tls: true,
+            clock: None,
             broker: Some(broker),
             pki: Some(pki),
+        }
+    }
+
+    /// Lets `by` pass for the broker: the embedded broker's clock moves at
+    /// once; an external broker's time has to be waited out.
+    pub async fn pass(&self, by: std::time::Duration) {
+        match &self.clock {
+            Some(c) => c.advance(by),
+            None => tokio::time::sleep(by).await,
         }
     }
 
