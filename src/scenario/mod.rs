@@ -8,6 +8,7 @@
 pub mod driver;
 mod parser;
 pub mod replay;
+pub mod rules;
 pub mod runner;
 mod steps;
 pub mod transcript;

@@ -9,8 +9,6 @@ use super::{
     AuditFilter, ClaimCheck, Cmp, Expectation, ImportSource, Script, Status, Step, StepKind,
 };
 use crate::broker::types::RevokeLevel;
-use crate::broker::types::valid_segment;
-use crate::scope;
 
 /// One problem in a script, at a position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,15 +215,7 @@ impl Parser {
     }
 
     fn define(&mut self, t: &Tok, kind: LabelKind) -> R<String> {
-        if !valid_segment(&t.text) {
-            return Err(self.err(
-                t.col,
-                format!(
-                    "invalid name '{}': use letters, digits, '.', '-' and '_'",
-                    t.text
-                ),
-            ));
-        }
+        super::rules::name(&t.text).map_err(|e| self.err(t.col, e))?;
         if let Some((_, line)) = self.labels.get(&t.text) {
             return Err(self.err(
                 t.col,
@@ -240,15 +230,15 @@ impl Parser {
     }
 
     fn scopes(&self, t: &Tok, value: &str, value_col: usize) -> R<Vec<String>> {
+        let _ = t;
         if value.is_empty() {
-            return Err(self.err(value_col, "expected a comma-separated list of scopes"));
+            return Err(self.err(value_col, super::rules::NO_SCOPES));
         }
         let mut out = Vec::new();
         let mut col = value_col;
         for part in value.split(',') {
-            if let Err(e) = scope::validate(part) {
-                let _ = t;
-                return Err(self.err(col, e.to_string()));
+            if let Err(e) = super::rules::scope_entry(part) {
+                return Err(self.err(col, e));
             }
             out.push(part.to_string());
             col += part.chars().count() + 1;
@@ -257,18 +247,12 @@ impl Parser {
     }
 
     fn scope_arg(&self, t: &Tok) -> R<String> {
-        scope::validate(&t.text).map_err(|e| self.err(t.col, e.to_string()))?;
+        super::rules::scope_entry(&t.text).map_err(|e| self.err(t.col, e))?;
         Ok(t.text.clone())
     }
 
     fn ttl(&self, value: &str, col: usize) -> R<i64> {
-        match value.parse::<i64>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(self.err(
-                col,
-                format!("ttl must be a positive whole number of seconds, got '{value}'"),
-            )),
-        }
+        super::rules::ttl(value).map_err(|e| self.err(col, e))
     }
 
     /// Splits `key=value` options, rejecting unknown keys with a suggestion.
@@ -377,14 +361,7 @@ impl Parser {
                 for (key, v, col, t) in opts {
                     match key {
                         "orch" | "task" => {
-                            if !valid_segment(v) {
-                                return Err(self.err(
-                                    col,
-                                    format!(
-                                        "{key} '{v}' is not a SPIFFE path segment: use letters, digits, '.', '-' and '_'"
-                                    ),
-                                ));
-                            }
+                            super::rules::segment(key, v).map_err(|e| self.err(col, e))?;
                             if key == "orch" {
                                 orch = v.to_string();
                             } else {
@@ -1054,8 +1031,18 @@ revoke chain orchestrator
     fn bad_spiffe_segment() {
         assert_eq!(
             err("agent a orch=bad/id scope=a:b:c"),
-            "t.chainview:1:14: orch 'bad/id' is not a SPIFFE path segment: use letters, digits, '.', '-' and '_'"
+            "t.chainview:1:14: orch 'bad/id' is not a SPIFFE path segment: use letters, digits, '.', '-' and '_' (not '.' or '..')"
         );
+    }
+
+    /// The form and the parser share one rule per field: a label the form
+    /// refuses, the parser refuses with the same words (the form used to
+    /// accept `..`, which an exported scenario then failed to parse).
+    #[test]
+    fn form_and_parser_agree_on_names() {
+        let e = err("agent .. orch=o scope=a:b:c");
+        let rule = crate::scenario::rules::name("..").unwrap_err();
+        assert!(e.ends_with(&rule), "{e} / {rule}");
     }
 
     proptest::proptest! {

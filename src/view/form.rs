@@ -9,7 +9,7 @@ use tui_input::Input;
 use crate::app::{App, TokenId, unix_now};
 use crate::broker::types::RevokeLevel;
 use crate::broker::types::valid_segment;
-use crate::scenario::{ImportSource, StepKind};
+use crate::scenario::{ImportSource, StepKind, rules};
 use crate::scope;
 
 /// The delegation depth the broker stops at (spec: chains of at most 5 records).
@@ -145,16 +145,10 @@ pub fn fresh_label(app: &App, prefix: &str) -> String {
         .unwrap_or_else(|| prefix.to_string())
 }
 
-/// A name a script can carry: letters, digits, `.`, `-`, `_`.
-fn label_error(app: &App, label: &str, what: &str) -> Option<String> {
-    if label.is_empty() {
-        return Some(format!("give the {what} a name"));
-    }
-    if !label
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-    {
-        return Some("use letters, digits, '.', '-' and '_' only".into());
+/// A new label or agent name: the parser's rule, and not taken yet.
+fn label_error(app: &App, label: &str) -> Option<String> {
+    if let Err(e) = rules::name(label) {
+        return Some(e);
     }
     if app.labels.contains_key(label) || app.agent_by_name(label).is_some() {
         return Some(format!("'{label}' is already used"));
@@ -162,31 +156,12 @@ fn label_error(app: &App, label: &str, what: &str) -> Option<String> {
     None
 }
 
-/// A comma-separated scope list (spaces allowed); every entry must parse.
-fn scope_list(text: &str) -> Result<Vec<String>, String> {
-    let list: Vec<String> = text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    if list.is_empty() {
-        return Err("give at least one scope, like read:config:production".into());
-    }
-    for s in &list {
-        scope::validate(s).map_err(|e| format!("{s}: {e}"))?;
-    }
-    Ok(list)
-}
-
+/// An optional TTL field: empty is none.
 fn ttl_value(text: &str) -> Result<Option<i64>, String> {
     if text.is_empty() {
         return Ok(None);
     }
-    match text.parse::<i64>() {
-        Ok(n) if n > 0 => Ok(Some(n)),
-        _ => Err(format!("a positive whole number of seconds, not '{text}'")),
-    }
+    rules::ttl(text).map(Some)
 }
 
 /// The revocation target a level defaults to for the selected token.
@@ -379,21 +354,21 @@ impl Form {
         let submit = match self.kind {
             FormKind::CreateAgent => {
                 let name = self.value("name");
-                if let Some(e) = label_error(app, name, "agent") {
+                if let Some(e) = label_error(app, name) {
                     err(self, "name", e);
                 }
                 let orch = self.value("orch_id");
-                if !valid_segment(orch) {
-                    err(self, "orch_id", "letters, digits, '.', '-' and '_'".into());
+                if let Err(e) = rules::segment("orch_id", orch) {
+                    err(self, "orch_id", e);
                 }
                 let task = match self.value("task_id") {
                     "" => name,
                     t => t,
                 };
-                if !valid_segment(task) {
-                    err(self, "task_id", "letters, digits, '.', '-' and '_'".into());
+                if let Err(e) = rules::segment("task_id", task) {
+                    err(self, "task_id", e);
                 }
-                let scope = scope_list(self.value("scope"))
+                let scope = rules::scope_list(self.value("scope"))
                     .map_err(|e| err(self, "scope", e))
                     .ok();
                 let ttl = ttl_value(self.value("max_ttl"))
@@ -446,10 +421,10 @@ impl Form {
                     )));
                 }
                 let label = self.value("as");
-                if let Some(e) = label_error(app, label, "new token") {
+                if let Some(e) = label_error(app, label) {
                     err(self, "as", e);
                 }
-                let scope = scope_list(self.value("scope"))
+                let scope = rules::scope_list(self.value("scope"))
                     .map_err(|e| err(self, "scope", e))
                     .ok();
                 let ttl = ttl_value(self.value("ttl"))
@@ -500,7 +475,7 @@ impl Form {
                 let name = app.token_name(token);
                 let new_label = self.value("as");
                 if !new_label.is_empty()
-                    && let Some(e) = label_error(app, new_label, "renewed token")
+                    && let Some(e) = label_error(app, new_label)
                 {
                     err(self, "as", e);
                 }
@@ -530,7 +505,7 @@ impl Form {
                 }
                 let wire = match level {
                     RevokeLevel::Task if !valid_segment(target) => {
-                        Err("a task id: letters, digits, '.', '-', '_'".to_string())
+                        rules::segment("task", target).map(|()| String::new())
                     }
                     _ => app.revoke_target(level, target),
                 };
@@ -564,7 +539,7 @@ impl Form {
             }
             FormKind::Import => {
                 let label = self.value("as");
-                if let Some(e) = label_error(app, label, "token") {
+                if let Some(e) = label_error(app, label) {
                     err(self, "as", e);
                 }
                 let raw = self.value("token");
@@ -686,12 +661,26 @@ mod tests {
         assert_eq!(c.submit, None);
         let err = |name: &str| c.errors[f.index(name)].clone().unwrap_or_default();
         assert_eq!(err("name"), "'analyst' is already used");
-        assert!(err("scope").starts_with("read:x: "), "{}", err("scope"));
+        assert!(err("scope").contains("read:x"), "{}", err("scope"));
         assert_eq!(
             err("max_ttl"),
-            "a positive whole number of seconds, not '-3'"
+            "ttl must be a positive whole number of seconds, got '-3'"
         );
-        assert_eq!(err("orch_id"), "letters, digits, '.', '-' and '_'");
+        assert!(
+            err("orch_id").starts_with("orch_id 'a/b' is not a SPIFFE path segment"),
+            "{}",
+            err("orch_id")
+        );
+        // `..` is no name (the parser refuses it too).
+        set(&mut f, "name", "..");
+        let c = f.check(&app);
+        assert!(
+            c.errors[f.index("name")]
+                .as_deref()
+                .is_some_and(|e| e.contains("invalid name '..'")),
+            "{:?}",
+            c.errors
+        );
         set(&mut f, "name", "scout");
         set(&mut f, "scope", "read:x:a , read:y:*");
         set(&mut f, "max_ttl", "");
