@@ -188,6 +188,18 @@ pub struct TokenEntry {
 }
 
 impl TokenEntry {
+    /// Whether the probe lists this token: one that was issued (it has a
+    /// raw token, alive or not), or one whose issue was refused or failed
+    /// (listed dead, with why). Not one still on its way. The probe panel
+    /// and the `probe` step both ask this.
+    pub fn probe_candidate(&self) -> bool {
+        self.raw.is_some()
+            || matches!(
+                self.status_at(i64::MIN),
+                TokenStatus::Refused(_) | TokenStatus::Failed(_)
+            )
+    }
+
     /// Scope held: the claims' scope once issued, else what was asked for.
     pub fn scope(&self) -> &[String] {
         self.claims
@@ -846,7 +858,7 @@ impl App {
     pub fn probe(&self, requested: &str, now: i64) -> Vec<ProbeRow> {
         self.tokens
             .iter()
-            .filter(|t| t.status != TokenStatus::Pending)
+            .filter(|t| t.probe_candidate())
             .map(|t| {
                 let status = t.status_at(now);
                 let verdict = if status.is_dead() {

@@ -61,11 +61,11 @@ impl ProbeCache {
         self.grants.clear();
         self.arena.clear();
         for t in &app.tokens {
-            // The status apart from expiry (which the keystroke checks against `now`).
-            let status = t.status_at(i64::MIN);
-            if t.raw.is_none() && !matches!(status, crate::app::TokenStatus::Refused(_)) {
+            if !t.probe_candidate() {
                 continue;
             }
+            // The status apart from expiry (which the keystroke checks against `now`).
+            let status = t.status_at(i64::MIN);
             let first = self.grants.len() as u32;
             for g in t.scope() {
                 let base = self.arena.len() as u32;
@@ -259,4 +259,33 @@ pub fn draw(
         })
         .collect();
     f.render_widget(Paragraph::new(lines), rows_area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The panel and the `probe` step list the same tokens: here an imported
+    /// token not yet validated (the panel listed it, the step did not).
+    #[test]
+    fn panel_and_step_list_the_same_tokens() {
+        let mut app = App::new("http://127.0.0.1:1", false, None);
+        let claims = crate::jwt::Claims {
+            sub: "spiffe://agentwrit.local/agent/o/t/x".into(),
+            jti: "j1".into(),
+            exp: crate::app::unix_now() + 300,
+            scope: vec!["read:data:*".into()],
+            ..Default::default()
+        };
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let raw = crate::jwt::sign(&claims, &key, "k");
+        app.import("imp", &raw, None).expect("imports");
+        let now = crate::app::unix_now();
+        let step: Vec<TokenId> = app.probe("read:data:a", now).iter().map(|r| r.token).collect();
+        let mut cache = ProbeCache::default();
+        cache.update(&app, "read:data:a", now);
+        let panel: Vec<TokenId> = cache.rows.iter().map(|(id, _)| *id).collect();
+        assert_eq!(step, panel);
+        assert_eq!(panel.len(), 1);
+    }
 }
