@@ -15,6 +15,7 @@
 //!
 //! The load generator runs in the same process and on the same 2 cores as the
 //! broker, so the figures include its cost too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

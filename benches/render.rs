@@ -7,6 +7,7 @@
 //! * folding a live check's 10,000 answers into the state.
 //!
 //!     cargo bench --bench render
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 

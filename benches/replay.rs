@@ -3,6 +3,7 @@
 //! what `chainview --script` does, minus printing.
 //!
 //!     cargo bench --bench replay
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 

@@ -4,6 +4,7 @@
 //! while idle for 10 s. Needs tmux (skips with a message without it).
 //!
 //!     cargo bench --bench session
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 use std::thread::sleep;

@@ -5,6 +5,7 @@
 //! temporary folder). Documented in the README; not run in CI.
 //!
 //!     SOAK_SECS=600 cargo bench --bench soak
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 

@@ -15,6 +15,7 @@
 //! figures and the peak.
 //!
 //!     FLOOD_SECS=600 cargo bench --bench unauth_flood
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -3,6 +3,7 @@
 //! below it, and only the broker itself, the session set-up and the binary
 //! may name `broker::embedded`. A new upward import fails this test, so the
 //! rule holds without anyone having to remember it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 

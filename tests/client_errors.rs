@@ -1,5 +1,6 @@
 //! Client error paths over real sockets: nothing listening, a listener that
 //! never answers, and servers answering a non-JSON 500 or a 2xx with garbage.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
@@ -180,7 +181,11 @@ async fn calls_carry_the_real_status() {
     assert!(r.is_ok(), "{r:?}");
     assert_eq!(seen.len(), 1);
     assert_eq!(
-        (seen[0].method.as_str(), seen[0].path.as_str(), seen[0].status),
+        (
+            seen[0].method.as_str(),
+            seen[0].path.as_str(),
+            seen[0].status
+        ),
         ("POST", "/v1/token/release", Some(200))
     );
     let mut w = chainview::worker::spawn(WorkerConfig {
@@ -194,7 +199,10 @@ async fn calls_carry_the_real_status() {
     });
     let ev = w.events.recv().await.unwrap();
     assert_eq!(ev.request, id);
-    assert!(matches!(ev.outcome, Outcome::Released { result: Ok(()), .. }));
+    assert!(matches!(
+        ev.outcome,
+        Outcome::Released { result: Ok(()), .. }
+    ));
     assert_eq!(ev.calls.len(), 1);
     assert_eq!(ev.calls[0].status, Some(200), "{:?}", ev.calls);
 }

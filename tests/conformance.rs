@@ -2,6 +2,7 @@
 //! run over real loopback HTTP through chainview's client. Against the
 //! embedded broker by default; against any broker when
 //! `AGENTWRIT_CONFORMANCE_URL` and `AGENTWRIT_ADMIN_SECRET` are set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

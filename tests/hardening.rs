@@ -2,6 +2,7 @@
 //! Bearer route and validate), oversized bodies on every route, a broker
 //! stopped in the middle of a scenario, secrets in every output format, and a
 //! load run of 100 concurrent agents whose audit chain must verify.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

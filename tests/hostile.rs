@@ -1,6 +1,7 @@
 //! Hostile clients against the embedded broker, over real loopback TCP:
 //! slow and idle connections, connection floods, numbers that meet time,
 //! huge client-supplied strings, forged client IPs, whitespace around tokens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

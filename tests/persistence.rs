@@ -2,6 +2,7 @@
 //! crash can lose, and clear errors for a data directory that cannot be used.
 //! Over real loopback HTTP; brokers restarted in-process on the same DIR, or
 //! as the real binary where exit codes and kill -9 matter.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! create a delegation through the form, quit with `q`, and check the
 //! terminal was restored (alternate screen left, cursor shown, mouse and
 //! bracketed paste released).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,7 @@
 //! `chainview --script`: every bundled scenario, golden transcripts, malformed
 //! scripts with their exact messages, and each documented exit code. Runs the
 //! real binary against its embedded broker (or an external one started here).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

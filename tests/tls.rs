@@ -1,6 +1,7 @@
 //! TLS and mtls, both ends: chainview's client against `chainview broker`
 //! serving TLS, over real loopback connections, with certificates made in
 //! the test. Each failure a user can meet has a test of its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The TUI without a terminal: every view rendered into a TestBackend and
 //! snapshotted (insta), the deploy scenario at each step at 80x24 and 120x40,
 //! key handling against a live app state, and the `--frames` output.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 

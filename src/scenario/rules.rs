@@ -44,7 +44,8 @@ pub fn scope_entry(text: &str) -> Result<(), String> {
 }
 
 /// What an empty scope list is told.
-pub const NO_SCOPES: &str = "expected a comma-separated list of scopes, like read:config:production";
+pub const NO_SCOPES: &str =
+    "expected a comma-separated list of scopes, like read:config:production";
 
 /// A comma-separated scope list (spaces around entries allowed, as typed in
 /// a form); every entry must parse. A bad entry is named (the parser points

@@ -281,7 +281,11 @@ mod tests {
         let raw = crate::jwt::sign(&claims, &key, "k");
         app.import("imp", &raw, None).expect("imports");
         let now = crate::app::unix_now();
-        let step: Vec<TokenId> = app.probe("read:data:a", now).iter().map(|r| r.token).collect();
+        let step: Vec<TokenId> = app
+            .probe("read:data:a", now)
+            .iter()
+            .map(|r| r.token)
+            .collect();
         let mut cache = ProbeCache::default();
         cache.update(&app, "read:data:a", now);
         let panel: Vec<TokenId> = cache.rows.iter().map(|(id, _)| *id).collect();
