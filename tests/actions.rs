@@ -9,7 +9,6 @@
 
 use chainview::app::{TokenStatus, unix_now};
 use chainview::broker::BrokerClient;
-use chainview::broker::embedded::{Config, EmbeddedBroker};
 use chainview::broker::types::{CreateAppRequest, DelegateRequest, RevokeLevel};
 use chainview::scenario::replay::Replay;
 use chainview::scenario::{StepKind, parse};
@@ -18,7 +17,7 @@ use chainview::ui::render_text;
 use chainview::view::form::{FormStatus, Submit};
 use chainview::view::{Action, View};
 use chainview::worker::Command;
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyCode;
 
 const DEPLOY: &str = include_str!("../assets/scenarios/deploy.chainview");
 
@@ -34,140 +33,28 @@ enum Mode {
 }
 
 mod common;
-use chainview::broker::tls::ClientTls;
-use common::pki::Pki;
+use common::{Env, key};
 
-/// A broker reached by URL: the one CI names, or an embedded one started here.
-struct Outside {
-    url: String,
-    admin_secret: String,
-    broker: Option<EmbeddedBroker>,
-    tls: ClientTls,
-    _pki: Option<Pki>,
-}
-
-impl Outside {
-    async fn start(mode: Mode) -> Outside {
-        if mode == Mode::Own {
-            return Outside {
-                url: String::new(),
-                admin_secret: String::new(),
-                broker: None,
-                tls: ClientTls::default(),
-                _pki: None,
-            };
-        }
-        if mode == Mode::Mtls {
-            let pki = Pki::new();
-            let b = EmbeddedBroker::start(Config {
-                tls: Some(chainview::broker::tls::ServerTls {
-                    cert: pki.server_cert.clone(),
-                    key: pki.server_key.clone(),
-                    client_ca: Some(pki.ca_pem.clone()),
-                }),
-                ..Config::default()
-            })
-            .await
-            .unwrap();
-            assert!(b.url().starts_with("https://"), "{}", b.url());
-            return Outside {
-                url: b.url(),
-                admin_secret: b.admin_secret().to_string(),
-                broker: Some(b),
-                tls: ClientTls {
-                    ca_files: vec![pki.ca_pem.clone()],
-                    client_cert: Some(pki.client_cert.clone()),
-                    client_key: Some(pki.client_key.clone()),
-                },
-                _pki: Some(pki),
-            };
-        }
-        if let (Ok(url), Ok(secret)) = (
-            std::env::var("AGENTWRIT_CONFORMANCE_URL"),
-            std::env::var("AGENTWRIT_ADMIN_SECRET"),
-        ) {
-            return Outside {
-                url,
-                admin_secret: secret,
-                broker: None,
-                tls: ClientTls::default(),
-                _pki: None,
-            };
-        }
-        let b = EmbeddedBroker::start(Config::default()).await.unwrap();
-        Outside {
-            url: b.url(),
-            admin_secret: b.admin_secret().to_string(),
-            broker: Some(b),
-            tls: ClientTls::default(),
-            _pki: None,
-        }
+/// The broker "another client" reaches by URL: the one CI names (through
+/// the shared test harness), an embedded one started here, or one in mtls
+/// mode; none when chainview runs its own.
+async fn outside(mode: Mode) -> Option<Env> {
+    match mode {
+        Mode::Own => None,
+        Mode::External => Some(Env::new().await),
+        Mode::Mtls => Some(Env::tls(true).await),
     }
-
-    /// A client of this broker, as another program would have.
-    fn client(&self) -> BrokerClient {
-        BrokerClient::with_tls(
-            &self.url,
-            chainview::broker::client::DEFAULT_TIMEOUT,
-            &self.tls,
-        )
-        .unwrap()
-    }
-
-    async fn admin_token(&self) -> String {
-        self.client()
-            .admin_auth(&self.admin_secret)
-            .await
-            .unwrap()
-            .access_token
-    }
-
-    /// Settings as a user would give them: a URL, an app of their own, the admin secret.
-    async fn settings(&self) -> Settings {
-        let c = self.client();
-        let n: u64 = rand::random();
-        let app = c
-            .create_app(
-                &self.admin_token().await,
-                &CreateAppRequest {
-                    name: format!("actions-{n:016x}"),
-                    scopes: vec![
-                        "read:config:*".into(),
-                        "read:deploy:*".into(),
-                        "write:deploy:*".into(),
-                    ],
-                    token_ttl: None,
-                },
-            )
-            .await
-            .unwrap();
-        Settings {
-            broker_url: Some(self.url.clone()),
-            client_id: Some(app.client_id),
-            client_secret: app.client_secret,
-            admin_secret: Some(self.admin_secret.clone()),
-            timeout: None,
-            tls: self.tls.clone(),
-        }
-    }
-
-    async fn stop(self) {
-        if let Some(b) = self.broker {
-            b.shutdown().await;
-        }
-    }
-}
-
-fn key(c: KeyCode) -> KeyEvent {
-    KeyEvent::new(c, KeyModifiers::NONE)
 }
 
 /// The deploy scenario up to and including hop 2's refusal (line 12).
-async fn at_hop2(mode: Mode, outside: &Outside) -> (Replay, View) {
+async fn at_hop2(mode: Mode, outside: &Option<Env>) -> (Replay, View) {
     let script = parse("deploy.chainview", DEPLOY).unwrap();
     let settings = match mode {
         Mode::Own => Settings::default(),
-        Mode::External | Mode::Mtls => outside.settings().await,
+        Mode::External | Mode::Mtls => match outside {
+            Some(env) => env.settings().await,
+            None => unreachable!("an outside broker for {mode:?}"),
+        },
     };
     let mut replay = Replay::start(script, &settings).await.unwrap();
     let mut view = View::new(Some(replay.script()), true);
@@ -245,7 +132,7 @@ fn choose(replay: &Replay, view: &mut View, want: &str) {
 }
 
 async fn delegate_refused_then_repaired(mode: Mode) {
-    let outside = Outside::start(mode).await;
+    let outside = outside(mode).await;
     let (mut replay, mut view) = at_hop2(mode, &outside).await;
     // d on hop1 (the multi-hop case: a delegated token delegates again).
     select(&replay, &mut view, "hop1");
@@ -321,7 +208,7 @@ async fn delegate_refused_then_repaired(mode: Mode) {
         "refused"
     );
     replay.finish().await;
-    outside.stop().await;
+    drop(outside);
 }
 
 #[tokio::test]
@@ -340,7 +227,7 @@ async fn delegate_form_refused_then_repaired_mtls_broker() {
 }
 
 async fn create_renew_release_revoke(mode: Mode) {
-    let outside = Outside::start(mode).await;
+    let outside = outside(mode).await;
     let (mut replay, mut view) = at_hop2(mode, &outside).await;
     // a: a new agent.
     view.handle_key(&replay.driver.app, key(KeyCode::Char('a')));
@@ -447,7 +334,7 @@ async fn create_renew_release_revoke(mode: Mode) {
         assert!(out.contains("† orchestrator (orchestrator) dies"), "{out}");
     }
     replay.finish().await;
-    outside.stop().await;
+    drop(outside);
 }
 
 #[tokio::test]
@@ -466,11 +353,11 @@ async fn create_renew_release_revoke_mtls_broker() {
 }
 
 async fn import_audit_export_live(mode: Mode) {
-    let outside = Outside::start(mode).await;
+    let outside = outside(mode).await;
     let (mut replay, mut view) = at_hop2(mode, &outside).await;
     let client = match mode {
         Mode::Own => BrokerClient::new(&replay.driver.app.broker_url).unwrap(),
-        _ => outside.client(),
+        _ => outside.as_ref().unwrap().client.clone(),
     };
     // Another client of the same broker delegates from the orchestrator's
     // token: a token chainview has never seen.
@@ -707,13 +594,13 @@ async fn import_audit_export_live(mode: Mode) {
     assert!(!json.to_string().contains(&elsewhere[..40]));
     assert!(json["log"].as_array().unwrap().len() > 10);
     replay.finish().await;
-    outside.stop().await;
+    drop(outside);
 }
 
 /// An admin token for "another client" of the broker the replay uses.
-async fn outside_admin(replay: &Replay, outside: &Outside, mode: Mode) -> String {
+async fn outside_admin(replay: &Replay, outside: &Option<Env>, mode: Mode) -> String {
     match mode {
-        Mode::External | Mode::Mtls => outside.admin_token().await,
+        Mode::External | Mode::Mtls => outside.as_ref().unwrap().admin().await,
         Mode::Own => {
             let secret = replay
                 .target

@@ -3,6 +3,8 @@
 //! key handling against a live app state, and the `--frames` output.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::process::Command;
 
 use chainview::app::unix_now;
@@ -13,34 +15,6 @@ use chainview::view::{Action, Focus, View};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 const DEPLOY: &str = include_str!("../assets/scenarios/deploy.chainview");
-
-/// Filters for what varies between runs: ports, ids, times, TTLs, latencies.
-fn filters() -> Vec<(&'static str, &'static str)> {
-    vec![
-        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
-        (
-            r"app app-chainview-[0-9a-f]{0,6}(-[0-9a-f]{0,6})?…?",
-            "app [APP]",
-        ),
-        (r"/[0-9a-f]{4}…", "/[INST]…"),
-        (
-            r"(spiffe://[a-z.]+/agent/[^/\s]+/[^/\s]+/)[0-9a-f]*…?",
-            "${1}[INSTANCE]",
-        ),
-        (r"⏱\d+:\d\d", "⏱[TTL]"),
-        (r"expires in \d+:\d\d", "expires in [TTL]"),
-        (r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?Z", "[TIMESTAMP]"),
-        (r"\b\d\d:\d\d:\d\d\b", "[HH:MM:SS]"),
-        (r"\s*\d+\.\dms", " [MS]"),
-        (r"kid [A-Za-z0-9_-]{12}…", "kid [KID]…"),
-        (r"jti [0-9a-f]{8}…", "jti [JTI]…"),
-        (r"chain_hash [0-9a-f]{12}…", "chain_hash [HASH]…"),
-    ]
-}
-
-fn key(c: KeyCode) -> KeyEvent {
-    KeyEvent::new(c, KeyModifiers::NONE)
-}
 
 /// Replays the deploy scenario, rendering after every step.
 async fn deploy_frames(width: u16, height: u16) -> (Vec<String>, Replay, View) {
@@ -74,7 +48,7 @@ async fn deploy_every_step_80x24() {
         "{hop2}"
     );
     assert!(hop2.contains("✗ hop2 held by deployer"), "{hop2}");
-    insta::with_settings!({ filters => filters() }, {
+    insta::with_settings!({ filters => common::screen_filters() }, {
         insta::assert_snapshot!("deploy_80x24", frames.join("\n\n"));
     });
     replay.finish().await;
@@ -83,7 +57,7 @@ async fn deploy_every_step_80x24() {
 #[tokio::test]
 async fn deploy_every_step_120x40() {
     let (frames, replay, _) = deploy_frames(120, 40).await;
-    insta::with_settings!({ filters => filters() }, {
+    insta::with_settings!({ filters => common::screen_filters() }, {
         insta::assert_snapshot!("deploy_120x40", frames.join("\n\n"));
     });
     replay.finish().await;
@@ -114,45 +88,45 @@ async fn every_view() {
     assert_eq!(view.focus, Focus::Tree);
     shoot("chain tree + detail", &mut view);
     // Agents.
-    view.handle_key(app, key(KeyCode::Tab));
-    view.handle_key(app, key(KeyCode::Tab));
-    view.handle_key(app, key(KeyCode::Tab));
-    view.handle_key(app, key(KeyCode::Tab));
+    view.handle_key(app, common::key(KeyCode::Tab));
+    view.handle_key(app, common::key(KeyCode::Tab));
+    view.handle_key(app, common::key(KeyCode::Tab));
+    view.handle_key(app, common::key(KeyCode::Tab));
     assert_eq!(view.focus, Focus::Agents);
-    view.handle_key(app, key(KeyCode::Down));
+    view.handle_key(app, common::key(KeyCode::Down));
     shoot("agents (analyst selected)", &mut view);
     // Steps.
-    view.handle_key(app, key(KeyCode::Tab));
+    view.handle_key(app, common::key(KeyCode::Tab));
     assert_eq!(view.focus, Focus::Steps);
     shoot("steps", &mut view);
     // Probe with typed input, then malformed input.
-    view.handle_key(app, key(KeyCode::Char('/')));
+    view.handle_key(app, common::key(KeyCode::Char('/')));
     for c in "write:deploy:payment-svc".chars() {
-        view.handle_key(app, key(KeyCode::Char(c)));
+        view.handle_key(app, common::key(KeyCode::Char(c)));
     }
     shoot("probe write:deploy:payment-svc", &mut view);
     for _ in 0..12 {
-        view.handle_key(app, key(KeyCode::Backspace));
+        view.handle_key(app, common::key(KeyCode::Backspace));
     }
     shoot("probe malformed input", &mut view);
-    view.handle_key(app, key(KeyCode::Esc));
+    view.handle_key(app, common::key(KeyCode::Esc));
     // Event log.
-    view.handle_key(app, key(KeyCode::Tab));
-    view.handle_key(app, key(KeyCode::Tab));
-    view.handle_key(app, key(KeyCode::Tab));
+    view.handle_key(app, common::key(KeyCode::Tab));
+    view.handle_key(app, common::key(KeyCode::Tab));
+    view.handle_key(app, common::key(KeyCode::Tab));
     assert_eq!(view.focus, Focus::Log);
     shoot("event log", &mut view);
     // Help overlay.
-    view.handle_key(app, key(KeyCode::Char('?')));
+    view.handle_key(app, common::key(KeyCode::Char('?')));
     shoot("help", &mut view);
-    view.handle_key(app, key(KeyCode::Char('x')));
+    view.handle_key(app, common::key(KeyCode::Char('x')));
     assert!(!view.help);
     // Too small.
     shots.push(format!(
         "── too small at 60x20\n{}",
         render_text(app, &mut view, 60, 20, unix_now()).join("\n")
     ));
-    insta::with_settings!({ filters => filters() }, {
+    insta::with_settings!({ filters => common::screen_filters() }, {
         insta::assert_snapshot!("every_view", shots.join("\n\n"));
     });
     replay.finish().await;
@@ -173,58 +147,67 @@ async fn keys_drive_the_state() {
     assert_eq!(view.selected, Some(hop2));
     // Step keys become actions for the event loop.
     assert_eq!(
-        view.handle_key(app, key(KeyCode::Char('n'))),
+        view.handle_key(app, common::key(KeyCode::Char('n'))),
         Action::NextStep
     );
     assert_eq!(
-        view.handle_key(app, key(KeyCode::Char(' '))),
+        view.handle_key(app, common::key(KeyCode::Char(' '))),
         Action::NextStep
     );
     assert_eq!(
-        view.handle_key(app, key(KeyCode::Char('b'))),
+        view.handle_key(app, common::key(KeyCode::Char('b'))),
         Action::BackStep
     );
     assert_eq!(
-        view.handle_key(app, key(KeyCode::Char('r'))),
+        view.handle_key(app, common::key(KeyCode::Char('r'))),
         Action::Restart
     );
     // v on a refused token (no token to validate) is a notice, not an action.
-    assert_eq!(view.handle_key(app, key(KeyCode::Char('v'))), Action::None);
+    assert_eq!(
+        view.handle_key(app, common::key(KeyCode::Char('v'))),
+        Action::None
+    );
     assert!(view.message.is_some());
     // Moving up (after a render, as in the event loop) selects hop1, which can be validated.
     render_text(app, &mut view, 80, 24, unix_now());
-    view.handle_key(app, key(KeyCode::Up));
+    view.handle_key(app, common::key(KeyCode::Up));
     let sel = view.selected.unwrap();
     assert_eq!(app.token_name(sel), "hop1");
     assert_eq!(
-        view.handle_key(app, key(KeyCode::Char('v'))),
+        view.handle_key(app, common::key(KeyCode::Char('v'))),
         Action::Validate(sel)
     );
     // t reveals the selected token, and hides it again.
     assert!(!view.reveal);
-    view.handle_key(app, key(KeyCode::Char('t')));
+    view.handle_key(app, common::key(KeyCode::Char('t')));
     assert!(view.reveal);
     let screen = render_text(app, &mut view, 120, 40, unix_now()).join("\n");
     assert!(screen.contains(app.tokens[sel].raw.as_deref().unwrap().get(..40).unwrap()));
-    view.handle_key(app, key(KeyCode::Char('t')));
+    view.handle_key(app, common::key(KeyCode::Char('t')));
     let screen = render_text(app, &mut view, 120, 40, unix_now()).join("\n");
     assert!(!screen.contains(app.tokens[sel].raw.as_deref().unwrap().get(..40).unwrap()));
     // In the probe input, letters are text: q does not quit.
-    view.handle_key(app, key(KeyCode::Char('/')));
+    view.handle_key(app, common::key(KeyCode::Char('/')));
     assert_eq!(view.focus, Focus::Probe);
-    assert_eq!(view.handle_key(app, key(KeyCode::Char('q'))), Action::None);
+    assert_eq!(
+        view.handle_key(app, common::key(KeyCode::Char('q'))),
+        Action::None
+    );
     assert_eq!(view.probe.value(), "q");
     // Esc leaves the input; then q quits.
-    view.handle_key(app, key(KeyCode::Esc));
+    view.handle_key(app, common::key(KeyCode::Esc));
     assert_eq!(view.focus, Focus::Tree);
-    assert_eq!(view.handle_key(app, key(KeyCode::Char('q'))), Action::Quit);
+    assert_eq!(
+        view.handle_key(app, common::key(KeyCode::Char('q'))),
+        Action::Quit
+    );
     // Ctrl-C quits from anywhere, even the probe input.
-    view.handle_key(app, key(KeyCode::Char('/')));
+    view.handle_key(app, common::key(KeyCode::Char('/')));
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
     assert_eq!(view.handle_key(app, ctrl_c), Action::Quit);
     // Shift-Tab goes backwards.
-    view.handle_key(app, key(KeyCode::Esc));
-    view.handle_key(app, key(KeyCode::BackTab));
+    view.handle_key(app, common::key(KeyCode::Esc));
+    view.handle_key(app, common::key(KeyCode::BackTab));
     assert_eq!(view.focus, Focus::Steps);
     replay.finish().await;
 }
@@ -244,7 +227,7 @@ fn frames_output_golden() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains('\u{1b}'), "no escape codes");
-    let mut filters = filters();
+    let mut filters = common::screen_filters();
     filters.push((r"/\S*/assets/scenarios/", "[SCENARIOS]/"));
     filters.push((r"· \d+ ms", "· [MS] ms"));
     insta::with_settings!({ filters => filters }, {
@@ -304,18 +287,18 @@ async fn every_form_80x24() {
         ("i: import", 'i'),
         ("e: export", 'e'),
     ] {
-        view.handle_key(&replay.driver.app, key(KeyCode::Char(k)));
+        view.handle_key(&replay.driver.app, common::key(KeyCode::Char(k)));
         assert!(view.form.is_some(), "{name}");
         shots.push(format!(
             "── {name}\n{}",
             render_text(&replay.driver.app, &mut view, 80, 24, unix_now()).join("\n")
         ));
-        view.handle_key(&replay.driver.app, key(KeyCode::Esc));
+        view.handle_key(&replay.driver.app, common::key(KeyCode::Esc));
         assert!(view.form.is_none(), "{name}: Esc closes");
     }
     // The audit view, fetched through the worker.
     assert_eq!(
-        view.handle_key(&replay.driver.app, key(KeyCode::Char('A'))),
+        view.handle_key(&replay.driver.app, common::key(KeyCode::Char('A'))),
         Action::FetchAudit
     );
     replay
@@ -323,7 +306,7 @@ async fn every_form_80x24() {
         .await
         .unwrap();
     for c in "delegation_".chars() {
-        view.handle_key(&replay.driver.app, key(KeyCode::Char(c)));
+        view.handle_key(&replay.driver.app, common::key(KeyCode::Char(c)));
     }
     let audit = render_text(&replay.driver.app, &mut view, 120, 30, unix_now()).join("\n");
     assert!(
@@ -334,7 +317,7 @@ async fn every_form_80x24() {
         audit.contains("delegation_attenuation_violation denied"),
         "{audit}"
     );
-    let mut f = filters();
+    let mut f = common::screen_filters();
     f.push((
         r"chainview-session-\d{8}-\d{6}",
         "chainview-session-[STAMP]",

@@ -26,6 +26,13 @@ pub struct Env {
     pub clock: Option<chainview::broker::embedded::Clock>,
     broker: Option<EmbeddedBroker>,
     pki: Option<pki::Pki>,
+    /// The TLS files a client of this broker needs.
+    pub tls_options: chainview::broker::tls::ClientTls,
+}
+
+/// A key press without modifiers.
+pub fn key(c: crossterm::event::KeyCode) -> crossterm::event::KeyEvent {
+    crossterm::event::KeyEvent::new(c, crossterm::event::KeyModifiers::NONE)
 }
 
 /// A short random lowercase suffix, so names and task ids never collide on a shared broker.
@@ -60,6 +67,7 @@ impl Env {
                 clock: None,
                 broker: None,
                 pki: None,
+                tls_options: Default::default(),
             };
         }
         let clock = cfg.clock.clone();
@@ -75,6 +83,7 @@ impl Env {
             clock: Some(clock),
             broker: Some(broker),
             pki: None,
+            tls_options: Default::default(),
         }
     }
 
@@ -115,6 +124,7 @@ impl Env {
             clock: None,
             broker: Some(broker),
             pki: Some(pki),
+            tls_options: opts,
         }
     }
 
@@ -124,6 +134,36 @@ impl Env {
         match &self.clock {
             Some(c) => c.advance(by),
             None => tokio::time::sleep(by).await,
+        }
+    }
+
+    /// Settings as a user would give them for this broker: its URL, an app
+    /// of their own (registered here), the admin secret and TLS files.
+    pub async fn settings(&self) -> chainview::session::Settings {
+        let n: u64 = rand::random();
+        let app = self
+            .client
+            .create_app(
+                &self.admin().await,
+                &CreateAppRequest {
+                    name: format!("actions-{n:016x}"),
+                    scopes: vec![
+                        "read:config:*".into(),
+                        "read:deploy:*".into(),
+                        "write:deploy:*".into(),
+                    ],
+                    token_ttl: None,
+                },
+            )
+            .await
+            .expect("app registered");
+        chainview::session::Settings {
+            broker_url: Some(self.client.base_url().to_string()),
+            client_id: Some(app.client_id),
+            client_secret: app.client_secret,
+            admin_secret: Some(self.admin_secret.clone()),
+            timeout: None,
+            tls: self.tls_options.clone(),
         }
     }
 
@@ -337,4 +377,45 @@ pub fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Filters for transcripts: ports, instance ids, timings, request ids, tokens, paths.
+pub fn transcript_filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+        (
+            r"(spiffe://agentwrit\.local/agent/[^/\s]+/[^/\s]+/)[0-9a-f]{16}",
+            "$1[INSTANCE]",
+        ),
+        (r"· \d+ ms", "· [MS] ms"),
+        (r#""ms":[0-9.]+"#, r#""ms":"[MS]""#),
+        (r#""request_id":"[0-9a-f]{16}""#, r#""request_id":"[ID]""#),
+        (r"eyJ[A-Za-z0-9_-]{9}…", "[TOKEN]…"),
+        (r"assets/scenarios/", "[SCENARIOS]/"),
+        (r"/\S*\[SCENARIOS\]", "[SCENARIOS]"),
+    ]
+}
+
+/// Filters for rendered screens: ports, ids, times, TTLs, latencies.
+pub fn screen_filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+        (
+            r"app app-chainview-[0-9a-f]{0,6}(-[0-9a-f]{0,6})?…?",
+            "app [APP]",
+        ),
+        (r"/[0-9a-f]{4}…", "/[INST]…"),
+        (
+            r"(spiffe://[a-z.]+/agent/[^/\s]+/[^/\s]+/)[0-9a-f]*…?",
+            "${1}[INSTANCE]",
+        ),
+        (r"⏱\d+:\d\d", "⏱[TTL]"),
+        (r"expires in \d+:\d\d", "expires in [TTL]"),
+        (r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?Z", "[TIMESTAMP]"),
+        (r"\b\d\d:\d\d:\d\d\b", "[HH:MM:SS]"),
+        (r"\s*\d+\.\dms", " [MS]"),
+        (r"kid [A-Za-z0-9_-]{12}…", "kid [KID]…"),
+        (r"jti [0-9a-f]{8}…", "jti [JTI]…"),
+        (r"chain_hash [0-9a-f]{12}…", "chain_hash [HASH]…"),
+    ]
 }
