@@ -342,207 +342,241 @@ impl Parser {
         Ok(match k {
             "title" => StepKind::Title(self.quoted(kw, rest)?),
             "say" => StepKind::Say(self.quoted(kw, rest)?),
-            "app" => {
-                let opts = self.options(rest, &["ceiling"])?;
-                let Some((_, v, col, t)) = opts.first() else {
-                    return Err(self.err(kw.col + 4, "expected ceiling=SCOPE,SCOPE"));
-                };
-                StepKind::App {
-                    ceiling: self.scopes(t, v, *col)?,
-                }
-            }
-            "agent" => {
-                let name_tok = self.need(rest, 0, kw, "an agent name")?;
-                let opts = self.options(&rest[1..], &["orch", "task", "scope", "ttl"])?;
-                let mut orch = "chainview".to_string();
-                let mut task = name_tok.text.clone();
-                let mut scope = None;
-                let mut ttl = None;
-                for (key, v, col, t) in opts {
-                    match key {
-                        "orch" | "task" => {
-                            super::rules::segment(key, v).map_err(|e| self.err(col, e))?;
-                            if key == "orch" {
-                                orch = v.to_string();
-                            } else {
-                                task = v.to_string();
-                            }
-                        }
-                        "scope" => scope = Some(self.scopes(t, v, col)?),
-                        _ => ttl = Some(self.ttl(v, col)?),
-                    }
-                }
-                let Some(scope) = scope else {
-                    return Err(self.err(
-                        kw.col,
-                        "agent needs scope=SCOPE,SCOPE (the scope it registers with)",
-                    ));
-                };
-                let name = self.define(name_tok, LabelKind::Agent)?;
-                StepKind::Agent {
-                    name,
-                    orch,
-                    task,
-                    scope,
-                    ttl,
-                }
-            }
-            "delegate" => {
-                let from_tok =
-                    self.need(rest, 0, kw, "the delegating token (an agent or a label)")?;
-                let from = self.token_ref(from_tok)?;
-                let arrow = self.need(rest, 1, from_tok, "'->'")?;
-                if arrow.text != "->" {
-                    return Err(
-                        self.err(arrow.col, format!("expected '->', found '{}'", arrow.text))
-                    );
-                }
-                let to_tok = self.need(rest, 2, arrow, "the agent to delegate to")?;
-                let to = if to_tok.text.starts_with("spiffe://") {
-                    to_tok.text.clone()
-                } else {
-                    self.agent_ref(to_tok)?
-                };
-                let opts = self.options(&rest[3..], &["scope", "ttl", "as"])?;
-                let mut scope = None;
-                let mut ttl = None;
-                let mut label_tok = None;
-                for (key, v, col, t) in opts {
-                    match key {
-                        "scope" => scope = Some(self.scopes(t, v, col)?),
-                        "ttl" => ttl = Some(self.ttl(v, col)?),
-                        _ => {
-                            label_tok = Some(Tok {
-                                text: v.to_string(),
-                                col,
-                                quoted: false,
-                            })
-                        }
-                    }
-                }
-                let Some(scope) = scope else {
-                    return Err(self.err(kw.col, "delegate needs scope=SCOPE,SCOPE"));
-                };
-                let Some(label_tok) = label_tok else {
-                    return Err(self.err(
-                        kw.col,
-                        "delegate needs as=LABEL to name the delegated token",
-                    ));
-                };
-                let label = self.define(&label_tok, LabelKind::Token)?;
-                StepKind::Delegate {
-                    from,
-                    to,
-                    scope,
-                    ttl,
-                    label,
-                }
-            }
-            "validate" | "release" => {
-                let t = self.need(rest, 0, kw, "one or more tokens, comma-separated")?;
-                if let Some(extra) = rest.get(1) {
-                    return Err(self.err(
-                        extra.col,
-                        "unexpected text: list tokens comma-separated without spaces",
-                    ));
-                }
-                let list = self.list_refs(t)?;
-                if k == "validate" {
-                    StepKind::Validate(list)
-                } else {
-                    StepKind::Release(list)
-                }
-            }
-            "renew" => {
-                let t = self.need(rest, 0, kw, "the token to renew")?;
-                let label = self.token_ref(t)?;
-                let opts = self.options(&rest[1..], &["as"])?;
-                let new_label = match opts.first() {
-                    Some((_, v, col, _)) => Some(self.define(
-                        &Tok {
-                            text: v.to_string(),
-                            col: *col,
-                            quoted: false,
-                        },
-                        LabelKind::Token,
-                    )?),
-                    None => None,
-                };
-                StepKind::Renew { label, new_label }
-            }
-            "revoke" => {
-                let lt = self.need(rest, 0, kw, "a level: token, agent, task or chain")?;
-                let Some(level) = RevokeLevel::parse(&lt.text) else {
-                    let hint = did_you_mean(suggest(&lt.text, ["token", "agent", "task", "chain"]));
-                    return Err(self.err(
-                        lt.col,
-                        format!(
-                            "unknown revocation level '{}' (expected token, agent, task or chain){hint}",
-                            lt.text
-                        ),
-                    ));
-                };
-                let t = self.need(rest, 1, lt, "the revocation target")?;
-                if let Some(extra) = rest.get(2) {
-                    return Err(self.err(extra.col, "unexpected text after the target"));
-                }
-                let target = match level {
-                    RevokeLevel::Token => self.token_ref(t)?,
-                    RevokeLevel::Agent | RevokeLevel::Chain if t.text.starts_with("spiffe://") => {
-                        t.text.clone()
-                    }
-                    RevokeLevel::Agent | RevokeLevel::Chain => self.agent_ref(t)?,
-                    RevokeLevel::Task => t.text.clone(),
-                };
-                StepKind::Revoke { level, target }
-            }
-            "probe" => {
-                let t = self.need(rest, 0, kw, "a scope to probe, like read:config:production")?;
-                if let Some(extra) = rest.get(1) {
-                    return Err(self.err(extra.col, "probe takes one scope"));
-                }
-                StepKind::Probe(self.scope_arg(t)?)
-            }
-            "wait" => {
-                let t = self.need(rest, 0, kw, "a duration like 2s or 500ms")?;
-                StepKind::Wait(self.duration(t)?)
-            }
+            "app" => self.step_app(kw, rest)?,
+            "agent" => self.step_agent(kw, rest)?,
+            "delegate" => self.step_delegate(kw, rest)?,
+            "validate" | "release" => self.step_validate(kw, rest)?,
+            "renew" => self.step_renew(kw, rest)?,
+            "revoke" => self.step_revoke(kw, rest)?,
+            "probe" => self.step_probe(kw, rest)?,
+            "wait" => self.step_wait(kw, rest)?,
             "expect" => StepKind::Expect(self.expectation(kw, rest)?),
-            "import" => {
-                let t = self.need(rest, 0, kw, "a label for the imported token")?;
-                let opts = self.options(&rest[1..], &["token", "env", "file"])?;
-                let source = match opts.as_slice() {
-                    [(key, v, col, _)] => {
-                        if v.is_empty() {
-                            return Err(self.err(*col, format!("{key}= needs a value")));
-                        }
-                        match *key {
-                            "token" => ImportSource::Token(v.to_string()),
-                            "env" => ImportSource::Env(v.to_string()),
-                            _ => ImportSource::File(v.to_string()),
-                        }
-                    }
-                    [] => {
-                        return Err(self.err(
-                            t.col + t.text.chars().count() + 1,
-                            "import needs one of token=JWT, env=VARIABLE or file=PATH",
-                        ));
-                    }
-                    [_, (_, _, _, second), ..] => {
-                        return Err(self.err(
-                            second.col,
-                            "import takes exactly one of token=, env= or file=",
-                        ));
-                    }
-                };
-                let label = self.define(t, LabelKind::Token)?;
-                StepKind::Import { label, source }
-            }
+            "import" => self.step_import(kw, rest)?,
             "audit" => StepKind::Audit(self.audit_filter(rest)?.0),
             other => {
                 let hint = did_you_mean(suggest(other, KEYWORDS));
                 return Err(self.err(kw.col, format!("unknown step '{other}'{hint}")));
             }
+        })
+    }
+
+    fn step_app(&mut self, kw: &Tok, rest: &[Tok]) -> R<StepKind> {
+        Ok({
+            let opts = self.options(rest, &["ceiling"])?;
+            let Some((_, v, col, t)) = opts.first() else {
+                return Err(self.err(kw.col + 4, "expected ceiling=SCOPE,SCOPE"));
+            };
+            StepKind::App {
+                ceiling: self.scopes(t, v, *col)?,
+            }
+        })
+    }
+
+    fn step_agent(&mut self, kw: &Tok, rest: &[Tok]) -> R<StepKind> {
+        Ok({
+            let name_tok = self.need(rest, 0, kw, "an agent name")?;
+            let opts = self.options(&rest[1..], &["orch", "task", "scope", "ttl"])?;
+            let mut orch = "chainview".to_string();
+            let mut task = name_tok.text.clone();
+            let mut scope = None;
+            let mut ttl = None;
+            for (key, v, col, t) in opts {
+                match key {
+                    "orch" | "task" => {
+                        super::rules::segment(key, v).map_err(|e| self.err(col, e))?;
+                        if key == "orch" {
+                            orch = v.to_string();
+                        } else {
+                            task = v.to_string();
+                        }
+                    }
+                    "scope" => scope = Some(self.scopes(t, v, col)?),
+                    _ => ttl = Some(self.ttl(v, col)?),
+                }
+            }
+            let Some(scope) = scope else {
+                return Err(self.err(
+                    kw.col,
+                    "agent needs scope=SCOPE,SCOPE (the scope it registers with)",
+                ));
+            };
+            let name = self.define(name_tok, LabelKind::Agent)?;
+            StepKind::Agent {
+                name,
+                orch,
+                task,
+                scope,
+                ttl,
+            }
+        })
+    }
+
+    fn step_delegate(&mut self, kw: &Tok, rest: &[Tok]) -> R<StepKind> {
+        Ok({
+            let from_tok = self.need(rest, 0, kw, "the delegating token (an agent or a label)")?;
+            let from = self.token_ref(from_tok)?;
+            let arrow = self.need(rest, 1, from_tok, "'->'")?;
+            if arrow.text != "->" {
+                return Err(self.err(arrow.col, format!("expected '->', found '{}'", arrow.text)));
+            }
+            let to_tok = self.need(rest, 2, arrow, "the agent to delegate to")?;
+            let to = if to_tok.text.starts_with("spiffe://") {
+                to_tok.text.clone()
+            } else {
+                self.agent_ref(to_tok)?
+            };
+            let opts = self.options(&rest[3..], &["scope", "ttl", "as"])?;
+            let mut scope = None;
+            let mut ttl = None;
+            let mut label_tok = None;
+            for (key, v, col, t) in opts {
+                match key {
+                    "scope" => scope = Some(self.scopes(t, v, col)?),
+                    "ttl" => ttl = Some(self.ttl(v, col)?),
+                    _ => {
+                        label_tok = Some(Tok {
+                            text: v.to_string(),
+                            col,
+                            quoted: false,
+                        })
+                    }
+                }
+            }
+            let Some(scope) = scope else {
+                return Err(self.err(kw.col, "delegate needs scope=SCOPE,SCOPE"));
+            };
+            let Some(label_tok) = label_tok else {
+                return Err(self.err(
+                    kw.col,
+                    "delegate needs as=LABEL to name the delegated token",
+                ));
+            };
+            let label = self.define(&label_tok, LabelKind::Token)?;
+            StepKind::Delegate {
+                from,
+                to,
+                scope,
+                ttl,
+                label,
+            }
+        })
+    }
+
+    fn step_validate(&mut self, kw: &Tok, rest: &[Tok]) -> R<StepKind> {
+        let k = kw.text.as_str();
+        Ok({
+            let t = self.need(rest, 0, kw, "one or more tokens, comma-separated")?;
+            if let Some(extra) = rest.get(1) {
+                return Err(self.err(
+                    extra.col,
+                    "unexpected text: list tokens comma-separated without spaces",
+                ));
+            }
+            let list = self.list_refs(t)?;
+            if k == "validate" {
+                StepKind::Validate(list)
+            } else {
+                StepKind::Release(list)
+            }
+        })
+    }
+
+    fn step_renew(&mut self, kw: &Tok, rest: &[Tok]) -> R<StepKind> {
+        Ok({
+            let t = self.need(rest, 0, kw, "the token to renew")?;
+            let label = self.token_ref(t)?;
+            let opts = self.options(&rest[1..], &["as"])?;
+            let new_label = match opts.first() {
+                Some((_, v, col, _)) => Some(self.define(
+                    &Tok {
+                        text: v.to_string(),
+                        col: *col,
+                        quoted: false,
+                    },
+                    LabelKind::Token,
+                )?),
+                None => None,
+            };
+            StepKind::Renew { label, new_label }
+        })
+    }
+
+    fn step_revoke(&mut self, kw: &Tok, rest: &[Tok]) -> R<StepKind> {
+        Ok({
+            let lt = self.need(rest, 0, kw, "a level: token, agent, task or chain")?;
+            let Some(level) = RevokeLevel::parse(&lt.text) else {
+                let hint = did_you_mean(suggest(&lt.text, ["token", "agent", "task", "chain"]));
+                return Err(self.err(
+                    lt.col,
+                    format!(
+                        "unknown revocation level '{}' (expected token, agent, task or chain){hint}",
+                        lt.text
+                    ),
+                ));
+            };
+            let t = self.need(rest, 1, lt, "the revocation target")?;
+            if let Some(extra) = rest.get(2) {
+                return Err(self.err(extra.col, "unexpected text after the target"));
+            }
+            let target = match level {
+                RevokeLevel::Token => self.token_ref(t)?,
+                RevokeLevel::Agent | RevokeLevel::Chain if t.text.starts_with("spiffe://") => {
+                    t.text.clone()
+                }
+                RevokeLevel::Agent | RevokeLevel::Chain => self.agent_ref(t)?,
+                RevokeLevel::Task => t.text.clone(),
+            };
+            StepKind::Revoke { level, target }
+        })
+    }
+
+    fn step_probe(&mut self, kw: &Tok, rest: &[Tok]) -> R<StepKind> {
+        Ok({
+            let t = self.need(rest, 0, kw, "a scope to probe, like read:config:production")?;
+            if let Some(extra) = rest.get(1) {
+                return Err(self.err(extra.col, "probe takes one scope"));
+            }
+            StepKind::Probe(self.scope_arg(t)?)
+        })
+    }
+
+    fn step_wait(&mut self, kw: &Tok, rest: &[Tok]) -> R<StepKind> {
+        Ok({
+            let t = self.need(rest, 0, kw, "a duration like 2s or 500ms")?;
+            StepKind::Wait(self.duration(t)?)
+        })
+    }
+
+    fn step_import(&mut self, kw: &Tok, rest: &[Tok]) -> R<StepKind> {
+        Ok({
+            let t = self.need(rest, 0, kw, "a label for the imported token")?;
+            let opts = self.options(&rest[1..], &["token", "env", "file"])?;
+            let source = match opts.as_slice() {
+                [(key, v, col, _)] => {
+                    if v.is_empty() {
+                        return Err(self.err(*col, format!("{key}= needs a value")));
+                    }
+                    match *key {
+                        "token" => ImportSource::Token(v.to_string()),
+                        "env" => ImportSource::Env(v.to_string()),
+                        _ => ImportSource::File(v.to_string()),
+                    }
+                }
+                [] => {
+                    return Err(self.err(
+                        t.col + t.text.chars().count() + 1,
+                        "import needs one of token=JWT, env=VARIABLE or file=PATH",
+                    ));
+                }
+                [_, (_, _, _, second), ..] => {
+                    return Err(self.err(
+                        second.col,
+                        "import takes exactly one of token=, env= or file=",
+                    ));
+                }
+            };
+            let label = self.define(t, LabelKind::Token)?;
+            StepKind::Import { label, source }
         })
     }
 
@@ -638,46 +672,10 @@ impl Parser {
             "what to expect, like 'hop1 valid' or 'permits hop1 SCOPE'",
         )?;
         if first.text == "audit" {
-            let et = self.need(
-                rest,
-                1,
-                first,
-                "an audit event type (or *), like delegation_attenuation_violation",
-            )?;
-            if et.text.contains('=') || et.text.starts_with("count") {
-                return Err(self.err(
-                    et.col,
-                    "expected an audit event type (or * for any) before the options",
-                ));
-            }
-            let (mut filter, count) = self.audit_filter(&rest[2..])?;
-            if filter.event_type.is_some() {
-                return Err(self.err(et.col, "give the event type once, right after 'audit'"));
-            }
-            if et.text != "*" {
-                filter.event_type = Some(et.text.clone());
-            }
-            let Some((cmp, count, _)) = count else {
-                return Err(self.err(
-                    et.col + et.text.chars().count() + 1,
-                    "expect audit needs a count, like count>=1",
-                ));
-            };
-            return Ok(Expectation::Audit { filter, cmp, count });
+            return self.expect_audit(first, rest);
         }
         if first.text == "permits" || first.text == "denies" {
-            let t = self.need(rest, 1, first, "a token")?;
-            let label = self.token_ref(t)?;
-            let st = self.need(rest, 2, t, "a scope")?;
-            let scope = self.scope_arg(st)?;
-            if let Some(extra) = rest.get(3) {
-                return Err(self.err(extra.col, "unexpected text after the scope"));
-            }
-            return Ok(if first.text == "permits" {
-                Expectation::Permits { label, scope }
-            } else {
-                Expectation::Denies { label, scope }
-            });
+            return self.expect_scope(first, rest);
         }
         if !self.labels.contains_key(&first.text) {
             // A misspelt expectation word, or an unknown token?
@@ -695,61 +693,132 @@ impl Parser {
             && !t.text.contains('=')
         {
             if t.text == "denied" {
-                let mut st = None;
-                let mut code = None;
-                let mut detail = None;
-                for extra in &rest[1..] {
-                    if extra.quoted && detail.is_none() {
-                        detail = Some(extra.text.clone());
-                    } else if let Ok(n) = extra.text.parse::<u16>()
-                        && st.is_none()
-                        && code.is_none()
-                        && (100..=599).contains(&n)
-                    {
-                        st = Some(n);
-                    } else if code.is_none()
-                        && !extra.text.is_empty()
-                        && extra
-                            .text
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b == b'_')
-                    {
-                        code = Some(extra.text.clone());
-                    } else {
-                        return Err(self.err(
-                            extra.col,
-                            format!(
-                                "unexpected '{}': expect T denied [STATUS] [ERROR_CODE] [\"DETAIL\"], like 'denied 403 scope_violation'",
-                                extra.text
-                            ),
-                        ));
-                    }
-                }
-                return Ok(Expectation::Denied {
-                    label,
-                    status: st,
-                    code,
-                    detail,
-                });
+                return self.expect_denied(label, &rest[1..]);
             }
-            status = Some(match t.text.as_str() {
-                "valid" => Status::Valid,
-                "invalid" => Status::Invalid,
-                "released" => Status::Released,
-                "revoked" => Status::Revoked,
-                "expired" => Status::Expired,
-                other => {
-                    let hint = did_you_mean(suggest(other, STATUS_WORDS));
-                    return Err(self.err(
-                        t.col,
-                        format!(
-                            "unknown expectation '{other}' (expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain=/ttl=){hint}"
-                        ),
-                    ));
-                }
-            });
+            status = Some(self.status_word(t)?);
             rest = &rest[1..];
         }
+        let checks = self.claim_checks(rest)?;
+        if status.is_none() && checks.is_empty() {
+            return Err(self.err(
+                first.col + first.text.chars().count() + 1,
+                "expected a status (valid, invalid, released, revoked, expired, denied) or a check (scope=, depth=, chain=, ttl=)",
+            ));
+        }
+        Ok(Expectation::Token {
+            label,
+            status,
+            checks,
+        })
+    }
+
+    /// `expect audit TYPE [filters] count…`
+    fn expect_audit(&self, first: &Tok, rest: &[Tok]) -> R<Expectation> {
+        let et = self.need(
+            rest,
+            1,
+            first,
+            "an audit event type (or *), like delegation_attenuation_violation",
+        )?;
+        if et.text.contains('=') || et.text.starts_with("count") {
+            return Err(self.err(
+                et.col,
+                "expected an audit event type (or * for any) before the options",
+            ));
+        }
+        let (mut filter, count) = self.audit_filter(&rest[2..])?;
+        if filter.event_type.is_some() {
+            return Err(self.err(et.col, "give the event type once, right after 'audit'"));
+        }
+        if et.text != "*" {
+            filter.event_type = Some(et.text.clone());
+        }
+        let Some((cmp, count, _)) = count else {
+            return Err(self.err(
+                et.col + et.text.chars().count() + 1,
+                "expect audit needs a count, like count>=1",
+            ));
+        };
+        Ok(Expectation::Audit { filter, cmp, count })
+    }
+
+    /// `expect permits|denies T SCOPE`
+    fn expect_scope(&self, first: &Tok, rest: &[Tok]) -> R<Expectation> {
+        let t = self.need(rest, 1, first, "a token")?;
+        let label = self.token_ref(t)?;
+        let st = self.need(rest, 2, t, "a scope")?;
+        let scope = self.scope_arg(st)?;
+        if let Some(extra) = rest.get(3) {
+            return Err(self.err(extra.col, "unexpected text after the scope"));
+        }
+        Ok(if first.text == "permits" {
+            Expectation::Permits { label, scope }
+        } else {
+            Expectation::Denies { label, scope }
+        })
+    }
+
+    /// `expect T denied [STATUS] [ERROR_CODE] ["DETAIL"]` (after `denied`).
+    fn expect_denied(&self, label: String, rest: &[Tok]) -> R<Expectation> {
+        let mut st = None;
+        let mut code = None;
+        let mut detail = None;
+        for extra in rest {
+            if extra.quoted && detail.is_none() {
+                detail = Some(extra.text.clone());
+            } else if let Ok(n) = extra.text.parse::<u16>()
+                && st.is_none()
+                && code.is_none()
+                && (100..=599).contains(&n)
+            {
+                st = Some(n);
+            } else if code.is_none()
+                && !extra.text.is_empty()
+                && extra
+                    .text
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            {
+                code = Some(extra.text.clone());
+            } else {
+                return Err(self.err(
+                    extra.col,
+                    format!(
+                        "unexpected '{}': expect T denied [STATUS] [ERROR_CODE] [\"DETAIL\"], like 'denied 403 scope_violation'",
+                        extra.text
+                    ),
+                ));
+            }
+        }
+        Ok(Expectation::Denied {
+            label,
+            status: st,
+            code,
+            detail,
+        })
+    }
+
+    fn status_word(&self, t: &Tok) -> R<Status> {
+        Ok(match t.text.as_str() {
+            "valid" => Status::Valid,
+            "invalid" => Status::Invalid,
+            "released" => Status::Released,
+            "revoked" => Status::Revoked,
+            "expired" => Status::Expired,
+            other => {
+                let hint = did_you_mean(suggest(other, STATUS_WORDS));
+                return Err(self.err(
+                    t.col,
+                    format!(
+                        "unknown expectation '{other}' (expected valid, invalid, released, revoked, expired, denied, or scope=/depth=/chain=/ttl=){hint}"
+                    ),
+                ));
+            }
+        })
+    }
+
+    /// `scope=… depth=… chain=… ttl=…`
+    fn claim_checks(&self, rest: &[Tok]) -> R<Vec<ClaimCheck>> {
         let mut checks = Vec::new();
         for (key, v, col, t) in self.options(rest, &["scope", "depth", "chain", "ttl"])? {
             checks.push(match key {
@@ -773,17 +842,7 @@ impl Parser {
                 }
             });
         }
-        if status.is_none() && checks.is_empty() {
-            return Err(self.err(
-                first.col + first.text.chars().count() + 1,
-                "expected a status (valid, invalid, released, revoked, expired, denied) or a check (scope=, depth=, chain=, ttl=)",
-            ));
-        }
-        Ok(Expectation::Token {
-            label,
-            status,
-            checks,
-        })
+        Ok(checks)
     }
 }
 

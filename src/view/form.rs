@@ -346,269 +346,291 @@ impl Form {
 
     /// Validates every field against the state; says what a submit would do.
     pub fn check(&self, app: &App) -> Check {
-        let mut errors = vec![None; self.fields.len()];
-        let mut notes = Vec::new();
-        let mut err = |form: &Form, name: &str, e: String| {
-            errors[form.index(name)] = Some(e);
+        let mut c = Checking {
+            form: self,
+            errors: vec![None; self.fields.len()],
+            notes: Vec::new(),
         };
         let submit = match self.kind {
-            FormKind::CreateAgent => {
-                let name = self.value("name");
-                if let Some(e) = label_error(app, name) {
-                    err(self, "name", e);
-                }
-                let orch = self.value("orch_id");
-                if let Err(e) = rules::segment("orch_id", orch) {
-                    err(self, "orch_id", e);
-                }
-                let task = match self.value("task_id") {
-                    "" => name,
-                    t => t,
-                };
-                if let Err(e) = rules::segment("task_id", task) {
-                    err(self, "task_id", e);
-                }
-                let scope = rules::scope_list(self.value("scope"))
-                    .map_err(|e| err(self, "scope", e))
-                    .ok();
-                let ttl = ttl_value(self.value("max_ttl"))
-                    .map_err(|e| err(self, "max_ttl", e))
-                    .ok();
-                if let (Some(sc), Some(ceiling)) =
-                    (&scope, app.app.as_ref().and_then(|a| a.ceiling.as_ref()))
-                {
-                    for s in sc {
-                        match scope::explain_one(s, ceiling) {
-                            scope::Verdict::Covered { by } => {
-                                notes.push(Note::Ok(format!("{s} within the app ceiling ({by})")))
-                            }
-                            scope::Verdict::Denied(d) => notes.push(Note::Warn(format!(
-                                "{s} is outside the app ceiling ({d}) — the broker will refuse"
-                            ))),
-                        }
-                    }
-                }
-                match (scope, ttl) {
-                    (Some(scope), Some(ttl)) => Some(StepKind::Agent {
-                        name: name.to_string(),
-                        orch: orch.to_string(),
-                        task: task.to_string(),
-                        scope,
-                        ttl,
-                    }),
-                    _ => None,
-                }
-            }
-            FormKind::Delegate { from } => {
-                let src = &app.tokens[from];
-                let from_name = app.token_name(from);
-                notes.push(Note::Info(format!(
-                    "from {from_name} (held by {}, depth {}): {}",
-                    app.agents[src.holder].name,
-                    src.depth(),
-                    src.scope().join(", ")
-                )));
-                if src.status_at(unix_now()).is_dead() {
-                    notes.push(Note::Warn(format!(
-                        "{from_name} is {} — the broker will refuse",
-                        src.status_at(unix_now()).word()
-                    )));
-                }
-                if src.depth() >= MAX_DEPTH {
-                    notes.push(Note::Warn(format!(
-                        "{from_name} is at depth {} — the broker stops chains at {MAX_DEPTH}",
-                        src.depth()
-                    )));
-                }
-                let label = self.value("as");
-                if let Some(e) = label_error(app, label) {
-                    err(self, "as", e);
-                }
-                let scope = rules::scope_list(self.value("scope"))
-                    .map_err(|e| err(self, "scope", e))
-                    .ok();
-                let ttl = ttl_value(self.value("ttl"))
-                    .map_err(|e| err(self, "ttl", e))
-                    .ok();
-                if let Some(sc) = &scope {
-                    for e in scope::explain(sc, src.scope()) {
-                        notes.push(match e.verdict {
-                            scope::Verdict::Covered { by } => {
-                                Note::Ok(format!("{} held (granted by {by})", e.requested))
-                            }
-                            scope::Verdict::Denied(d) => Note::Warn(format!(
-                                "{} not held: {d} — the broker will refuse",
-                                e.requested
-                            )),
-                        });
-                    }
-                }
-                match (scope, ttl) {
-                    (Some(scope), Some(ttl)) => Some(StepKind::Delegate {
-                        from: from_name,
-                        to: self.value("to").to_string(),
-                        scope,
-                        ttl,
-                        label: label.to_string(),
-                    }),
-                    _ => None,
-                }
-            }
+            FormKind::CreateAgent => c.create_agent(app).map(Submit::Step),
+            FormKind::Delegate { from } => c.delegate(app, from).map(Submit::Step),
             FormKind::Renew { token } | FormKind::Release { token }
                 if app.tokens[token].status_at(unix_now()).is_dead() =>
             {
-                let name = app.token_name(token);
-                notes.push(Note::Warn(format!(
-                    "{name} is {} — the broker will refuse",
-                    app.tokens[token].status_at(unix_now()).word()
-                )));
-                if let FormKind::Renew { .. } = self.kind {
-                    Some(StepKind::Renew {
-                        label: name,
-                        new_label: None,
-                    })
-                } else {
-                    Some(StepKind::Release(vec![name]))
+                c.dead_token(app, token).map(Submit::Step)
+            }
+            FormKind::Renew { token } => c.renew(app, token).map(Submit::Step),
+            FormKind::Release { token } => c.release(app, token).map(Submit::Step),
+            FormKind::Revoke { .. } => c.revoke(app).map(Submit::Step),
+            FormKind::Import => c.import(app).map(Submit::Step),
+            FormKind::Export => c.export(),
+        };
+        let ok = c.errors.iter().all(Option::is_none);
+        Check {
+            errors: c.errors,
+            notes: c.notes,
+            submit: submit.filter(|_| ok),
+        }
+    }
+}
+
+/// What checking a form gathers: an error per field, and notes.
+struct Checking<'f> {
+    form: &'f Form,
+    errors: Vec<Option<String>>,
+    notes: Vec<Note>,
+}
+
+impl Checking<'_> {
+    fn err(&mut self, name: &str, e: String) {
+        let i = self.form.index(name);
+        self.errors[i] = Some(e);
+    }
+
+    fn create_agent(&mut self, app: &App) -> Option<StepKind> {
+        let name = self.form.value("name");
+        if let Some(e) = label_error(app, name) {
+            self.err("name", e);
+        }
+        let orch = self.form.value("orch_id");
+        if let Err(e) = rules::segment("orch_id", orch) {
+            self.err("orch_id", e);
+        }
+        let task = match self.form.value("task_id") {
+            "" => name,
+            t => t,
+        };
+        if let Err(e) = rules::segment("task_id", task) {
+            self.err("task_id", e);
+        }
+        let scope = rules::scope_list(self.form.value("scope"))
+            .map_err(|e| self.err("scope", e))
+            .ok();
+        let ttl = ttl_value(self.form.value("max_ttl"))
+            .map_err(|e| self.err("max_ttl", e))
+            .ok();
+        if let (Some(sc), Some(ceiling)) =
+            (&scope, app.app.as_ref().and_then(|a| a.ceiling.as_ref()))
+        {
+            for s in sc {
+                match scope::explain_one(s, ceiling) {
+                    scope::Verdict::Covered { by } => self
+                        .notes
+                        .push(Note::Ok(format!("{s} within the app ceiling ({by})"))),
+                    scope::Verdict::Denied(d) => self.notes.push(Note::Warn(format!(
+                        "{s} is outside the app ceiling ({d}) — the broker will refuse"
+                    ))),
                 }
             }
-            FormKind::Renew { token } => {
-                let name = app.token_name(token);
-                let new_label = self.value("as");
-                if !new_label.is_empty()
-                    && let Some(e) = label_error(app, new_label)
-                {
-                    err(self, "as", e);
-                }
-                notes.push(Note::Info(format!(
-                    "{name} gets a fresh token with the same scope; the broker revokes the old one"
-                )));
-                Some(StepKind::Renew {
-                    label: name,
-                    new_label: (!new_label.is_empty()).then(|| new_label.to_string()),
+        }
+        match (scope, ttl) {
+            (Some(scope), Some(ttl)) => Some(StepKind::Agent {
+                name: name.to_string(),
+                orch: orch.to_string(),
+                task: task.to_string(),
+                scope,
+                ttl,
+            }),
+            _ => None,
+        }
+    }
+
+    fn delegate(&mut self, app: &App, from: TokenId) -> Option<StepKind> {
+        let src = &app.tokens[from];
+        let from_name = app.token_name(from);
+        self.notes.push(Note::Info(format!(
+            "from {from_name} (held by {}, depth {}): {}",
+            app.agents[src.holder].name,
+            src.depth(),
+            src.scope().join(", ")
+        )));
+        if src.status_at(unix_now()).is_dead() {
+            self.notes.push(Note::Warn(format!(
+                "{from_name} is {} — the broker will refuse",
+                src.status_at(unix_now()).word()
+            )));
+        }
+        if src.depth() >= MAX_DEPTH {
+            self.notes.push(Note::Warn(format!(
+                "{from_name} is at depth {} — the broker stops chains at {MAX_DEPTH}",
+                src.depth()
+            )));
+        }
+        let label = self.form.value("as");
+        if let Some(e) = label_error(app, label) {
+            self.err("as", e);
+        }
+        let scope = rules::scope_list(self.form.value("scope"))
+            .map_err(|e| self.err("scope", e))
+            .ok();
+        let ttl = ttl_value(self.form.value("ttl"))
+            .map_err(|e| self.err("ttl", e))
+            .ok();
+        if let Some(sc) = &scope {
+            for e in scope::explain(sc, src.scope()) {
+                self.notes.push(match e.verdict {
+                    scope::Verdict::Covered { by } => {
+                        Note::Ok(format!("{} held (granted by {by})", e.requested))
+                    }
+                    scope::Verdict::Denied(d) => Note::Warn(format!(
+                        "{} not held: {d} — the broker will refuse",
+                        e.requested
+                    )),
+                });
+            }
+        }
+        match (scope, ttl) {
+            (Some(scope), Some(ttl)) => Some(StepKind::Delegate {
+                from: from_name,
+                to: self.form.value("to").to_string(),
+                scope,
+                ttl,
+                label: label.to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Renew or release of a token that is already dead: said, and sent anyway.
+    fn dead_token(&mut self, app: &App, token: TokenId) -> Option<StepKind> {
+        let name = app.token_name(token);
+        self.notes.push(Note::Warn(format!(
+            "{name} is {} — the broker will refuse",
+            app.tokens[token].status_at(unix_now()).word()
+        )));
+        if let FormKind::Renew { .. } = self.form.kind {
+            Some(StepKind::Renew {
+                label: name,
+                new_label: None,
+            })
+        } else {
+            Some(StepKind::Release(vec![name]))
+        }
+    }
+
+    fn renew(&mut self, app: &App, token: TokenId) -> Option<StepKind> {
+        let name = app.token_name(token);
+        let new_label = self.form.value("as");
+        if !new_label.is_empty()
+            && let Some(e) = label_error(app, new_label)
+        {
+            self.err("as", e);
+        }
+        self.notes.push(Note::Info(format!(
+            "{name} gets a fresh token with the same scope; the broker revokes the old one"
+        )));
+        Some(StepKind::Renew {
+            label: name,
+            new_label: (!new_label.is_empty()).then(|| new_label.to_string()),
+        })
+    }
+
+    fn release(&mut self, app: &App, token: TokenId) -> Option<StepKind> {
+        let name = app.token_name(token);
+        self.notes.push(Note::Info(format!(
+            "{name} is given back: the broker revokes it (delegations made from it live on)"
+        )));
+        Some(StepKind::Release(vec![name]))
+    }
+
+    fn revoke(&mut self, app: &App) -> Option<StepKind> {
+        let level = LEVELS[self.form.fields[0].choice % LEVELS.len()];
+        let target = self.form.value("target");
+        if !app.admin {
+            self.notes.push(Note::Warn(
+                "revoking needs the broker's admin secret: set AGENTWRIT_ADMIN_SECRET".into(),
+            ));
+        }
+        let wire = match level {
+            RevokeLevel::Task if !valid_segment(target) => {
+                rules::segment("task", target).map(|()| String::new())
+            }
+            _ => app.revoke_target(level, target),
+        };
+        match wire {
+            Err(e) => {
+                self.err("target", e);
+                None
+            }
+            Ok(wire) => {
+                let dying = app.would_revoke(level, &wire);
+                self.notes.push(if dying.is_empty() {
+                    Note::Info("no live token chainview knows would die".into())
+                } else {
+                    Note::Warn(format!(
+                        "would kill {} live token{}: {}",
+                        dying.len(),
+                        if dying.len() == 1 { "" } else { "s" },
+                        dying
+                            .iter()
+                            .map(|id| app.token_name(*id))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                });
+                app.admin.then(|| StepKind::Revoke {
+                    level,
+                    target: target.to_string(),
                 })
             }
-            FormKind::Release { token } => {
-                let name = app.token_name(token);
-                notes.push(Note::Info(format!(
-                    "{name} is given back: the broker revokes it (delegations made from it live on)"
-                )));
-                Some(StepKind::Release(vec![name]))
-            }
-            FormKind::Revoke { .. } => {
-                let level = LEVELS[self.fields[0].choice % LEVELS.len()];
-                let target = self.value("target");
-                if !app.admin {
-                    notes.push(Note::Warn(
-                        "revoking needs the broker's admin secret: set AGENTWRIT_ADMIN_SECRET"
-                            .into(),
-                    ));
-                }
-                let wire = match level {
-                    RevokeLevel::Task if !valid_segment(target) => {
-                        rules::segment("task", target).map(|()| String::new())
-                    }
-                    _ => app.revoke_target(level, target),
-                };
-                match wire {
-                    Err(e) => {
-                        err(self, "target", e);
-                        None
-                    }
-                    Ok(wire) => {
-                        let dying = app.would_revoke(level, &wire);
-                        notes.push(if dying.is_empty() {
-                            Note::Info("no live token chainview knows would die".into())
-                        } else {
-                            Note::Warn(format!(
-                                "would kill {} live token{}: {}",
-                                dying.len(),
-                                if dying.len() == 1 { "" } else { "s" },
-                                dying
-                                    .iter()
-                                    .map(|id| app.token_name(*id))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ))
-                        });
-                        app.admin.then(|| StepKind::Revoke {
-                            level,
-                            target: target.to_string(),
-                        })
-                    }
-                }
-            }
-            FormKind::Import => {
-                let label = self.value("as");
-                if let Some(e) = label_error(app, label) {
-                    err(self, "as", e);
-                }
-                let raw = self.value("token");
-                if raw.is_empty() {
-                    err(self, "token", "paste a token".into());
-                    None
-                } else {
-                    match app.check_import(raw) {
-                        Err(e) => {
-                            err(self, "token", e.to_string());
-                            None
-                        }
-                        Ok(d) => {
-                            let c = &d.claims;
-                            notes.push(Note::Ok(format!(
-                                "{} · depth {} · {}",
-                                app.agent_name(&c.sub).unwrap_or(&c.sub),
-                                c.depth(),
-                                c.scope.join(", ")
-                            )));
-                            let left = c.exp - unix_now();
-                            notes.push(if left > 0 {
-                                Note::Info(format!(
-                                    "expires in {left} s; the broker is asked at once"
-                                ))
-                            } else {
-                                Note::Warn(format!("expired {} s ago", -left))
-                            });
-                            Some(StepKind::Import {
-                                label: label.to_string(),
-                                source: ImportSource::Token(raw.to_string()),
-                            })
-                        }
-                    }
-                }
-            }
-            FormKind::Export => {
-                let path = self.value("file");
-                if path.is_empty() {
-                    err(self, "file", "give a file name".into());
-                }
-                if let Some(p) = crate::export::existing(path).filter(|_| !path.is_empty()) {
-                    err(
-                        self,
-                        "file",
-                        format!("{} exists; export never overwrites", p.display()),
-                    );
-                }
-                notes.push(Note::Info(format!(
-                    "writes {} (replay with --script) and {}",
-                    crate::export::scenario_path(path).display(),
-                    crate::export::json_path(path).display()
-                )));
-                return Check {
-                    submit: errors
-                        .iter()
-                        .all(Option::is_none)
-                        .then(|| Submit::Export(path.to_string())),
-                    errors,
-                    notes,
-                };
-            }
-        };
-        let ok = errors.iter().all(Option::is_none);
-        Check {
-            errors,
-            notes,
-            submit: submit.filter(|_| ok).map(Submit::Step),
         }
+    }
+
+    fn import(&mut self, app: &App) -> Option<StepKind> {
+        let label = self.form.value("as");
+        if let Some(e) = label_error(app, label) {
+            self.err("as", e);
+        }
+        let raw = self.form.value("token");
+        if raw.is_empty() {
+            self.err("token", "paste a token".into());
+            None
+        } else {
+            match app.check_import(raw) {
+                Err(e) => {
+                    self.err("token", e.to_string());
+                    None
+                }
+                Ok(d) => {
+                    let c = &d.claims;
+                    self.notes.push(Note::Ok(format!(
+                        "{} · depth {} · {}",
+                        app.agent_name(&c.sub).unwrap_or(&c.sub),
+                        c.depth(),
+                        c.scope.join(", ")
+                    )));
+                    let left = c.exp - unix_now();
+                    self.notes.push(if left > 0 {
+                        Note::Info(format!("expires in {left} s; the broker is asked at once"))
+                    } else {
+                        Note::Warn(format!("expired {} s ago", -left))
+                    });
+                    Some(StepKind::Import {
+                        label: label.to_string(),
+                        source: ImportSource::Token(raw.to_string()),
+                    })
+                }
+            }
+        }
+    }
+
+    fn export(&mut self) -> Option<Submit> {
+        let path = self.form.value("file");
+        if path.is_empty() {
+            self.err("file", "give a file name".into());
+        }
+        if let Some(p) = crate::export::existing(path).filter(|_| !path.is_empty()) {
+            self.err(
+                "file",
+                format!("{} exists; export never overwrites", p.display()),
+            );
+        }
+        self.notes.push(Note::Info(format!(
+            "writes {} (replay with --script) and {}",
+            crate::export::scenario_path(path).display(),
+            crate::export::json_path(path).display()
+        )));
+        Some(Submit::Export(path.to_string()))
     }
 }
 
