@@ -739,33 +739,7 @@ impl App {
                 Ok(d) => self.issued(*token, d.access_token.clone(), d.expires_in),
                 Err(e) => self.fail(*token, e),
             },
-            Outcome::Validated { token, result } => {
-                // An imported token the broker would not even look at (e.g.
-                // 413: too large) is not left "pending" forever.
-                if let Err(e) = result
-                    && self.tokens[*token].status == TokenStatus::Pending
-                {
-                    self.fail(*token, e);
-                }
-                if let Ok(v) = result {
-                    let t = &mut self.tokens[*token];
-                    t.validated = Some(Validation {
-                        at: now,
-                        valid: v.valid,
-                    });
-                    match (v.valid, &t.status) {
-                        (true, _) => t.status = TokenStatus::Valid,
-                        (false, TokenStatus::Valid | TokenStatus::Pending) => {
-                            t.status = if t.exp().is_some_and(|e| now > e) {
-                                TokenStatus::Expired
-                            } else {
-                                TokenStatus::Invalid
-                            }
-                        }
-                        (false, _) => {}
-                    }
-                }
-            }
+            Outcome::Validated { token, result } => self.validated(*token, result, now),
             Outcome::Renewed { old, new, result } => match result {
                 Ok(r) => {
                     self.tokens[*old].status = TokenStatus::RenewedAway;
@@ -787,69 +761,119 @@ impl App {
                     Err(e) => Err(e.to_string()),
                 });
             }
-            Outcome::Revalidated(answers) => {
-                self.revalidated_at = Some(now);
-                self.live_pending = false;
-                for (id, call, r) in answers {
-                    let Some(t) = self.tokens.get_mut(*id) else {
-                        continue;
-                    };
-                    let before = t.status.clone();
-                    let mut call = call.clone();
-                    match r {
-                        Ok(v) => {
-                            t.validated = Some(Validation {
-                                at: now,
-                                valid: v.valid,
-                            });
-                            if v.valid || before != TokenStatus::Valid {
-                                continue;
-                            }
-                            let expired = t.exp().is_some_and(|e| now > e);
-                            t.status = if expired {
-                                TokenStatus::Expired
-                            } else {
-                                TokenStatus::Invalid
-                            };
-                            if expired {
-                                continue;
-                            }
-                            let name = self.token_name(*id);
-                            call.error = Some(format!(
-                                "live check: {name} died elsewhere — the broker now says it is invalid"
-                            ));
-                        }
-                        // Only the first failure of a quiet check is worth a line.
-                        Err(_) if self.connection_error.is_some() => continue,
-                        Err(_) => {}
-                    }
-                    self.log.push(LogEntry { at: now, call });
-                }
-            }
+            Outcome::Revalidated(answers) => self.revalidated(answers, now),
             Outcome::Revoked {
                 level,
                 target,
                 result,
             } => {
                 if result.is_ok() {
-                    self.revocations.push((*level, target.clone()));
-                    for i in 0..self.tokens.len() {
-                        let t = &self.tokens[i];
-                        // The first cause wins: a token that had already
-                        // expired (or died otherwise) keeps that cause.
-                        if t.status_at(now) != TokenStatus::Valid {
-                            continue;
-                        }
-                        if let Some(c) = &t.claims
-                            && let Some((l, tg)) = self.revocation_matching(c)
-                        {
-                            self.tokens[i].status = TokenStatus::Revoked {
-                                level: l,
-                                target: tg,
-                            };
-                        }
+                    self.revoked(*level, target, now);
+                }
+            }
+        }
+    }
+
+    /// A `validate` answer for one token.
+    fn validated(
+        &mut self,
+        token: TokenId,
+        result: &Result<crate::broker::types::ValidateResponse, ClientError>,
+        now: i64,
+    ) {
+        // An imported token the broker would not even look at (e.g.
+        // 413: too large) is not left "pending" forever.
+        if let Err(e) = result
+            && self.tokens[token].status == TokenStatus::Pending
+        {
+            self.fail(token, e);
+        }
+        if let Ok(v) = result {
+            let t = &mut self.tokens[token];
+            t.validated = Some(Validation {
+                at: now,
+                valid: v.valid,
+            });
+            match (v.valid, &t.status) {
+                (true, _) => t.status = TokenStatus::Valid,
+                (false, TokenStatus::Valid | TokenStatus::Pending) => {
+                    t.status = if t.exp().is_some_and(|e| now > e) {
+                        TokenStatus::Expired
+                    } else {
+                        TokenStatus::Invalid
                     }
                 }
+                (false, _) => {}
+            }
+        }
+    }
+
+    /// The live check's answers: tokens that died elsewhere are marked, and
+    /// said in the log once.
+    fn revalidated(
+        &mut self,
+        answers: &[(
+            TokenId,
+            Call,
+            Result<crate::broker::types::ValidateResponse, ClientError>,
+        )],
+        now: i64,
+    ) {
+        self.revalidated_at = Some(now);
+        self.live_pending = false;
+        for (id, call, r) in answers {
+            let Some(t) = self.tokens.get_mut(*id) else {
+                continue;
+            };
+            let before = t.status.clone();
+            let mut call = call.clone();
+            match r {
+                Ok(v) => {
+                    t.validated = Some(Validation {
+                        at: now,
+                        valid: v.valid,
+                    });
+                    if v.valid || before != TokenStatus::Valid {
+                        continue;
+                    }
+                    let expired = t.exp().is_some_and(|e| now > e);
+                    t.status = if expired {
+                        TokenStatus::Expired
+                    } else {
+                        TokenStatus::Invalid
+                    };
+                    if expired {
+                        continue;
+                    }
+                    let name = self.token_name(*id);
+                    call.error = Some(format!(
+                        "live check: {name} died elsewhere — the broker now says it is invalid"
+                    ));
+                }
+                // Only the first failure of a quiet check is worth a line.
+                Err(_) if self.connection_error.is_some() => continue,
+                Err(_) => {}
+            }
+            self.log.push(LogEntry { at: now, call });
+        }
+    }
+
+    /// A revocation the broker accepted: every live token it matches dies
+    /// (the first cause wins: a token already dead keeps its cause).
+    fn revoked(&mut self, level: RevokeLevel, target: &str, now: i64) {
+        self.revocations.push((level, target.to_string()));
+        for i in 0..self.tokens.len() {
+            let t = &self.tokens[i];
+            if t.status_at(now) != TokenStatus::Valid {
+                continue;
+            }
+            if let Some(c) = &t.claims
+                && let Some((l, tg)) = self.revocation_matching(c)
+            {
+                self.tokens[i].status = TokenStatus::Revoked {
+                    level: l,
+                    target: tg,
+                };
             }
         }
     }

@@ -168,6 +168,36 @@ pub fn header_text(title: Option<&str>, file: &str, broker: &str) -> String {
 /// One step as text.
 pub fn step_text(r: &StepReport) -> String {
     let mut out = String::new();
+    heading_text(r, &mut out);
+    let refused = matches!(r.result, StepResult::Refused(_));
+    tokens_text(r, &mut out);
+    if !r.chain.is_empty() && r.chain.len() > 1 {
+        chain_text(&r.chain, refused, &mut out);
+    }
+    if !r.not_held.is_empty() {
+        out.push_str("    not held by the delegator:\n");
+        for n in &r.not_held {
+            let _ = writeln!(out, "      {} — {}", n.scope, n.reason);
+        }
+    }
+    if let Some(p) = &r.probe {
+        probe_text(p, &mut out);
+    }
+    fates_text(r, &mut out);
+    if let Some(a) = &r.audit {
+        audit_text(a, &mut out);
+    }
+    if let Some(e) = &r.expectation {
+        let _ = writeln!(out, "    {} {}", if e.ok { "✓" } else { "✗" }, e.reason);
+    }
+    if let Some(c) = calls_line(&r.calls) {
+        let _ = writeln!(out, "    broker: {c}");
+    }
+    out
+}
+
+/// The step's line and how it ended.
+fn heading_text(r: &StepReport, out: &mut String) {
     match (&r.say, &r.title) {
         (Some(t), _) => {
             let _ = writeln!(out, "\n[{}] line {}  » {t}", r.index, r.line);
@@ -198,7 +228,10 @@ pub fn step_text(r: &StepReport) -> String {
             let _ = writeln!(out, "    – not run (the broker could not be reached)");
         }
     }
-    let refused = matches!(r.result, StepResult::Refused(_));
+}
+
+/// The tokens a step issued, refused, validated, renewed or released.
+fn tokens_text(r: &StepReport, out: &mut String) {
     if r.kind == Keyword::Import {
         for t in &r.tokens {
             let _ = writeln!(
@@ -246,49 +279,46 @@ pub fn step_text(r: &StepReport) -> String {
             );
         }
     }
-    if !r.chain.is_empty() && r.chain.len() > 1 {
-        chain_text(&r.chain, refused, &mut out);
+}
+
+/// A probe table.
+fn probe_text(p: &super::runner::Probe, out: &mut String) {
+    let _ = writeln!(out, "    probe {}:", p.scope);
+    let w = p
+        .rows
+        .iter()
+        .map(|r| r.token.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let hw = p
+        .rows
+        .iter()
+        .map(|r| r.holder.chars().count())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    for row in &p.rows {
+        let why = match (&row.by, &row.reason) {
+            (Some(by), _) => format!("granted by {by}"),
+            (None, Some(reason)) => reason.clone(),
+            _ => String::new(),
+        };
+        let mark = match row.verdict {
+            "permits" => "✓",
+            "denies" => "✗",
+            _ => "†",
+        };
+        let _ = writeln!(
+            out,
+            "      {mark} {:<w$}  {:<hw$}  {:<7}  {why}",
+            row.token, row.holder, row.verdict
+        );
     }
-    if !r.not_held.is_empty() {
-        out.push_str("    not held by the delegator:\n");
-        for n in &r.not_held {
-            let _ = writeln!(out, "      {} — {}", n.scope, n.reason);
-        }
-    }
-    if let Some(p) = &r.probe {
-        let _ = writeln!(out, "    probe {}:", p.scope);
-        let w = p
-            .rows
-            .iter()
-            .map(|r| r.token.chars().count())
-            .max()
-            .unwrap_or(5)
-            .max(5);
-        let hw = p
-            .rows
-            .iter()
-            .map(|r| r.holder.chars().count())
-            .max()
-            .unwrap_or(6)
-            .max(6);
-        for row in &p.rows {
-            let why = match (&row.by, &row.reason) {
-                (Some(by), _) => format!("granted by {by}"),
-                (None, Some(reason)) => reason.clone(),
-                _ => String::new(),
-            };
-            let mark = match row.verdict {
-                "permits" => "✓",
-                "denies" => "✗",
-                _ => "†",
-            };
-            let _ = writeln!(
-                out,
-                "      {mark} {:<w$}  {:<hw$}  {:<7}  {why}",
-                row.token, row.holder, row.verdict
-            );
-        }
-    }
+}
+
+/// Which tokens died and which lived on after a revocation.
+fn fates_text(r: &StepReport, out: &mut String) {
     if !r.fates.is_empty() {
         out.push_str("    after the revocation, the broker says:\n");
         for f in &r.fates {
@@ -322,37 +352,32 @@ pub fn step_text(r: &StepReport) -> String {
         }
         out.push('\n');
     }
-    if let Some(a) = &r.audit {
+}
+
+/// The audit events a step fetched.
+fn audit_text(a: &super::runner::AuditReport, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "    audit: {} of {} events match · hash chain {}",
+        a.events.len(),
+        a.total,
+        a.chain
+    );
+    for e in &a.events {
         let _ = writeln!(
             out,
-            "    audit: {} of {} events match · hash chain {}",
-            a.events.len(),
-            a.total,
-            a.chain
+            "      {} {:<32} {:<8} {}{}",
+            e.id,
+            e.event_type,
+            e.outcome,
+            e.agent,
+            if e.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", e.detail)
+            }
         );
-        for e in &a.events {
-            let _ = writeln!(
-                out,
-                "      {} {:<32} {:<8} {}{}",
-                e.id,
-                e.event_type,
-                e.outcome,
-                e.agent,
-                if e.detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(" — {}", e.detail)
-                }
-            );
-        }
     }
-    if let Some(e) = &r.expectation {
-        let _ = writeln!(out, "    {} {}", if e.ok { "✓" } else { "✗" }, e.reason);
-    }
-    if let Some(c) = calls_line(&r.calls) {
-        let _ = writeln!(out, "    broker: {c}");
-    }
-    out
 }
 
 /// The closing line.
