@@ -36,38 +36,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut AuditView, t: Theme
         Constraint::Length(6),
     ])
     .areas(inner);
-    // The filter line, with the cursor in the focused filter.
-    let mut spans = Vec::new();
-    let mut x = 0u16;
-    let mut cursor = None;
-    for (i, name) in AuditView::FILTER_NAMES.iter().enumerate() {
-        let focused = i == view.focus;
-        let label = format!("{name}: ");
-        x += label.chars().count() as u16;
-        spans.push(Span::styled(
-            label,
-            if focused { t.accent() } else { t.strong() },
-        ));
-        let v = view.filters[i].value();
-        let shown = if v.is_empty() {
-            "·".to_string()
-        } else {
-            fit(v, 18)
-        };
-        if focused {
-            cursor = Some(x + view.filters[i].visual_cursor().min(18) as u16);
-        }
-        x += shown.chars().count() as u16 + 3;
-        spans.push(Span::styled(
-            shown,
-            if focused { t.selected() } else { t.dim() },
-        ));
-        spans.push(Span::raw("   "));
-    }
-    f.render_widget(Paragraph::new(Line::from(spans)), filters_a);
-    if let Some(cx) = cursor {
-        f.set_cursor_position(Position::new(filters_a.x + cx, filters_a.y));
-    }
+    filter_line(f, filters_a, view, t);
     let trail = match &app.audit {
         None => {
             f.render_widget(
@@ -105,6 +74,64 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut AuditView, t: Theme
         ])),
         chain_a,
     );
+    let lines = event_lines(app, trail, &shown, view, list_a, t);
+    if let Some(e) = shown.get(view.offset) {
+        selected_detail(f, detail_a, e, t);
+    }
+    if lines.is_empty() {
+        f.render_widget(
+            Paragraph::new(Span::styled("no event matches the filters", t.dim())),
+            list_a,
+        );
+    } else {
+        f.render_widget(Paragraph::new(lines), list_a);
+    }
+}
+
+/// The filter line, with the cursor in the focused filter.
+fn filter_line(f: &mut Frame, area: Rect, view: &AuditView, t: Theme) {
+    let mut spans = Vec::new();
+    let mut x = 0u16;
+    let mut cursor = None;
+    for (i, name) in AuditView::FILTER_NAMES.iter().enumerate() {
+        let focused = i == view.focus;
+        let label = format!("{name}: ");
+        x += label.chars().count() as u16;
+        spans.push(Span::styled(
+            label,
+            if focused { t.accent() } else { t.strong() },
+        ));
+        let v = view.filters[i].value();
+        let shown = if v.is_empty() {
+            "·".to_string()
+        } else {
+            fit(v, 18)
+        };
+        if focused {
+            cursor = Some(x + view.filters[i].visual_cursor().min(18) as u16);
+        }
+        x += shown.chars().count() as u16 + 3;
+        spans.push(Span::styled(
+            shown,
+            if focused { t.selected() } else { t.dim() },
+        ));
+        spans.push(Span::raw("   "));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+    if let Some(cx) = cursor {
+        f.set_cursor_position(Position::new(area.x + cx, area.y));
+    }
+}
+
+/// The visible events, the selected one highlighted, the first broken link red.
+fn event_lines(
+    app: &App,
+    trail: &crate::app::AuditTrail,
+    shown: &[&crate::broker::types::AuditEvent],
+    view: &mut AuditView,
+    list_a: Rect,
+    t: Theme,
+) -> Vec<Line<'static>> {
     let h = (list_a.height as usize).max(1);
     // `offset` is the selected event; the list scrolls to keep it visible.
     view.offset = view.offset.min(shown.len().saturating_sub(1));
@@ -115,7 +142,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut AuditView, t: Theme
         | Err(crate::broker::types::ChainBreak::BadLink { id, .. }) => Some(id.as_str()),
         Ok(()) => None,
     };
-    let lines: Vec<Line> = shown
+    shown
         .iter()
         .enumerate()
         .skip(first)
@@ -148,49 +175,42 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut AuditView, t: Theme
             };
             Line::from(Span::styled(fit(&text, w), style))
         })
-        .collect();
-    // The selected event whole: who, when, the full detail, its hash link.
-    if let Some(e) = shown.get(view.offset) {
-        let mut d = vec![Line::from(Span::styled(
-            format!(
-                "{} · {} · {} {} · agent {} · task {}",
-                e.id,
-                e.timestamp,
-                e.event_type,
-                e.outcome,
-                if e.agent_id.is_empty() {
-                    "-"
-                } else {
-                    &e.agent_id
-                },
-                if e.task_id.is_empty() {
-                    "-"
-                } else {
-                    &e.task_id
-                },
-            ),
-            t.strong(),
-        ))];
-        d.push(Line::from(Span::styled(
-            format!(
-                "hash {}… ← prev {}…",
-                e.hash.get(..16).unwrap_or(&e.hash),
-                e.prev_hash.get(..16).unwrap_or(&e.prev_hash)
-            ),
-            t.dim(),
-        )));
-        d.push(Line::from(e.detail.clone()));
-        f.render_widget(
-            Paragraph::new(d).wrap(ratatui::widgets::Wrap { trim: true }),
-            detail_a,
-        );
-    }
-    if lines.is_empty() {
-        f.render_widget(
-            Paragraph::new(Span::styled("no event matches the filters", t.dim())),
-            list_a,
-        );
-    } else {
-        f.render_widget(Paragraph::new(lines), list_a);
-    }
+        .collect()
+}
+
+/// The selected event whole: who, when, the full detail, its hash link.
+fn selected_detail(f: &mut Frame, area: Rect, e: &crate::broker::types::AuditEvent, t: Theme) {
+    let mut d = vec![Line::from(Span::styled(
+        format!(
+            "{} · {} · {} {} · agent {} · task {}",
+            e.id,
+            e.timestamp,
+            e.event_type,
+            e.outcome,
+            if e.agent_id.is_empty() {
+                "-"
+            } else {
+                &e.agent_id
+            },
+            if e.task_id.is_empty() {
+                "-"
+            } else {
+                &e.task_id
+            },
+        ),
+        t.strong(),
+    ))];
+    d.push(Line::from(Span::styled(
+        format!(
+            "hash {}… ← prev {}…",
+            e.hash.get(..16).unwrap_or(&e.hash),
+            e.prev_hash.get(..16).unwrap_or(&e.prev_hash)
+        ),
+        t.dim(),
+    )));
+    d.push(Line::from(e.detail.clone()));
+    f.render_widget(
+        Paragraph::new(d).wrap(ratatui::widgets::Wrap { trim: true }),
+        area,
+    );
 }

@@ -66,7 +66,23 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
         state.push(Span::raw(format!(" · depth {}", tok.depth())));
     }
     lines.push(Line::from(state));
-    // Badges.
+    badges(&mut lines, tok, t);
+    token_lines(&mut lines, app, tok, &status, view.reveal, t);
+    if let Some(raw) = &tok.raw
+        && let Ok(d) = crate::jwt::decode(raw)
+    {
+        decoded_lines(&mut lines, app, tok, &d, w, t);
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((view.detail_offset, 0)),
+        inner,
+    );
+}
+
+/// decoded · signature · broker-validated · chain_hash.
+fn badges(lines: &mut Vec<Line<'static>>, tok: &crate::app::TokenEntry, t: Theme) {
     let v = tok.verification.as_ref();
     let validated = tok.validated.as_ref();
     let validated_label = match validated {
@@ -95,7 +111,18 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
             badge(v.and_then(|v| v.chain_hash), "chain_hash", t),
         ]));
     }
-    match (&tok.raw, view.reveal) {
+}
+
+/// The token itself (redacted unless revealed), or why none was issued.
+fn token_lines(
+    lines: &mut Vec<Line<'static>>,
+    app: &App,
+    tok: &crate::app::TokenEntry,
+    status: &crate::app::TokenStatus,
+    reveal: bool,
+    t: Theme,
+) {
+    match (&tok.raw, reveal) {
         (Some(raw), true) => lines.push(Line::from(vec![
             Span::styled("token ", t.dim()),
             Span::raw(raw.clone()),
@@ -110,7 +137,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
                 format!("not issued · asked {}", tok.requested_scope.join(",")),
                 t.dim(),
             )));
-            if let (Some(p), crate::app::TokenStatus::Refused(_)) = (tok.parent(), &status) {
+            if let (Some(p), crate::app::TokenStatus::Refused(_)) = (tok.parent(), status) {
                 let parent = &app.tokens[p];
                 lines.push(Line::from(Span::styled(
                     format!("{} holds {}", app.token_name(p), parent.scope().join(", ")),
@@ -127,83 +154,85 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
             }
         }
     }
-    if let Some(raw) = &tok.raw
-        && let Ok(d) = crate::jwt::decode(raw)
-    {
-        lines.push(Line::from(Span::styled("header", t.accent())));
-        let kid = d
-            .header
-            .kid
-            .as_deref()
-            .map(|k| fit(k, 13))
-            .unwrap_or_else(|| "-".into());
+}
+
+/// Header, claims and the delegation chain with each record's signature.
+fn decoded_lines(
+    lines: &mut Vec<Line<'static>>,
+    app: &App,
+    tok: &crate::app::TokenEntry,
+    d: &crate::jwt::Decoded,
+    w: usize,
+    t: Theme,
+) {
+    let v = tok.verification.as_ref();
+    lines.push(Line::from(Span::styled("header", t.accent())));
+    let kid = d
+        .header
+        .kid
+        .as_deref()
+        .map(|k| fit(k, 13))
+        .unwrap_or_else(|| "-".into());
+    lines.push(Line::from(format!(
+        "  alg {} · typ {} · kid {kid}",
+        d.header.alg, d.header.typ
+    )));
+    let c = &d.claims;
+    lines.push(Line::from(Span::styled("claims", t.accent())));
+    lines.push(Line::from(fit(&format!("  sub {}", c.sub), w)));
+    lines.push(Line::from(format!("  scope {}", c.scope.join(", "))));
+    lines.push(Line::from(format!("  iat {}", time(c.iat))));
+    lines.push(Line::from(format!("  exp {}", time(c.exp))));
+    lines.push(Line::from(format!(
+        "  jti {} · iss \"{}\"",
+        fit(&c.jti, 9),
+        c.iss
+    )));
+    if !c.task_id.is_empty() || !c.orch_id.is_empty() {
         lines.push(Line::from(format!(
-            "  alg {} · typ {} · kid {kid}",
-            d.header.alg, d.header.typ
+            "  orch_id {} · task_id {}",
+            c.orch_id, c.task_id
         )));
-        let c = &d.claims;
-        lines.push(Line::from(Span::styled("claims", t.accent())));
-        lines.push(Line::from(fit(&format!("  sub {}", c.sub), w)));
-        lines.push(Line::from(format!("  scope {}", c.scope.join(", "))));
-        lines.push(Line::from(format!("  iat {}", time(c.iat))));
-        lines.push(Line::from(format!("  exp {}", time(c.exp))));
-        lines.push(Line::from(format!(
-            "  jti {} · iss \"{}\"",
-            fit(&c.jti, 9),
-            c.iss
+    }
+    if !c.aud.is_empty() {
+        lines.push(Line::from(format!("  aud {}", c.aud.join(", "))));
+    }
+    if !c.delegation_chain.is_empty() {
+        lines.push(Line::from(Span::styled(
+            format!(
+                "delegation_chain ({} records) · chain_hash {}…",
+                c.delegation_chain.len(),
+                &c.chain_hash.get(..12).unwrap_or("")
+            ),
+            t.accent(),
         )));
-        if !c.task_id.is_empty() || !c.orch_id.is_empty() {
-            lines.push(Line::from(format!(
-                "  orch_id {} · task_id {}",
-                c.orch_id, c.task_id
-            )));
-        }
-        if !c.aud.is_empty() {
-            lines.push(Line::from(format!("  aud {}", c.aud.join(", "))));
-        }
-        if !c.delegation_chain.is_empty() {
-            lines.push(Line::from(Span::styled(
-                format!(
-                    "delegation_chain ({} records) · chain_hash {}…",
-                    c.delegation_chain.len(),
-                    &c.chain_hash.get(..12).unwrap_or("")
-                ),
-                t.accent(),
-            )));
-            let n = c.delegation_chain.len();
-            for (i, r) in c.delegation_chain.iter().enumerate() {
-                if n > crate::jwt::MAX_CHAIN && i >= crate::jwt::MAX_CHAIN {
-                    lines.push(Line::from(Span::styled(
-                        format!(
-                            "  … {} more records not shown — forged or foreign: {n} hops, a broker never issues more than {}",
-                            n - i,
-                            crate::jwt::MAX_CHAIN
-                        ),
-                        t.bad(),
-                    )));
-                    break;
-                }
-                let who = app.agent_name(&r.agent).unwrap_or(&r.agent);
-                let sig = v.and_then(|v| v.records.get(i).copied());
-                lines.push(Line::from(vec![
-                    Span::raw(format!(
-                        "  [{i}] {who} held {} at {} ",
-                        r.scope.join(","),
-                        r.delegated_at
-                    )),
-                    match sig {
-                        Some(true) => Span::styled("sig ✓", t.good()),
-                        Some(false) => Span::styled("sig ✗", t.bad()),
-                        None => Span::styled("sig ?", t.dim()),
-                    },
-                ]));
+        let n = c.delegation_chain.len();
+        for (i, r) in c.delegation_chain.iter().enumerate() {
+            if n > crate::jwt::MAX_CHAIN && i >= crate::jwt::MAX_CHAIN {
+                lines.push(Line::from(Span::styled(
+                    format!(
+                        "  … {} more records not shown — forged or foreign: {n} hops, a broker never issues more than {}",
+                        n - i,
+                        crate::jwt::MAX_CHAIN
+                    ),
+                    t.bad(),
+                )));
+                break;
             }
+            let who = app.agent_name(&r.agent).unwrap_or(&r.agent);
+            let sig = v.and_then(|v| v.records.get(i).copied());
+            lines.push(Line::from(vec![
+                Span::raw(format!(
+                    "  [{i}] {who} held {} at {} ",
+                    r.scope.join(","),
+                    r.delegated_at
+                )),
+                match sig {
+                    Some(true) => Span::styled("sig ✓", t.good()),
+                    Some(false) => Span::styled("sig ✗", t.bad()),
+                    None => Span::styled("sig ?", t.dim()),
+                },
+            ]));
         }
     }
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((view.detail_offset, 0)),
-        inner,
-    );
 }
