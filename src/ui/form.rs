@@ -38,9 +38,53 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, form: &Form, t: Theme) {
         .unwrap_or(0)
         + 2;
     let mut lines: Vec<Line> = Vec::new();
-    let mut cursor: Option<(u16, u16)> = None;
     let inner_w = width(area).saturating_sub(2) as usize;
     let value_w = inner_w.saturating_sub(label_w + 2).max(8);
+    let cursor = field_lines(&mut lines, form, &check, label_w, value_w, t);
+    if !form.fields.is_empty() {
+        lines.push(Line::from(""));
+    }
+    outcome_lines(&mut lines, form, &check, t);
+    let keys = if form.fields.iter().any(|f| f.is_choice()) {
+        " Enter submit · Esc cancel · Tab next · ←→ choose "
+    } else if form.fields.is_empty() {
+        " Enter confirm · Esc cancel "
+    } else {
+        " Enter submit · Esc cancel · Tab next field "
+    };
+    // Wrapped notes can take more than one row each: leave room.
+    let extra: u16 = lines
+        .iter()
+        .map(|l| (l.width() as u16).saturating_sub(1) / (inner_w.max(1) as u16))
+        .sum();
+    let rect = popup(area, lines.len() as u16 + extra);
+    f.render_widget(Clear, rect);
+    let block = Block::bordered()
+        .border_type(BorderType::Thick)
+        .border_style(t.accent())
+        .title(Span::styled(format!(" {} ", form.kind.title()), t.strong()))
+        .title_bottom(Line::from(Span::styled(keys, t.dim())));
+    let inner = block.inner(rect);
+    f.render_widget(block, rect);
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+    if let Some((x, y)) = cursor
+        && y < inner.height
+    {
+        f.set_cursor_position(Position::new(inner.x + x, inner.y + y));
+    }
+}
+
+/// One line per field (and its error, once a submit was tried); where the
+/// cursor goes.
+fn field_lines(
+    lines: &mut Vec<Line<'static>>,
+    form: &Form,
+    check: &crate::view::form::Check,
+    label_w: usize,
+    value_w: usize,
+    t: Theme,
+) -> Option<(u16, u16)> {
+    let mut cursor: Option<(u16, u16)> = None;
     for (i, field) in form.fields.iter().enumerate() {
         let focused = i == form.focus;
         let marker = if focused { "▸" } else { " " };
@@ -83,9 +127,16 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, form: &Form, t: Theme) {
             )));
         }
     }
-    if !form.fields.is_empty() {
-        lines.push(Line::from(""));
-    }
+    cursor
+}
+
+/// The notes, then what the broker answered (or that it is being asked).
+fn outcome_lines(
+    lines: &mut Vec<Line<'static>>,
+    form: &Form,
+    check: &crate::view::form::Check,
+    t: Theme,
+) {
     for n in &check.notes {
         lines.push(match n {
             Note::Info(s) => Line::from(Span::raw(s.clone())),
@@ -111,32 +162,5 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, form: &Form, t: Theme) {
             lines.push(Line::from(""));
             lines.push(Line::from(Span::styled(format!("✗ {e}"), t.bad())));
         }
-    }
-    let keys = if form.fields.iter().any(|f| f.is_choice()) {
-        " Enter submit · Esc cancel · Tab next · ←→ choose "
-    } else if form.fields.is_empty() {
-        " Enter confirm · Esc cancel "
-    } else {
-        " Enter submit · Esc cancel · Tab next field "
-    };
-    // Wrapped notes can take more than one row each: leave room.
-    let extra: u16 = lines
-        .iter()
-        .map(|l| (l.width() as u16).saturating_sub(1) / (inner_w.max(1) as u16))
-        .sum();
-    let rect = popup(area, lines.len() as u16 + extra);
-    f.render_widget(Clear, rect);
-    let block = Block::bordered()
-        .border_type(BorderType::Thick)
-        .border_style(t.accent())
-        .title(Span::styled(format!(" {} ", form.kind.title()), t.strong()))
-        .title_bottom(Line::from(Span::styled(keys, t.dim())));
-    let inner = block.inner(rect);
-    f.render_widget(block, rect);
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
-    if let Some((x, y)) = cursor
-        && y < inner.height
-    {
-        f.set_cursor_position(Position::new(inner.x + x, inner.y + y));
     }
 }

@@ -187,6 +187,26 @@ pub fn draw(
             inner.y,
         ));
     }
+    summary_line(f, inner, cache, &input, t);
+    let rows_area = Rect {
+        y: inner.y + 2,
+        height: inner.height.saturating_sub(2),
+        ..inner
+    };
+    let h = rows_area.height as usize;
+    let max_off = cache.rows.len().saturating_sub(h);
+    view.probe_offset = view.probe_offset.min(max_off);
+    let w = rows_area.width as usize;
+    let lines: Vec<Line> = cache.rows[view.probe_offset..]
+        .iter()
+        .take(h)
+        .map(|(id, c)| row_line(app, *id, c, w, t, now))
+        .collect();
+    f.render_widget(Paragraph::new(lines), rows_area);
+}
+
+/// "✓ n permit · ✗ n deny · n dead", or what is wrong with the input.
+fn summary_line(f: &mut Frame, inner: Rect, cache: &ProbeCache, input: &str, t: Theme) {
     let summary = match &cache.error {
         Some(e) => Line::from(Span::styled(format!("✗ {e}"), t.bad())),
         None if input.trim().is_empty() => Line::from(Span::styled(
@@ -210,55 +230,41 @@ pub fn draw(
             ..inner
         },
     );
-    let rows_area = Rect {
-        y: inner.y + 2,
-        height: inner.height.saturating_sub(2),
-        ..inner
+}
+
+/// One token's verdict: permits (by which grant), denies (why), or dead.
+fn row_line(app: &App, id: TokenId, c: &Compact, w: usize, t: Theme, now: i64) -> Line<'static> {
+    let tok = &app.tokens[id];
+    let holder = &app.agents[tok.holder].name;
+    let name = match &tok.label {
+        Some(l) if l != holder => format!("{l} ({holder})"),
+        _ => holder.clone(),
     };
-    let h = rows_area.height as usize;
-    let max_off = cache.rows.len().saturating_sub(h);
-    view.probe_offset = view.probe_offset.min(max_off);
-    let w = rows_area.width as usize;
-    let lines: Vec<Line> = cache.rows[view.probe_offset..]
-        .iter()
-        .take(h)
-        .map(|(id, c)| {
-            let tok = &app.tokens[*id];
-            let holder = &app.agents[tok.holder].name;
-            let name = match &tok.label {
-                Some(l) if l != holder => format!("{l} ({holder})"),
-                _ => holder.clone(),
+    let (mark, word, why, style) = match c {
+        Compact::Permits(i) => ("✓", "permits", format!("by {}", tok.scope()[*i]), t.good()),
+        Compact::Denies(v) => {
+            let why = match v.resolve(tok.scope()) {
+                scope::Verdict::Denied(d) => d.to_string(),
+                scope::Verdict::Covered { by } => format!("by {by}"),
             };
-            let (mark, word, why, style) = match c {
-                Compact::Permits(i) => {
-                    ("✓", "permits", format!("by {}", tok.scope()[*i]), t.good())
-                }
-                Compact::Denies(v) => {
-                    let why = match v.resolve(tok.scope()) {
-                        scope::Verdict::Denied(d) => d.to_string(),
-                        scope::Verdict::Covered { by } => format!("by {by}"),
-                    };
-                    ("✗", "denies", why, t.bad())
-                }
-                Compact::Dead => {
-                    let s = tok.status_at(now);
-                    (
-                        status_symbol(&s),
-                        "dead",
-                        format!("{} — permits nothing", s.word()),
-                        t.dead(),
-                    )
-                }
-            };
-            let nw = (w / 3).clamp(8, 18);
-            let text = format!("{word:<7} {:<nw$} {why}", fit(&name, nw));
-            Line::from(vec![
-                Span::styled(format!("{mark} "), style),
-                Span::raw(fit(&text, w.saturating_sub(2))),
-            ])
-        })
-        .collect();
-    f.render_widget(Paragraph::new(lines), rows_area);
+            ("✗", "denies", why, t.bad())
+        }
+        Compact::Dead => {
+            let s = tok.status_at(now);
+            (
+                status_symbol(&s),
+                "dead",
+                format!("{} — permits nothing", s.word()),
+                t.dead(),
+            )
+        }
+    };
+    let nw = (w / 3).clamp(8, 18);
+    let text = format!("{word:<7} {:<nw$} {why}", fit(&name, nw));
+    Line::from(vec![
+        Span::styled(format!("{mark} "), style),
+        Span::raw(fit(&text, w.saturating_sub(2))),
+    ])
 }
 
 #[cfg(test)]
