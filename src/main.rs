@@ -546,29 +546,7 @@ async fn run_script(path: PathBuf, opts: ScriptOptions, settings: Settings) -> u
 
 async fn run_broker(args: BrokerArgs) -> Result<u8> {
     let generated = args.admin_secret.is_none();
-    let mut cfg = match args.admin_secret {
-        Some(s) if s.chars().count() < MIN_ADMIN_SECRET => {
-            return Err(eyre!(
-                "the admin secret must be at least {MIN_ADMIN_SECRET} characters (it has {}): \
-                 the embedded broker checks it with SHA-256, so a short one is quickly guessed; \
-                 leave AGENTWRIT_ADMIN_SECRET and --admin-secret unset to get a generated one",
-                s.chars().count()
-            ));
-        }
-        Some(s) => Config::with_admin_secret(s),
-        None => Config::default(),
-    };
-    cfg.strict_500s = args.strict_500s;
-    cfg.data_dir = args.data.clone();
-    cfg.trust_proxy = args.trust_proxy;
-    cfg.max_connections = args.max_connections as usize;
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        cfg.tls = Some(chainview::broker::tls::ServerTls {
-            cert: cert.clone(),
-            key: key.clone(),
-            client_ca: args.client_ca.clone(),
-        });
-    }
+    let cfg = broker_config(&args)?;
     // A handler that panics is answered with a 500 (the broker catches it per
     // request); say so in one line instead of a full report.
     std::panic::set_hook(Box::new(|info| {
@@ -593,27 +571,54 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
             db.display()
         );
     }
-    if let Some(tls) = &args.tls_cert {
-        say!(
-            "# TLS: certificate {}{}",
-            tls.display(),
-            match &args.client_ca {
-                Some(ca) => format!(
-                    "; mtls: clients need a certificate signed by {}",
-                    ca.display()
-                ),
-                None => String::new(),
-            }
-        );
-        if !broker.certificate_fits_url() {
-            say!(
-                "# note: the certificate holds neither {} nor localhost; clients must connect by a name it holds",
-                args.bind
-            );
-        }
-    }
+    announce_tls(&broker, &args);
     say!("export AGENTWRIT_BROKER_URL={}", broker.url());
-    for (name, scopes) in &args.apps {
+    announce_apps(&broker, &args.apps)?;
+    if generated {
+        say!(
+            "# generated admin secret (set AGENTWRIT_ADMIN_SECRET or --admin-secret to choose one):"
+        );
+        say!("export AGENTWRIT_ADMIN_SECRET={}", broker.admin_secret());
+    }
+    say!("# press Ctrl-C to stop");
+    wait_for_shutdown().await;
+    say!("# stopping");
+    broker.shutdown().await;
+    Ok(0)
+}
+
+/// The embedded broker's configuration from `chainview broker`'s flags.
+fn broker_config(args: &BrokerArgs) -> Result<Config> {
+    let mut cfg = match args.admin_secret.clone() {
+        Some(s) if s.chars().count() < MIN_ADMIN_SECRET => {
+            return Err(eyre!(
+                "the admin secret must be at least {MIN_ADMIN_SECRET} characters (it has {}): \
+                 the embedded broker checks it with SHA-256, so a short one is quickly guessed; \
+                 leave AGENTWRIT_ADMIN_SECRET and --admin-secret unset to get a generated one",
+                s.chars().count()
+            ));
+        }
+        Some(s) => Config::with_admin_secret(s),
+        None => Config::default(),
+    };
+    cfg.strict_500s = args.strict_500s;
+    cfg.data_dir = args.data.clone();
+    cfg.trust_proxy = args.trust_proxy;
+    cfg.max_connections = args.max_connections as usize;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        cfg.tls = Some(chainview::broker::tls::ServerTls {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.client_ca.clone(),
+        });
+    }
+    Ok(cfg)
+}
+
+/// `--app NAME=SCOPES`: each app registered (or found from an earlier run)
+/// and its export lines.
+fn announce_apps(broker: &EmbeddedBroker, apps: &[(String, Vec<String>)]) -> Result<()> {
+    for (name, scopes) in apps {
         match broker.ensure_app(name, scopes)? {
             EnsuredApp::Created(app) => {
                 say!(
@@ -650,17 +655,30 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
             }
         }
     }
-    if generated {
+    Ok(())
+}
+
+/// What TLS the broker serves, and whether its URL fits the certificate.
+fn announce_tls(broker: &EmbeddedBroker, args: &BrokerArgs) {
+    if let Some(tls) = &args.tls_cert {
         say!(
-            "# generated admin secret (set AGENTWRIT_ADMIN_SECRET or --admin-secret to choose one):"
+            "# TLS: certificate {}{}",
+            tls.display(),
+            match &args.client_ca {
+                Some(ca) => format!(
+                    "; mtls: clients need a certificate signed by {}",
+                    ca.display()
+                ),
+                None => String::new(),
+            }
         );
-        say!("export AGENTWRIT_ADMIN_SECRET={}", broker.admin_secret());
+        if !broker.certificate_fits_url() {
+            say!(
+                "# note: the certificate holds neither {} nor localhost; clients must connect by a name it holds",
+                args.bind
+            );
+        }
     }
-    say!("# press Ctrl-C to stop");
-    wait_for_shutdown().await;
-    say!("# stopping");
-    broker.shutdown().await;
-    Ok(0)
 }
 
 async fn wait_for_shutdown() {

@@ -192,21 +192,7 @@ fn register(s: &State, ctx: &Ctx) -> Outcome {
         ));
     }
     let now = s.now();
-    let lt = {
-        let launch = lock(&s.launch);
-        let Some(lt) = launch.get(&req.launch_token) else {
-            return Err(Reject::unauthorized("launch token: launch token not found"));
-        };
-        if now > lt.expires_at {
-            return Err(Reject::unauthorized("launch token: launch token expired"));
-        }
-        if lt.consumed {
-            return Err(Reject::unauthorized(
-                "launch token: launch token already consumed",
-            ));
-        }
-        lt.clone()
-    };
+    let lt = usable_launch_token(s, &req.launch_token, now)?;
     if !scope::is_subset(&req.requested_scope, &lt.allowed_scope) {
         s.audit(
             NewEvent::new(
@@ -227,41 +213,8 @@ fn register(s: &State, ctx: &Ctx) -> Outcome {
             "requested scope exceeds allowed scope",
         ));
     }
-    {
-        let not_found = || Reject::unauthorized("nonce: nonce not found or expired");
-        let created = s.nonce_created(&req.nonce).ok_or_else(not_found)?;
-        let mut nonces = lock(&s.nonces);
-        if nonces.contains_key(&req.nonce) {
-            return Err(Reject::unauthorized("nonce: nonce already consumed"));
-        }
-        if now - created > Duration::seconds(NONCE_TTL_SECS) {
-            return Err(not_found());
-        }
-        super::purge(&mut nonces, |n: &Nonce| {
-            now - n.created > Duration::seconds(NONCE_TTL_SECS + 60)
-        });
-        nonces.insert(req.nonce.clone(), Nonce { created });
-    }
-    let key_bytes = STANDARD
-        .decode(&req.public_key)
-        .map_err(|_| Reject::unauthorized("invalid Ed25519 public key: base64 decode failed"))?;
-    let key_arr: [u8; 32] = key_bytes
-        .try_into()
-        .map_err(|_| Reject::unauthorized("invalid Ed25519 public key: wrong key size"))?;
-    let sig_bytes = STANDARD.decode(&req.signature).map_err(|_| {
-        Reject::unauthorized("nonce signature verification failed: base64 decode failed")
-    })?;
-    let message = hex::decode(&req.nonce).unwrap_or_else(|_| req.nonce.as_bytes().to_vec());
-    let verified = match (
-        VerifyingKey::from_bytes(&key_arr),
-        <[u8; 64]>::try_from(sig_bytes.as_slice()),
-    ) {
-        (Ok(k), Ok(sig)) => k.verify(&message, &Signature::from_bytes(&sig)).is_ok(),
-        _ => false,
-    };
-    if !verified {
-        return Err(Reject::unauthorized("nonce signature verification failed"));
-    }
+    consume_nonce(s, &req.nonce, now)?;
+    verify_nonce_signature(&req)?;
     if lt.single_use {
         let mut launch = lock(&s.launch);
         match launch.get_mut(&req.launch_token) {
@@ -296,6 +249,82 @@ fn register(s: &State, ctx: &Ctx) -> Outcome {
     );
     s.register_agent(&agent_id);
     count(&s.metrics, |m| &mut m.registrations, "success");
+    audit_registration(s, &req, &lt, &agent_id, &claims.jti);
+    ok(&RegisterResponse {
+        agent_id,
+        access_token: token,
+        expires_in: ttl,
+    })
+}
+
+/// The launch token a registration presents: known, not expired, not consumed.
+fn usable_launch_token(s: &State, token: &str, now: DateTime<Utc>) -> Result<LaunchToken, Reject> {
+    let launch = lock(&s.launch);
+    let Some(lt) = launch.get(token) else {
+        return Err(Reject::unauthorized("launch token: launch token not found"));
+    };
+    if now > lt.expires_at {
+        return Err(Reject::unauthorized("launch token: launch token expired"));
+    }
+    if lt.consumed {
+        return Err(Reject::unauthorized(
+            "launch token: launch token already consumed",
+        ));
+    }
+    Ok(lt.clone())
+}
+
+/// A registration's nonce: issued here, fresh, and used once.
+fn consume_nonce(s: &State, nonce: &str, now: DateTime<Utc>) -> Result<(), Reject> {
+    let not_found = || Reject::unauthorized("nonce: nonce not found or expired");
+    let created = s.nonce_created(nonce).ok_or_else(not_found)?;
+    let mut nonces = lock(&s.nonces);
+    if nonces.contains_key(nonce) {
+        return Err(Reject::unauthorized("nonce: nonce already consumed"));
+    }
+    if now - created > Duration::seconds(NONCE_TTL_SECS) {
+        return Err(not_found());
+    }
+    super::purge(&mut nonces, |n: &Nonce| {
+        now - n.created > Duration::seconds(NONCE_TTL_SECS + 60)
+    });
+    nonces.insert(nonce.to_string(), Nonce { created });
+    Ok(())
+}
+
+/// The nonce signed with the key being registered (spec §5).
+fn verify_nonce_signature(req: &RegisterRequest) -> Result<(), Reject> {
+    let key_bytes = STANDARD
+        .decode(&req.public_key)
+        .map_err(|_| Reject::unauthorized("invalid Ed25519 public key: base64 decode failed"))?;
+    let key_arr: [u8; 32] = key_bytes
+        .try_into()
+        .map_err(|_| Reject::unauthorized("invalid Ed25519 public key: wrong key size"))?;
+    let sig_bytes = STANDARD.decode(&req.signature).map_err(|_| {
+        Reject::unauthorized("nonce signature verification failed: base64 decode failed")
+    })?;
+    let message = hex::decode(&req.nonce).unwrap_or_else(|_| req.nonce.as_bytes().to_vec());
+    let verified = match (
+        VerifyingKey::from_bytes(&key_arr),
+        <[u8; 64]>::try_from(sig_bytes.as_slice()),
+    ) {
+        (Ok(k), Ok(sig)) => k.verify(&message, &Signature::from_bytes(&sig)).is_ok(),
+        _ => false,
+    };
+    if !verified {
+        return Err(Reject::unauthorized("nonce signature verification failed"));
+    }
+    Ok(())
+}
+
+/// `agent_registered` and `token_issued`, as the real broker writes them.
+fn audit_registration(
+    s: &State,
+    req: &RegisterRequest,
+    lt: &LaunchToken,
+    agent_id: &str,
+    jti: &str,
+) {
     let app_suffix = lt
         .app_id
         .as_ref()
@@ -310,24 +339,16 @@ fn register(s: &State, ctx: &Ctx) -> Outcome {
                 golist(&req.requested_scope)
             ),
         )
-        .who(&agent_id, &req.task_id, &req.orch_id),
+        .who(agent_id, &req.task_id, &req.orch_id),
     );
     s.audit(
         NewEvent::new(
             "token_issued",
             "success",
-            format!(
-                "Token issued, jti={}, ttl={}{app_suffix}",
-                claims.jti, lt.max_ttl
-            ),
+            format!("Token issued, jti={}, ttl={}{app_suffix}", jti, lt.max_ttl),
         )
-        .who(&agent_id, &req.task_id, &req.orch_id),
+        .who(agent_id, &req.task_id, &req.orch_id),
     );
-    ok(&RegisterResponse {
-        agent_id,
-        access_token: token,
-        expires_in: ttl,
-    })
 }
 
 fn count<F>(m: &std::sync::Mutex<super::Metrics>, field: F, label: &'static str)
