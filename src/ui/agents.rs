@@ -5,18 +5,18 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{Theme, fit, hint, pane, short_spiffe, status_symbol};
+use super::{Theme, fit, hint, open_pane, short_spiffe, status_symbol};
 use crate::app::App;
 use crate::view::{Focus, View};
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i64) {
-    let block = pane(
+    let inner = open_pane(
+        f,
+        area,
         view,
         Focus::Agents,
         format!(" Agents ({}) ", app.agents.len()),
     );
-    let inner = block.inner(area);
-    f.render_widget(block, area);
     if app.agents.is_empty() {
         f.render_widget(
             hint(
@@ -28,9 +28,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
         return;
     }
     let w = inner.width as usize;
-    let per = 2usize;
-    let visible = (inner.height as usize / per).max(1);
-    let first = view.agent_sel.saturating_sub(visible.saturating_sub(1));
+    let visible = (inner.height as usize / crate::view::AGENT_LINES).max(1);
+    let first = view.first_agent(inner.height);
     let mut lines = Vec::new();
     for (i, a) in app.agents.iter().enumerate().skip(first).take(visible) {
         let status = a.token.map(|t| app.status(t, now));

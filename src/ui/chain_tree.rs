@@ -8,7 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::Paragraph;
 
-use super::{Theme, hint, pane, status_symbol, ttl_text};
+use super::{Theme, hint, open_pane, status_symbol, ttl_text};
 use crate::app::{App, TokenId, TokenKind, TokenStatus};
 use crate::scope::{self, Fate};
 use crate::view::{Focus, View};
@@ -104,13 +104,13 @@ pub fn node_text(app: &App, id: TokenId, t: Theme, now: i64) -> Text<'static> {
 }
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now: i64) {
-    let block = pane(
+    let inner = open_pane(
+        f,
+        area,
         view,
         Focus::Tree,
         format!(" Delegation chains ({} tokens) ", app.tokens.len()),
     );
-    let inner = block.inner(area);
-    f.render_widget(block, area);
     if app.tokens.is_empty() {
         let next = view
             .steps

@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{Theme, fit, hint, pane, status_symbol, ttl_text};
+use super::{Theme, fit, hint, open_pane, status_symbol, ttl_text};
 use crate::app::App;
 use crate::view::{Focus, View};
 
@@ -26,9 +26,7 @@ fn time(ts: i64) -> String {
 }
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i64) {
-    let block = pane(view, Focus::Detail, " Detail ");
-    let inner = block.inner(area);
-    f.render_widget(block, area);
+    let inner = open_pane(f, area, view, Focus::Detail, " Detail ");
     let Some(id) = view.selected.filter(|id| *id < app.tokens.len()) else {
         f.render_widget(
             hint(

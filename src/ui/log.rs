@@ -6,14 +6,18 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{Theme, hint, pane};
+use super::{Theme, hint, open_pane};
 use crate::app::App;
 use crate::view::{Focus, View};
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme) {
-    let block = pane(view, Focus::Log, format!(" Event log ({}) ", app.log.len()));
-    let inner = block.inner(area);
-    f.render_widget(block, area);
+    let inner = open_pane(
+        f,
+        area,
+        view,
+        Focus::Log,
+        format!(" Event log ({}) ", app.log.len()),
+    );
     if app.log.is_empty() {
         f.render_widget(hint("Broker calls appear here.", t), inner);
         return;

@@ -177,6 +177,20 @@ pub fn fit(s: &str, width: usize) -> String {
     format!("{cut}…")
 }
 
+/// Draws a pane's border and title; returns the area inside.
+fn open_pane<'a>(
+    f: &mut Frame,
+    area: ratatui::layout::Rect,
+    view: &View,
+    focus: Focus,
+    title: impl Into<Line<'a>>,
+) -> ratatui::layout::Rect {
+    let block = pane(view, focus, title);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    inner
+}
+
 fn pane<'a>(view: &View, focus: Focus, title: impl Into<Line<'a>>) -> Block<'a> {
     let t = Theme {
         color: !view.no_color,

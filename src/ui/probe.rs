@@ -8,7 +8,7 @@ use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{Theme, fit, pane, status_symbol};
+use super::{Theme, fit, open_pane, status_symbol};
 use crate::app::{App, TokenId};
 use crate::scope::{self, Scope, VerdictIdx};
 use crate::view::{Focus, View};
@@ -159,9 +159,7 @@ pub fn draw(
     t: Theme,
     now: i64,
 ) {
-    let block = pane(view, Focus::Probe, " Scope probe (/) ");
-    let inner = block.inner(area);
-    f.render_widget(block, area);
+    let inner = open_pane(f, area, view, Focus::Probe, " Scope probe (/) ");
     if inner.height < 2 {
         return;
     }

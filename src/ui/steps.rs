@@ -6,7 +6,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{Theme, fit, hint, pane};
+use super::{Theme, fit, hint, open_pane};
 use crate::view::{Focus, StepMark, View};
 
 pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {
@@ -18,9 +18,7 @@ pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {
             view.file.rsplit('/').next().unwrap_or(&view.file)
         )
     };
-    let block = pane(view, Focus::Steps, title);
-    let inner = block.inner(area);
-    f.render_widget(block, area);
+    let inner = open_pane(f, area, view, Focus::Steps, title);
     if view.steps.is_empty() {
         f.render_widget(hint("No scenario loaded.", t), inner);
         return;

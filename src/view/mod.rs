@@ -72,6 +72,9 @@ impl Focus {
     }
 }
 
+/// Rows an agent takes in the agents pane.
+pub const AGENT_LINES: usize = 2;
+
 /// What the event loop should do after a key or click.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -770,6 +773,14 @@ impl View {
         }
     }
 
+    /// The first agent the agents pane shows in `inner_height` rows (it
+    /// scrolls to keep the selected one visible). The pane and the mouse
+    /// both ask this.
+    pub fn first_agent(&self, inner_height: u16) -> usize {
+        let visible = (inner_height as usize / AGENT_LINES).max(1);
+        self.agent_sel.saturating_sub(visible - 1)
+    }
+
     /// Handles a mouse event: a click focuses and selects, the wheel scrolls.
     pub fn handle_mouse(&mut self, app: &App, m: MouseEvent) -> Action {
         let Some(pane) = self.areas.at(m.column, m.row) else {
@@ -789,12 +800,10 @@ impl View {
                         }
                     }
                     Focus::Agents => {
-                        // Two lines per agent, scrolled as the agent list draws them.
-                        let inner_h = self.areas.agents.height.saturating_sub(2) as usize;
-                        let visible = (inner_h / 2).max(1);
-                        let first = self.agent_sel.saturating_sub(visible - 1);
-                        let row =
-                            m.row.saturating_sub(self.areas.agents.y + 1) as usize / 2 + first;
+                        let inner_h = self.areas.agents.height.saturating_sub(2);
+                        let row = m.row.saturating_sub(self.areas.agents.y + 1) as usize
+                            / AGENT_LINES
+                            + self.first_agent(inner_h);
                         if row < app.agents.len() {
                             self.agent_sel = row;
                             if let Some(tok) = app.agents[row].token {
