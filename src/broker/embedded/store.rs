@@ -753,8 +753,20 @@ fn writer_loop(mut conn: Connection, shared: &Shared) {
             st.stop
         };
         if !stopping {
-            // Let the batch fill: one transaction for many events.
-            std::thread::sleep(BATCH_INTERVAL);
+            // Let the batch fill: one transaction for many events. A stop
+            // cuts the wait short, so shutting down never waits it out.
+            let until = std::time::Instant::now() + BATCH_INTERVAL;
+            let mut st = guard(&shared.state);
+            while !st.stop {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                st = match shared.wake.wait_timeout(st, left) {
+                    Ok((g, _)) => g,
+                    Err(e) => e.into_inner().0,
+                };
+            }
         }
         let (batch, seqs): (Vec<Arc<AuditEvent>>, Vec<(u64, i64)>) = guard(&shared.state)
             .queue
