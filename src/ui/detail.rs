@@ -13,9 +13,10 @@ use crate::view::{Focus, View};
 
 fn badge(ok: Option<bool>, label: &str, t: Theme) -> Span<'static> {
     match ok {
-        Some(true) => Span::styled(format!("[✓ {label}] "), t.good()),
-        Some(false) => Span::styled(format!("[✗ {label}] "), t.bad()),
-        None => Span::styled(format!("[? {label}] "), t.dim()),
+        // A badge never wraps in its middle.
+        Some(true) => Span::styled(super::unbroken(&format!("[✓ {label}]")) + " ", t.good()),
+        Some(false) => Span::styled(super::unbroken(&format!("[✗ {label}]")) + " ", t.bad()),
+        None => Span::styled(super::unbroken(&format!("[? {label}]")) + " ", t.dim()),
     }
 }
 

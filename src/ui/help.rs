@@ -62,9 +62,11 @@ pub fn draw(f: &mut Frame, area: Rect, t: Theme) {
     let line = |title: String, mode: Mode, focus: Option<Focus>| {
         let mut spans = vec![Span::styled(format!("{title}:"), t.strong())];
         // Ctrl-C is under "Everywhere".
+        // A key and what it does stay on one line.
         for b in help_lines(mode, focus).filter(|b| !b.ctrl) {
-            spans.push(Span::styled(format!(" {}", b.label), t.accent()));
-            spans.push(Span::raw(format!(" {}", b.what)));
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(super::unbroken(b.label), t.accent()));
+            spans.push(Span::raw(super::unbroken(&format!(" {}", b.what))));
         }
         Line::from(spans)
     };

@@ -177,6 +177,12 @@ pub fn fit(s: &str, width: usize) -> String {
     format!("{cut}…")
 }
 
+/// Text that wrapping never splits (its spaces made non-breaking): a key
+/// and what it does, a badge.
+fn unbroken(s: &str) -> String {
+    s.replace(' ', "\u{a0}")
+}
+
 /// Draws a pane's border and title; returns the area inside.
 fn open_pane<'a>(
     f: &mut Frame,
