@@ -769,3 +769,23 @@ fn the_tree_shows_what_a_hop_narrowed() {
         assert!(line.contains(m), "{m} missing: {line}");
     }
 }
+
+/// Issue 12 item 20: after a renewal the agents pane shows what the agent
+/// holds now (the valid renewed token), not the renewed-away original.
+#[test]
+fn the_agents_pane_follows_a_renewal() {
+    let o = chainview(
+        &["--script", "-", "--frames", "120x40"],
+        Some("agent reader scope=read:data:*\nrenew reader\n"),
+        &[],
+    );
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let last = out.rsplit("── frame after step").next().unwrap();
+    let row = last
+        .lines()
+        .find(|l| l.contains("reader") && l.starts_with('│'))
+        .expect("the agent's row");
+    assert!(row.contains("✓ reader valid"), "{row}");
+    assert!(!row.contains("renewed"), "{row}");
+}

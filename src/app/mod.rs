@@ -878,6 +878,24 @@ impl App {
         }
     }
 
+    /// The token that carries `id` on: its latest successful renewal (or
+    /// `id` itself). What an agent holds now.
+    pub fn latest(&self, id: TokenId) -> TokenId {
+        let mut cur = id;
+        // Renewals are made after what they renew: one pass forward suffices.
+        for t in &self.tokens[id.min(self.tokens.len())..] {
+            if matches!(t.kind, TokenKind::Renewal { of } if of == cur)
+                && !matches!(
+                    t.status_at(i64::MIN),
+                    TokenStatus::Refused(_) | TokenStatus::Failed(_) | TokenStatus::Pending
+                )
+            {
+                cur = t.id;
+            }
+        }
+        cur
+    }
+
     /// Probe: for every issued or refused token, does it permit `requested`, and why.
     pub fn probe(&self, requested: &str, now: i64) -> Vec<ProbeRow> {
         self.tokens

@@ -32,7 +32,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
     let first = view.first_agent(inner.height);
     let mut lines = Vec::new();
     for (i, a) in app.agents.iter().enumerate().skip(first).take(visible) {
-        let status = a.token.map(|t| app.status(t, now));
+        // What the agent holds now: its registration, or the renewal of it.
+        let status = a.token.map(|t| app.status(app.latest(t), now));
         let (sym, style) = match &status {
             Some(s) => (status_symbol(s), t.status(s)),
             None => ("·", t.dim()),

@@ -739,7 +739,7 @@ impl View {
                 if (up || down || verb == Verb::Enter)
                     && let Some(tok) = app.agents.get(self.agent_sel).and_then(|a| a.token)
                 {
-                    self.select_token(app, tok);
+                    self.select_token(app, app.latest(tok));
                 }
             }
             Focus::Steps => {
