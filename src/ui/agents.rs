@@ -10,13 +10,21 @@ use crate::app::App;
 use crate::view::{Focus, View};
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i64) {
-    let inner = open_pane(
-        f,
-        area,
-        view,
-        Focus::Agents,
-        format!(" Agents ({}) ", app.agents.len()),
-    );
+    // When not every agent fits, the title says which are shown.
+    let n = app.agents.len();
+    let rows = area.height.saturating_sub(2);
+    let visible = (rows as usize / crate::view::AGENT_LINES).max(1);
+    let first = view.first_agent(rows);
+    let title = if n > visible {
+        format!(
+            " Agents ({n}) · {}–{} ↕ ",
+            first + 1,
+            (first + visible).min(n)
+        )
+    } else {
+        format!(" Agents ({n}) ")
+    };
+    let inner = open_pane(f, area, view, Focus::Agents, title);
     if app.agents.is_empty() {
         f.render_widget(
             hint(
@@ -28,8 +36,6 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
         return;
     }
     let w = inner.width as usize;
-    let visible = (inner.height as usize / crate::view::AGENT_LINES).max(1);
-    let first = view.first_agent(inner.height);
     let mut lines = Vec::new();
     for (i, a) in app.agents.iter().enumerate().skip(first).take(visible) {
         // What the agent holds now: its registration, or the renewal of it.

@@ -10,12 +10,14 @@ use super::{Theme, fit, hint, open_pane};
 use crate::view::{Focus, StepMark, View};
 
 pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {
+    // The title never runs into the corner: a long file name is cut with "…".
+    let room = (area.width as usize).saturating_sub(12).max(4);
     let title = if view.file.is_empty() {
         " Steps ".to_string()
     } else {
         format!(
             " Steps · {} ",
-            view.file.rsplit('/').next().unwrap_or(&view.file)
+            super::fit(view.file.rsplit('/').next().unwrap_or(&view.file), room)
         )
     };
     let inner = open_pane(f, area, view, Focus::Steps, title);
