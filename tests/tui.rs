@@ -327,3 +327,23 @@ async fn every_form_80x24() {
     });
     replay.finish().await;
 }
+
+/// Issue 12 item 3: a step that did not go as written says why when it is
+/// selected in the Steps pane (here hop 2's refusal, step 12).
+#[tokio::test]
+async fn a_selected_step_says_why_it_failed() {
+    let (_, replay, mut view) = deploy_frames(120, 40).await;
+    view.focus = Focus::Steps;
+    view.steps_offset = 11;
+    let screen = render_text(&replay.driver.app, &mut view, 120, 40, unix_now()).join("\n");
+    // (Wrapped in the narrow pane.)
+    assert!(screen.contains("refused by the broker: 403"), "{screen}");
+    assert!(
+        screen.contains("┃scope_violation — \"delegated"),
+        "{screen}"
+    );
+    // A step that went as written says nothing more.
+    view.steps_offset = 10;
+    let screen = render_text(&replay.driver.app, &mut view, 120, 40, unix_now()).join("\n");
+    assert!(!screen.contains("refused by the broker"), "{screen}");
+}

@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{Theme, fit, hint, open_pane};
 use crate::view::{Focus, StepMark, View};
@@ -32,7 +32,7 @@ pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {
         view.step_pos.saturating_sub(h / 3)
     };
     let w = inner.width as usize;
-    let lines: Vec<Line> = view
+    let mut lines: Vec<Line> = view
         .steps
         .iter()
         .enumerate()
@@ -73,5 +73,15 @@ pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {
             ])
         })
         .collect();
+    // The step selected in this pane (its top line) says why it went wrong.
+    if view.focus == Focus::Steps
+        && let Some(why) = view.steps.get(first).and_then(|s| s.why.as_deref())
+        && !lines.is_empty()
+    {
+        lines.insert(1, Line::from(Span::styled(format!("  {why}"), t.bad())));
+        lines.truncate(h);
+        f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+        return;
+    }
     f.render_widget(Paragraph::new(lines), inner);
 }

@@ -179,6 +179,9 @@ pub struct StepLine {
     pub kind: Keyword,
     pub say: Option<String>,
     pub mark: Option<StepMark>,
+    /// Why it did not go as written (a refusal, an error, a failed
+    /// expectation): shown under it when selected in the Steps pane.
+    pub why: Option<String>,
 }
 
 /// Where each pane was drawn last, for mouse hit-testing.
@@ -261,6 +264,7 @@ impl View {
                             _ => None,
                         },
                         mark: None,
+                        why: None,
                     })
                     .collect()
             })
@@ -437,6 +441,7 @@ impl View {
         let i = r.index.saturating_sub(1);
         if let Some(line) = self.steps.get_mut(i) {
             line.mark = Some(StepMark::of(r));
+            line.why = step_why(r);
         }
         self.step_pos = r.index;
         if let Some(t) = &r.say {
@@ -843,6 +848,27 @@ impl View {
             _ => {}
         }
         Action::None
+    }
+}
+
+/// Why a step did not go as written, in words (`None` when it did).
+fn step_why(r: &StepReport) -> Option<String> {
+    match &r.result {
+        StepResult::Refused(b) => Some(format!(
+            "refused by the broker: {} {} — \"{}\"",
+            b.status, b.error_code, b.detail
+        )),
+        StepResult::Error(e) => Some(format!("could not run: {e}")),
+        StepResult::Unreachable(e) => Some(format!("broker unreachable: {e}")),
+        StepResult::NotRun => Some(
+            "not run: an earlier step could not reach the broker (r restarts once it answers)"
+                .into(),
+        ),
+        StepResult::Ok => r
+            .expectation
+            .as_ref()
+            .filter(|x| !x.ok)
+            .map(|x| format!("failed: {}", x.reason)),
     }
 }
 
