@@ -102,6 +102,9 @@ pub struct Session {
     /// ends, with the screen live meanwhile; and what to say when done.
     replay_to: Option<usize>,
     replay_note: String,
+    /// `b`/`r` asked once while the user's own actions would be dropped;
+    /// the same key again goes ahead.
+    confirm: Option<Action>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -131,6 +134,7 @@ impl Session {
             next_live: Instant::now() + live.unwrap_or_default(),
             replay_to: None,
             replay_note: String::new(),
+            confirm: None,
         };
         s.driver.worker.send(Command::Health);
         // Before the first frame: the title and app steps are quick, and the
@@ -400,6 +404,20 @@ async fn event_loop(
     }
 }
 
+/// `b` and `r` replay the scenario on a fresh state: the user's own actions
+/// (explorer forms) would be lost. Says so, once, when there are any.
+fn drop_warning(journal: &[crate::scenario::Step], action: Action) -> Option<String> {
+    let own = journal.iter().filter(|st| st.line == 0).count();
+    if own == 0 {
+        return None;
+    }
+    let key = if action == Action::Restart { "r" } else { "b" };
+    Some(format!(
+        "{key} drops your {own} action{} (e saves first) — {key} again to go ahead",
+        if own == 1 { "" } else { "s" }
+    ))
+}
+
 /// Carries out what a key or click asked for; `Some` ends the session.
 async fn act(
     terminal: &mut DefaultTerminal,
@@ -407,6 +425,9 @@ async fn act(
     signals: &mut Signals,
     action: Action,
 ) -> Result<Option<Ended>, TuiError> {
+    if !matches!(action, Action::None | Action::BackStep | Action::Restart) {
+        s.confirm = None;
+    }
     match action {
         Action::None => {}
         Action::Quit => return Ok(Some(Ended::Quit)),
@@ -457,6 +478,12 @@ async fn act(
             }
         }
         Action::BackStep | Action::Restart => {
+            let confirmed = s.confirm.take() == Some(action);
+            if !confirmed && let Some(ask) = drop_warning(s.driver.runner.journal(), action) {
+                s.confirm = Some(action);
+                s.view.message = Some(ask);
+                return Ok(None);
+            }
             let to = if action == Action::Restart {
                 0
             } else {
@@ -483,4 +510,27 @@ async fn act(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Step, StepKind};
+
+    fn step(line: usize) -> Step {
+        Step {
+            line,
+            source: "say \"x\"".into(),
+            kind: StepKind::Say("x".into()),
+        }
+    }
+
+    /// Issue 12 item 12: b and r no longer drop the user's actions unasked.
+    #[test]
+    fn back_and_restart_ask_before_dropping_the_users_actions() {
+        assert_eq!(drop_warning(&[step(3), step(4)], Action::BackStep), None);
+        let ask = drop_warning(&[step(3), step(0), step(0)], Action::Restart).unwrap();
+        assert!(ask.contains("drops your 2 actions"), "{ask}");
+        assert!(ask.contains("r again to go ahead"), "{ask}");
+    }
 }
