@@ -70,6 +70,9 @@ EXIT CODES (--script):
 EXIT CODES (interactive): 0 after q; 143, 129, 130 after SIGTERM, SIGHUP,
 SIGINT from outside (the terminal is restored first); 3 without a terminal.
 
+SCENARIOS: `chainview language` prints the scenario language (steps, options,
+expectations); the README has it with examples.
+
 chainview broker: AGENTWRIT_DATA_DIR (or --data DIR) keeps the signing key,
 apps, revocations and the audit trail across restarts; see `chainview broker
 --help`.";
@@ -222,6 +225,8 @@ enum Command {
         #[command(flatten)]
         conn: DemoConnection,
     },
+    /// Print the scenario language: every step, option and expectation.
+    Language,
     /// Print shell completions for chainview (e.g. `chainview completions bash > /etc/bash_completion.d/chainview`).
     Completions {
         /// bash, zsh, fish, powershell or elvish
@@ -342,6 +347,10 @@ fn main() -> ExitCode {
         match cli.command {
             Some(Command::Broker(args)) => run_broker(args).await,
             Some(Command::Demo { file, .. }) => interactive(settings, file, live).await,
+            Some(Command::Language) => {
+                let _ = std::io::stdout().write_all(chainview::scenario::REFERENCE.as_bytes());
+                Ok(0)
+            }
             Some(Command::Completions { shell }) => {
                 let mut cmd = <Cli as clap::CommandFactory>::command();
                 let mut buf = Vec::new();

@@ -6,6 +6,9 @@
 //! worker, updating the shared [`crate::app::App`] state.
 
 pub mod driver;
+
+/// The scenario language in brief, as `chainview language` prints it.
+pub const REFERENCE: &str = include_str!("reference.txt");
 mod parser;
 pub mod replay;
 pub mod rules;

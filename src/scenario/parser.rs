@@ -1086,6 +1086,19 @@ revoke chain orchestrator
         );
     }
 
+    /// `chainview language` names every step keyword.
+    #[test]
+    fn the_reference_names_every_step() {
+        for kw in KEYWORDS {
+            assert!(
+                crate::scenario::REFERENCE
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{kw} "))),
+                "{kw} missing from the reference"
+            );
+        }
+    }
+
     #[test]
     fn bad_spiffe_segment() {
         assert_eq!(
