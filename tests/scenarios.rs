@@ -789,3 +789,29 @@ fn the_agents_pane_follows_a_renewal() {
     assert!(row.contains("✓ reader valid"), "{row}");
     assert!(!row.contains("renewed"), "{row}");
 }
+
+/// Issue 12 item 7: narration is wrapped whole, not cut mid-sentence (step
+/// 13 at 120x40).
+#[test]
+fn narration_is_shown_whole() {
+    let o = chainview(
+        &[
+            "--script",
+            &script("deploy.chainview"),
+            "--frames",
+            "120x40",
+        ],
+        None,
+        &[],
+    );
+    let out = stdout(&o);
+    let frame = out
+        .split("── frame after step 13 ")
+        .nth(1)
+        .and_then(|f| f.split("── frame after step 14 ").next())
+        .expect("step 13's frame");
+    assert!(
+        frame.contains("(\"Success! Chain depth: 2\") is wrong."),
+        "{frame}"
+    );
+}
