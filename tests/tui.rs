@@ -347,3 +347,31 @@ async fn a_selected_step_says_why_it_failed() {
     let screen = render_text(&replay.driver.app, &mut view, 120, 40, unix_now()).join("\n");
     assert!(!screen.contains("refused by the broker"), "{screen}");
 }
+
+/// Issue 12 item 8: the event log shows a refusal's detail and the token a
+/// call was about, and Enter opens the selected entry whole.
+#[tokio::test]
+async fn the_event_log_shows_refusals_and_opens_an_entry() {
+    let script = parse("deploy.chainview", DEPLOY).unwrap();
+    let mut replay = Replay::start(script, &Settings::default()).await.unwrap();
+    let mut view = View::new(Some(replay.script()), true);
+    for _ in 0..12 {
+        let r = replay.next().await.unwrap();
+        view.on_report(&replay.driver.app, &r);
+    }
+    let app = &replay.driver.app;
+    let screen = render_text(app, &mut view, 120, 40, unix_now()).join("\n");
+    assert!(screen.contains("POST /v1/delegate · hop2"), "{screen}");
+    assert!(
+        screen.contains("✗ scope_violation delegated scope"),
+        "{screen}"
+    );
+    view.focus = Focus::Log;
+    view.handle_key(app, common::key(KeyCode::Enter));
+    let screen = render_text(app, &mut view, 120, 40, unix_now()).join("\n");
+    assert!(screen.contains("about hop2"), "{screen}");
+    assert!(screen.contains("exceeds delegator scope"), "{screen}");
+    view.handle_key(app, common::key(KeyCode::Esc));
+    let screen = render_text(app, &mut view, 120, 40, unix_now()).join("\n");
+    assert!(!screen.contains("about hop2"), "{screen}");
+}

@@ -253,6 +253,8 @@ impl TokenEntry {
 pub struct LogEntry {
     pub at: i64,
     pub call: Call,
+    /// The token the call was about, when there was one.
+    pub about: Option<String>,
 }
 
 /// A probe verdict for one token.
@@ -703,10 +705,22 @@ impl App {
     /// pure, the clock is the caller's.
     pub fn apply(&mut self, ev: &Event, now: i64) {
         self.generation += 1;
+        let about = match &ev.outcome {
+            Outcome::AgentCreated { token, .. }
+            | Outcome::Delegated { token, .. }
+            | Outcome::Validated { token, .. }
+            | Outcome::Released { token, .. }
+            | Outcome::Renewed { new: token, .. } => {
+                self.tokens.get(*token).map(|_| self.token_name(*token))
+            }
+            Outcome::Revoked { level, target, .. } => Some(format!("revoke {level} {target}")),
+            _ => None,
+        };
         for call in &ev.calls {
             self.log.push(LogEntry {
                 at: now,
                 call: call.clone(),
+                about: about.clone(),
             });
         }
         if let Some(e) = ev.outcome.unreachable() {
@@ -854,7 +868,12 @@ impl App {
                 Err(_) if self.connection_error.is_some() => continue,
                 Err(_) => {}
             }
-            self.log.push(LogEntry { at: now, call });
+            let about = Some(self.token_name(*id));
+            self.log.push(LogEntry {
+                at: now,
+                call,
+                about,
+            });
         }
     }
 

@@ -228,6 +228,14 @@ pub const KEYMAP: &[Binding] = &[
     ),
     pane(Focus::Log, &[Down, Char('j')], "", Verb::Down, "", None),
     pane(Focus::Log, &[End], "End", Verb::End, "follow", Some(2)),
+    pane(
+        Focus::Log,
+        &[Enter],
+        "Enter",
+        Verb::Enter,
+        "open entry",
+        Some(3),
+    ),
     // Any pane.
     b(
         N,

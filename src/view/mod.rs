@@ -239,6 +239,8 @@ pub struct View {
     pub narration: Option<String>,
     /// A transient notice for the status bar.
     pub message: Option<String>,
+    /// The selected event-log entry is open (Enter), shown whole.
+    pub log_open: bool,
     /// The step in flight, as written (set by the event loop each frame).
     pub running: Option<String>,
     pub no_color: bool,
@@ -288,6 +290,7 @@ impl View {
             step_pos: 0,
             narration: None,
             message: None,
+            log_open: false,
             running: None,
             no_color,
             areas: Areas::default(),
@@ -641,6 +644,10 @@ impl View {
             Verb::Help => self.help = true,
             Verb::Escape => {
                 self.message = None;
+                if self.log_open {
+                    self.log_open = false;
+                    return Action::None;
+                }
                 return Action::Cancel;
             }
             Verb::FocusNext => self.set_focus(self.focus.next()),
@@ -772,6 +779,11 @@ impl View {
                     self.log_offset = if n >= last { None } else { Some(n) };
                 } else if verb == Verb::End {
                     self.log_offset = None;
+                } else if verb == Verb::Enter && !app.log.is_empty() {
+                    self.log_open = !self.log_open;
+                }
+                if up || down {
+                    self.log_open = false;
                 }
             }
             Focus::Probe => {}
