@@ -404,6 +404,57 @@ async fn event_loop(
     }
 }
 
+/// The OSC 52 sequence that asks the terminal to put `text` on the
+/// clipboard (works over ssh; tmux passes it on with `set-clipboard on`).
+fn osc52(text: &str) -> String {
+    use base64::Engine;
+    format!(
+        "\x1b]52;c;{}\x07",
+        base64::engine::general_purpose::STANDARD.encode(text)
+    )
+}
+
+/// Writes a token to `DIR/NAME.jwt` (owner-only), never over an existing
+/// file (`NAME-2.jwt`, …). Returns the path.
+fn save_token(name: &str, raw: &str, dir: &std::path::Path) -> io::Result<std::path::PathBuf> {
+    use std::io::Write as _;
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    for n in 1..1000 {
+        let file = if n == 1 {
+            format!("{safe}.jwt")
+        } else {
+            format!("{safe}-{n}.jwt")
+        };
+        let path = dir.join(file);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        match opts.open(&path) {
+            Ok(mut f) => {
+                f.write_all(raw.as_bytes())?;
+                f.write_all(b"\n")?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("too many saved tokens with that name"))
+}
+
 /// `b` and `r` replay the scenario on a fresh state: the user's own actions
 /// (explorer forms) would be lost. Says so, once, when there are any.
 fn drop_warning(journal: &[crate::scenario::Step], action: Action) -> Option<String> {
@@ -449,6 +500,31 @@ async fn act(
         }
         Action::FetchAudit => {
             s.driver.worker.send(Command::Audit);
+        }
+        Action::Copy(id) => {
+            if let Some(raw) = s.driver.app.tokens.get(id).and_then(|t| t.raw.clone()) {
+                use std::io::Write as _;
+                let mut out = io::stdout();
+                let sent = out
+                    .write_all(osc52(&raw).as_bytes())
+                    .and_then(|_| out.flush());
+                let name = s.driver.app.token_name(id);
+                s.view.message = Some(match sent {
+                    Ok(()) => format!(
+                        "copied {name}'s token (OSC 52; if your terminal does not allow it, Y saves it to a file)"
+                    ),
+                    Err(e) => format!("could not copy: {e}"),
+                });
+            }
+        }
+        Action::SaveToken(id) => {
+            if let Some(raw) = s.driver.app.tokens.get(id).and_then(|t| t.raw.clone()) {
+                let name = s.driver.app.token_name(id);
+                s.view.message = Some(match save_token(&name, &raw, std::path::Path::new(".")) {
+                    Ok(path) => format!("saved {name}'s token to {} (0600)", path.display()),
+                    Err(e) => format!("could not save the token: {e}"),
+                });
+            }
         }
         Action::Submit => {
             if s.driver.runner.busy() {
@@ -523,6 +599,31 @@ mod tests {
             source: "say \"x\"".into(),
             kind: StepKind::Say("x".into()),
         }
+    }
+
+    /// Issue 12 item 11: copying sends the token base64-encoded in OSC 52.
+    #[test]
+    fn osc52_carries_the_token() {
+        assert_eq!(osc52("ab"), "\x1b]52;c;YWI=\x07");
+    }
+
+    /// Saving never overwrites and keeps the file to its owner.
+    #[test]
+    fn saved_tokens_never_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = save_token("hop1", "t.o.k", dir.path()).unwrap();
+        let b = save_token("hop1", "t.o.k2", dir.path()).unwrap();
+        assert_eq!(a.file_name().unwrap(), "hop1.jwt");
+        assert_eq!(b.file_name().unwrap(), "hop1-2.jwt");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "t.o.k\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&a).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let odd = save_token("a/b (x)", "t", dir.path()).unwrap();
+        assert_eq!(odd.file_name().unwrap(), "a_b__x_.jwt");
     }
 
     /// Issue 12 item 12: b and r no longer drop the user's actions unasked.

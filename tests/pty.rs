@@ -355,3 +355,28 @@ fn keys_work_while_a_wait_step_runs() {
     t.wait_for("» after the wait");
     t.quit_and_check_restored(&mut child);
 }
+
+/// Issue 12 item 11: `y` puts the selected token on the clipboard through
+/// OSC 52 (the whole token, base64), and says so.
+#[test]
+fn y_copies_the_selected_token_with_osc52() {
+    let (mut t, mut child) = Term::spawn(&["demo"], &[]);
+    t.wait_for("step 2/40");
+    t.keys("nn");
+    t.wait_for("✓ orchestrator");
+    t.wait_for("step 4/40");
+    t.keys("y");
+    t.wait_for("copied orchestrator's token");
+    let raw = String::from_utf8_lossy(&t.raw.lock().unwrap()).into_owned();
+    let start = raw.find("\x1b]52;c;").expect("an OSC 52 sequence");
+    let rest = &raw[start + 7..];
+    let end = rest.find('\x07').expect("terminated");
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD
+        .decode(&rest[..end])
+        .unwrap();
+    let token = String::from_utf8(token).unwrap();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    assert!(token.starts_with("eyJ"), "{token}");
+    t.quit_and_check_restored(&mut child);
+}

@@ -48,7 +48,8 @@ pub fn draw(f: &mut Frame, area: Rect, t: Theme) {
     };
     let mut l = vec![Line::from(Span::styled("Everywhere", t.strong()))];
     let global: Vec<_> = help_lines(Mode::Normal, None).collect();
-    for b in global.iter().filter(|b| !is_action(b.verb)) {
+    // Ctrl-C is said on the right (it quits in every mode).
+    for b in global.iter().filter(|b| !is_action(b.verb) && !b.ctrl) {
         l.push(key(b.label, b.what));
     }
     l.push(Line::from(Span::styled(
@@ -84,7 +85,7 @@ pub fn draw(f: &mut Frame, area: Rect, t: Theme) {
     r.push(line("Forms".into(), Mode::Form, None));
     r.push(line("Audit view".into(), Mode::Audit, None));
     r.push(Line::from(Span::styled(
-        "Click selects, the wheel scrolls; b and r replay on a fresh broker.",
+        "Click selects, the wheel scrolls; Ctrl-C quits anywhere.",
         t.dim(),
     )));
     r.push(Line::from(Span::styled(super::legend(), t.dim())));

@@ -39,6 +39,10 @@ pub enum Verb {
     /// Probe: back to the panes.
     LeaveInput,
     Reveal,
+    /// Copy the selected token to the clipboard (OSC 52).
+    Copy,
+    /// Save the selected token to a file.
+    SaveToken,
     Validate,
     CreateAgent,
     Delegate,
@@ -309,6 +313,16 @@ pub const KEYMAP: &[Binding] = &[
         "reveal/hide the token",
         Some(7),
     ),
+    b(
+        N,
+        None,
+        &[Char('y')],
+        "y/Y",
+        Verb::Copy,
+        "copy / save the token",
+        Some(8),
+    ),
+    b(N, None, &[Char('Y')], "", Verb::SaveToken, "", None),
     b(
         N,
         None,

@@ -84,6 +84,10 @@ pub enum Action {
     BackStep,
     Restart,
     Validate(TokenId),
+    /// Put this token on the clipboard (OSC 52).
+    Copy(TokenId),
+    /// Write this token to a file.
+    SaveToken(TokenId),
     /// Check the open form and carry it out.
     Submit,
     /// (Re)fetch the broker's audit trail for the audit view.
@@ -681,6 +685,16 @@ impl View {
                 self.audit = Some(AuditView::default());
                 return Action::FetchAudit;
             }
+            Verb::Copy | Verb::SaveToken => match self.selected {
+                Some(id) if app.tokens.get(id).is_some_and(|t| t.raw.is_some()) => {
+                    return if verb == Verb::Copy {
+                        Action::Copy(id)
+                    } else {
+                        Action::SaveToken(id)
+                    };
+                }
+                _ => self.message = Some("select an issued token to copy or save it".into()),
+            },
             Verb::Validate => {
                 if let Some(id) = self.selected
                     && app.tokens.get(id).is_some_and(|t| t.raw.is_some())
