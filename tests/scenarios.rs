@@ -815,3 +815,43 @@ fn narration_is_shown_whole() {
         "{frame}"
     );
 }
+
+/// Issue 12 item 6 (and its "done when"): at 120x40 the hop-2 screen shows
+/// every scope, the refusal's code and detail, and `? help`, uncut — the tree
+/// keeps the width it has at 100 columns; anything cut ends with "…".
+#[test]
+fn hop2_at_120x40_is_shown_uncut() {
+    let o = chainview(
+        &[
+            "--script",
+            &script("deploy.chainview"),
+            "--frames",
+            "120x40",
+        ],
+        None,
+        &[],
+    );
+    let out = stdout(&o);
+    let frame = out
+        .split("── frame after step 12 ")
+        .nth(1)
+        .and_then(|f| f.split("── frame after step 13 ").next())
+        .expect("step 12's frame");
+    for want in [
+        "read:config:*,read:deploy:*,write:deploy:*",
+        "read:config:production,read:deploy:web-service",
+        "✗ deployer (hop2) REFUSED 403 scope_violation",
+        "delegated scope exceeds delegator scope",
+        "? help q quit",
+    ] {
+        assert!(frame.contains(want), "{want} missing:\n{frame}");
+    }
+    // The tree's rows end inside the pane, with … where cut.
+    for l in frame.lines().filter(|l| l.contains('┃')) {
+        let inner: String = l.split('┃').nth(1).unwrap_or("").to_string();
+        let trimmed = inner.trim_end();
+        if trimmed.chars().count() + 1 >= inner.chars().count() && !trimmed.is_empty() {
+            assert!(trimmed.ends_with('…'), "cut without …: {l}");
+        }
+    }
+}

@@ -44,7 +44,7 @@ async fn deploy_every_step_80x24() {
     // Hop 2 is shown refused, in the tree and the detail, at 80x24.
     let hop2 = &frames[12];
     assert!(
-        hop2.contains("✗ deployer (hop2) REFUSED 403 scope_violat"),
+        hop2.contains("✗ deployer (hop2) REFUSED 403 scope_viola…"),
         "{hop2}"
     );
     assert!(hop2.contains("✗ hop2 held by deployer"), "{hop2}");
@@ -360,7 +360,7 @@ async fn the_event_log_shows_refusals_and_opens_an_entry() {
         view.on_report(&replay.driver.app, &r);
     }
     let app = &replay.driver.app;
-    let screen = render_text(app, &mut view, 120, 40, unix_now()).join("\n");
+    let screen = render_text(app, &mut view, 160, 40, unix_now()).join("\n");
     assert!(screen.contains("POST /v1/delegate · hop2"), "{screen}");
     assert!(
         screen.contains("✗ scope_violation delegated scope"),
@@ -368,10 +368,10 @@ async fn the_event_log_shows_refusals_and_opens_an_entry() {
     );
     view.focus = Focus::Log;
     view.handle_key(app, common::key(KeyCode::Enter));
-    let screen = render_text(app, &mut view, 120, 40, unix_now()).join("\n");
+    let screen = render_text(app, &mut view, 160, 40, unix_now()).join("\n");
     assert!(screen.contains("about hop2"), "{screen}");
     assert!(screen.contains("exceeds delegator scope"), "{screen}");
     view.handle_key(app, common::key(KeyCode::Esc));
-    let screen = render_text(app, &mut view, 120, 40, unix_now()).join("\n");
+    let screen = render_text(app, &mut view, 160, 40, unix_now()).join("\n");
     assert!(!screen.contains("about hop2"), "{screen}");
 }

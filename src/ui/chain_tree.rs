@@ -158,7 +158,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now
             if is_sel {
                 line = line.style(t.selected());
             }
-            lines.push(line);
+            // What does not fit ends with …, never silently.
+            lines.push(super::fit_line(line, inner.width as usize));
         }
     }
     f.render_widget(Paragraph::new(lines), inner);

@@ -19,6 +19,7 @@ use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::app::{App, TokenStatus};
 use crate::view::{Areas, Focus, View};
@@ -177,6 +178,37 @@ pub fn fit(s: &str, width: usize) -> String {
     format!("{cut}…")
 }
 
+/// A line cut to `width` columns, ending with … when something was cut.
+fn fit_line(line: Line<'static>, width: usize) -> Line<'static> {
+    if line.width() <= width {
+        return line;
+    }
+    let style = line.style;
+    let mut left = width.saturating_sub(1);
+    let mut spans = Vec::new();
+    for span in line.spans {
+        let w = span.content.width();
+        if w <= left {
+            left -= w;
+            spans.push(span);
+            continue;
+        }
+        let mut cut = String::new();
+        for c in span.content.chars() {
+            let cw = c.width().unwrap_or(0);
+            if cw > left {
+                break;
+            }
+            left -= cw;
+            cut.push(c);
+        }
+        spans.push(Span::styled(cut, span.style));
+        spans.push(Span::styled("…", span.style));
+        break;
+    }
+    Line::from(spans).style(style)
+}
+
 /// Text that wrapping never splits (its spaces made non-breaking): a key
 /// and what it does, a badge.
 fn unbroken(s: &str) -> String {
@@ -235,8 +267,15 @@ pub fn draw(f: &mut Frame, app: &App, view: &mut View, probe: &mut ProbeCache, n
     .areas(area);
     status_bar::draw(f, status, app, view, theme);
     key_bar::draw(f, keys, view, theme);
-    let large = area.width >= 120 && area.height >= 36;
-    let (left_w, right_w) = if large { (30, 42) } else { (30, 0) };
+    // Three columns only when the tree keeps at least the width it has at
+    // 100 columns (70); the side columns grow with the screen.
+    let large = area.width >= 140 && area.height >= 36;
+    let left_w = (area.width * 16 / 100).clamp(30, 40);
+    let right_w = if large {
+        (area.width * 22 / 100).clamp(42, 56)
+    } else {
+        0
+    };
     let [left, mid, right] = Layout::horizontal([
         Constraint::Length(left_w),
         Constraint::Fill(1),
