@@ -187,10 +187,23 @@ impl Worker {
     ) -> Result<AppInfo, ClientError> {
         if let Some((id, _)) = &self.cfg.app_credentials {
             self.app_token(calls).await?;
+            // The app's real ceiling, when the admin secret lets us read it
+            // (so the `app` step can warn when it does not cover the
+            // scenario's). Not being able to read it is not an error.
+            let found = match self.cfg.admin_secret {
+                Some(_) => match self.admin_token(calls).await {
+                    Ok(admin) => timed(calls, self.client().list_apps(&admin))
+                        .await
+                        .ok()
+                        .and_then(|l| l.apps.into_iter().find(|a| &a.client_id == id)),
+                    Err(_) => None,
+                },
+                None => None,
+            };
             return Ok(AppInfo {
-                app_id: None,
+                app_id: found.as_ref().map(|a| a.app_id.clone()),
                 client_id: id.clone(),
-                ceiling: None,
+                ceiling: found.and_then(|a| a.scopes),
             });
         }
         let admin = self.admin_token(calls).await?;

@@ -855,3 +855,57 @@ fn hop2_at_120x40_is_shown_uncut() {
         }
     }
 }
+
+/// Issue 12 item 13: on an external broker whose app ceiling does not cover
+/// the scenario's, the `app` step says so (with the admin secret it reads
+/// the real ceiling; without, it says it could not).
+#[test]
+fn an_app_ceiling_that_does_not_cover_the_scenario_is_warned_about() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let broker = rt
+        .block_on(EmbeddedBroker::start(Config::default()))
+        .unwrap();
+    let app = broker
+        .register_app("narrow", &["read:data:*".to_string()])
+        .unwrap();
+    let secret = app.client_secret.clone().unwrap();
+    let run = |admin: Option<&str>| {
+        let mut env = vec![
+            ("AGENTWRIT_CLIENT_ID", app.client_id.as_str()),
+            ("AGENTWRIT_CLIENT_SECRET", secret.as_str()),
+        ];
+        if let Some(a) = admin {
+            env.push(("AGENTWRIT_ADMIN_SECRET", a));
+        }
+        let o = chainview(
+            &[
+                "--script",
+                &script("deploy.chainview"),
+                "--broker",
+                &broker.url(),
+            ],
+            None,
+            &env,
+        );
+        stdout(&o)
+    };
+    let out = run(Some(broker.admin_secret()));
+    let app_step = out
+        .split("\n[2] ")
+        .nth(1)
+        .and_then(|s| s.split("\n[3] ").next())
+        .expect("the app step");
+    assert!(
+        app_step.contains(
+            "⚠ the app's ceiling is read:data:*: it does not cover read:config:*,read:deploy:*,write:deploy:*"
+        ),
+        "{app_step}"
+    );
+    let out = run(None);
+    assert!(
+        out.contains(
+            "⚠ the app's real ceiling could not be read (that needs AGENTWRIT_ADMIN_SECRET)"
+        ),
+        "{out}"
+    );
+}

@@ -138,6 +138,9 @@ pub struct StepReport {
     pub fates: Vec<Fate>,
     pub audit: Option<AuditReport>,
     pub expectation: Option<ExpectResult>,
+    /// Something the user should know although the step went through (an
+    /// app ceiling that does not cover the scenario's).
+    pub warning: Option<String>,
     pub calls: Vec<Call>,
 }
 
@@ -170,6 +173,7 @@ impl StepReport {
             fates: Vec::new(),
             audit: None,
             expectation: None,
+            warning: None,
             calls: Vec::new(),
         }
     }

@@ -25,7 +25,11 @@ pub(crate) fn begin(ctx: &mut Ctx<'_>, kind: &StepKind, line: usize) -> Next {
             Next::Done(StepResult::Ok)
         }
         StepKind::App { ceiling } => {
-            with_app(ctx, Some(ceiling.clone()), |_| Next::Done(StepResult::Ok))
+            let asked = ceiling.clone();
+            with_app(ctx, Some(ceiling.clone()), move |ctx| {
+                ctx.r.warning = ceiling_warning(ctx.app, &asked);
+                Next::Done(StepResult::Ok)
+            })
         }
         StepKind::Agent { .. } => agent(ctx, kind.clone(), line),
         StepKind::Delegate { .. } => delegate(ctx, kind, line),
@@ -60,6 +64,30 @@ pub(crate) fn begin(ctx: &mut Ctx<'_>, kind: &StepKind, line: usize) -> Next {
         }
         StepKind::Expect(e) => expect(ctx, e),
     }
+}
+
+/// When the app's real ceiling does not cover the scenario's: every agent
+/// step asking for the rest will be refused, so say it at the `app` step.
+fn ceiling_warning(app: &App, asked: &[String]) -> Option<String> {
+    let info = app.app.as_ref()?;
+    let Some(real) = &info.ceiling else {
+        return Some(format!(
+            "the app's real ceiling could not be read (that needs AGENTWRIT_ADMIN_SECRET); if agent steps are refused with \"requested scopes exceed app ceiling\", it does not cover {}",
+            asked.join(",")
+        ));
+    };
+    let missing: Vec<&str> = asked
+        .iter()
+        .filter(|s| !scope::is_subset(std::slice::from_ref(*s), real))
+        .map(String::as_str)
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the app's ceiling is {}: it does not cover {} — agent steps asking for that will be refused",
+            real.join(","),
+            missing.join(",")
+        )
+    })
 }
 
 /// The one answer a single command waited for.

@@ -190,6 +190,9 @@ pub fn step_text(r: &StepReport) -> String {
     if let Some(e) = &r.expectation {
         let _ = writeln!(out, "    {} {}", if e.ok { "✓" } else { "✗" }, e.reason);
     }
+    if let Some(w) = &r.warning {
+        let _ = writeln!(out, "    ⚠ {w}");
+    }
     if let Some(c) = calls_line(&r.calls) {
         let _ = writeln!(out, "    broker: {c}");
     }
@@ -439,7 +442,7 @@ pub fn step_json(r: &StepReport) -> Value {
         StepResult::Error(e) | StepResult::Unreachable(e) => json!(e),
         _ => Value::Null,
     };
-    json!({
+    let mut v = json!({
         "step": r.index,
         "line": r.line,
         "kind": r.kind.as_str(),
@@ -479,7 +482,12 @@ pub fn step_json(r: &StepReport) -> Value {
             "ms": (c.latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
             "error": c.error,
         })).collect::<Vec<_>>(),
-    })
+    });
+    // Only when there is one, so earlier consumers see no new key.
+    if let Some(w) = &r.warning {
+        v["warning"] = json!(w);
+    }
+    v
 }
 
 /// The closing JSON object (`"kind": "summary"`).

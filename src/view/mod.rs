@@ -481,7 +481,7 @@ impl View {
         self.message = match &r.result {
             StepResult::Unreachable(e) => Some(format!("broker unreachable: {e}")),
             StepResult::Error(e) => Some(format!("step could not run: {e}")),
-            _ => None,
+            _ => r.warning.as_ref().map(|w| format!("⚠ {w}")),
         };
     }
 
