@@ -68,7 +68,16 @@ pub fn scenario_text(app: &App, journal: &[Step]) -> String {
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         app.broker_url
     );
-    for step in journal {
+    for (i, step) in journal.iter().enumerate() {
+        // A refused `agent` attempt whose name was taken again later is left
+        // out: the file must parse (one definition per name).
+        if let StepKind::Agent { name, .. } = &step.kind
+            && journal[i + 1..]
+                .iter()
+                .any(|later| matches!(&later.kind, StepKind::Agent { name: n, .. } if n == name))
+        {
+            continue;
+        }
         let line = match &step.kind {
             StepKind::Import {
                 label,

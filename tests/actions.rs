@@ -633,3 +633,42 @@ async fn import_audit_export_live_external_broker() {
 async fn import_audit_export_live_mtls_broker() {
     import_audit_export_live(Mode::Mtls).await;
 }
+
+/// Issue 12 item 15: a refused create-agent does not take its name for good:
+/// the form stays open with the same name, the retry takes it, the agents
+/// pane shows the agent once, and an export still parses.
+#[tokio::test]
+async fn a_refused_agent_name_can_be_taken_again() {
+    let (mut replay, mut view) = at_hop2(Mode::Own, &None).await;
+    view.handle_key(&replay.driver.app, key(KeyCode::Char('a')));
+    assert!(view.form.is_some());
+    type_text(&replay, &mut view, "admin:revoke:*");
+    let r = submit(&mut replay, &mut view).await.expect("a step");
+    assert!(
+        matches!(
+            r.result,
+            chainview::scenario::runner::StepResult::Refused(_)
+        ),
+        "{:?}",
+        r.result
+    );
+    let form = view.form.as_ref().expect("a refusal keeps the form open");
+    assert_eq!(form.fields[0].value(), "agent1");
+    clear_field(&replay, &mut view);
+    type_text(&replay, &mut view, "read:config:x");
+    let r = submit(&mut replay, &mut view).await.expect("a step");
+    assert_eq!(r.result, chainview::scenario::runner::StepResult::Ok);
+    let app = &replay.driver.app;
+    let (_, agent) = app.agent_by_name("agent1").unwrap();
+    assert!(agent.agent_id.is_some());
+    assert_eq!(app.agents.iter().filter(|a| a.name == "agent1").count(), 1);
+    // The agents pane shows the agent once, registered (the refused attempt
+    // stays in the tree as history).
+    let s = screen(&replay, &mut view);
+    assert!(!s.contains("✗ agent1 refused"), "{s}");
+    assert!(s.contains("✓ agent1 valid"), "{s}");
+    // The export replays: the refused attempt is left out.
+    let text = chainview::export::scenario_text(app, replay.journal());
+    assert_eq!(text.matches("agent agent1 ").count(), 1, "{text}");
+    parse("export.chainview", &text).expect("the export parses");
+}

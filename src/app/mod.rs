@@ -400,6 +400,28 @@ impl App {
         scope: &[String],
         line: Option<usize>,
     ) -> (AgentId, TokenId) {
+        // A name whose registration was refused (or failed) is taken again:
+        // the agent's row follows the new attempt; the refused attempt keeps
+        // its place in the tree, unlabelled.
+        if let Some(agent) = self.unregistered(name) {
+            if let Some(old) = self.agents[agent].token {
+                self.tokens[old].label = None;
+            }
+            let tok = self.new_token(
+                agent,
+                TokenKind::Registration,
+                Some(name.to_string()),
+                scope.to_vec(),
+                line,
+            );
+            let token = self.push_token(tok);
+            let a = &mut self.agents[agent];
+            a.orch = orch.to_string();
+            a.task = task.to_string();
+            a.scope = scope.to_vec();
+            a.token = Some(token);
+            return (agent, token);
+        }
         let agent = self.agents.len();
         let tok = self.new_token(
             agent,
@@ -418,6 +440,16 @@ impl App {
             token: Some(token),
         });
         (agent, token)
+    }
+
+    /// The agent of this name whose registration was refused or failed (it
+    /// never got a SPIFFE id): its name may be taken again.
+    pub fn unregistered(&self, name: &str) -> Option<AgentId> {
+        let (i, a) = self.agent_by_name(name)?;
+        let tok = a.token.map(|t| self.tokens[t].status_at(i64::MIN));
+        (a.agent_id.is_none()
+            && matches!(tok, Some(TokenStatus::Refused(_) | TokenStatus::Failed(_))))
+        .then_some(i)
     }
 
     /// An agent chainview did not register (e.g. an unregistered SPIFFE id a

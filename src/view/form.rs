@@ -141,7 +141,10 @@ pub struct Form {
 pub fn fresh_label(app: &App, prefix: &str) -> String {
     (1..)
         .map(|n| format!("{prefix}{n}"))
-        .find(|l| !app.labels.contains_key(l) && app.agent_by_name(l).is_none())
+        .find(|l| {
+            app.unregistered(l).is_some()
+                || (!app.labels.contains_key(l) && app.agent_by_name(l).is_none())
+        })
         .unwrap_or_else(|| prefix.to_string())
 }
 
@@ -149,6 +152,10 @@ pub fn fresh_label(app: &App, prefix: &str) -> String {
 fn label_error(app: &App, label: &str) -> Option<String> {
     if let Err(e) = rules::name(label) {
         return Some(e);
+    }
+    // A name whose registration was refused may be tried again.
+    if app.unregistered(label).is_some() {
+        return None;
     }
     if app.labels.contains_key(label) || app.agent_by_name(label).is_some() {
         return Some(format!("'{label}' is already used"));
