@@ -375,3 +375,39 @@ async fn the_event_log_shows_refusals_and_opens_an_entry() {
     let screen = render_text(app, &mut view, 160, 40, unix_now()).join("\n");
     assert!(!screen.contains("about hop2"), "{screen}");
 }
+
+/// Issue 12 item 6: a scope list that does not fit is wrapped onto
+/// continuation lines (after a comma), not cut; a click on any line of a
+/// wrapped node selects that node.
+#[tokio::test]
+async fn scope_lists_wrap_and_clicks_follow_them() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let script = parse("deploy.chainview", DEPLOY).unwrap();
+    let mut replay = Replay::start(script, &Settings::default()).await.unwrap();
+    let mut view = View::new(Some(replay.script()), true);
+    for _ in 0..12 {
+        let r = replay.next().await.unwrap();
+        view.on_report(&replay.driver.app, &r);
+    }
+    let app = &replay.driver.app;
+    let screen = render_text(app, &mut view, 80, 24, unix_now());
+    let at = screen
+        .iter()
+        .position(|l| l.contains("┃      read:config:production,"))
+        .unwrap_or_else(|| panic!("wrapped scope line:\n{}", screen.join("\n")));
+    assert!(
+        screen[at + 1].contains("┃      read:deploy:web-service "),
+        "{}",
+        screen.join("\n")
+    );
+    // Click the continuation line: hop1 is selected.
+    view.selected = None;
+    let click = MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: view.areas.tree.x + 10,
+        row: at as u16 + 1,
+        modifiers: KeyModifiers::NONE,
+    };
+    view.handle_mouse(app, click);
+    assert_eq!(view.selected, Some(app.labels["hop1"]));
+}

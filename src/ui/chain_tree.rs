@@ -13,9 +13,32 @@ use crate::app::{App, TokenId, TokenKind, TokenStatus};
 use crate::scope::{self, Fate};
 use crate::view::{Focus, View};
 
+/// A scope list in lines of at most `width` columns, broken after commas
+/// (a single scope longer than a line stays whole; the line is cut later).
+fn scope_lines(scopes: &[String], width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for (i, s) in scopes.iter().enumerate() {
+        let piece = if i + 1 < scopes.len() {
+            format!("{s},")
+        } else {
+            s.clone()
+        };
+        if !cur.is_empty() && cur.chars().count() + piece.chars().count() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        cur.push_str(&piece);
+    }
+    if !cur.is_empty() || lines.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
 /// One node: a head line (status, holder, label, TTL, depth, what this hop
-/// dropped) and the scope held at this hop.
-pub fn node_text(app: &App, id: TokenId, t: Theme, now: i64) -> Text<'static> {
+/// dropped and narrowed) and the scope held at this hop, wrapped onto as many
+/// lines as `width` needs.
+pub fn node_text(app: &App, id: TokenId, t: Theme, now: i64, width: usize) -> Text<'static> {
     let tok = &app.tokens[id];
     let status = tok.status_at(now);
     let full = &app.agents[tok.holder].name;
@@ -96,11 +119,11 @@ pub fn node_text(app: &App, id: TokenId, t: Theme, now: i64) -> Text<'static> {
             head.push(Span::styled(format!(" {}", narrowed.join(" ")), t.accent()));
         }
     }
-    let body = Line::from(Span::styled(
-        format!("  {}", tok.scope().join(",")),
-        t.dim(),
-    ));
-    Text::from(vec![Line::from(head), body])
+    let mut lines = vec![Line::from(head)];
+    for l in scope_lines(tok.scope(), width.saturating_sub(2).max(8)) {
+        lines.push(Line::from(Span::styled(format!("  {l}"), t.dim())));
+    }
+    Text::from(lines)
 }
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now: i64) {
@@ -126,27 +149,60 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now
         f.render_widget(hint(&next, t), inner);
         return;
     }
-    // Two lines per node; only the rows on screen are formatted.
-    let visible = (inner.height / 2).max(1) as usize;
+    // Only the rows on screen are formatted; a node takes its head line and
+    // its scope list, wrapped, so the selected one is scrolled into view by
+    // the lines it really takes.
+    let h = inner.height as usize;
+    let w = inner.width as usize;
     let selected = view.selected;
-    if let Some(i) = selected.and_then(|id| view.tree.index_of(app, id)) {
-        view.tree.scroll_to(i, visible);
-    }
-    let offset = view.tree.offset;
-    let shown: Vec<crate::view::tree_nav::Row> = {
-        let rows = view.tree.rows(app);
-        let off = offset.min(rows.len().saturating_sub(1));
-        rows[off..].iter().take(visible).copied().collect()
+    let node = |row: &crate::view::tree_nav::Row| {
+        let room = w.saturating_sub(2 * row.depth as usize + 2);
+        node_text(app, row.id, t, now, room)
     };
-    let mut lines: Vec<Line> = Vec::with_capacity(visible * 2);
-    for row in &shown {
+    let sel_index = selected.and_then(|id| view.tree.index_of(app, id));
+    if let Some(i) = sel_index {
+        view.tree.scroll_to(i, (h / 2).max(1));
+    }
+    // The rows that can be on screen (a node takes at least two lines).
+    let (offset, window) = {
+        let want = view.tree.offset;
+        let rows = view.tree.rows(app);
+        let off = want.min(rows.len().saturating_sub(1));
+        (off, rows[off..(off + h).min(rows.len())].to_vec())
+    };
+    // Move down until the selected node fits whole.
+    let mut start = 0;
+    if let Some(k) = sel_index.and_then(|i| i.checked_sub(offset))
+        && k < window.len()
+    {
+        while start < k
+            && window[start..=k]
+                .iter()
+                .map(|r| node(r).lines.len())
+                .sum::<usize>()
+                > h
+        {
+            start += 1;
+        }
+    }
+    view.tree.offset = offset + start;
+    let mut lines: Vec<Line> = Vec::with_capacity(h);
+    view.tree.drawn.clear();
+    for (k, row) in window.iter().enumerate().skip(start) {
+        let index = offset + k;
+        if lines.len() >= h {
+            break;
+        }
         let indent = "  ".repeat(row.depth as usize);
         let fold = match (row.has_children, view.tree.is_open(row.id)) {
             (false, _) => "  ",
             (true, true) => "▾ ",
             (true, false) => "▸ ",
         };
-        let text = node_text(app, row.id, t, now);
+        let text = node(row);
+        view.tree
+            .drawn
+            .push((lines.len() as u16, text.lines.len() as u16, index));
         let is_sel = Some(row.id) == selected;
         for (k, mut line) in text.lines.into_iter().enumerate() {
             let lead = if k == 0 {
@@ -162,6 +218,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now
             lines.push(super::fit_line(line, inner.width as usize));
         }
     }
+    lines.truncate(h);
     f.render_widget(Paragraph::new(lines), inner);
 }
 

@@ -823,10 +823,11 @@ impl View {
                 self.set_focus(pane);
                 match pane {
                     Focus::Tree => {
-                        // Two lines per node, below the border.
-                        let rel = m.row.saturating_sub(self.areas.tree.y + 1) as usize / 2;
-                        let index = self.tree.offset + rel;
-                        if index < self.tree.rows(app).len() {
+                        // Where the last frame drew each node, below the border.
+                        let rel = m.row.saturating_sub(self.areas.tree.y + 1);
+                        if let Some(index) = self.tree.row_at(rel)
+                            && index < self.tree.rows(app).len()
+                        {
                             self.select_row(app, index);
                         }
                     }

@@ -27,6 +27,9 @@ pub struct TreeNav {
     key: Option<(u64, u64, usize)>,
     /// First visible row.
     pub offset: usize,
+    /// Where the last frame drew each row: (first line inside the pane,
+    /// lines, row index) — for mouse hits (a node's scope list may wrap).
+    pub drawn: Vec<(u16, u16, usize)>,
 }
 
 impl TreeNav {
@@ -100,6 +103,14 @@ impl TreeNav {
         } else if index >= self.offset + visible {
             self.offset = index + 1 - visible;
         }
+    }
+
+    /// The row drawn at line `rel` inside the pane, if any.
+    pub fn row_at(&self, rel: u16) -> Option<usize> {
+        self.drawn
+            .iter()
+            .find(|(start, h, _)| rel >= *start && rel < start + h)
+            .map(|(_, _, i)| *i)
     }
 
     pub fn reset(&mut self) {
