@@ -4,7 +4,6 @@
 //! other.
 
 use std::fmt;
-use std::time::Duration;
 
 use crate::broker::ClientError;
 use crate::broker::client::Agent;
@@ -74,17 +73,9 @@ pub enum Command {
     Revalidate(Vec<(TokenId, Secret)>),
 }
 
-/// One HTTP call as the event log shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
-    pub method: String,
-    pub path: String,
-    /// `None` when no answer came (transport failure).
-    pub status: Option<u16>,
-    pub latency: Duration,
-    /// The broker's refusal or the transport failure, if any.
-    pub error: Option<String>,
-}
+/// One HTTP call as the event log shows it: the client's own record of the
+/// exchange (real method, path, status, latency, refusal).
+pub use crate::broker::client::Exchange as Call;
 
 /// What an app session looks like to the rest of chainview.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,18 +148,6 @@ impl Outcome {
                 ClientError::Unexpected { .. } | ClientError::Decode { .. }
             ))
         .then_some(e)
-    }
-}
-
-impl From<crate::broker::client::Exchange> for Call {
-    fn from(e: crate::broker::client::Exchange) -> Self {
-        Call {
-            method: e.method,
-            path: e.path,
-            status: e.status,
-            latency: e.latency,
-            error: e.error,
-        }
     }
 }
 

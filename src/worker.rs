@@ -120,7 +120,7 @@ where
     F: Future<Output = Result<T, ClientError>>,
 {
     let (r, seen) = crate::broker::client::recording(fut).await;
-    calls.extend(seen.into_iter().map(Call::from));
+    calls.extend(seen);
     r
 }
 

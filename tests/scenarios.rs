@@ -47,6 +47,15 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The `--frames` screen printed after step `n`.
+fn frame_after(out: &str, n: usize) -> String {
+    out.split(&format!("── frame after step {n} "))
+        .nth(1)
+        .and_then(|f| f.split(&format!("── frame after step {} ", n + 1)).next())
+        .unwrap_or_else(|| panic!("no frame after step {n}"))
+        .to_string()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -805,11 +814,7 @@ fn narration_is_shown_whole() {
         &[],
     );
     let out = stdout(&o);
-    let frame = out
-        .split("── frame after step 13 ")
-        .nth(1)
-        .and_then(|f| f.split("── frame after step 14 ").next())
-        .expect("step 13's frame");
+    let frame = frame_after(&out, 13);
     assert!(
         frame.contains("(\"Success! Chain depth: 2\") is wrong."),
         "{frame}"
@@ -832,11 +837,7 @@ fn hop2_at_120x40_is_shown_uncut() {
         &[],
     );
     let out = stdout(&o);
-    let frame = out
-        .split("── frame after step 12 ")
-        .nth(1)
-        .and_then(|f| f.split("── frame after step 13 ").next())
-        .expect("step 12's frame");
+    let frame = frame_after(&out, 12);
     for want in [
         "read:config:*,read:deploy:*,write:deploy:*",
         "read:config:production,read:deploy:web-service",

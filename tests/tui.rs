@@ -17,6 +17,18 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 const DEPLOY: &str = include_str!("../assets/scenarios/deploy.chainview");
 
 /// Replays the deploy scenario, rendering after every step.
+/// The deploy scenario run up to step `n`, the view following it.
+async fn at_step(n: usize) -> (Replay, View) {
+    let script = parse("deploy.chainview", DEPLOY).unwrap();
+    let mut replay = Replay::start(script, &Settings::default()).await.unwrap();
+    let mut view = View::new(Some(replay.script()), true);
+    for _ in 0..n {
+        let r = replay.next().await.unwrap();
+        view.on_report(&replay.driver.app, &r);
+    }
+    (replay, view)
+}
+
 async fn deploy_frames(width: u16, height: u16) -> (Vec<String>, Replay, View) {
     let script = parse("deploy.chainview", DEPLOY).unwrap();
     let mut replay = Replay::start(script, &Settings::default()).await.unwrap();
@@ -134,13 +146,7 @@ async fn every_view() {
 
 #[tokio::test]
 async fn keys_drive_the_state() {
-    let script = parse("deploy.chainview", DEPLOY).unwrap();
-    let mut replay = Replay::start(script, &Settings::default()).await.unwrap();
-    let mut view = View::new(Some(replay.script()), true);
-    for _ in 0..12 {
-        let r = replay.next().await.unwrap();
-        view.on_report(&replay.driver.app, &r);
-    }
+    let (replay, mut view) = at_step(12).await;
     let app = &replay.driver.app;
     // The refused hop 2 is selected after step 12.
     let hop2 = app.labels["hop2"];
@@ -352,13 +358,7 @@ async fn a_selected_step_says_why_it_failed() {
 /// call was about, and Enter opens the selected entry whole.
 #[tokio::test]
 async fn the_event_log_shows_refusals_and_opens_an_entry() {
-    let script = parse("deploy.chainview", DEPLOY).unwrap();
-    let mut replay = Replay::start(script, &Settings::default()).await.unwrap();
-    let mut view = View::new(Some(replay.script()), true);
-    for _ in 0..12 {
-        let r = replay.next().await.unwrap();
-        view.on_report(&replay.driver.app, &r);
-    }
+    let (replay, mut view) = at_step(12).await;
     let app = &replay.driver.app;
     let screen = render_text(app, &mut view, 160, 40, unix_now()).join("\n");
     assert!(screen.contains("POST /v1/delegate · hop2"), "{screen}");
@@ -382,13 +382,7 @@ async fn the_event_log_shows_refusals_and_opens_an_entry() {
 #[tokio::test]
 async fn scope_lists_wrap_and_clicks_follow_them() {
     use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
-    let script = parse("deploy.chainview", DEPLOY).unwrap();
-    let mut replay = Replay::start(script, &Settings::default()).await.unwrap();
-    let mut view = View::new(Some(replay.script()), true);
-    for _ in 0..12 {
-        let r = replay.next().await.unwrap();
-        view.on_report(&replay.driver.app, &r);
-    }
+    let (replay, mut view) = at_step(12).await;
     let app = &replay.driver.app;
     let screen = render_text(app, &mut view, 80, 24, unix_now());
     let at = screen

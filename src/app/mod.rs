@@ -403,26 +403,11 @@ impl App {
         // A name whose registration was refused (or failed) is taken again:
         // the agent's row follows the new attempt; the refused attempt keeps
         // its place in the tree, unlabelled.
-        if let Some(agent) = self.unregistered(name) {
-            if let Some(old) = self.agents[agent].token {
-                self.tokens[old].label = None;
-            }
-            let tok = self.new_token(
-                agent,
-                TokenKind::Registration,
-                Some(name.to_string()),
-                scope.to_vec(),
-                line,
-            );
-            let token = self.push_token(tok);
-            let a = &mut self.agents[agent];
-            a.orch = orch.to_string();
-            a.task = task.to_string();
-            a.scope = scope.to_vec();
-            a.token = Some(token);
-            return (agent, token);
+        let reuse = self.unregistered(name);
+        if let Some(old) = reuse.and_then(|a| self.agents[a].token) {
+            self.tokens[old].label = None;
         }
-        let agent = self.agents.len();
+        let agent = reuse.unwrap_or(self.agents.len());
         let tok = self.new_token(
             agent,
             TokenKind::Registration,
@@ -431,14 +416,18 @@ impl App {
             line,
         );
         let token = self.push_token(tok);
-        self.agents.push(AgentEntry {
+        let entry = AgentEntry {
             name: name.to_string(),
             agent_id: None,
             orch: orch.to_string(),
             task: task.to_string(),
             scope: scope.to_vec(),
             token: Some(token),
-        });
+        };
+        match reuse {
+            Some(a) => self.agents[a] = entry,
+            None => self.agents.push(entry),
+        }
         (agent, token)
     }
 
