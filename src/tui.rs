@@ -404,6 +404,35 @@ async fn event_loop(
     }
 }
 
+/// `y`: the selected token to the clipboard, through the terminal.
+fn copy_token(s: &mut Session, id: crate::app::TokenId) {
+    if let Some(raw) = s.driver.app.tokens.get(id).and_then(|t| t.raw.clone()) {
+        use std::io::Write as _;
+        let mut out = io::stdout();
+        let sent = out
+            .write_all(osc52(&raw).as_bytes())
+            .and_then(|_| out.flush());
+        let name = s.driver.app.token_name(id);
+        s.view.message = Some(match sent {
+            Ok(()) => format!(
+                "copied {name}'s token (OSC 52; if your terminal does not allow it, Y saves it to a file)"
+            ),
+            Err(e) => format!("could not copy: {e}"),
+        });
+    }
+}
+
+/// `Y`: the selected token to a file.
+fn save_selected(s: &mut Session, id: crate::app::TokenId) {
+    if let Some(raw) = s.driver.app.tokens.get(id).and_then(|t| t.raw.clone()) {
+        let name = s.driver.app.token_name(id);
+        s.view.message = Some(match save_token(&name, &raw, std::path::Path::new(".")) {
+            Ok(path) => format!("saved {name}'s token to {} (0600)", path.display()),
+            Err(e) => format!("could not save the token: {e}"),
+        });
+    }
+}
+
 /// The OSC 52 sequence that asks the terminal to put `text` on the
 /// clipboard (works over ssh; tmux passes it on with `set-clipboard on`).
 fn osc52(text: &str) -> String {
@@ -501,31 +530,8 @@ async fn act(
         Action::FetchAudit => {
             s.driver.worker.send(Command::Audit);
         }
-        Action::Copy(id) => {
-            if let Some(raw) = s.driver.app.tokens.get(id).and_then(|t| t.raw.clone()) {
-                use std::io::Write as _;
-                let mut out = io::stdout();
-                let sent = out
-                    .write_all(osc52(&raw).as_bytes())
-                    .and_then(|_| out.flush());
-                let name = s.driver.app.token_name(id);
-                s.view.message = Some(match sent {
-                    Ok(()) => format!(
-                        "copied {name}'s token (OSC 52; if your terminal does not allow it, Y saves it to a file)"
-                    ),
-                    Err(e) => format!("could not copy: {e}"),
-                });
-            }
-        }
-        Action::SaveToken(id) => {
-            if let Some(raw) = s.driver.app.tokens.get(id).and_then(|t| t.raw.clone()) {
-                let name = s.driver.app.token_name(id);
-                s.view.message = Some(match save_token(&name, &raw, std::path::Path::new(".")) {
-                    Ok(path) => format!("saved {name}'s token to {} (0600)", path.display()),
-                    Err(e) => format!("could not save the token: {e}"),
-                });
-            }
-        }
+        Action::Copy(id) => copy_token(s, id),
+        Action::SaveToken(id) => save_selected(s, id),
         Action::Submit => {
             if s.driver.runner.busy() {
                 s.busy_message();
