@@ -405,3 +405,19 @@ async fn scope_lists_wrap_and_clicks_follow_them() {
     view.handle_mouse(app, click);
     assert_eq!(view.selected, Some(app.labels["hop1"]));
 }
+
+/// After the screen grows, rows scrolled away above come back while the
+/// selected node still fits (they stayed hidden before).
+#[tokio::test]
+async fn a_bigger_screen_brings_back_rows_above() {
+    let (replay, mut view) = at_step(12).await;
+    let app = &replay.driver.app;
+    let small = render_text(app, &mut view, 80, 24, unix_now()).join("\n");
+    assert!(!small.contains("✓ orchestrator ⏱"), "{small}");
+    let big = render_text(app, &mut view, 200, 60, unix_now()).join("\n");
+    assert!(big.contains("▾ ✓ orchestrator ⏱"), "{big}");
+    assert!(
+        big.contains("✗ deployer (hop2) REFUSED 403 scope_violation"),
+        "{big}"
+    );
+}

@@ -186,6 +186,59 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now
         }
     }
     view.tree.offset = offset + start;
+    // With room to spare below the last row (a bigger screen, a folded
+    // branch), bring back rows above.
+    if start == 0
+        && offset > 0
+        && let Some(k) = sel_index.and_then(|i| i.checked_sub(offset))
+        && k < window.len()
+    {
+        let above: Vec<crate::view::tree_nav::Row> = {
+            let rows = view.tree.rows(app);
+            rows[offset.saturating_sub(h)..offset].to_vec()
+        };
+        // Only spare room is used: no row below is pushed out.
+        let mut used: usize = window.iter().map(|r| node(r).lines.len()).sum();
+        let mut back = 0;
+        for r in above.iter().rev() {
+            let n = node(r).lines.len();
+            if used + n > h {
+                break;
+            }
+            used += n;
+            back += 1;
+        }
+        if back > 0 {
+            let from = offset - back;
+            view.tree.offset = from;
+            let mut w: Vec<crate::view::tree_nav::Row> = above[above.len() - back..].to_vec();
+            w.extend_from_slice(&window);
+            return draw_rows(f, inner, app, view, t, now, &w, from, 0);
+        }
+    }
+    draw_rows(f, inner, app, view, t, now, &window, offset, start);
+}
+
+/// Draws `window` (rows from index `offset`), skipping its first `start`.
+#[allow(clippy::too_many_arguments)]
+fn draw_rows(
+    f: &mut Frame,
+    inner: Rect,
+    app: &App,
+    view: &mut View,
+    t: Theme,
+    now: i64,
+    window: &[crate::view::tree_nav::Row],
+    offset: usize,
+    start: usize,
+) {
+    let h = inner.height as usize;
+    let w = inner.width as usize;
+    let selected = view.selected;
+    let node = |row: &crate::view::tree_nav::Row| {
+        let room = w.saturating_sub(2 * row.depth as usize + 2);
+        node_text(app, row.id, t, now, room)
+    };
     let mut lines: Vec<Line> = Vec::with_capacity(h);
     view.tree.drawn.clear();
     for (k, row) in window.iter().enumerate().skip(start) {
