@@ -421,3 +421,22 @@ async fn a_bigger_screen_brings_back_rows_above() {
         "{big}"
     );
 }
+
+/// The help overlay fits 80x24 whole: every global key and action from the
+/// keymap, and the legend's last words (one more key would push a line out).
+#[tokio::test]
+async fn help_fits_80x24() {
+    let (replay, mut view) = at_step(2).await;
+    view.help = true;
+    let screen = render_text(&replay.driver.app, &mut view, 80, 24, unix_now()).join("\n");
+    for b in chainview::view::keymap::KEYMAP {
+        if b.modes == [chainview::view::keymap::Mode::Normal]
+            && b.focus.is_none()
+            && !b.label.is_empty()
+        {
+            assert!(screen.contains(b.label), "{} missing:\n{screen}", b.label);
+        }
+    }
+    assert!(screen.contains("export scenario + JSON"), "{screen}");
+    assert!(screen.contains("to x."), "the legend is cut:\n{screen}");
+}
