@@ -287,20 +287,14 @@ fn tokens_text(r: &StepReport, out: &mut String) {
 /// A probe table.
 fn probe_text(p: &super::runner::Probe, out: &mut String) {
     let _ = writeln!(out, "    probe {}:", p.scope);
-    let w = p
-        .rows
-        .iter()
-        .map(|r| r.token.chars().count())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    let hw = p
-        .rows
-        .iter()
-        .map(|r| r.holder.chars().count())
-        .max()
-        .unwrap_or(6)
-        .max(6);
+    let widest = |of: fn(&super::runner::ProbeLine) -> &str, min: usize| {
+        p.rows
+            .iter()
+            .map(|r| of(r).chars().count())
+            .fold(min, usize::max)
+    };
+    let w = widest(|r| &r.token, 5);
+    let hw = widest(|r| &r.holder, 6);
     for row in &p.rows {
         let why = match (&row.by, &row.reason) {
             (Some(by), _) => format!("granted by {by}"),

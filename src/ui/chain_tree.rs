@@ -11,6 +11,7 @@ use ratatui::widgets::Paragraph;
 use super::{Theme, hint, open_pane, status_symbol, ttl_text};
 use crate::app::{App, TokenId, TokenKind, TokenStatus};
 use crate::scope::{self, Fate};
+use crate::view::tree_nav::Row;
 use crate::view::{Focus, View};
 
 /// A scope list in lines of at most `width` columns, broken after commas
@@ -149,100 +150,100 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now
         f.render_widget(hint(&next, t), inner);
         return;
     }
-    // Only the rows on screen are formatted; a node takes its head line and
-    // its scope list, wrapped, so the selected one is scrolled into view by
-    // the lines it really takes.
+    // Only the rows on screen are formatted, each once; a node takes its
+    // head line and its scope list, wrapped, so the selected one is
+    // scrolled into view by the lines it really takes.
     let h = inner.height as usize;
     let w = inner.width as usize;
-    let selected = view.selected;
-    let node = |row: &crate::view::tree_nav::Row| {
+    let text = |row: &Row| {
         let room = w.saturating_sub(2 * row.depth as usize + 2);
-        node_text(app, row.id, t, now, room)
+        (*row, node_text(app, row.id, t, now, room))
     };
-    let sel_index = selected.and_then(|id| view.tree.index_of(app, id));
+    let sel_index = view.selected.and_then(|id| view.tree.index_of(app, id));
     if let Some(i) = sel_index {
         view.tree.scroll_to(i, (h / 2).max(1));
     }
     // The rows that can be on screen (a node takes at least two lines).
-    let (offset, window) = {
+    let (offset, window, above) = {
         let want = view.tree.offset;
         let rows = view.tree.rows(app);
         let off = want.min(rows.len().saturating_sub(1));
-        (off, rows[off..(off + h).min(rows.len())].to_vec())
+        (
+            off,
+            rows[off..(off + h).min(rows.len())].to_vec(),
+            rows[off.saturating_sub(h)..off].to_vec(),
+        )
     };
-    // Move down until the selected node fits whole.
-    let mut start = 0;
-    if let Some(k) = sel_index.and_then(|i| i.checked_sub(offset))
-        && k < window.len()
-    {
-        while start < k
-            && window[start..=k]
-                .iter()
-                .map(|r| node(r).lines.len())
-                .sum::<usize>()
-                > h
-        {
+    let k = sel_index
+        .and_then(|i| i.checked_sub(offset))
+        .filter(|k| *k < window.len());
+    // Formatted from the offset until the screen is full (and at least up
+    // to the selected node).
+    let mut shown: Vec<(Row, Text<'static>)> = Vec::new();
+    let mut used = 0;
+    for (j, row) in window.iter().enumerate() {
+        if used >= h && k.is_none_or(|k| j > k) {
+            break;
+        }
+        let node = text(row);
+        used += node.1.lines.len();
+        shown.push(node);
+    }
+    let mut from = offset;
+    if let Some(k) = k {
+        // Move down until the selected node fits whole.
+        let mut need: usize = shown[..=k].iter().map(|(_, x)| x.lines.len()).sum();
+        let mut start = 0;
+        while start < k && need > h {
+            need -= shown[start].1.lines.len();
             start += 1;
         }
-    }
-    view.tree.offset = offset + start;
-    // With room to spare below the last row (a bigger screen, a folded
-    // branch), bring back rows above.
-    if start == 0
-        && offset > 0
-        && let Some(k) = sel_index.and_then(|i| i.checked_sub(offset))
-        && k < window.len()
-    {
-        let above: Vec<crate::view::tree_nav::Row> = {
-            let rows = view.tree.rows(app);
-            rows[offset.saturating_sub(h)..offset].to_vec()
-        };
-        // Only spare room is used: no row below is pushed out.
-        let mut used: usize = window.iter().map(|r| node(r).lines.len()).sum();
-        let mut back = 0;
-        for r in above.iter().rev() {
-            let n = node(r).lines.len();
-            if used + n > h {
-                break;
+        if start > 0 {
+            shown.drain(..start);
+            from += start;
+            // Fill what the rows moved past left free below.
+            let mut lines: usize = shown.iter().map(|(_, x)| x.lines.len()).sum();
+            for row in &window[start + shown.len()..] {
+                if lines >= h {
+                    break;
+                }
+                let node = text(row);
+                lines += node.1.lines.len();
+                shown.push(node);
             }
-            used += n;
-            back += 1;
-        }
-        if back > 0 {
-            let from = offset - back;
-            view.tree.offset = from;
-            let mut w: Vec<crate::view::tree_nav::Row> = above[above.len() - back..].to_vec();
-            w.extend_from_slice(&window);
-            return draw_rows(f, inner, app, view, t, now, &w, from, 0);
+        } else {
+            // Room to spare below the last row (a bigger screen, a folded
+            // branch): bring back rows above, pushing none below out.
+            for row in above.iter().rev() {
+                let node = text(row);
+                if used + node.1.lines.len() > h {
+                    break;
+                }
+                used += node.1.lines.len();
+                shown.insert(0, node);
+                from -= 1;
+            }
         }
     }
-    draw_rows(f, inner, app, view, t, now, &window, offset, start);
+    view.tree.offset = from;
+    draw_rows(f, inner, view, t, &shown, from);
 }
 
-/// Draws `window` (rows from index `offset`), skipping its first `start`.
-#[allow(clippy::too_many_arguments)]
+/// Draws the formatted rows (the first is row `from`), noting where each
+/// went for mouse hits.
 fn draw_rows(
     f: &mut Frame,
     inner: Rect,
-    app: &App,
     view: &mut View,
     t: Theme,
-    now: i64,
-    window: &[crate::view::tree_nav::Row],
-    offset: usize,
-    start: usize,
+    shown: &[(Row, Text<'static>)],
+    from: usize,
 ) {
     let h = inner.height as usize;
-    let w = inner.width as usize;
     let selected = view.selected;
-    let node = |row: &crate::view::tree_nav::Row| {
-        let room = w.saturating_sub(2 * row.depth as usize + 2);
-        node_text(app, row.id, t, now, room)
-    };
     let mut lines: Vec<Line> = Vec::with_capacity(h);
     view.tree.drawn.clear();
-    for (k, row) in window.iter().enumerate().skip(start) {
-        let index = offset + k;
+    for (k, (row, text)) in shown.iter().enumerate() {
         if lines.len() >= h {
             break;
         }
@@ -252,13 +253,13 @@ fn draw_rows(
             (true, true) => "▾ ",
             (true, false) => "▸ ",
         };
-        let text = node(row);
         view.tree
             .drawn
-            .push((lines.len() as u16, text.lines.len() as u16, index));
+            .push((lines.len() as u16, text.lines.len() as u16, from + k));
         let is_sel = Some(row.id) == selected;
-        for (k, mut line) in text.lines.into_iter().enumerate() {
-            let lead = if k == 0 {
+        for (n, line) in text.lines.iter().enumerate() {
+            let mut line = line.clone();
+            let lead = if n == 0 {
                 format!("{indent}{fold}")
             } else {
                 format!("{indent}  ")
