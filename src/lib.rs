@@ -8,6 +8,7 @@ pub mod broker;
 pub mod export;
 pub mod jwt;
 pub mod logging;
+pub mod observe;
 pub mod protocol;
 pub mod scenario;
 pub mod scope;

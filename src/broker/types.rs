@@ -161,10 +161,79 @@ fn is_zero(n: &i64) -> bool {
 }
 
 impl AuditEvent {
+    /// The event's fields, borrowed.
+    pub fn as_ref(&self) -> AuditRef<'_> {
+        AuditRef {
+            id: &self.id,
+            timestamp: &self.timestamp,
+            event_type: &self.event_type,
+            agent_id: &self.agent_id,
+            task_id: &self.task_id,
+            orch_id: &self.orch_id,
+            detail: &self.detail,
+            resource: &self.resource,
+            outcome: &self.outcome,
+            deleg_depth: self.deleg_depth,
+            deleg_chain_hash: &self.deleg_chain_hash,
+            bytes_transferred: self.bytes_transferred,
+            hash: &self.hash,
+            prev_hash: &self.prev_hash,
+        }
+    }
+
     /// The 13-field `|`-joined string whose SHA-256 is `hash` (spec §10.3).
     pub fn hash_input(&self) -> String {
-        format!(
-            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        let mut v = Vec::new();
+        self.as_ref().feed(|b| v.extend_from_slice(b));
+        String::from_utf8_lossy(&v).into_owned()
+    }
+
+    /// Recomputes this event's hash from its fields.
+    pub fn compute_hash(&self) -> String {
+        hex::encode(self.as_ref().digest())
+    }
+}
+
+/// An integer in decimal, written into `buf` (no allocation: this runs once
+/// per event when a large trail is verified).
+fn int_text(n: i64, buf: &mut [u8; 24]) -> &str {
+    use std::io::Write;
+    let len = {
+        let mut w = &mut buf[..];
+        // An i64 is at most 20 characters: it always fits.
+        let _ = write!(w, "{n}");
+        24 - w.len()
+    };
+    std::str::from_utf8(&buf[..len]).unwrap_or("0")
+}
+
+/// An audit event's fields borrowed from wherever the event lives (a parsed
+/// page, or a saved trail read without copying).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditRef<'a> {
+    pub id: &'a str,
+    pub timestamp: &'a str,
+    pub event_type: &'a str,
+    pub agent_id: &'a str,
+    pub task_id: &'a str,
+    pub orch_id: &'a str,
+    pub detail: &'a str,
+    pub resource: &'a str,
+    pub outcome: &'a str,
+    pub deleg_depth: i64,
+    pub deleg_chain_hash: &'a str,
+    pub bytes_transferred: i64,
+    pub hash: &'a str,
+    pub prev_hash: &'a str,
+}
+
+impl AuditRef<'_> {
+    /// Feeds the 13 `|`-joined fields of spec §10.3 to `sink`, in order.
+    fn feed(&self, mut sink: impl FnMut(&[u8])) {
+        let (mut d, mut b) = ([0u8; 24], [0u8; 24]);
+        let depth = int_text(self.deleg_depth, &mut d);
+        let bytes = int_text(self.bytes_transferred, &mut b);
+        for (i, f) in [
             self.prev_hash,
             self.id,
             self.timestamp,
@@ -175,16 +244,32 @@ impl AuditEvent {
             self.detail,
             self.resource,
             self.outcome,
-            self.deleg_depth,
+            depth,
             self.deleg_chain_hash,
-            self.bytes_transferred
-        )
+            bytes,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if i > 0 {
+                sink(b"|");
+            }
+            sink(f.as_bytes());
+        }
     }
 
-    /// Recomputes this event's hash from its fields.
-    pub fn compute_hash(&self) -> String {
+    /// SHA-256 of the hashed fields.
+    pub fn digest(&self) -> [u8; 32] {
         use sha2::{Digest, Sha256};
-        hex::encode(Sha256::digest(self.hash_input().as_bytes()))
+        let mut h = Sha256::new();
+        self.feed(|b| h.update(b));
+        h.finalize().into()
+    }
+
+    /// Whether `hash` is what the fields hash to (lowercase hex, as the broker writes it).
+    pub fn hash_matches(&self) -> bool {
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(self.digest(), &mut hex).is_ok() && hex == self.hash.as_bytes()
     }
 }
 
@@ -201,7 +286,7 @@ pub enum ChainBreak {
 /// at `evt-000001`, its `prev_hash` must be 64 zeros.
 pub fn verify_audit_chain(events: &[AuditEvent]) -> Result<(), ChainBreak> {
     for (i, e) in events.iter().enumerate() {
-        if e.compute_hash() != e.hash {
+        if !e.as_ref().hash_matches() {
             return Err(ChainBreak::BadHash {
                 index: i,
                 id: e.id.clone(),
