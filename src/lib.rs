@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod broker;
+pub mod diagram;
 pub mod export;
 pub mod jwt;
 pub mod logging;
@@ -17,4 +18,5 @@ pub mod text;
 pub mod tui;
 pub mod ui;
 pub mod view;
+pub mod watch;
 pub mod worker;

@@ -237,6 +237,99 @@ enum Command {
     /// Any AgentWrit client, the official Python SDK included, works against it
     /// unchanged. Stops cleanly on Ctrl-C or SIGTERM.
     Broker(BrokerArgs),
+    /// Watch a broker's audit trail (admin) or a saved one and rebuild the
+    /// delegation chains other clients made, with a timeline.
+    ///
+    /// Live: needs --broker URL (or AGENTWRIT_BROKER_URL) and
+    /// AGENTWRIT_ADMIN_SECRET; polls GET /v1/audit/events for new events and
+    /// checks the hash chain as it goes. Offline: --from FILE (as `audit dump`
+    /// writes it, pages concatenated, or JSON lines), judged at its last event
+    /// (or --at), never at the wall clock. With --print it prints the
+    /// reconstruction and exits: 0 ok, 1 the hash chain is broken, 2 malformed
+    /// input or usage, 3 the broker could not be reached or refused the admin
+    /// secret.
+    Observe(ObserveCli),
+    /// The broker's audit trail (admin).
+    Audit {
+        #[command(subcommand)]
+        what: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Save the broker's whole audit trail (every page, until `total`) as
+    /// {"events":[…],"total":N}, for `observe --from`.
+    Dump {
+        /// Write here instead of standard output (never overwrites).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Broker to read (or AGENTWRIT_BROKER_URL); needs AGENTWRIT_ADMIN_SECRET.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ObserveCli {
+    /// Read a saved trail instead of a broker.
+    #[arg(long, value_name = "FILE")]
+    from: Option<PathBuf>,
+    /// Print the reconstruction and exit: text (a tree), json (JSON lines:
+    /// agents, nodes, denials, a summary), mermaid or dot (diagrams).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    print: Option<PrintArg>,
+    /// The state as of this event (evt-000123) or time (RFC 3339); default the last event.
+    #[arg(long, value_name = "EVT|TIME")]
+    at: Option<String>,
+    /// Broker to watch (or AGENTWRIT_BROKER_URL); needs AGENTWRIT_ADMIN_SECRET.
+    #[arg(long, value_name = "URL", conflicts_with = "from")]
+    broker: Option<String>,
+    /// Seconds between polls of a live broker.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS", value_parser = parse_poll)]
+    interval: f64,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PrintArg {
+    Text,
+    Json,
+    Mermaid,
+    Dot,
+}
+
+fn parse_poll(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.2..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "expected a number of seconds between 0.2 and 3600, got '{s}'"
+        )),
+    }
+}
+
+async fn run_observe(settings: Settings, args: ObserveCli) -> Result<u8> {
+    use chainview::watch::{ObserveArgs, PrintFormat};
+    let format = args.print.map(|p| match p {
+        PrintArg::Text => PrintFormat::Text,
+        PrintArg::Json => PrintFormat::Json,
+        PrintArg::Mermaid => PrintFormat::Mermaid,
+        PrintArg::Dot => PrintFormat::Dot,
+    });
+    let opts = ObserveArgs {
+        from: args.from,
+        print: format,
+        at: args.at,
+        interval: Duration::from_secs_f64(args.interval),
+        no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    };
+    let r = match format {
+        Some(f) => chainview::watch::print_headless(&settings, &opts, f).await,
+        None => chainview::watch::interactive(&settings, &opts).await,
+    };
+    Ok(r.unwrap_or_else(|e| {
+        report!("chainview: {e}");
+        e.exit_code()
+    }))
 }
 
 #[derive(Debug, Args)]
@@ -330,6 +423,17 @@ fn main() -> ExitCode {
         };
         return ExitCode::from(rt.block_on(run_script(path, opts, settings)));
     }
+    match &cli.command {
+        Some(Command::Observe(ObserveCli {
+            broker: Some(b), ..
+        }))
+        | Some(Command::Audit {
+            what: AuditCommand::Dump {
+                broker: Some(b), ..
+            },
+        }) => cli.broker = Some(b.clone()),
+        _ => {}
+    }
     if let Some(Command::Demo { conn, .. }) = &cli.command {
         if let Some(b) = &conn.broker {
             cli.broker = Some(b.clone());
@@ -347,6 +451,15 @@ fn main() -> ExitCode {
         match cli.command {
             Some(Command::Broker(args)) => run_broker(args).await,
             Some(Command::Demo { file, .. }) => interactive(settings, file, live).await,
+            Some(Command::Observe(args)) => run_observe(settings, args).await,
+            Some(Command::Audit {
+                what: AuditCommand::Dump { out, .. },
+            }) => Ok(chainview::watch::dump(&settings, out.as_deref())
+                .await
+                .unwrap_or_else(|e| {
+                    report!("chainview: {e}");
+                    e.exit_code()
+                })),
             Some(Command::Language) => {
                 let _ = std::io::stdout().write_all(chainview::scenario::REFERENCE.as_bytes());
                 Ok(0)

@@ -69,6 +69,12 @@ pub enum Command {
     },
     /// Every audit event the broker holds (admin), page by page, oldest first.
     Audit,
+    /// The audit events after the first `offset` (admin), at most `pages`
+    /// pages of the broker's maximum: what `observe` polls for.
+    AuditSince {
+        offset: usize,
+        pages: usize,
+    },
     /// Asks the broker about each token at once (the explorer's live check).
     Revalidate(Vec<(TokenId, Secret)>),
 }
@@ -118,6 +124,11 @@ pub enum Outcome {
         result: Result<RevokeResponse, ClientError>,
     },
     Audit(Result<Vec<AuditEvent>, ClientError>),
+    /// New audit events from `offset` on, and the broker's `total`.
+    AuditSince {
+        offset: usize,
+        result: Result<(Vec<AuditEvent>, i64), ClientError>,
+    },
     /// One answer per token, each with its call (logged only when it tells
     /// something new, so a quiet live check does not flood the event log).
     Revalidated(Vec<(TokenId, Call, Result<ValidateResponse, ClientError>)>),
@@ -135,7 +146,8 @@ impl Outcome {
             | Outcome::Renewed { result: Err(e), .. }
             | Outcome::Released { result: Err(e), .. }
             | Outcome::Revoked { result: Err(e), .. }
-            | Outcome::Audit(Err(e)) => e,
+            | Outcome::Audit(Err(e))
+            | Outcome::AuditSince { result: Err(e), .. } => e,
             Outcome::Revalidated(rs) => match rs.iter().find_map(|(_, _, r)| r.as_ref().err()) {
                 Some(e) if rs.iter().all(|(_, _, r)| r.is_err()) => e,
                 _ => return None,

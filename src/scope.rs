@@ -299,10 +299,58 @@ pub fn attenuation<P: AsRef<str>, C: AsRef<str>>(parent: &[P], child: &[C]) -> V
         .collect()
 }
 
+/// `~read:deploy:*→web-service`: a parent scope and what is left of it under the wildcard.
+pub fn narrowing(parent: &str, under: &[String]) -> String {
+    let prefix = parent.strip_suffix('*').unwrap_or(parent);
+    let parts: Vec<&str> = under
+        .iter()
+        .map(|u| {
+            u.strip_prefix(prefix)
+                .filter(|r| !r.is_empty())
+                .unwrap_or(u)
+        })
+        .collect();
+    format!("~{parent}→{}", parts.join(","))
+}
+
+/// What a hop did to its parent's scope, in words: `−dropped ~narrowed→kept`
+/// (empty when it passed everything on).
+pub fn hop_words<P: AsRef<str>, C: AsRef<str>>(parent: &[P], child: &[C]) -> String {
+    let fates = attenuation(parent, child);
+    let dropped = fates
+        .iter()
+        .filter(|(_, f)| *f == Fate::Dropped)
+        .map(|(s, _)| format!("−{s}"));
+    let narrowed = fates.iter().filter_map(|(s, f)| match f {
+        Fate::Narrowed(under) => Some(narrowing(s, under)),
+        _ => None,
+    });
+    dropped.chain(narrowed).collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn narrowing_shows_what_is_left_under_the_wildcard() {
+        assert_eq!(
+            narrowing("read:deploy:*", &["read:deploy:web-service".into()]),
+            "~read:deploy:*→web-service"
+        );
+        assert_eq!(
+            narrowing(
+                "read:config:*",
+                &["read:config:a".into(), "read:config:b".into()]
+            ),
+            "~read:config:*→a,b"
+        );
+        assert_eq!(
+            hop_words(&["read:config:*", "write:deploy:*"], &["read:config:prod"]),
+            "−write:deploy:* ~read:config:*→prod"
+        );
+    }
 
     #[test]
     fn parse_splits_on_first_two_colons() {

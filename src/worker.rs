@@ -300,6 +300,10 @@ impl Worker {
                 }
             }
             Command::Audit => Outcome::Audit(self.audit(calls).await),
+            Command::AuditSince { offset, pages } => Outcome::AuditSince {
+                offset,
+                result: self.audit_since(calls, offset, pages).await,
+            },
             Command::Revalidate(tokens) => {
                 use futures::StreamExt;
                 let checks = futures::stream::iter(tokens).map(|(token, raw)| async move {
@@ -317,6 +321,34 @@ impl Worker {
                 )
             }
         }
+    }
+
+    /// Pages from `offset` on: the broker says how many it returned (at most
+    /// 1000 whatever `limit` echoes), so the next offset counts what came.
+    async fn audit_since(
+        &self,
+        calls: &mut Vec<Call>,
+        offset: usize,
+        pages: usize,
+    ) -> Result<(Vec<AuditEvent>, i64), ClientError> {
+        let admin = self.admin_token(calls).await?;
+        let mut events: Vec<AuditEvent> = Vec::new();
+        let mut total = 0;
+        for _ in 0..pages.max(1) {
+            let q = AuditQuery {
+                limit: Some(AUDIT_PAGE),
+                offset: Some((offset + events.len()) as i64),
+                ..AuditQuery::default()
+            };
+            let page = timed(calls, self.client().audit_events(&admin, &q)).await?;
+            total = page.total;
+            let got = page.events.len();
+            events.extend(page.events);
+            if got == 0 || (offset + events.len()) as i64 >= total {
+                break;
+            }
+        }
+        Ok((events, total))
     }
 
     async fn audit(&self, calls: &mut Vec<Call>) -> Result<Vec<AuditEvent>, ClientError> {

@@ -18,10 +18,10 @@ const LAYERS: &[&[&str]] = &[
     &["app"],
     &["observe"],
     &["scenario"],
-    &["export"],
+    &["export", "diagram"],
     &["view"],
     &["ui"],
-    &["tui"],
+    &["tui", "watch"],
     &["main", "lib"],
 ];
 

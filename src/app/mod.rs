@@ -797,6 +797,8 @@ impl App {
                 });
             }
             Outcome::Revalidated(answers) => self.revalidated(answers, now),
+            // observe folds these into its own reconstruction.
+            Outcome::AuditSince { .. } => {}
             Outcome::Revoked {
                 level,
                 target,

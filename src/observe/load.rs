@@ -205,7 +205,8 @@ const REQUIRED: [&str; 5] = ["id", "timestamp", "event_type", "hash", "prev_hash
 
 /// Reads one field into the event (unknown fields are skipped).
 fn field<'a, A: MapAccess<'a>>(ev: &mut Ev<'a>, key: &str, map: &mut A) -> Result<(), A::Error> {
-    let text = |map: &mut A| map.next_value::<Str<'a>>().map(|s| s.0);
+    let named = |e: A::Error| <A::Error as de::Error>::custom(format!("\"{key}\": {e}"));
+    let text = |map: &mut A| map.next_value::<Str<'a>>().map(|s| s.0).map_err(named);
     if let Some(i) = REQUIRED.iter().position(|r| *r == key) {
         ev.seen |= 1 << i;
     }
@@ -222,8 +223,8 @@ fn field<'a, A: MapAccess<'a>>(ev: &mut Ev<'a>, key: &str, map: &mut A) -> Resul
         "deleg_chain_hash" => ev.deleg_chain_hash = text(map)?,
         "hash" => ev.hash = text(map)?,
         "prev_hash" => ev.prev_hash = text(map)?,
-        "deleg_depth" => ev.deleg_depth = map.next_value()?,
-        "bytes_transferred" => ev.bytes_transferred = map.next_value()?,
+        "deleg_depth" => ev.deleg_depth = map.next_value().map_err(named)?,
+        "bytes_transferred" => ev.bytes_transferred = map.next_value().map_err(named)?,
         _ => {
             map.next_value::<IgnoredAny>()?;
         }

@@ -11,6 +11,7 @@
 //! trail cannot settle, is marked inferred, with why.
 
 pub mod load;
+pub mod print;
 pub mod project;
 pub mod trail;
 
@@ -649,10 +650,9 @@ impl Observed {
                 self.end(one, k, EndHow::Released, true);
                 self.learn_jti(one, jti);
             }
-            [] => self.notes.push((
-                k,
-                format!("{}: released a token the trail never showed", e.id),
-            )),
+            [] => self
+                .notes
+                .push((k, "released a token the trail never showed".to_string())),
             many => {
                 for &n in many.iter().take(MAX_DOUBTS) {
                     self.nodes[n].doubts.push(k);
@@ -709,7 +709,6 @@ impl Observed {
         self.open_unknown
             .retain(|&n| self.nodes[n].end.is_none() && ms - self.nodes[n].ms <= MAX_TTL * 1000);
         let cands: Vec<NodeId> = self.open_unknown.clone();
-        let id = &self.events[k].id;
         match cands.as_slice() {
             [one] => {
                 let one = *one;
@@ -722,18 +721,23 @@ impl Observed {
             }
             [] => self.notes.push((
                 k,
-                format!("{id}: revoked jti {target}, a token the trail never showed"),
+                format!("revoked jti {target}, a token the trail never showed"),
             )),
             many if many.len() <= MAX_DOUBTS => {
                 let n = many.len();
-                self.notes.push((k, format!("{id}: revoked jti {target}, one of {n} tokens whose jti the trail does not carry")));
+                self.notes.push((
+                    k,
+                    format!(
+                        "revoked jti {target}, one of {n} tokens whose jti the trail does not carry"
+                    ),
+                ));
                 for &c in many {
                     self.nodes[c].doubts.push(k);
                 }
             }
             many => {
                 let n = many.len();
-                self.notes.push((k, format!("{id}: revoked jti {target}, one of {n} tokens whose jti the trail does not carry (none marked)")));
+                self.notes.push((k, format!("revoked jti {target}, one of {n} tokens whose jti the trail does not carry (none marked)")));
             }
         }
     }

@@ -112,7 +112,7 @@ pub fn node_text(app: &App, id: TokenId, t: Theme, now: i64, width: usize) -> Te
         let narrowed: Vec<String> = fates
             .iter()
             .filter_map(|(s, f)| match f {
-                Fate::Narrowed(under) => Some(narrowing(s, under)),
+                Fate::Narrowed(under) => Some(scope::narrowing(s, under)),
                 _ => None,
             })
             .collect();
@@ -274,39 +274,4 @@ fn draw_rows(
     }
     lines.truncate(h);
     f.render_widget(Paragraph::new(lines), inner);
-}
-
-/// A narrowed grant in short: `~read:deploy:*→web-service` (the child's
-/// identifiers under the parent's wildcard; whole scopes if they differ more).
-fn narrowing(parent: &str, under: &[String]) -> String {
-    let prefix = parent.strip_suffix('*').unwrap_or(parent);
-    let parts: Vec<&str> = under
-        .iter()
-        .map(|u| {
-            u.strip_prefix(prefix)
-                .filter(|r| !r.is_empty())
-                .unwrap_or(u)
-        })
-        .collect();
-    format!("~{parent}→{}", parts.join(","))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::narrowing;
-
-    #[test]
-    fn narrowing_shows_what_is_left_under_the_wildcard() {
-        assert_eq!(
-            narrowing("read:deploy:*", &["read:deploy:web-service".into()]),
-            "~read:deploy:*→web-service"
-        );
-        assert_eq!(
-            narrowing(
-                "read:config:*",
-                &["read:config:a".into(), "read:config:b".into()]
-            ),
-            "~read:config:*→a,b"
-        );
-    }
 }

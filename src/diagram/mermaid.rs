@@ -1,0 +1,64 @@
+//! Mermaid `flowchart` text.
+
+use std::fmt::Write as _;
+
+use super::{Graph, clean};
+
+/// Mermaid's own entity escapes, so a label cannot end its quotes.
+fn label(s: &str) -> String {
+    clean(s)
+        .replace('#', "#35;")
+        .replace('"', "#quot;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
+        .replace('|', "#124;")
+}
+
+pub fn render(g: &Graph) -> String {
+    let mut out = String::from("flowchart TD\n");
+    for n in &g.nodes {
+        let mark = if n.refused { "✗ " } else { "" };
+        let text = format!(
+            "{mark}{}<br/>{}<br/>{}",
+            label(&n.holder),
+            label(&n.scope.join(" ")),
+            label(&n.status)
+        );
+        let _ = writeln!(out, "  {}[\"{text}\"]", n.key);
+    }
+    for e in &g.edges {
+        let arrow = if e.dashed { "-.->" } else { "-->" };
+        if e.label.is_empty() {
+            let _ = writeln!(out, "  {} {arrow} {}", e.from, e.to);
+        } else {
+            let _ = writeln!(
+                out,
+                "  {} {arrow}|\"{}\"| {}",
+                e.from,
+                label(&e.label),
+                e.to
+            );
+        }
+    }
+    out.push_str("  classDef dead fill:#eee,stroke:#999,color:#666\n");
+    out.push_str("  classDef refused fill:#fee,stroke:#c00,color:#900,stroke-dasharray:4 3\n");
+    let dead: Vec<&str> = g
+        .nodes
+        .iter()
+        .filter(|n| n.dead && !n.refused)
+        .map(|n| n.key.as_str())
+        .collect();
+    let refused: Vec<&str> = g
+        .nodes
+        .iter()
+        .filter(|n| n.refused)
+        .map(|n| n.key.as_str())
+        .collect();
+    if !dead.is_empty() {
+        let _ = writeln!(out, "  class {} dead", dead.join(","));
+    }
+    if !refused.is_empty() {
+        let _ = writeln!(out, "  class {} refused", refused.join(","));
+    }
+    out
+}

@@ -1,0 +1,150 @@
+//! Diagrams of a delegation forest — the explorer's own, or one rebuilt from
+//! an audit trail — as Mermaid (`flowchart`) and Graphviz DOT, one file per
+//! format. Nodes carry the holder, the scope and the status; edges carry
+//! what the hop dropped or narrowed; refusals are dashed edges to the
+//! attempt.
+
+pub mod dot;
+pub mod mermaid;
+
+use crate::app::{App, TokenStatus};
+use crate::observe::{Observed, Status};
+use crate::scope;
+
+/// A forest, ready to draw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub edges: Vec<Edge>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// A key unique in the graph (`n12`, `d3`).
+    pub key: String,
+    pub holder: String,
+    pub scope: Vec<String>,
+    /// The status word (`live`, `revoked`, … or `denied` for a refused attempt).
+    pub status: String,
+    /// Something about it is inferred, not stated by the broker.
+    pub inferred: bool,
+    /// Dead, refused or denied: drawn greyed or red.
+    pub dead: bool,
+    pub refused: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    pub label: String,
+    /// A refusal (or an inferred link): dashed.
+    pub dashed: bool,
+}
+
+fn holder(spiffe: &str) -> String {
+    let parts: Vec<&str> = spiffe.rsplitn(3, '/').collect();
+    match parts.as_slice() {
+        [inst, task, _] if spiffe.starts_with("spiffe://") => {
+            format!("{task}/{}", inst.get(..4).unwrap_or(inst))
+        }
+        _ => spiffe.to_string(),
+    }
+}
+
+/// The explorer's tree as of `now`.
+pub fn from_app(app: &App, now: i64) -> Graph {
+    let mut g = Graph::default();
+    for t in &app.tokens {
+        let status = t.status_at(now);
+        let refused = matches!(status, TokenStatus::Refused(_) | TokenStatus::Failed(_));
+        let agent = app.agents.get(t.holder);
+        let who = agent.map(|a| a.name.clone()).unwrap_or_default();
+        g.nodes.push(Node {
+            key: format!("t{}", t.id),
+            holder: match &t.label {
+                Some(l) if *l != who => format!("{who} ({l})"),
+                _ => who,
+            },
+            scope: t.scope().to_vec(),
+            status: match &status {
+                TokenStatus::Refused(b) => format!("refused {} {}", b.status, b.error_code),
+                s => s.word().to_string(),
+            },
+            inferred: false,
+            dead: status.is_dead(),
+            refused,
+        });
+        if let Some(p) = t.tree_parent(&app.tokens) {
+            g.edges.push(Edge {
+                from: format!("t{p}"),
+                to: format!("t{}", t.id),
+                label: scope::hop_words(app.tokens[p].scope(), t.scope()),
+                dashed: refused,
+            });
+        }
+    }
+    g
+}
+
+/// A reconstruction as of event `at`.
+pub fn from_observed(o: &Observed, at: usize) -> Graph {
+    let mut g = Graph::default();
+    for (i, n) in o.nodes.iter().enumerate().filter(|(i, _)| o.exists(*i, at)) {
+        let j = o.status(i, at);
+        g.nodes.push(Node {
+            key: format!("n{i}"),
+            holder: holder(&o.agents[n.agent].spiffe),
+            scope: n.scope.clone(),
+            status: if j.inferred {
+                format!("{}?", j.status.word())
+            } else {
+                j.status.word().to_string()
+            },
+            inferred: j.inferred || !n.inferred.is_empty(),
+            dead: !matches!(j.status, Status::Live),
+            refused: false,
+        });
+        let from = n.parent.or(n.renews);
+        if let Some(p) = from {
+            let label = match n.renews {
+                Some(_) => "renewal".to_string(),
+                None => scope::hop_words(&o.nodes[p].scope, &n.scope),
+            };
+            g.edges.push(Edge {
+                from: format!("n{p}"),
+                to: format!("n{i}"),
+                label,
+                dashed: !n.inferred.is_empty(),
+            });
+        }
+    }
+    for (i, d) in o.denials.iter().enumerate().filter(|(_, d)| d.event <= at) {
+        let Some(p) = d.node else { continue };
+        g.nodes.push(Node {
+            key: format!("d{i}"),
+            holder: d
+                .target
+                .as_deref()
+                .map(holder)
+                .unwrap_or_else(|| "?".into()),
+            scope: d.requested.clone(),
+            status: format!("denied ({})", d.event_type),
+            inferred: d.node_inferred,
+            dead: true,
+            refused: true,
+        });
+        g.edges.push(Edge {
+            from: format!("n{p}"),
+            to: format!("d{i}"),
+            label: format!("refused at {}", o.events[d.event].id),
+            dashed: true,
+        });
+    }
+    g
+}
+
+/// Characters a label may hold: control characters never reach a diagram.
+fn clean(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}

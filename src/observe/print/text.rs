@@ -1,0 +1,130 @@
+//! The forest as an indented tree, with the denials by count.
+
+use std::io::{self, Write};
+
+use crate::observe::{NodeId, Observed};
+use crate::scope;
+
+/// `spiffe://…/agent/orch/task/0123456789abcdef` → `orch/task/0123`.
+pub fn short(spiffe: &str) -> String {
+    let Some(rest) = spiffe
+        .strip_prefix("spiffe://")
+        .and_then(|r| r.split_once("/agent/"))
+        .map(|(_, r)| r)
+    else {
+        return spiffe.to_string();
+    };
+    match rest.rsplit_once('/') {
+        Some((head, inst)) if inst.len() > 4 => format!("{head}/{}", &inst[..4]),
+        _ => rest.to_string(),
+    }
+}
+
+/// One node's line (without the tree drawing in front).
+pub fn line(o: &Observed, i: NodeId, at: usize) -> String {
+    let n = &o.nodes[i];
+    let j = o.status(i, at);
+    let mark = if j.inferred || !n.inferred.is_empty() {
+        "?"
+    } else {
+        ""
+    };
+    let hop = match (n.parent, n.renews) {
+        (_, Some(r)) => format!(" renews n{r}"),
+        (Some(p), None) => {
+            let w = scope::hop_words(&o.nodes[p].scope, &n.scope);
+            if w.is_empty() {
+                String::new()
+            } else {
+                format!(" {w}")
+            }
+        }
+        _ => String::new(),
+    };
+    format!(
+        "n{i} {} [{}] {}{mark} · {} {}{hop}",
+        short(&o.agents[n.agent].spiffe),
+        n.scope.join(" "),
+        j.status.word(),
+        n.kind.word(),
+        o.events[n.event].id,
+    )
+}
+
+pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
+    let chain = match &o.first_broken {
+        None => format!("hash chain verified over {} events", o.events.len()),
+        Some(b) => b.words(),
+    };
+    let s = &o.events[at];
+    writeln!(w, "as of {} · {} · {chain}", s.id, s.timestamp)?;
+    if !o.from_genesis {
+        writeln!(
+            w,
+            "note: the trail starts at {}, not the broker's first event",
+            o.events[0].id
+        )?;
+    }
+    for root in o.roots(at) {
+        walk(o, root, at, "", true, true, w)?;
+    }
+    let counts = o.denial_counts(at);
+    if !counts.is_empty() {
+        writeln!(w, "\ndenials (most first):")?;
+        for (class, who, n) in counts {
+            writeln!(w, "  {n:>4}  {class:<24} {}", short(&who))?;
+        }
+    }
+    for (k, note) in o.notes.iter().filter(|(k, _)| *k <= at) {
+        writeln!(w, "note ({}): {note}", o.events[*k].id)?;
+    }
+    Ok(())
+}
+
+fn walk(
+    o: &Observed,
+    i: NodeId,
+    at: usize,
+    prefix: &str,
+    last: bool,
+    root: bool,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let (branch, more) = match (root, last) {
+        (true, _) => ("", ""),
+        (false, true) => ("└─ ", "   "),
+        (false, false) => ("├─ ", "│  "),
+    };
+    writeln!(w, "{prefix}{branch}{}", line(o, i, at))?;
+    let inner = format!("{prefix}{more}");
+    let n = &o.nodes[i];
+    let kids: Vec<NodeId> = n
+        .children
+        .iter()
+        .copied()
+        .filter(|&c| o.exists(c, at))
+        .collect();
+    let denials: Vec<usize> = n
+        .denials
+        .iter()
+        .copied()
+        .filter(|&d| o.denials[d].event <= at)
+        .collect();
+    for (x, &d) in denials.iter().enumerate() {
+        let d = &o.denials[d];
+        let end = x + 1 == denials.len() && kids.is_empty();
+        let to = d.target.as_deref().map(short).unwrap_or_default();
+        writeln!(
+            w,
+            "{inner}{}✗ {} → {to} [{}] {}",
+            if end { "└╌ " } else { "├╌ " },
+            d.event_type,
+            d.requested.join(" "),
+            o.events[d.event].id
+        )?;
+    }
+    for (x, &c) in kids.iter().enumerate() {
+        walk(o, c, at, &inner, x + 1 == kids.len(), false, w)?;
+    }
+    Ok(())
+}

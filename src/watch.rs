@@ -1,0 +1,334 @@
+//! `chainview observe` and `chainview audit dump`: a broker's audit trail
+//! (through the worker, the one owner of broker I/O) or a saved one, rebuilt
+//! by [`crate::observe`], printed headless or shown in the terminal.
+//!
+//! Exit codes: 0 ok; 1 the hash chain is broken; 2 malformed input or
+//! usage; 3 the broker could not be reached or refused the admin secret.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::broker::ClientError;
+use crate::broker::types::AuditEvent;
+use crate::observe::{Observed, load};
+use crate::session::{self, Settings};
+use crate::text::Visible;
+use crate::worker::{self, Command, Outcome, WorkerHandle};
+
+/// Pages asked for in one poll (1000 events each).
+pub const POLL_PAGES: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrintFormat {
+    Text,
+    Json,
+    Mermaid,
+    Dot,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObserveArgs {
+    pub from: Option<PathBuf>,
+    pub print: Option<PrintFormat>,
+    /// `evt-…` or an RFC 3339 time.
+    pub at: Option<String>,
+    pub interval: Duration,
+    pub no_color: bool,
+}
+
+/// Why observing stopped early; each has its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Load(#[from] load::LoadError),
+    #[error("{0}")]
+    Broker(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl WatchError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            WatchError::Usage(_) | WatchError::Load(_) => 2,
+            WatchError::Broker(_) => 3,
+            WatchError::Write { .. } => 2,
+        }
+    }
+}
+
+const NEEDS_SOURCE: &str = "observe needs a trail: a broker (--broker URL or AGENTWRIT_BROKER_URL, with AGENTWRIT_ADMIN_SECRET) or a saved trail (--from FILE)";
+
+/// A live broker's trail, fetched through a worker.
+pub struct Live {
+    pub worker: WorkerHandle,
+    pub url: String,
+    /// Events read so far (the next poll's offset).
+    pub offset: usize,
+}
+
+impl Live {
+    /// A worker for the configured broker, with the admin secret.
+    pub async fn connect(settings: &Settings) -> Result<Live, WatchError> {
+        if settings.broker_url.is_none() {
+            return Err(WatchError::Usage(NEEDS_SOURCE.into()));
+        }
+        if settings.admin_secret.as_deref().is_none_or(str::is_empty) {
+            return Err(WatchError::Usage(
+                "observing a broker reads its audit trail, which needs the admin secret: set AGENTWRIT_ADMIN_SECRET".into(),
+            ));
+        }
+        let target = session::connect(settings)
+            .await
+            .map_err(|e| WatchError::Broker(e.to_string()))?;
+        Ok(Live {
+            url: target.url.clone(),
+            worker: worker::spawn(target.worker),
+            offset: 0,
+        })
+    }
+
+    /// Asks for the events after those read so far.
+    pub fn poll(&mut self) {
+        self.worker.send(Command::AuditSince {
+            offset: self.offset,
+            pages: POLL_PAGES,
+        });
+    }
+
+    /// Takes an answer: the new events (in order) and the broker's total,
+    /// or why there are none. An answer for an older offset is dropped.
+    pub fn take(&mut self, outcome: Outcome) -> Option<Result<(Vec<AuditEvent>, i64), String>> {
+        let Outcome::AuditSince { offset, result } = outcome else {
+            return None;
+        };
+        if offset != self.offset {
+            return None;
+        }
+        Some(match result {
+            Ok((events, total)) => {
+                self.offset += events.len();
+                Ok((events, total))
+            }
+            Err(e) => Err(broker_words(&self.url, &e)),
+        })
+    }
+
+    /// Polls until the whole trail is read, handing each batch to `each`.
+    pub async fn read_all(
+        &mut self,
+        mut each: impl FnMut(Vec<AuditEvent>, i64) -> Result<(), WatchError>,
+    ) -> Result<(), WatchError> {
+        loop {
+            self.poll();
+            let answer = loop {
+                let Some(ev) = self.worker.events.recv().await else {
+                    return Err(WatchError::Broker("the broker worker stopped".into()));
+                };
+                if let Some(a) = self.take(ev.outcome) {
+                    break a;
+                }
+            };
+            let (events, total) = answer.map_err(WatchError::Broker)?;
+            let got = events.len();
+            each(events, total)?;
+            if got == 0 || self.offset as i64 >= total {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// A broker failure in words, naming the broker.
+pub fn broker_words(url: &str, e: &ClientError) -> String {
+    match e {
+        ClientError::Broker(b) if b.status == 401 || b.status == 403 => format!(
+            "the broker at {url} refused the admin secret ({} {}: {})",
+            b.status, b.error_code, b.detail
+        ),
+        e if e.is_unreachable() => format!("cannot reach the broker at {url}: {e}"),
+        e => format!("the broker at {url} did not give its audit trail: {e}"),
+    }
+}
+
+/// Reads the trail named by the arguments.
+pub async fn gather(settings: &Settings, args: &ObserveArgs) -> Result<Observed, WatchError> {
+    match &args.from {
+        Some(path) => read_file(path.clone()).await,
+        None => {
+            let mut live = Live::connect(settings).await?;
+            let mut o = Observed::new();
+            live.read_all(|events, _| {
+                for e in &events {
+                    o.fold(&e.as_ref(), None);
+                }
+                Ok(())
+            })
+            .await?;
+            Ok(o)
+        }
+    }
+}
+
+/// A saved trail, read off the async threads, with progress on a terminal.
+pub async fn read_file(path: PathBuf) -> Result<Observed, WatchError> {
+    let task = tokio::task::spawn_blocking(move || {
+        use std::io::IsTerminal;
+        let show = std::io::stderr().is_terminal();
+        let mut o = Observed::new();
+        let mut last = 0;
+        let mut progress = |done: usize, total: usize| {
+            let pct = (done * 100).checked_div(total).unwrap_or(100);
+            if show && total > 8 << 20 && pct != last {
+                last = pct;
+                eprint!("\rreading {}: {pct}%", path.display());
+            }
+        };
+        let r = load::read_file(&path, &mut o, &mut progress);
+        if show && last > 0 {
+            eprint!("\r\x1b[K");
+        }
+        r.map(|()| o)
+    });
+    match task.await {
+        Ok(r) => Ok(r?),
+        Err(e) => Err(WatchError::Usage(format!("reading the trail stopped: {e}"))),
+    }
+}
+
+/// The event index `--at` names (the last event when not given).
+pub fn resolve_at(o: &Observed, at: Option<&str>) -> Result<usize, WatchError> {
+    let head = o
+        .head()
+        .ok_or_else(|| WatchError::Usage("the trail has no events".into()))?;
+    let Some(at) = at else { return Ok(head) };
+    if at.starts_with("evt-") {
+        return o.find(at).ok_or_else(|| {
+            WatchError::Usage(format!(
+                "--at {at}: no such event in the trail ({} … {})",
+                o.events[0].id, o.events[head].id
+            ))
+        });
+    }
+    if chrono::DateTime::parse_from_rfc3339(at).is_err() {
+        return Err(WatchError::Usage(format!(
+            "--at {at}: expected an event id (evt-000123) or an RFC 3339 time (2026-11-26T15:20:49Z)"
+        )));
+    }
+    o.find(at).ok_or_else(|| {
+        WatchError::Usage(format!(
+            "--at {at}: before the trail's first event ({})",
+            o.events[0].timestamp
+        ))
+    })
+}
+
+/// Prints the reconstruction as of `at` in `format`.
+pub fn print(
+    o: &Observed,
+    at: usize,
+    format: PrintFormat,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    match format {
+        PrintFormat::Json => crate::observe::print::json::write(o, at, &mut Visible::json(out)),
+        PrintFormat::Text => crate::observe::print::text::write(o, at, &mut Visible::text(out)),
+        PrintFormat::Mermaid => out.write_all(
+            crate::diagram::mermaid::render(&crate::diagram::from_observed(o, at)).as_bytes(),
+        ),
+        PrintFormat::Dot => out.write_all(
+            crate::diagram::dot::render(&crate::diagram::from_observed(o, at)).as_bytes(),
+        ),
+    }
+}
+
+/// `observe --print`: reads everything, then prints (nothing is printed
+/// when the input is bad). Returns the exit code.
+pub async fn print_headless(
+    settings: &Settings,
+    args: &ObserveArgs,
+    format: PrintFormat,
+) -> Result<u8, WatchError> {
+    let o = gather(settings, args).await?;
+    let at = resolve_at(&o, args.at.as_deref())?;
+    let mut buf = Vec::new();
+    let _ = print(&o, at, format, &mut buf);
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not worth a report.
+    let _ = stdout.write_all(&buf).and_then(|()| stdout.flush());
+    if let Some(b) = &o.first_broken {
+        tracing::warn!("audit hash chain {}", b.words());
+        eprintln!(
+            "chainview: the audit hash chain is {}",
+            crate::text::visible(&b.words())
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// `audit dump`: the broker's whole trail as `{"events":[…],"total":N}`,
+/// written as it arrives (to `out`, or standard output).
+pub async fn dump(settings: &Settings, out: Option<&Path>) -> Result<u8, WatchError> {
+    let mut live = Live::connect(settings).await?;
+    let (mut sink, name): (Box<dyn Write>, String) = match out {
+        Some(p) => {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p)
+                .map_err(|source| WatchError::Write {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+            (
+                Box::new(std::io::BufWriter::new(f)),
+                p.display().to_string(),
+            )
+        }
+        None => (Box::new(std::io::stdout().lock()), "standard output".into()),
+    };
+    let werr = |source| WatchError::Write {
+        path: name.clone(),
+        source,
+    };
+    sink.write_all(b"{\"events\":[").map_err(werr)?;
+    let mut n = 0usize;
+    let mut total = 0;
+    live.read_all(|events, t| {
+        total = t;
+        for e in events {
+            let sep: &[u8] = if n == 0 { b"\n" } else { b",\n" };
+            n += 1;
+            let line = serde_json::to_vec(&e).unwrap_or_default();
+            sink.write_all(sep)
+                .and_then(|()| sink.write_all(&line))
+                .map_err(werr)?;
+        }
+        Ok(())
+    })
+    .await?;
+    write!(sink, "\n],\"total\":{n}}}\n")
+        .and_then(|()| sink.flush())
+        .map_err(werr)?;
+    if out.is_some() {
+        eprintln!(
+            "chainview: saved {n} audit events (the broker reported {total}) to {}",
+            crate::text::visible(&name)
+        );
+    }
+    Ok(0)
+}
+
+/// The interactive observer (in the terminal).
+pub async fn interactive(_settings: &Settings, _args: &ObserveArgs) -> Result<u8, WatchError> {
+    Err(WatchError::Usage(
+        "interactive observe is not built yet; use --print".into(),
+    ))
+}
