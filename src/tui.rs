@@ -47,13 +47,13 @@ pub enum Ended {
 
 /// SIGTERM, SIGHUP and SIGINT from outside (Ctrl-C as a key arrives as a
 /// key in raw mode): each ends the session like `q`, terminal restored.
-struct Signals {
+pub(crate) struct Signals {
     #[cfg(unix)]
     sigs: Option<[(tokio::signal::unix::Signal, u8); 3]>,
 }
 
 impl Signals {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -71,7 +71,7 @@ impl Signals {
     }
 
     /// The exit code of the next signal; pending forever without handlers.
-    async fn recv(&mut self) -> u8 {
+    pub(crate) async fn recv(&mut self) -> u8 {
         #[cfg(unix)]
         if let Some([(a, ca), (b, cb), (c, cc)]) = self.sigs.as_mut() {
             return tokio::select! {
@@ -287,7 +287,7 @@ pub fn restore() {
     ratatui::restore();
 }
 
-fn init_terminal() -> Result<DefaultTerminal, TuiError> {
+pub(crate) fn init_terminal() -> Result<DefaultTerminal, TuiError> {
     let terminal = ratatui::try_init().map_err(|e| {
         ratatui::restore();
         TuiError::NoTerminal(e)
@@ -509,7 +509,12 @@ async fn act(
         s.confirm = None;
     }
     match action {
-        Action::None => {}
+        Action::None
+        | Action::NextEvent
+        | Action::PrevEvent
+        | Action::FirstEvent
+        | Action::FollowHead
+        | Action::Jump => {}
         Action::Quit => return Ok(Some(Ended::Quit)),
         Action::Cancel => {
             s.replay_to = None;

@@ -178,10 +178,15 @@ pub async fn gather(settings: &Settings, args: &ObserveArgs) -> Result<Observed,
 
 /// A saved trail, read off the async threads, with progress on a terminal.
 pub async fn read_file(path: PathBuf) -> Result<Observed, WatchError> {
+    read_file_keeping(path, 0).await
+}
+
+/// [`read_file`], keeping the last `keep` events whole.
+pub async fn read_file_keeping(path: PathBuf, keep: usize) -> Result<Observed, WatchError> {
     let task = tokio::task::spawn_blocking(move || {
         use std::io::IsTerminal;
         let show = std::io::stderr().is_terminal();
-        let mut o = Observed::new();
+        let mut o = Observed::keeping(keep);
         let mut last = 0;
         let mut progress = |done: usize, total: usize| {
             let pct = (done * 100).checked_div(total).unwrap_or(100);
@@ -326,9 +331,281 @@ pub async fn dump(settings: &Settings, out: Option<&Path>) -> Result<u8, WatchEr
     Ok(0)
 }
 
+/// Events kept whole for the audit view of the interactive observer.
+const KEEP_RECENT: usize = 10_000;
+
+/// The interactive observer: the explorer's views over the reconstruction,
+/// a timeline (n/b/g/G/t), live polling without a key pressed.
+struct Observer {
+    o: Observed,
+    /// The event shown; `follow` keeps it at the head as events arrive.
+    at: usize,
+    follow: bool,
+    filter: crate::observe::project::Filter,
+    source: String,
+    app: crate::app::App,
+    view: crate::view::View,
+    probe: crate::ui::ProbeCache,
+    live: Option<Live>,
+    polling: bool,
+    generation: u64,
+}
+
+impl Observer {
+    /// The App and the panes' text as of `at`.
+    fn rebuild(&mut self) {
+        use crate::observe::print::text::short;
+        self.at = match self.o.head() {
+            Some(h) if self.follow => h,
+            Some(h) => self.at.min(h),
+            None => 0,
+        };
+        let selected = self.view.selected;
+        let mut app = if self.o.events.is_empty() {
+            let mut a = crate::app::App::new(&self.source, false, None);
+            a.connected = self.live.is_none() || self.generation > 0;
+            a
+        } else {
+            crate::observe::project::app_at(&self.o, self.at, &self.source, &self.filter)
+        };
+        // Views cache by generation: a rebuilt App must never reuse a number.
+        self.generation += app.generation + 1;
+        app.generation = self.generation;
+        app.connection_error = self.app.connection_error.clone();
+        self.view.selected = selected.filter(|&t| t < app.tokens.len());
+        self.app = app;
+        let Some(stamp) = self.o.events.get(self.at) else {
+            self.view.as_of = Some("no events yet".into());
+            self.view.narration = Some(format!(
+                "Observing {}: waiting for audit events…",
+                self.source
+            ));
+            return;
+        };
+        let mode = if self.follow {
+            if self.live.is_some() {
+                "live"
+            } else {
+                "last event"
+            }
+        } else {
+            "stepped back · G follows"
+        };
+        self.view.as_of = Some(format!("as of {} · {} · {mode}", stamp.id, stamp.clock()));
+        let chain = match &self.o.first_broken {
+            None => format!("hash chain verified over {} events", self.o.events.len()),
+            Some(b) => b.words(),
+        };
+        let filter = if self.filter.text.is_empty() {
+            String::new()
+        } else {
+            format!(" · filter '{}'", self.filter.text)
+        };
+        self.view.narration = Some(format!(
+            "Observing {} · event {} of {} · {chain}{filter}",
+            self.source,
+            self.at + 1,
+            self.o.events.len()
+        ));
+        self.view.side = self
+            .o
+            .denial_counts(self.at)
+            .into_iter()
+            .map(|(class, who, n)| format!("{n:>3} {class} · {}", short(&who)))
+            .collect();
+    }
+
+    fn fold(&mut self, events: Vec<AuditEvent>) {
+        for e in &events {
+            self.o.fold(&e.as_ref(), None);
+        }
+    }
+}
+
 /// The interactive observer (in the terminal).
-pub async fn interactive(_settings: &Settings, _args: &ObserveArgs) -> Result<u8, WatchError> {
-    Err(WatchError::Usage(
-        "interactive observe is not built yet; use --print".into(),
-    ))
+pub async fn interactive(settings: &Settings, args: &ObserveArgs) -> Result<u8, WatchError> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(WatchError::Usage(
+            "observe needs a terminal (standard input and output); --print works without one"
+                .into(),
+        ));
+    }
+    let (o, live, source) = match &args.from {
+        Some(path) => (
+            read_file_keeping(path.clone(), KEEP_RECENT).await?,
+            None,
+            path.display().to_string(),
+        ),
+        None => {
+            let live = Live::connect(settings).await?;
+            let url = live.url.clone();
+            (Observed::keeping(KEEP_RECENT), Some(live), url)
+        }
+    };
+    let mut view = crate::view::View::new(None, args.no_color);
+    view.observing = true;
+    let mut obs = Observer {
+        o,
+        at: 0,
+        follow: true,
+        filter: crate::observe::project::Filter::default(),
+        source,
+        app: crate::app::App::default(),
+        view,
+        probe: crate::ui::ProbeCache::default(),
+        live,
+        polling: false,
+        generation: 0,
+    };
+    if let Some(at) = &args.at {
+        obs.at = resolve_at(&obs.o, Some(at))?;
+        obs.follow = false;
+    }
+    obs.rebuild();
+    let mut signals = crate::tui::Signals::new();
+    let mut terminal = crate::tui::init_terminal().map_err(|e| WatchError::Usage(e.to_string()))?;
+    let r = observe_loop(&mut terminal, &mut obs, &mut signals, args.interval).await;
+    crate::tui::restore();
+    r
+}
+
+async fn observe_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    s: &mut Observer,
+    signals: &mut crate::tui::Signals,
+    interval: Duration,
+) -> Result<u8, WatchError> {
+    use crate::view::Action;
+    use crossterm::event::{Event as TermEvent, EventStream};
+    use futures::StreamExt;
+    let io_err = |e: std::io::Error| WatchError::Usage(format!("the terminal failed: {e}"));
+    let mut events = EventStream::new();
+    let mut poll = tokio::time::interval(interval);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let now =
+            s.o.events
+                .get(s.at)
+                .map(|e| e.ms / 1000)
+                .unwrap_or_else(crate::app::unix_now);
+        terminal
+            .draw(|f| crate::ui::draw(f, &s.app, &mut s.view, &mut s.probe, now))
+            .map_err(io_err)?;
+        let action = tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(TermEvent::Key(k))) => s.view.handle_key(&s.app, k),
+                Some(Ok(TermEvent::Mouse(m))) => s.view.handle_mouse(&s.app, m),
+                Some(Ok(TermEvent::Paste(text))) => {
+                    s.view.handle_paste(&text);
+                    Action::None
+                }
+                Some(Ok(_)) => Action::None,
+                Some(Err(e)) => return Err(io_err(e)),
+                None => Action::Quit,
+            },
+            Some(ev) = async {
+                match s.live.as_mut() {
+                    Some(l) => l.worker.events.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let taken = s.live.as_mut().and_then(|l| l.take(ev.outcome));
+                if let Some(answer) = taken {
+                    s.polling = false;
+                    match answer {
+                        Ok((events, total)) => {
+                            s.app.connection_error = None;
+                            let more = !events.is_empty() && (s.o.events.len() + events.len()) < usize::try_from(total).unwrap_or(0);
+                            if !events.is_empty() || s.generation == 0 {
+                                s.fold(events);
+                                s.generation = s.generation.max(1);
+                                s.rebuild();
+                            }
+                            if more {
+                                // A long trail: the next pages at once.
+                                if let Some(l) = s.live.as_mut() {
+                                    l.poll();
+                                    s.polling = true;
+                                }
+                            }
+                        }
+                        Err(why) => {
+                            s.app.connection_error = Some(why);
+                        }
+                    }
+                }
+                Action::None
+            }
+            _ = poll.tick() => {
+                if !s.polling && let Some(l) = s.live.as_mut() {
+                    l.poll();
+                    s.polling = true;
+                }
+                Action::None
+            }
+            code = signals.recv() => return Ok(code),
+        };
+        let head = s.o.head().unwrap_or(0);
+        match action {
+            Action::Quit => return Ok(0),
+            Action::NextEvent => {
+                s.at = (s.at + 1).min(head);
+                s.follow = s.at == head;
+                s.rebuild();
+            }
+            Action::PrevEvent => {
+                s.at = s.at.saturating_sub(1);
+                s.follow = false;
+                s.rebuild();
+            }
+            Action::FirstEvent => {
+                s.at = 0;
+                s.follow = false;
+                s.rebuild();
+            }
+            Action::FollowHead => {
+                s.follow = true;
+                s.rebuild();
+            }
+            Action::Jump => {
+                let typed = s
+                    .view
+                    .jump
+                    .take()
+                    .map(|i| i.value().trim().to_string())
+                    .unwrap_or_default();
+                match jump_target(&s.o, &typed) {
+                    Ok(k) => {
+                        s.at = k;
+                        s.follow = false;
+                        s.rebuild();
+                    }
+                    Err(e) => s.view.message = Some(e.to_string()),
+                }
+            }
+            Action::FetchAudit | Action::Cancel | Action::None => {}
+            _ => {
+                s.view.message =
+                    Some("observe only watches: actions are in the explorer (chainview)".into())
+            }
+        }
+    }
+}
+
+/// Where `t` goes: an event id (`evt-000123` or just `123`), an RFC 3339
+/// time, or a time of day (`15:20:49`) on the trail's day.
+fn jump_target(o: &Observed, typed: &str) -> Result<usize, WatchError> {
+    if let Ok(n) = typed.parse::<u64>() {
+        return resolve_at(o, Some(&format!("evt-{n:06}")));
+    }
+    if typed.len() <= 12 && typed.contains(':') && !typed.contains('T') {
+        let day = o
+            .events
+            .first()
+            .map(|e| e.timestamp.get(..10).unwrap_or(""))
+            .unwrap_or("");
+        return resolve_at(o, Some(&format!("{day}T{typed}Z")));
+    }
+    resolve_at(o, Some(typed))
 }

@@ -17,6 +17,10 @@ use crate::worker::{AppInfo, Call, Event, Outcome};
 
 pub use crate::protocol::{AgentId, TokenId};
 
+/// The `exp` of a token whose expiry is not known (observe: a delegated
+/// token's ttl is not in the audit trail). Far enough that it never passes.
+pub const EXP_UNKNOWN: i64 = i64::MAX / 2;
+
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -125,6 +129,8 @@ pub enum TokenStatus {
     Failed(String),
     /// The broker says it is invalid and chainview knows no reason.
     Invalid,
+    /// Observe: the audit trail cannot settle it (why).
+    Unknown(String),
 }
 
 impl TokenStatus {
@@ -137,6 +143,7 @@ impl TokenStatus {
             TokenStatus::Revoked { level, .. } => format!("revoked at level {level}"),
             TokenStatus::Failed(why) => format!("failed ({why})"),
             TokenStatus::Invalid => "invalid (the broker says so)".into(),
+            TokenStatus::Unknown(why) => format!("unknown ({why})"),
             other => other.word().to_string(),
         }
     }
@@ -152,6 +159,7 @@ impl TokenStatus {
             TokenStatus::Refused(_) => "refused",
             TokenStatus::Failed(_) => "failed",
             TokenStatus::Invalid => "invalid",
+            TokenStatus::Unknown(_) => "unknown",
         }
     }
 
@@ -185,6 +193,9 @@ pub struct TokenEntry {
     pub validated: Option<Validation>,
     /// The scenario line that created it, if any.
     pub line: Option<usize>,
+    /// Observe: where it comes from in the audit trail and what of it is
+    /// inferred rather than stated (shown in the detail pane).
+    pub notes: Vec<String>,
 }
 
 impl TokenEntry {
@@ -194,6 +205,7 @@ impl TokenEntry {
     /// and the `probe` step both ask this.
     pub fn probe_candidate(&self) -> bool {
         self.raw.is_some()
+            || self.claims.is_some()
             || matches!(
                 self.status_at(i64::MIN),
                 TokenStatus::Refused(_) | TokenStatus::Failed(_)
@@ -246,6 +258,18 @@ impl TokenEntry {
     pub fn redacted(&self) -> Option<String> {
         self.raw.as_deref().map(jwt::redact)
     }
+}
+
+/// A token known from elsewhere, for [`App::add_known`].
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub holder: AgentId,
+    pub kind: TokenKind,
+    pub label: String,
+    pub claims: Option<Claims>,
+    pub requested: Vec<String>,
+    pub status: TokenStatus,
+    pub notes: Vec<String>,
 }
 
 /// One line of the event log.
@@ -388,7 +412,20 @@ impl App {
             status: TokenStatus::Pending,
             validated: None,
             line,
+            notes: Vec::new(),
         }
+    }
+
+    /// A token known from elsewhere (observe's reconstruction of an audit
+    /// trail): its claims as far as known, its status as judged, and notes.
+    pub fn add_known(&mut self, k: Known) -> TokenId {
+        let t = TokenEntry {
+            claims: k.claims,
+            status: k.status,
+            notes: k.notes,
+            ..self.new_token(k.holder, k.kind, Some(k.label), k.requested, None)
+        };
+        self.push_token(t)
     }
 
     /// Records an agent about to be registered; returns its id and the pending token's id.

@@ -255,6 +255,9 @@ pub struct Observed {
     pub first_broken: Option<Broken>,
     /// Whether the first event was the broker's first (`evt-000001`).
     pub from_genesis: bool,
+    /// The latest events whole (for the audit view), at most `keep` of them.
+    pub recent: std::collections::VecDeque<crate::broker::types::AuditEvent>,
+    keep: usize,
 }
 
 /// Unix milliseconds of an RFC 3339 timestamp.
@@ -267,6 +270,14 @@ fn millis(ts: &str) -> i64 {
 impl Observed {
     pub fn new() -> Observed {
         Observed::default()
+    }
+
+    /// Keeps the latest `n` events whole as well (the interactive audit view).
+    pub fn keeping(n: usize) -> Observed {
+        Observed {
+            keep: n,
+            ..Observed::default()
+        }
     }
 
     /// The index of the last event, if any.
@@ -291,6 +302,12 @@ impl Observed {
     pub fn fold(&mut self, e: &AuditRef<'_>, hash_ok: Option<bool>) {
         let k = self.events.len();
         self.check_chain(k, e, hash_ok);
+        if self.keep > 0 {
+            if self.recent.len() == self.keep {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(owned(e));
+        }
         self.events.push(Stamp {
             id: e.id.into(),
             timestamp: e.timestamp.into(),
@@ -921,6 +938,25 @@ impl Observed {
             .enumerate()
             .filter(move |(_, n)| n.parent.is_none() && n.event <= at)
             .map(|(i, _)| i)
+    }
+}
+
+fn owned(e: &AuditRef<'_>) -> crate::broker::types::AuditEvent {
+    crate::broker::types::AuditEvent {
+        id: e.id.into(),
+        timestamp: e.timestamp.into(),
+        event_type: e.event_type.into(),
+        agent_id: e.agent_id.into(),
+        task_id: e.task_id.into(),
+        orch_id: e.orch_id.into(),
+        detail: e.detail.into(),
+        resource: e.resource.into(),
+        outcome: e.outcome.into(),
+        deleg_depth: e.deleg_depth,
+        deleg_chain_hash: e.deleg_chain_hash.into(),
+        bytes_transferred: e.bytes_transferred,
+        hash: e.hash.into(),
+        prev_hash: e.prev_hash.into(),
     }
 }
 

@@ -1,2 +1,253 @@
 //! The reconstruction as the explorer's [`App`] model, as of an event: the
-//! same views (agents, chain tree, detail, probe) draw it.
+//! same views (agents, chain tree, detail, probe, audit) draw it. Tokens
+//! carry claims built from the trail (no raw token: observe never holds
+//! one); a refused delegation sits under the token it was attempted with,
+//! refused with the broker's words; what is inferred is said in the notes.
+
+use crate::app::{AgentEntry, App, AuditTrail, Known, TokenId, TokenKind, TokenStatus};
+use crate::broker::BrokerError;
+use crate::broker::types::{AuditEvent, ChainBreak, RevokeLevel};
+use crate::jwt::{Claims, DelegRecord};
+
+use super::{EndHow, NodeId, Observed, Status};
+
+/// Which part of the trail to show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Substring of the task, orch, agent (SPIFFE id) or app id; empty: all.
+    pub text: String,
+}
+
+impl Filter {
+    fn keeps(&self, o: &Observed, id: NodeId) -> bool {
+        if self.text.is_empty() {
+            return true;
+        }
+        let n = &o.nodes[id];
+        let a = &o.agents[n.agent];
+        [n.task.as_str(), n.orch.as_str(), a.spiffe.as_str()]
+            .into_iter()
+            .chain(a.app.as_deref())
+            .chain(n.from.map(|f| o.agents[f].spiffe.as_str()))
+            .any(|s| s.contains(&self.text))
+    }
+}
+
+/// The agent's name in the views: `task/0123` from its SPIFFE id.
+pub fn agent_name(spiffe: &str) -> String {
+    let parts: Vec<&str> = spiffe.rsplitn(3, '/').collect();
+    match parts.as_slice() {
+        [inst, task, _] if spiffe.starts_with("spiffe://") => {
+            format!("{task}/{}", inst.get(..4).unwrap_or(inst))
+        }
+        _ => spiffe.to_string(),
+    }
+}
+
+/// The App as of event `at`, keeping the chains `filter` lets through (a
+/// chain is kept whole when any of its tokens matches); the audit view
+/// gets the events `o` keeps whole.
+pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
+    let recent = &o.recent;
+    let mut app = App::new(url, false, None);
+    app.connected = true;
+    app.admin = true;
+    let ms = o.events.get(at).map(|s| s.ms).unwrap_or(0);
+    // Agents first, in order of registration.
+    let mut agent_of = vec![None; o.agents.len()];
+    for (i, a) in o.agents.iter().enumerate() {
+        if a.registered.is_some_and(|k| k <= at)
+            || a.nodes.first().is_some_and(|&n| o.nodes[n].event <= at)
+        {
+            agent_of[i] = Some(app.agents.len());
+            app.agents.push(AgentEntry {
+                name: agent_name(&a.spiffe),
+                agent_id: Some(a.spiffe.clone()),
+                orch: a.orch.clone(),
+                task: a.task.clone(),
+                scope: a.scope.clone(),
+                token: None,
+            });
+        }
+    }
+    // Whole chains: a root is kept when any token under it passes the filter.
+    let keep_root = |root: NodeId| -> bool {
+        let mut stack = vec![root];
+        while let Some(n) = stack.pop() {
+            if filter.keeps(o, n) {
+                return true;
+            }
+            stack.extend(
+                o.nodes[n]
+                    .children
+                    .iter()
+                    .copied()
+                    .filter(|&c| o.exists(c, at)),
+            );
+        }
+        false
+    };
+    let mut token_of: Vec<Option<TokenId>> = vec![None; o.nodes.len()];
+    for (i, n) in o.nodes.iter().enumerate() {
+        if n.event > at {
+            break;
+        }
+        let root = o.chain(i)[0];
+        if !filter.text.is_empty() && !keep_root(root) {
+            continue;
+        }
+        let Some(holder) = agent_of[n.agent] else {
+            continue;
+        };
+        let parent = n.parent.and_then(|p| token_of[p]);
+        let kind = match (n.renews.and_then(|r| token_of[r]), parent) {
+            (Some(of), _) => TokenKind::Renewal { of },
+            (None, Some(parent)) => TokenKind::Delegated { parent },
+            (None, None) if n.depth > 0 => TokenKind::Imported { parent: None },
+            (None, None) => TokenKind::Registration,
+        };
+        let j = o.status(i, at);
+        let status = match j.status {
+            Status::Live => TokenStatus::Valid,
+            Status::Expired => TokenStatus::Expired,
+            Status::Released => TokenStatus::Released,
+            Status::Renewed => TokenStatus::RenewedAway,
+            Status::Unknown => TokenStatus::Unknown(j.why.clone()),
+            Status::Revoked => match n.end.as_ref().map(|e| &e.how) {
+                Some(EndHow::Revoked { level, target }) => TokenStatus::Revoked {
+                    level: *level,
+                    target: target.clone(),
+                },
+                _ => TokenStatus::Revoked {
+                    level: RevokeLevel::Token,
+                    target: String::new(),
+                },
+            },
+        };
+        let mut notes = vec![format!(
+            "issued at {} ({}) by {}",
+            o.events[n.event].id,
+            o.events[n.event].timestamp,
+            n.kind.word()
+        )];
+        notes.push(format!("status: {}", j.why));
+        notes.extend(n.inferred.iter().map(|w| format!("inferred: {w}")));
+        if n.jti.is_none() {
+            notes.push(
+                "jti: not in the trail (v2.0.0 does not audit a delegated token's jti)".into(),
+            );
+        }
+        let claims = claims(o, i, ms);
+        let id = app.add_known(Known {
+            holder,
+            kind,
+            label: format!("n{i}"),
+            claims: Some(claims),
+            requested: n.scope.clone(),
+            status,
+            notes,
+        });
+        token_of[i] = Some(id);
+        if n.kind == super::NodeKind::Registration && app.agents[holder].token.is_none() {
+            app.agents[holder].token = Some(id);
+        }
+        for &d in &n.denials {
+            let d = &o.denials[d];
+            if d.event > at {
+                continue;
+            }
+            let to = d.target.as_deref().unwrap_or("(unknown)");
+            let target = match o.agent_named(to).and_then(|a| agent_of[a]) {
+                Some(a) => a,
+                None => app.outside_agent(to),
+            };
+            app.add_known(Known {
+                holder: target,
+                kind: TokenKind::Delegated { parent: id },
+                label: format!("{} refused", o.events[d.event].id),
+                claims: None,
+                requested: d.requested.clone(),
+                status: TokenStatus::Refused(BrokerError {
+                    status: 403,
+                    error_code: d.event_type.clone(),
+                    detail: d.detail.clone(),
+                    request_id: o.events[d.event].id.to_string(),
+                }),
+                notes: vec![format!(
+                    "refused at {} ({}); attempted with n{}{}",
+                    o.events[d.event].id,
+                    o.events[d.event].timestamp,
+                    d.node.unwrap_or_default(),
+                    if d.node_inferred { " (inferred)" } else { "" }
+                )],
+            });
+        }
+    }
+    let chain = match &o.first_broken {
+        Some(b) if b.event <= at => Err(match b.what {
+            "hash" => ChainBreak::BadHash {
+                index: b.event,
+                id: b.id.clone(),
+            },
+            _ => ChainBreak::BadLink {
+                index: b.event,
+                id: b.id.clone(),
+            },
+        }),
+        _ => Ok(()),
+    };
+    // `recent` are the trail's last events: those up to `at` are shown.
+    let first = o.events.len().saturating_sub(recent.len());
+    let shown: Vec<AuditEvent> = recent
+        .iter()
+        .take((at + 1).saturating_sub(first))
+        .cloned()
+        .collect();
+    app.audit = Some(Ok(AuditTrail {
+        at: ms / 1000,
+        events: shown,
+        chain,
+    }));
+    app
+}
+
+/// Claims as far as the trail tells: subject, scope, task, orch, jti when
+/// known, issue time, expiry (far away when the ttl is unknown: the status
+/// says what is known), and a delegation chain of the hops above it.
+fn claims(o: &Observed, i: NodeId, _now_ms: i64) -> Claims {
+    let n = &o.nodes[i];
+    let iat = n.ms / 1000;
+    let chain = o.chain(i);
+    let records: Vec<DelegRecord> = chain
+        .windows(2)
+        .map(|w| {
+            let (p, c) = (&o.nodes[w[0]], &o.nodes[w[1]]);
+            DelegRecord {
+                agent: o.agents[p.agent].spiffe.clone(),
+                scope: p.scope.clone(),
+                delegated_at: o.events[c.event].timestamp.to_string(),
+                signature: String::new(),
+            }
+        })
+        .collect();
+    // A renewal of a delegated token keeps its chain; the chain above a
+    // placeholder is unknown.
+    let records = if records.len() > n.depth {
+        records[records.len() - n.depth..].to_vec()
+    } else {
+        records
+    };
+    Claims {
+        sub: o.agents[n.agent].spiffe.clone(),
+        scope: n.scope.clone(),
+        task_id: n.task.clone(),
+        orch_id: n.orch.clone(),
+        jti: n.jti.clone().unwrap_or_default(),
+        iat,
+        nbf: iat,
+        exp: n.ttl.map(|t| iat + t).unwrap_or(crate::app::EXP_UNKNOWN),
+        delegation_chain: records,
+        chain_hash: n.chain_hash.clone().unwrap_or_default(),
+        ..Claims::default()
+    }
+}

@@ -70,14 +70,14 @@ pub fn node_text(app: &App, id: TokenId, t: Theme, now: i64, width: usize) -> Te
             ]);
             return Text::from(vec![Line::from(head), body]);
         }
-        TokenStatus::Valid => {
-            if let Some(exp) = tok.exp() {
-                head.push(Span::styled(
-                    format!(" ⏱{}", ttl_text(exp - now)),
-                    t.accent(),
-                ));
-            }
-        }
+        TokenStatus::Valid => match tok.exp() {
+            Some(crate::app::EXP_UNKNOWN) => head.push(Span::styled(" ⏱?", t.warn())),
+            Some(exp) => head.push(Span::styled(
+                format!(" ⏱{}", ttl_text(exp - now)),
+                t.accent(),
+            )),
+            None => {}
+        },
         other => head.push(Span::styled(
             format!(" {}", other.word().to_uppercase()),
             t.status(other),

@@ -55,16 +55,27 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
     }
     let mut state = vec![Span::styled(status.reason(), t.status(&status))];
     if let Some(exp) = tok.exp() {
-        state.push(Span::raw(if exp >= now {
+        state.push(Span::raw(if exp == crate::app::EXP_UNKNOWN {
+            " · expiry not known".to_string()
+        } else if exp >= now {
             format!(" · expires in {}", ttl_text(exp - now))
         } else {
             " · past its exp".to_string()
         }));
     }
-    if tok.raw.is_some() {
-        state.push(Span::raw(format!(" · depth {}", tok.depth())));
+    if tok.raw.is_some() || !tok.notes.is_empty() {
+        state.push(Span::raw(format!(" · depth {}", app.depth(id))));
     }
     lines.push(Line::from(state));
+    // Observe: where the token comes from in the trail, and what is inferred.
+    for n in &tok.notes {
+        let style = if n.starts_with("inferred") {
+            t.warn()
+        } else {
+            t.dim()
+        };
+        lines.push(Line::from(Span::styled(n.clone(), style)));
+    }
     badges(&mut lines, tok, t);
     token_lines(&mut lines, app, tok, &status, view.reveal, t);
     if let Some(raw) = &tok.raw

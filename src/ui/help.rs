@@ -25,7 +25,13 @@ fn is_action(v: Verb) -> bool {
     )
 }
 
-pub fn draw(f: &mut Frame, area: Rect, t: Theme) {
+/// `observing`: the keys of `chainview observe` (the timeline, no actions).
+pub fn draw(f: &mut Frame, area: Rect, t: Theme, observing: bool) {
+    let mode = if observing {
+        Mode::Observe
+    } else {
+        Mode::Normal
+    };
     let w = 78.min(area.width);
     let h = 24.min(area.height);
     let rect = Rect::new(
@@ -47,16 +53,19 @@ pub fn draw(f: &mut Frame, area: Rect, t: Theme) {
         ])
     };
     let mut l = vec![Line::from(Span::styled("Everywhere", t.strong()))];
-    let global: Vec<_> = help_lines(Mode::Normal, None).collect();
+    let global: Vec<_> = help_lines(mode, None).collect();
     // Ctrl-C is said on the right (it quits in every mode).
     for b in global.iter().filter(|b| !is_action(b.verb) && !b.ctrl) {
         l.push(key(b.label, b.what));
     }
-    l.push(Line::from(Span::styled(
-        "Actions (a form each)",
-        t.strong(),
-    )));
-    for b in global.iter().filter(|b| is_action(b.verb)) {
+    let actions: Vec<_> = global.iter().filter(|b| is_action(b.verb)).collect();
+    if !actions.is_empty() && !observing {
+        l.push(Line::from(Span::styled(
+            "Actions (a form each)",
+            t.strong(),
+        )));
+    }
+    for b in actions {
         l.push(key(b.label, b.what));
     }
     f.render_widget(Paragraph::new(l), left);
@@ -79,10 +88,18 @@ pub fn draw(f: &mut Frame, area: Rect, t: Theme) {
         Focus::Agents,
         Focus::Steps,
     ] {
-        r.push(line(focus.title().to_string(), Mode::Normal, Some(focus)));
+        let title = match focus {
+            Focus::Steps if observing => "Denials".to_string(),
+            f => f.title().to_string(),
+        };
+        r.push(line(title, mode, Some(focus)));
     }
     r.push(line("Typing a scope".into(), Mode::Probe, None));
-    r.push(line("Forms".into(), Mode::Form, None));
+    if observing {
+        r.push(line("Jumping (t)".into(), Mode::Jump, None));
+    } else {
+        r.push(line("Forms".into(), Mode::Form, None));
+    }
     r.push(line("Audit view".into(), Mode::Audit, None));
     r.push(Line::from(Span::styled(
         "Click selects, the wheel scrolls; Ctrl-C quits anywhere.",

@@ -15,7 +15,8 @@ use crate::view::keymap::{self, Binding, Mode, Verb};
 /// The title at the start of the bar.
 fn title(view: &View, mode: Mode) -> &'static str {
     match mode {
-        Mode::Normal => view.focus.title(),
+        Mode::Normal | Mode::Observe => view.focus.title(),
+        Mode::Jump => "Jump",
         Mode::Probe => "Probe",
         Mode::Form => "Form",
         Mode::Audit => "Audit",
@@ -28,7 +29,7 @@ fn title(view: &View, mode: Mode) -> &'static str {
 pub fn items(view: &View, width: usize) -> Vec<(&'static str, &'static str)> {
     let mode = view.mode();
     let (rest, mut pinned) = keymap::bar(mode, view.focus);
-    if !matches!(mode, Mode::Normal | Mode::Help) {
+    if !matches!(mode, Mode::Normal | Mode::Observe | Mode::Help) {
         pinned.extend(keymap::KEYMAP.iter().filter(|b| b.ctrl));
     }
     let pair = |b: &Binding| (b.label, b.what);

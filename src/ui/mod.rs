@@ -98,7 +98,7 @@ pub fn status_symbol(s: &TokenStatus) -> &'static str {
         TokenStatus::RenewedAway => "⟳",
         TokenStatus::Refused(_) => "✗",
         TokenStatus::Failed(_) => "!",
-        TokenStatus::Invalid => "?",
+        TokenStatus::Invalid | TokenStatus::Unknown(_) => "?",
     }
 }
 
@@ -330,7 +330,7 @@ pub fn draw(f: &mut Frame, app: &App, view: &mut View, probe: &mut ProbeCache, n
         form::draw(f, area, app, form, theme);
     }
     if view.help {
-        help::draw(f, area, theme);
+        help::draw(f, area, theme, view.observing);
     }
 }
 

@@ -32,6 +32,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme) {
         Span::raw(" "),
         conn,
     ];
+    if let Some(at) = &view.as_of {
+        spans.push(Span::styled(" │ ", t.dim()));
+        spans.push(Span::styled(at.clone(), t.strong()));
+    }
     if !view.steps.is_empty() {
         spans.push(Span::styled(" │ ", t.dim()));
         spans.push(Span::raw(format!(

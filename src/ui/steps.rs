@@ -10,6 +10,9 @@ use super::{Theme, fit, hint, open_pane};
 use crate::view::{Focus, StepMark, View};
 
 pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {
+    if view.observing {
+        return denials(f, area, view, t);
+    }
     // The title never runs into the corner: a long file name is cut with "…".
     let room = (area.width as usize).saturating_sub(12).max(4);
     let title = if view.file.is_empty() {
@@ -83,5 +86,29 @@ pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
         return;
     }
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Observe: refused escalations, scope violations, auth failures, revoked
+/// tokens still presented — by count (where the explorer has its steps).
+fn denials(f: &mut Frame, area: Rect, view: &View, t: Theme) {
+    let inner = open_pane(f, area, view, Focus::Steps, " Denials · by count ");
+    if view.side.is_empty() {
+        f.render_widget(hint("No denials so far.", t), inner);
+        return;
+    }
+    let w = inner.width as usize;
+    let first = if view.focus == Focus::Steps {
+        view.steps_offset.min(view.side.len().saturating_sub(1))
+    } else {
+        0
+    };
+    let lines: Vec<Line> = view
+        .side
+        .iter()
+        .skip(first)
+        .take(inner.height as usize)
+        .map(|l| Line::from(Span::styled(fit(l, w), t.bad())))
+        .collect();
     f.render_widget(Paragraph::new(lines), inner);
 }

@@ -20,6 +20,10 @@ pub enum Mode {
     Audit,
     /// The help overlay.
     Help,
+    /// The panes of `chainview observe` (read-only; a timeline instead of steps).
+    Observe,
+    /// Typing an event id or time to jump to (observe).
+    Jump,
 }
 
 /// What a key asks for.
@@ -71,6 +75,14 @@ pub enum Verb {
     /// the key as editing).
     ChoicePrev,
     ChoiceNext,
+    /// Observe: one event forward / back on the timeline.
+    NextEvent,
+    PrevEvent,
+    /// Observe: the first event; the head (and follow it, live).
+    FirstEvent,
+    FollowHead,
+    /// Observe: type an event id or a time to jump to.
+    Jump,
 }
 
 /// One line of the keymap.
@@ -94,8 +106,13 @@ pub struct Binding {
 use KeyCode::*;
 use Mode::*;
 
-const ALL: &[Mode] = &[Normal, Probe, Form, Audit, Help];
-const N: &[Mode] = &[Normal];
+const ALL: &[Mode] = &[Normal, Probe, Form, Audit, Help, Observe, Jump];
+/// The panes, in the explorer and in observe.
+const N: &[Mode] = &[Normal, Observe];
+/// The explorer only (scenario steps and broker actions).
+const E: &[Mode] = &[Normal];
+/// Observe only (the timeline).
+const O: &[Mode] = &[Observe];
 
 const fn b(
     modes: &'static [Mode],
@@ -242,7 +259,7 @@ pub const KEYMAP: &[Binding] = &[
     ),
     // Any pane.
     b(
-        N,
+        E,
         None,
         &[Char('n'), Char(' ')],
         "n/Space",
@@ -260,7 +277,7 @@ pub const KEYMAP: &[Binding] = &[
         Some(3),
     ),
     b(
-        N,
+        E,
         None,
         &[Char('v')],
         "v",
@@ -269,7 +286,7 @@ pub const KEYMAP: &[Binding] = &[
         Some(4),
     ),
     b(
-        N,
+        E,
         None,
         &[Char('d')],
         "d",
@@ -278,7 +295,7 @@ pub const KEYMAP: &[Binding] = &[
         Some(4),
     ),
     b(
-        N,
+        E,
         None,
         &[Char('b')],
         "b",
@@ -287,7 +304,7 @@ pub const KEYMAP: &[Binding] = &[
         Some(5),
     ),
     b(
-        N,
+        E,
         None,
         &[Char('r')],
         "r",
@@ -296,7 +313,7 @@ pub const KEYMAP: &[Binding] = &[
         Some(5),
     ),
     b(
-        N,
+        E,
         None,
         &[Char('a')],
         "a",
@@ -305,7 +322,7 @@ pub const KEYMAP: &[Binding] = &[
         Some(6),
     ),
     b(
-        N,
+        E,
         None,
         &[Char('t')],
         "t",
@@ -314,7 +331,7 @@ pub const KEYMAP: &[Binding] = &[
         Some(7),
     ),
     b(
-        N,
+        E,
         None,
         &[Char('y')],
         "y/Y",
@@ -322,7 +339,53 @@ pub const KEYMAP: &[Binding] = &[
         "copy / save the token",
         Some(8),
     ),
-    b(N, None, &[Char('Y')], "", Verb::SaveToken, "", None),
+    b(E, None, &[Char('Y')], "", Verb::SaveToken, "", None),
+    // The timeline (observe).
+    b(
+        O,
+        None,
+        &[Char('n'), Char(' ')],
+        "n/Space",
+        Verb::NextEvent,
+        "next event",
+        Some(1),
+    ),
+    b(
+        O,
+        None,
+        &[Char('b')],
+        "b",
+        Verb::PrevEvent,
+        "previous event",
+        Some(1),
+    ),
+    b(
+        O,
+        None,
+        &[Char('g')],
+        "g",
+        Verb::FirstEvent,
+        "first event",
+        Some(5),
+    ),
+    b(
+        O,
+        None,
+        &[Char('G')],
+        "G",
+        Verb::FollowHead,
+        "last event, follow live",
+        Some(4),
+    ),
+    b(
+        O,
+        None,
+        &[Char('t')],
+        "t",
+        Verb::Jump,
+        "jump to an event or time",
+        Some(4),
+    ),
     b(
         N,
         None,
@@ -342,7 +405,7 @@ pub const KEYMAP: &[Binding] = &[
         None,
     ),
     b(
-        N,
+        E,
         None,
         &[Char('w')],
         "w",
@@ -351,7 +414,7 @@ pub const KEYMAP: &[Binding] = &[
         Some(8),
     ),
     b(
-        N,
+        E,
         None,
         &[Char('x')],
         "x",
@@ -360,7 +423,7 @@ pub const KEYMAP: &[Binding] = &[
         Some(8),
     ),
     b(
-        N,
+        E,
         None,
         &[Char('R')],
         "R",
@@ -369,7 +432,7 @@ pub const KEYMAP: &[Binding] = &[
         Some(9),
     ),
     b(
-        N,
+        E,
         None,
         &[Char('i')],
         "i",
@@ -387,7 +450,7 @@ pub const KEYMAP: &[Binding] = &[
         Some(9),
     ),
     b(
-        N,
+        E,
         None,
         &[Char('e')],
         "e",
@@ -406,6 +469,17 @@ pub const KEYMAP: &[Binding] = &[
     ),
     b(N, None, &[Char('?')], "?", Verb::Help, "help", Some(0)),
     b(N, None, &[Char('q')], "q", Verb::Quit, "quit", Some(0)),
+    // Typing where to jump (observe).
+    b(
+        &[Jump],
+        None,
+        &[Enter],
+        "Enter",
+        Verb::Submit,
+        "jump",
+        Some(1),
+    ),
+    b(&[Jump], None, &[Esc], "Esc", Verb::Close, "cancel", Some(1)),
     // Typing a scope.
     b(
         &[Probe],
@@ -518,7 +592,9 @@ pub fn lookup(mode: Mode, focus: Focus, key: KeyEvent) -> Option<Verb> {
         .iter()
         .find(|bd| {
             bd.modes.contains(&mode)
-                && bd.focus.is_none_or(|f| f == focus && mode == Mode::Normal)
+                && bd
+                    .focus
+                    .is_none_or(|f| f == focus && matches!(mode, Mode::Normal | Mode::Observe))
                 && (bd.keys.is_empty() || (bd.keys.contains(&key.code) && bd.ctrl == ctrl))
         })
         .map(|bd| bd.verb)
@@ -529,7 +605,9 @@ pub fn lookup(mode: Mode, focus: Focus, key: KeyEvent) -> Option<Verb> {
 pub fn bar(mode: Mode, focus: Focus) -> (Vec<&'static Binding>, Vec<&'static Binding>) {
     let shown = |bd: &&Binding| {
         bd.modes.contains(&mode)
-            && bd.focus.is_none_or(|f| f == focus && mode == Mode::Normal)
+            && bd
+                .focus
+                .is_none_or(|f| f == focus && matches!(mode, Mode::Normal | Mode::Observe))
             && !bd.label.is_empty()
     };
     let mut rest: Vec<&Binding> = KEYMAP
@@ -558,7 +636,7 @@ pub fn help_lines(mode: Mode, focus: Option<Focus>) -> impl Iterator<Item = &'st
 pub fn summary(width: usize) -> String {
     let items: Vec<String> = KEYMAP
         .iter()
-        .filter(|bd| bd.modes == N && bd.focus.is_none() && !bd.label.is_empty())
+        .filter(|bd| bd.modes.contains(&Normal) && bd.focus.is_none() && !bd.label.is_empty())
         .map(|bd| format!("{} {}", bd.label, bd.what))
         .collect();
     let mut out = String::new();

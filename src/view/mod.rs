@@ -94,6 +94,13 @@ pub enum Action {
     FetchAudit,
     /// Cancel the step in flight (Esc), if any.
     Cancel,
+    /// Observe: one event forward / back, the first event, the head.
+    NextEvent,
+    PrevEvent,
+    FirstEvent,
+    FollowHead,
+    /// Observe: go to the event or time typed in `View::jump`.
+    Jump,
 }
 
 /// The audit view (`A`): filters typed by the user, and a scroll position.
@@ -253,6 +260,14 @@ pub struct View {
     pub form: Option<Form>,
     /// The audit view, when open.
     pub audit: Option<AuditView>,
+    /// `chainview observe`: read-only, with a timeline instead of steps.
+    pub observing: bool,
+    /// Observe: where to jump, while it is typed.
+    pub jump: Option<Input>,
+    /// Observe: the denials and anomalies pane's lines (where the steps are in the explorer).
+    pub side: Vec<String>,
+    /// Observe: "as of evt-000123 · 15:18:37", for the status bar.
+    pub as_of: Option<String>,
 }
 
 impl View {
@@ -300,6 +315,10 @@ impl View {
             areas: Areas::default(),
             form: None,
             audit: None,
+            observing: false,
+            jump: None,
+            side: Vec::new(),
+            as_of: None,
         }
     }
 
@@ -565,6 +584,10 @@ impl View {
             Mode::Audit
         } else if self.focus == Focus::Probe {
             Mode::Probe
+        } else if self.jump.is_some() {
+            Mode::Jump
+        } else if self.observing {
+            Mode::Observe
         } else {
             Mode::Normal
         }
@@ -609,7 +632,12 @@ impl View {
                 self.probe.handle_event(&ev);
                 self.probe_offset = 0;
             }
-            Mode::Normal | Mode::Help => {}
+            Mode::Jump => {
+                if let Some(j) = &mut self.jump {
+                    j.handle_event(&ev);
+                }
+            }
+            Mode::Normal | Mode::Observe | Mode::Help => {}
         }
     }
 
@@ -641,9 +669,24 @@ impl View {
                 }
                 return Action::None;
             }
-            Mode::Normal => {}
+            Mode::Jump => {
+                return match verb {
+                    Verb::Quit => Action::Quit,
+                    Verb::Submit => Action::Jump,
+                    _ => {
+                        self.jump = None;
+                        Action::None
+                    }
+                };
+            }
+            Mode::Normal | Mode::Observe => {}
         }
         match verb {
+            Verb::NextEvent => return Action::NextEvent,
+            Verb::PrevEvent => return Action::PrevEvent,
+            Verb::FirstEvent => return Action::FirstEvent,
+            Verb::FollowHead => return Action::FollowHead,
+            Verb::Jump => self.jump = Some(Input::default()),
             Verb::Quit => return Action::Quit,
             Verb::Help => self.help = true,
             Verb::Escape => {
