@@ -153,7 +153,7 @@ pub fn broker_words(url: &str, e: &ClientError) -> String {
             b.status, b.error_code, b.detail
         ),
         e if e.is_unreachable() => format!("cannot reach the broker at {url}: {e}"),
-        e => format!("the broker at {url} did not give its audit trail: {e}"),
+        e => format!("the broker at {url} did not give its audit trail ({e})"),
     }
 }
 

@@ -253,3 +253,393 @@ fn a_changed_detail_is_named() {
     load::read_bytes(tampered.as_bytes(), "t.json", &mut o, &mut |_, _| {}).unwrap();
     assert_eq!(o.first_broken.unwrap().id, "evt-000066");
 }
+
+// ---- The binary: exit codes, a live broker, audit dump, diagrams. ----
+
+const BIN: &str = env!("CARGO_BIN_EXE_chainview");
+
+/// Runs chainview with `args` and no broker settings from the environment.
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(args).stdin(std::process::Stdio::null());
+    for v in [
+        "AGENTWRIT_BROKER_URL",
+        "AGENTWRIT_CLIENT_ID",
+        "AGENTWRIT_CLIENT_SECRET",
+        "AGENTWRIT_ADMIN_SECRET",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn print_json_has_the_specified_fields_and_exits_0() {
+    let f = fixture("audit.json");
+    let (code, out, err) = run(
+        &["observe", "--from", f.to_str().unwrap(), "--print", "json"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v = lines(&out);
+    let node = v
+        .iter()
+        .find(|l| l["kind"] == "node" && l["event"] == "evt-000016")
+        .unwrap();
+    for k in [
+        "id",
+        "type",
+        "agent",
+        "from",
+        "parent",
+        "scope",
+        "depth",
+        "task",
+        "orch",
+        "status",
+        "inferred",
+        "event",
+        "at",
+        "jti",
+        "chain_hash",
+    ] {
+        assert!(node.get(k).is_some(), "node lacks {k}: {node}");
+    }
+    assert_eq!(node["type"], "delegation");
+    assert_eq!(node["depth"], 2);
+    assert_eq!(
+        node["jti"],
+        Value::Null,
+        "the trail does not carry a delegated jti"
+    );
+    let parent = v.iter().find(|l| l["id"] == node["parent"]).unwrap();
+    assert_eq!(parent["event"], "evt-000015");
+    assert_eq!(parent["agent"], node["from"]);
+    let denied = v
+        .iter()
+        .find(|l| l["kind"] == "denied" && l["event"] == "evt-000014")
+        .unwrap();
+    for k in [
+        "event",
+        "at",
+        "event_type",
+        "agent",
+        "from",
+        "scope",
+        "detail",
+    ] {
+        assert!(denied.get(k).is_some(), "denial lacks {k}");
+    }
+    assert_eq!(
+        denied["scope"],
+        serde_json::json!(["write:deploy:web-service"])
+    );
+    let summary = v.last().unwrap();
+    assert_eq!(summary["kind"], "summary");
+    assert_eq!(summary["events"], 136);
+    assert_eq!(summary["hash_chain"], "ok");
+    assert_eq!(summary["first_broken"], Value::Null);
+    assert_eq!(
+        summary["nodes"],
+        v.iter().filter(|l| l["kind"] == "node").count()
+    );
+    // --at: the state as of an event (the release of evt-000019 not yet seen).
+    let (_, out, _) = run(
+        &[
+            "observe",
+            "--from",
+            f.to_str().unwrap(),
+            "--print",
+            "json",
+            "--at",
+            "evt-000018",
+        ],
+        &[],
+    );
+    let v = lines(&out);
+    let orch = v.iter().find(|l| l["event"] == "evt-000006").unwrap();
+    assert_eq!(orch["status"], "live");
+    assert_eq!(v.last().unwrap()["as_of"], "evt-000018");
+}
+
+#[test]
+fn a_tampered_copy_exits_1_naming_the_event() {
+    let text = std::fs::read_to_string(fixture("audit.json")).unwrap();
+    let tampered = text.replacen(
+        "requested=[read:data:payroll]",
+        "requested=[read:data:other]",
+        1,
+    );
+    assert_ne!(text, tampered);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("tampered.json");
+    std::fs::write(&f, tampered).unwrap();
+    let (code, out, err) = run(
+        &["observe", "--from", f.to_str().unwrap(), "--print", "json"],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("BROKEN at evt-000062"), "{err}");
+    let summary = lines(&out).pop().unwrap();
+    assert_eq!(
+        (
+            summary["hash_chain"].as_str(),
+            summary["first_broken"].as_str()
+        ),
+        (Some("broken"), Some("evt-000062"))
+    );
+}
+
+#[test]
+fn bad_input_and_usage_exit_2_with_nothing_half_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    let text = std::fs::read_to_string(fixture("audit.json")).unwrap();
+    std::fs::write(&bad, &text[..text.len() / 2]).unwrap();
+    let (code, out, err) = run(
+        &[
+            "observe",
+            "--from",
+            bad.to_str().unwrap(),
+            "--print",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "nothing printed: {out}");
+    assert!(
+        err.contains(&format!("{}:", bad.display())) && err.contains("not an audit trail"),
+        "{err}"
+    );
+    let f = fixture("audit.json");
+    let f = f.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["observe", "--from", "/no/such/file", "--print", "json"],
+            "cannot read it",
+        ),
+        (
+            vec![
+                "observe",
+                "--from",
+                f,
+                "--print",
+                "json",
+                "--at",
+                "evt-999999",
+            ],
+            "no such event",
+        ),
+        (
+            vec!["observe", "--from", f, "--print", "json", "--at", "noon"],
+            "RFC 3339",
+        ),
+        (vec!["observe", "--print", "json"], "observe needs a trail"),
+        (
+            vec!["observe", "--from", f, "--print", "yaml"],
+            "invalid value",
+        ),
+    ] {
+        let (code, out, err) = run(&args, &[]);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // The broker needs the admin secret.
+    let (code, _, err) = run(
+        &[
+            "observe",
+            "--broker",
+            "http://127.0.0.1:9",
+            "--print",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("AGENTWRIT_ADMIN_SECRET"), "{err}");
+}
+
+#[test]
+fn an_unreachable_broker_exits_3() {
+    let (code, _, err) = run(
+        &[
+            "observe",
+            "--broker",
+            "http://127.0.0.1:9",
+            "--print",
+            "json",
+        ],
+        &[("AGENTWRIT_ADMIN_SECRET", "some-admin-secret-here")],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("cannot reach the broker at http://127.0.0.1:9"),
+        "{err}"
+    );
+}
+
+#[test]
+fn diagrams_draw_nodes_edges_and_refusals() {
+    let f = fixture("audit.json");
+    let f = f.to_str().unwrap();
+    let (code, mmd, _) = run(
+        &[
+            "observe",
+            "--from",
+            f,
+            "--print",
+            "mermaid",
+            "--at",
+            "evt-000016",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert!(mmd.starts_with("flowchart TD\n"), "{mmd}");
+    assert!(
+        mmd.contains("n4 -->|\"−read:config:production −read:deploy:web-service\"| n5"),
+        "{mmd}"
+    );
+    assert!(
+        mmd.contains("n3 -.->|\"refused at evt-000014\"| d0"),
+        "{mmd}"
+    );
+    assert!(
+        mmd.contains("d0[\"✗ push-v2.4.1/c8bc<br/>write:deploy:web-service<br/>denied"),
+        "{mmd}"
+    );
+    let (code, dot, _) = run(
+        &[
+            "observe",
+            "--from",
+            f,
+            "--print",
+            "dot",
+            "--at",
+            "evt-000016",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert!(dot.starts_with("digraph chainview {"), "{dot}");
+    assert!(
+        dot.contains("n3 -> d0 [label=\"refused at evt-000014\", style=dashed];"),
+        "{dot}"
+    );
+    assert!(dot.trim_end().ends_with('}'));
+}
+
+/// A broker, driven by another client (chainview's own --script, as the SDK
+/// is in CI), observed headless; the saved trail reads back the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_broker_is_observed_and_dumped() {
+    use chainview::broker::embedded::{Config, EmbeddedBroker};
+    let secret = "observe-test-admin-secret";
+    let broker = EmbeddedBroker::start(Config::with_admin_secret(secret))
+        .await
+        .unwrap();
+    let url = broker.url();
+    let env = [
+        ("AGENTWRIT_BROKER_URL", url.as_str()),
+        ("AGENTWRIT_ADMIN_SECRET", secret),
+    ];
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/scenarios/deploy.chainview"
+    );
+    let (url2, env2) = (
+        url.clone(),
+        env.map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let result = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env2.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (code, _, err) = run(&["--script", script], &env);
+        assert_eq!(code, 0, "{err}");
+        let live = run(&["observe", "--print", "json"], &env);
+        let dir = tempfile::tempdir().unwrap();
+        let saved = dir.path().join("trail.json");
+        let (code, _, err) = run(&["audit", "dump", "--out", saved.to_str().unwrap()], &env);
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = run(&["audit", "dump", "--out", saved.to_str().unwrap()], &env);
+        assert_eq!(code, 2, "never overwrites: {err}");
+        // Observing logs in as admin: the dump holds the observer's own
+        // admin_auth too. As of the live run's last event, the same forest.
+        let as_of = lines(&live.1)
+            .last()
+            .map(|s| s["as_of"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default();
+        let offline = run(
+            &[
+                "observe",
+                "--from",
+                saved.to_str().unwrap(),
+                "--print",
+                "json",
+                "--at",
+                &as_of,
+            ],
+            &[],
+        );
+        let wrong = run(
+            &["observe", "--broker", &url2, "--print", "json"],
+            &[("AGENTWRIT_ADMIN_SECRET", "not-the-admin-secret")],
+        );
+        (live, offline, wrong)
+    })
+    .await
+    .unwrap();
+    let ((code, out, err), offline, wrong) = result;
+    assert_eq!(code, 0, "{err}");
+    let v = lines(&out);
+    let delegations: Vec<&Value> = v.iter().filter(|l| l["type"] == "delegation").collect();
+    assert_eq!(delegations.len(), 3, "{out}");
+    let hop2 = delegations.iter().find(|l| l["depth"] == 2).unwrap();
+    assert_eq!(
+        hop2["scope"],
+        serde_json::json!(["write:deploy:web-service"])
+    );
+    let parent = v.iter().find(|l| l["id"] == hop2["parent"]).unwrap();
+    assert_eq!(
+        parent["scope"].as_array().unwrap().len(),
+        3,
+        "hop 2 hangs under the hop 1 that carries write"
+    );
+    assert_eq!(v.iter().filter(|l| l["kind"] == "denied").count(), 1);
+    assert_eq!(v.last().unwrap()["hash_chain"], "ok");
+    assert_eq!(offline.0, 0, "{}", offline.2);
+    let body = |s: &str| {
+        s.lines()
+            .filter(|l| !l.contains("\"kind\":\"summary\""))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        body(&offline.1),
+        body(&out),
+        "the dumped trail reads back the same"
+    );
+    assert_eq!(wrong.0, 3, "{}", wrong.2);
+    assert!(
+        wrong
+            .2
+            .contains("AGENTWRIT_ADMIN_SECRET does not match this broker"),
+        "{}",
+        wrong.2
+    );
+    broker.shutdown().await;
+}

@@ -380,3 +380,51 @@ fn y_copies_the_selected_token_with_osc52() {
     assert!(token.starts_with("eyJ"), "{token}");
     t.quit_and_check_restored(&mut child);
 }
+
+/// `chainview observe` in a real terminal: chains another client makes on
+/// the broker appear without a key pressed; the timeline steps back and
+/// follows the head again; q restores the terminal.
+#[test]
+fn observe_shows_chains_appear_live() {
+    use chainview::broker::embedded::{Config, EmbeddedBroker};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let broker = rt
+        .block_on(EmbeddedBroker::start(Config::default()))
+        .unwrap();
+    let url = broker.url();
+    let admin = broker.admin_secret().to_string();
+    let (mut t, mut child) = Term::spawn(
+        &["observe", "--broker", &url, "--interval", "0.3"],
+        &[("AGENTWRIT_ADMIN_SECRET", &admin)],
+    );
+    t.wait_for("No agents in the trail yet");
+    // Another client: the deploy scenario, headless, against the same broker.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/scenarios/deploy.chainview"
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["--script", script])
+        .env("AGENTWRIT_BROKER_URL", &url)
+        .env("AGENTWRIT_ADMIN_SECRET", &admin)
+        .env_remove("AGENTWRIT_CLIENT_ID")
+        .env_remove("AGENTWRIT_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // No key pressed: the chain and the refusal show up.
+    let s = t.wait_for("delegation_attenuation_violation");
+    assert!(s.contains("review-v2.4.1/"), "{s}");
+    assert!(s.contains("· live"), "{s}");
+    // Step back one event, then follow the head again.
+    t.keys("b");
+    t.wait_for("stepped back");
+    t.keys("G");
+    t.wait_for("· live");
+    t.quit_and_check_restored(&mut child);
+    rt.block_on(broker.shutdown());
+}

@@ -52,6 +52,11 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
     let mut app = App::new(url, false, None);
     app.connected = true;
     app.admin = true;
+    app.app = Some(crate::worker::AppInfo {
+        app_id: None,
+        client_id: "none (observing, admin)".into(),
+        ceiling: None,
+    });
     let ms = o.events.get(at).map(|s| s.ms).unwrap_or(0);
     // Agents first, in order of registration.
     let mut agent_of = vec![None; o.agents.len()];

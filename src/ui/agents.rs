@@ -28,7 +28,11 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
     if app.agents.is_empty() {
         f.render_widget(
             hint(
-                "No agents yet: the scenario's agent steps register them.",
+                if view.observing {
+                    "No agents in the trail yet: they appear as the broker registers them."
+                } else {
+                    "No agents yet: the scenario's agent steps register them."
+                },
                 t,
             ),
             inner,
