@@ -262,11 +262,12 @@ pub async fn print_headless(
 ) -> Result<u8, WatchError> {
     let o = gather(settings, args).await?;
     let at = resolve_at(&o, args.at.as_deref())?;
-    let mut buf = Vec::new();
-    let _ = print(&o, at, format, &mut buf);
-    let mut stdout = std::io::stdout().lock();
+    // The input was read whole and is sound: print as it is written.
+    let stdout = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout);
     // A closed pipe (`| head`) is not worth a report.
-    let _ = stdout.write_all(&buf).and_then(|()| stdout.flush());
+    let _ = print(&o, at, format, &mut out).and_then(|()| out.flush());
+    drop(out);
     if let Some(b) = &o.first_broken {
         tracing::warn!("audit hash chain {}", b.words());
         eprintln!(

@@ -349,6 +349,8 @@ pub struct App {
     pub revalidated_at: Option<i64>,
     /// A live check was sent and its answer has not arrived yet.
     pub live_pending: bool,
+    /// Renewals of each token, in order (so `latest` need not scan every token).
+    renewals: HashMap<TokenId, Vec<TokenId>>,
 }
 
 impl App {
@@ -386,6 +388,9 @@ impl App {
         let id = self.tokens.len();
         if let Some(l) = &t.label {
             self.labels.insert(l.clone(), id);
+        }
+        if let TokenKind::Renewal { of } = t.kind {
+            self.renewals.entry(of).or_default().push(id);
         }
         self.tokens.push(TokenEntry { id, ..t });
         id
@@ -961,15 +966,20 @@ impl App {
     /// `id` itself). What an agent holds now.
     pub fn latest(&self, id: TokenId) -> TokenId {
         let mut cur = id;
-        // Renewals are made after what they renew: one pass forward suffices.
-        for t in &self.tokens[id.min(self.tokens.len())..] {
-            if matches!(t.kind, TokenKind::Renewal { of } if of == cur)
-                && !matches!(
-                    t.status_at(i64::MIN),
-                    TokenStatus::Refused(_) | TokenStatus::Failed(_) | TokenStatus::Pending
-                )
-            {
-                cur = t.id;
+        // Follow the last renewal that was issued (not refused, failed or
+        // still on its way), as many times as it was renewed.
+        for _ in 0..self.tokens.len() {
+            let next = self.renewals.get(&cur).and_then(|rs| {
+                rs.iter().rev().copied().find(|&r| {
+                    !matches!(
+                        self.tokens[r].status,
+                        TokenStatus::Refused(_) | TokenStatus::Failed(_) | TokenStatus::Pending
+                    )
+                })
+            });
+            match next {
+                Some(n) if n != cur => cur = n,
+                _ => break,
             }
         }
         cur

@@ -16,7 +16,7 @@ use crate::broker::types::AuditRef;
 
 /// The largest trail file read (the whole file is held while it is read).
 pub const MAX_FILE: u64 = 4 << 30;
-/// Events whose hashes are checked together.
+/// Events parsed, hash-checked and handed over together.
 const BATCH: usize = 8192;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,9 @@ pub fn read_file(
     read_bytes(&buf, &file, obs, progress)
 }
 
-/// Reads a trail held in memory; `name` is what errors call it.
+/// Reads a trail held in memory; `name` is what errors call it. One thread
+/// parses and checks hashes, batch by batch; this one folds: on two cores
+/// the two halves overlap.
 pub fn read_bytes(
     buf: &[u8],
     name: &str,
@@ -67,27 +69,51 @@ pub fn read_bytes(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(), LoadError> {
     let before = obs.events.len();
-    let mut sink = Sink {
-        obs,
-        batch: Vec::with_capacity(BATCH),
-        base: buf.as_ptr() as usize,
-        total: buf.len(),
-        progress,
-    };
-    let mut de = serde_json::Deserializer::from_slice(buf);
+    let base = buf.as_ptr() as usize;
+    let parsed = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch<'_>>(4);
+        let parser = s.spawn(move || {
+            let mut sink = Sink {
+                batch: Vec::with_capacity(BATCH),
+                tx,
+            };
+            let mut de = serde_json::Deserializer::from_slice(buf);
+            while de.end().is_err() {
+                Top { sink: &mut sink }.deserialize(&mut de)?;
+            }
+            sink.flush();
+            Ok::<(), serde_json::Error>(())
+        });
+        for (events, oks) in rx {
+            for (e, ok) in events.iter().zip(oks) {
+                obs.fold(&e.as_ref(), Some(ok));
+            }
+            let at = match events.last().map(|e| &e.id) {
+                Some(Cow::Borrowed(id)) => (id.as_ptr() as usize).saturating_sub(base),
+                _ => 0,
+            };
+            progress(at.min(buf.len()), buf.len());
+        }
+        parser.join()
+    });
     let malformed = |e: serde_json::Error| LoadError::Malformed {
         file: name.to_string(),
         line: e.line(),
         column: e.column(),
         why: strip_position(&e.to_string()),
     };
-    while de.end().is_err() {
-        Top { sink: &mut sink }
-            .deserialize(&mut de)
-            .map_err(malformed)?;
+    match parsed {
+        Ok(r) => r.map_err(malformed)?,
+        Err(_) => {
+            return Err(LoadError::Malformed {
+                file: name.to_string(),
+                line: 0,
+                column: 0,
+                why: "the reader stopped unexpectedly".into(),
+            });
+        }
     }
-    sink.flush();
-    if sink.obs.events.len() == before {
+    if obs.events.len() == before {
         return Err(LoadError::Empty {
             file: name.to_string(),
         });
@@ -103,15 +129,15 @@ fn strip_position(s: &str) -> String {
     }
 }
 
-struct Sink<'a, 'o> {
-    obs: &'o mut Observed,
+/// Parsed events and whether each one's hash matched.
+type Batch<'a> = (Vec<Ev<'a>>, Vec<bool>);
+
+struct Sink<'a> {
     batch: Vec<Ev<'a>>,
-    base: usize,
-    total: usize,
-    progress: &'o mut dyn FnMut(usize, usize),
+    tx: std::sync::mpsc::SyncSender<Batch<'a>>,
 }
 
-impl<'a> Sink<'a, '_> {
+impl<'a> Sink<'a> {
     fn push(&mut self, e: Ev<'a>) {
         self.batch.push(e);
         if self.batch.len() >= BATCH {
@@ -119,44 +145,16 @@ impl<'a> Sink<'a, '_> {
         }
     }
 
-    /// Checks the batch's hashes (on two threads when there are enough) and folds it.
+    /// Checks the batch's hashes and hands it to the folding thread.
     fn flush(&mut self) {
         if self.batch.is_empty() {
             return;
         }
-        let refs: Vec<AuditRef<'_>> = self.batch.iter().map(Ev::as_ref).collect();
-        let oks = check_hashes(&refs);
-        for (r, ok) in refs.iter().zip(oks) {
-            self.obs.fold(r, Some(ok));
-        }
-        let at = match self.batch.last().map(|e| &e.id) {
-            Some(Cow::Borrowed(id)) => (id.as_ptr() as usize).saturating_sub(self.base),
-            _ => 0,
-        };
-        (self.progress)(at.min(self.total), self.total);
-        self.batch.clear();
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let oks: Vec<bool> = batch.iter().map(|e| e.as_ref().hash_matches()).collect();
+        // The folding side gone means it stopped early: nothing to do.
+        let _ = self.tx.send((batch, oks));
     }
-}
-
-/// Whether each event's hash matches its fields, split across the cores.
-pub fn check_hashes(refs: &[AuditRef<'_>]) -> Vec<bool> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if threads < 2 || refs.len() < 512 {
-        return refs.iter().map(AuditRef::hash_matches).collect();
-    }
-    let per = refs.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let parts: Vec<_> = refs
-            .chunks(per)
-            .map(|c| s.spawn(move || c.iter().map(AuditRef::hash_matches).collect::<Vec<bool>>()))
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
 }
 
 /// One event's fields, borrowed from the file where no escape forces a copy.
@@ -305,18 +303,18 @@ impl<'a> Visitor<'a> for EventVisitor {
 }
 
 /// A list of events, each folded as it is read.
-struct Events<'s, 'a, 'o> {
-    sink: &'s mut Sink<'a, 'o>,
+struct Events<'s, 'a> {
+    sink: &'s mut Sink<'a>,
 }
 
-impl<'a> DeserializeSeed<'a> for Events<'_, 'a, '_> {
+impl<'a> DeserializeSeed<'a> for Events<'_, 'a> {
     type Value = ();
     fn deserialize<D: de::Deserializer<'a>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'a> Visitor<'a> for Events<'_, 'a, '_> {
+impl<'a> Visitor<'a> for Events<'_, 'a> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of audit events")
@@ -331,18 +329,18 @@ impl<'a> Visitor<'a> for Events<'_, 'a, '_> {
 
 /// A top-level value: a page (`{"events":[…],"total":…}`), an event (a JSON
 /// line), or a bare array of events.
-struct Top<'s, 'a, 'o> {
-    sink: &'s mut Sink<'a, 'o>,
+struct Top<'s, 'a> {
+    sink: &'s mut Sink<'a>,
 }
 
-impl<'a> DeserializeSeed<'a> for Top<'_, 'a, '_> {
+impl<'a> DeserializeSeed<'a> for Top<'_, 'a> {
     type Value = ();
     fn deserialize<D: de::Deserializer<'a>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'a> Visitor<'a> for Top<'_, 'a, '_> {
+impl<'a> Visitor<'a> for Top<'_, 'a> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(

@@ -15,7 +15,7 @@ pub mod print;
 pub mod project;
 pub mod trail;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::broker::types::{AuditRef, RevokeLevel};
 use crate::scope;
@@ -28,6 +28,8 @@ pub const DEFAULT_DELEGATION_TTL: i64 = 60;
 /// A token-level revocation of a jti the trail never named may have hit any
 /// token whose jti is unknown; above this many candidates none is marked.
 const MAX_DOUBTS: usize = 64;
+/// How many of an agent's newest tokens a search for the one it used looks at.
+const HELD_SCAN: usize = 4096;
 
 pub type NodeId = usize;
 pub type AgentIx = usize;
@@ -247,8 +249,8 @@ pub struct Observed {
     pub apps: HashMap<String, String>,
     by_jti: HashMap<String, NodeId>,
     by_task: HashMap<String, Vec<NodeId>>,
-    /// Revocation entries so far (they also apply to tokens issued later).
-    entries: HashMap<(RevokeLevel, String), usize>,
+    /// Revocation entries so far, per level (they also apply to tokens issued later).
+    entries: [HashMap<String, usize>; 4],
     /// Delegated tokens whose jti is unknown and that have not ended.
     open_unknown: Vec<NodeId>,
     last_hash: Option<String>,
@@ -406,6 +408,11 @@ impl Observed {
         self.agent_ix.get(spiffe).copied()
     }
 
+    /// The time of event `k` (already read when it was folded).
+    fn ms(&self, k: usize) -> i64 {
+        self.events.get(k).map(|s| s.ms).unwrap_or(0)
+    }
+
     fn blank(&self, kind: NodeKind, agent: AgentIx, k: usize, e: &AuditRef<'_>) -> Node {
         Node {
             kind,
@@ -419,7 +426,7 @@ impl Observed {
             orch: e.orch_id.to_string(),
             root: None,
             event: k,
-            ms: millis(e.timestamp),
+            ms: self.ms(k),
             ttl: None,
             jti: None,
             chain_hash: None,
@@ -444,7 +451,12 @@ impl Observed {
             self.agents[r].rooted.push(id);
         }
         if !node.task.is_empty() {
-            self.by_task.entry(node.task.clone()).or_default().push(id);
+            match self.by_task.get_mut(node.task.as_str()) {
+                Some(v) => v.push(id),
+                None => {
+                    self.by_task.insert(node.task.clone(), vec![id]);
+                }
+            }
         }
         match &node.jti {
             Some(j) => {
@@ -452,20 +464,34 @@ impl Observed {
             }
             None => self.open_unknown.push(id),
         }
-        let covering = [
-            node.jti.clone().map(|j| (RevokeLevel::Token, j)),
-            Some((RevokeLevel::Agent, self.agents[node.agent].spiffe.clone())),
-            (!node.task.is_empty()).then(|| (RevokeLevel::Task, node.task.clone())),
-            node.root
-                .map(|r| (RevokeLevel::Chain, self.agents[r].spiffe.clone())),
-        ];
+        let covering = if self.entries.iter().all(|e| e.is_empty()) {
+            None
+        } else {
+            let keys = [
+                (RevokeLevel::Token, node.jti.as_deref()),
+                (
+                    RevokeLevel::Agent,
+                    Some(self.agents[node.agent].spiffe.as_str()),
+                ),
+                (
+                    RevokeLevel::Task,
+                    Some(node.task.as_str()).filter(|t| !t.is_empty()),
+                ),
+                (
+                    RevokeLevel::Chain,
+                    node.root.map(|r| self.agents[r].spiffe.as_str()),
+                ),
+            ];
+            keys.into_iter().find_map(|(level, key)| {
+                let key = key?;
+                self.entries[level as usize]
+                    .contains_key(key)
+                    .then(|| (level, key.to_string()))
+            })
+        };
         self.nodes.push(node);
-        for key in covering.into_iter().flatten() {
-            if self.entries.contains_key(&key) {
-                let (level, target) = key;
-                self.end(id, k, EndHow::Revoked { level, target }, false);
-                break;
-            }
+        if let Some((level, target)) = covering {
+            self.end(id, k, EndHow::Revoked { level, target }, false);
         }
         id
     }
@@ -488,12 +514,15 @@ impl Observed {
         n.end.is_none() && n.ttl.is_none_or(|t| ms <= n.ms + t * 1000)
     }
 
-    /// The agent's tokens that pass `keep`, newest first.
+    /// The agent's tokens that pass `keep`, newest first. An agent holding
+    /// very many tokens is searched among its newest `HELD_SCAN` (so one
+    /// busy agent cannot make every event slower than the last).
     fn held(&self, agent: AgentIx, keep: impl Fn(&Node) -> bool) -> Vec<NodeId> {
         self.agents[agent]
             .nodes
             .iter()
             .rev()
+            .take(HELD_SCAN)
             .copied()
             .filter(|&n| keep(&self.nodes[n]))
             .collect()
@@ -511,7 +540,7 @@ impl Observed {
         let f = self.agent(from);
         let t = self.agent(to);
         let depth = usize::try_from(depth).unwrap_or(0).max(1);
-        let ms = millis(e.timestamp);
+        let ms = self.ms(k);
         let (parent, mut inferred) =
             self.delegator_token(f, depth - 1, e, ms, |n| scope::is_subset(scope, &n.scope));
         let parent = match parent {
@@ -606,7 +635,7 @@ impl Observed {
 
     fn renewed(&mut self, k: usize, e: &AuditRef<'_>, agent: &str, new_jti: Option<&str>) {
         let a = self.agent(agent);
-        let ms = millis(e.timestamp);
+        let ms = self.ms(k);
         let cands = self.held(a, |n| n.task == e.task_id && n.orch == e.orch_id);
         let cands: Vec<NodeId> = cands.into_iter().filter(|&n| self.usable(n, ms)).collect();
         let mut inferred = Vec::new();
@@ -658,7 +687,7 @@ impl Observed {
             return;
         }
         let a = self.agent(agent);
-        let ms = millis(e.timestamp);
+        let ms = self.ms(k);
         let cands = self.held(a, |n| n.jti.is_none() && n.task == e.task_id);
         let cands: Vec<NodeId> = cands.into_iter().filter(|&n| self.usable(n, ms)).collect();
         match cands.as_slice() {
@@ -689,7 +718,7 @@ impl Observed {
     }
 
     fn revoked(&mut self, k: usize, level: RevokeLevel, target: &str) {
-        self.entries.insert((level, target.to_string()), k);
+        self.entries[level as usize].insert(target.to_string(), k);
         let how = EndHow::Revoked {
             level,
             target: target.to_string(),
@@ -760,7 +789,7 @@ impl Observed {
     }
 
     fn denied(&mut self, k: usize, e: &AuditRef<'_>, d: Denied<'_>) {
-        let ms = millis(e.timestamp);
+        let ms = self.ms(k);
         let by = d.by.and_then(|b| self.agent_named(b));
         let (node, inferred) = match (e.event_type, by) {
             ("delegation_attenuation_violation", Some(a)) => {
@@ -915,7 +944,7 @@ impl Observed {
 
     /// Denials up to `at`, grouped by (class, agent), most frequent first.
     pub fn denial_counts(&self, at: usize) -> Vec<(&'static str, String, usize)> {
-        let mut counts: HashMap<(&'static str, String), usize> = HashMap::new();
+        let mut counts: HashMap<(&'static str, String), usize> = HashMap::default();
         for d in self.denials.iter().filter(|d| d.event <= at) {
             let who =
                 d.by.clone()

@@ -93,6 +93,7 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
         false
     };
     let mut token_of: Vec<Option<TokenId>> = vec![None; o.nodes.len()];
+    app.tokens.reserve(o.nodes.len() + o.denials.len());
     for (i, n) in o.nodes.iter().enumerate() {
         if n.event > at {
             break;
@@ -159,6 +160,15 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
         for &d in &n.denials {
             let d = &o.denials[d];
             if d.event > at {
+                continue;
+            }
+            if d.event_type != "delegation_attenuation_violation" {
+                // Not a token asked for: said on the token it was tried with.
+                let (ty, id_) = (&d.event_type, &o.events[d.event].id);
+                let what = d.requested.join(" ");
+                app.tokens[id]
+                    .notes
+                    .push(format!("refused: {ty} at {id_} (asked {what})"));
                 continue;
             }
             let to = d.target.as_deref().unwrap_or("(unknown)");

@@ -1,126 +1,229 @@
 //! JSON lines: agents, then one line per token node, one per denial, and a
-//! summary last.
+//! summary last. Lines are serialized from borrowed structs (a million-event
+//! trail prints hundreds of thousands of lines).
 
 use std::io::{self, Write};
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::observe::{NodeKind, Observed};
 
-fn id_of(o: &Observed, k: usize) -> &str {
-    &o.events[k].id
+#[derive(Serialize)]
+struct AgentLine<'a> {
+    kind: &'static str,
+    id: String,
+    agent: &'a str,
+    task: &'a str,
+    orch: &'a str,
+    scope: &'a [String],
+    app: Option<&'a str>,
+    event: Option<&'a str>,
 }
 
-/// One node as of event `at`.
-pub fn node(o: &Observed, i: usize, at: usize) -> Value {
-    let n = &o.nodes[i];
-    let j = o.status(i, at);
-    let mut why = n.inferred.clone();
-    if j.inferred {
-        why.push(j.why.clone());
+#[derive(Serialize)]
+struct NodeLine<'a> {
+    kind: &'static str,
+    id: String,
+    #[serde(rename = "type")]
+    ty: &'static str,
+    agent: &'a str,
+    from: Option<&'a str>,
+    parent: Option<String>,
+    renews: Option<String>,
+    scope: &'a [String],
+    depth: usize,
+    task: &'a str,
+    orch: &'a str,
+    root: Option<&'a str>,
+    status: &'static str,
+    status_why: String,
+    inferred: bool,
+    inferred_why: Vec<&'a str>,
+    event: &'a str,
+    at: &'a str,
+    ttl: Option<i64>,
+    jti: Option<&'a str>,
+    chain_hash: Option<&'a str>,
+    app: Option<&'a str>,
+    ended_by: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct DeniedLine<'a> {
+    kind: &'static str,
+    event: &'a str,
+    at: &'a str,
+    event_type: &'a str,
+    class: &'static str,
+    agent: Option<&'a str>,
+    from: Option<&'a str>,
+    scope: &'a [String],
+    allowed: &'a [String],
+    path: Option<&'a str>,
+    reason: Option<&'a str>,
+    detail: &'a str,
+    task: &'a str,
+    orch: &'a str,
+    node: Option<String>,
+    node_inferred: bool,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    kind: &'static str,
+    events: usize,
+    events_read: usize,
+    as_of: &'a str,
+    as_of_time: &'a str,
+    agents: usize,
+    nodes: usize,
+    registrations: usize,
+    delegations: usize,
+    renewals: usize,
+    denied: usize,
+    hash_chain: &'static str,
+    first_broken: Option<&'a str>,
+    from_genesis: bool,
+    notes: Vec<&'a str>,
+}
+
+/// One line, handed to `w` whole (the writer that keeps control characters
+/// out of the terminal takes whole UTF-8 per write).
+fn line<T: Serialize>(w: &mut dyn Write, v: &T) -> io::Result<()> {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    json!({
-        "kind": "node",
-        "id": format!("n{i}"),
-        "type": n.kind.word(),
-        "agent": o.agents[n.agent].spiffe,
-        "from": n.from.map(|f| o.agents[f].spiffe.as_str()),
-        "parent": n.parent.map(|p| format!("n{p}")),
-        "renews": n.renews.map(|p| format!("n{p}")),
-        "scope": n.scope,
-        "depth": n.depth,
-        "task": n.task,
-        "orch": n.orch,
-        "root": n.root.map(|r| o.agents[r].spiffe.as_str()),
-        "status": j.status.word(),
-        "status_why": j.why,
-        "inferred": !why.is_empty(),
-        "inferred_why": why,
-        "event": id_of(o, n.event),
-        "at": o.events[n.event].timestamp,
-        "ttl": n.ttl,
-        "jti": n.jti,
-        "chain_hash": n.chain_hash,
-        "app": o.agents[n.agent].app,
-        "ended_by": n.end.as_ref().filter(|e| e.event <= at).map(|e| id_of(o, e.event)),
+    BUF.with_borrow_mut(|buf| {
+        buf.clear();
+        serde_json::to_writer(&mut *buf, v).map_err(io::Error::other)?;
+        buf.push(b'\n');
+        w.write_all(buf)
     })
 }
 
 pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
+    let id = |k: usize| &*o.events[k].id;
+    let mut agents = 0;
     for (i, a) in o.agents.iter().enumerate() {
-        let seen = a.registered.is_some_and(|k| k <= at)
-            || a.nodes.first().is_some_and(|&n| o.nodes[n].event <= at);
-        if !seen {
+        let registered = a.registered.is_some_and(|k| k <= at);
+        agents += usize::from(registered);
+        if !registered && a.nodes.first().is_none_or(|&n| o.nodes[n].event > at) {
             continue;
         }
-        let line = json!({
-            "kind": "agent",
-            "id": format!("a{i}"),
-            "agent": a.spiffe,
-            "task": a.task,
-            "orch": a.orch,
-            "scope": a.scope,
-            "app": a.app,
-            "event": a.registered.map(|k| id_of(o, k)),
-        });
-        writeln!(w, "{line}")?;
+        line(
+            w,
+            &AgentLine {
+                kind: "agent",
+                id: format!("a{i}"),
+                agent: &a.spiffe,
+                task: &a.task,
+                orch: &a.orch,
+                scope: &a.scope,
+                app: a.app.as_deref(),
+                event: a.registered.map(id),
+            },
+        )?;
     }
-    let mut nodes = 0;
-    for i in (0..o.nodes.len()).filter(|&i| o.exists(i, at)) {
-        nodes += 1;
-        writeln!(w, "{}", node(o, i, at))?;
+    let mut counts = [0usize; 3];
+    for (i, n) in o.nodes.iter().enumerate().filter(|(_, n)| n.event <= at) {
+        counts[n.kind as usize] += 1;
+        let j = o.status(i, at);
+        let mut why: Vec<&str> = n.inferred.iter().map(String::as_str).collect();
+        if j.inferred {
+            why.push(&j.why);
+        }
+        let inferred = !why.is_empty();
+        line(
+            w,
+            &NodeLine {
+                kind: "node",
+                id: format!("n{i}"),
+                ty: n.kind.word(),
+                agent: &o.agents[n.agent].spiffe,
+                from: n.from.map(|f| o.agents[f].spiffe.as_str()),
+                parent: n.parent.map(|p| format!("n{p}")),
+                renews: n.renews.map(|p| format!("n{p}")),
+                scope: &n.scope,
+                depth: n.depth,
+                task: &n.task,
+                orch: &n.orch,
+                root: n.root.map(|r| o.agents[r].spiffe.as_str()),
+                status: j.status.word(),
+                status_why: j.why.clone(),
+                inferred,
+                inferred_why: why,
+                event: id(n.event),
+                at: &o.events[n.event].timestamp,
+                ttl: n.ttl,
+                jti: n.jti.as_deref(),
+                chain_hash: n.chain_hash.as_deref(),
+                app: o.agents[n.agent].app.as_deref(),
+                ended_by: n
+                    .end
+                    .as_ref()
+                    .filter(|e| e.event <= at)
+                    .map(|e| id(e.event)),
+            },
+        )?;
     }
     let mut denied = 0;
     for d in o.denials.iter().filter(|d| d.event <= at) {
         denied += 1;
-        let line = json!({
-            "kind": "denied",
-            "event": id_of(o, d.event),
-            "at": o.events[d.event].timestamp,
-            "event_type": d.event_type,
-            "class": d.class(),
-            "agent": d.target.as_deref().filter(|_| d.event_type == "delegation_attenuation_violation").or(d.by.as_deref()),
-            "from": d.by.as_deref().filter(|_| d.event_type == "delegation_attenuation_violation"),
-            "scope": d.requested,
-            "allowed": d.allowed,
-            "path": d.path,
-            "reason": d.reason,
-            "detail": d.detail,
-            "task": d.task,
-            "orch": d.orch,
-            "node": d.node.map(|n| format!("n{n}")),
-            "node_inferred": d.node_inferred,
-        });
-        writeln!(w, "{line}")?;
+        let delegation = d.event_type == "delegation_attenuation_violation";
+        line(
+            w,
+            &DeniedLine {
+                kind: "denied",
+                event: id(d.event),
+                at: &o.events[d.event].timestamp,
+                event_type: &d.event_type,
+                class: d.class(),
+                agent: if delegation {
+                    d.target.as_deref()
+                } else {
+                    d.by.as_deref()
+                },
+                from: d.by.as_deref().filter(|_| delegation),
+                scope: &d.requested,
+                allowed: &d.allowed,
+                path: d.path.as_deref(),
+                reason: d.reason.as_deref(),
+                detail: &d.detail,
+                task: &d.task,
+                orch: &d.orch,
+                node: d.node.map(|n| format!("n{n}")),
+                node_inferred: d.node_inferred,
+            },
+        )?;
     }
-    let agents = o
-        .agents
-        .iter()
-        .filter(|a| a.registered.is_some_and(|k| k <= at))
-        .count();
-    let summary = json!({
-        "kind": "summary",
-        "events": at + 1,
-        "events_read": o.events.len(),
-        "as_of": id_of(o, at),
-        "as_of_time": o.events[at].timestamp,
-        "agents": agents,
-        "nodes": nodes,
-        "registrations": count(o, at, NodeKind::Registration),
-        "delegations": count(o, at, NodeKind::Delegation),
-        "renewals": count(o, at, NodeKind::Renewal),
-        "denied": denied,
-        "hash_chain": if o.first_broken.is_some() { "broken" } else { "ok" },
-        "first_broken": o.first_broken.as_ref().map(|b| b.id.as_str()),
-        "from_genesis": o.from_genesis,
-        "notes": o.notes.iter().filter(|(k, _)| *k <= at).map(|(_, n)| n).collect::<Vec<_>>(),
-    });
-    writeln!(w, "{summary}")
-}
-
-fn count(o: &Observed, at: usize, kind: NodeKind) -> usize {
-    o.nodes
-        .iter()
-        .filter(|n| n.event <= at && n.kind == kind)
-        .count()
+    let kind = |k: NodeKind| counts[k as usize];
+    line(
+        w,
+        &Summary {
+            kind: "summary",
+            events: at + 1,
+            events_read: o.events.len(),
+            as_of: id(at),
+            as_of_time: &o.events[at].timestamp,
+            agents,
+            nodes: counts.iter().sum(),
+            registrations: kind(NodeKind::Registration),
+            delegations: kind(NodeKind::Delegation),
+            renewals: kind(NodeKind::Renewal),
+            denied,
+            hash_chain: if o.first_broken.is_some() {
+                "broken"
+            } else {
+                "ok"
+            },
+            first_broken: o.first_broken.as_ref().map(|b| b.id.as_str()),
+            from_genesis: o.from_genesis,
+            notes: o
+                .notes
+                .iter()
+                .filter(|(k, _)| *k <= at)
+                .map(|(_, n)| n.as_str())
+                .collect(),
+        },
+    )
 }
