@@ -1,5 +1,6 @@
 //! Export (`e` in the explorer): the session as a scenario file that replays
-//! what was done (with `--script`), and as JSON (the tree and the event log).
+//! what was done (with `--script`), as JSON (the tree and the event log), and
+//! as diagrams of the tree (`.mmd` Mermaid, `.dot` Graphviz).
 //! Tokens are secrets: an imported token is written as `import L env=VAR`,
 //! never whole, and the JSON carries tokens redacted.
 
@@ -38,9 +39,16 @@ pub fn json_path(scenario: &str) -> PathBuf {
     scenario_path(scenario).with_extension("json")
 }
 
-/// The first of the two export files that exists already, if any.
+/// The diagrams written beside a scenario file: same stem, `.mmd` and `.dot`.
+pub fn diagram_paths(scenario: &str) -> [PathBuf; 2] {
+    let p = scenario_path(scenario);
+    [p.with_extension("mmd"), p.with_extension("dot")]
+}
+
+/// The first of the export files that exists already, if any.
 pub fn existing(name: &str) -> Option<PathBuf> {
-    [scenario_path(name), json_path(name)]
+    let [mmd, dot] = diagram_paths(name);
+    [scenario_path(name), json_path(name), mmd, dot]
         .into_iter()
         .find(|p| p.exists())
 }
@@ -178,6 +186,10 @@ pub fn write(app: &App, journal: &[Step], path: &str) -> Result<(PathBuf, PathBu
     let mut body = serde_json::to_string_pretty(&session_json(app)).unwrap_or_default();
     body.push('\n');
     put(&json_file, body)?;
+    let graph = crate::diagram::from_app(app, unix_now());
+    let [mmd, dot] = diagram_paths(path);
+    put(&mmd, crate::diagram::mermaid::render(&graph))?;
+    put(&dot, crate::diagram::dot::render(&graph))?;
     Ok((scen, json_file))
 }
 

@@ -85,7 +85,8 @@ struct Cli {
     /// Replay a scenario headless (no terminal) and print a transcript; `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     script: Option<PathBuf>,
-    /// Transcript format for --script: readable text, or one JSON object per step.
+    /// Transcript format for --script: readable text, one JSON object per step,
+    /// or (no transcript) the final delegation tree as a Mermaid or DOT diagram.
     #[arg(long, value_enum, default_value = "text", requires = "script")]
     format: Format,
     /// With --script: print the rendered screen (WIDTHxHEIGHT, e.g. 120x40) after each step.
@@ -616,8 +617,8 @@ async fn run_script(path: PathBuf, opts: ScriptOptions, settings: Settings) -> u
     };
     replay.reveal_secrets(reveal);
     let mut out = match format {
-        Format::Text => Visible::text(std::io::stdout().lock()),
         Format::Json => Visible::json(std::io::stdout().lock()),
+        _ => Visible::text(std::io::stdout().lock()),
     };
     if format == Format::Text {
         let title = replay.script().title().map(str::to_string);
@@ -654,13 +655,17 @@ async fn run_script(path: PathBuf, opts: ScriptOptions, settings: Settings) -> u
                 }
                 writeln!(out, "{v}")
             }
+            (Format::Mermaid | Format::Dot, _) => Ok(()),
         };
     }
+    let graph = chainview::diagram::from_app(&replay.driver.app, unix_now());
     let mut summary = replay.finish().await;
     summary.millis = started.elapsed().as_millis();
     let _ = match format {
         Format::Text => write!(out, "{}", transcript::summary_text(&summary)),
         Format::Json => writeln!(out, "{}", transcript::summary_json(&summary)),
+        Format::Mermaid => write!(out, "{}", chainview::diagram::mermaid::render(&graph)),
+        Format::Dot => write!(out, "{}", chainview::diagram::dot::render(&graph)),
     };
     let _ = out.flush();
     summary.exit_code()

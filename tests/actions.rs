@@ -593,6 +593,17 @@ async fn import_audit_export_live(mode: Mode) {
         && t["parent"] == "orchestrator"));
     assert!(!json.to_string().contains(&elsewhere[..40]));
     assert!(json["log"].as_array().unwrap().len() > 10);
+    // …and the tree as diagrams, beside them.
+    let mmd = std::fs::read_to_string(dir.path().join("session.mmd")).unwrap();
+    assert!(
+        mmd.starts_with("flowchart TD\n") && mmd.contains("orchestrator"),
+        "{mmd}"
+    );
+    let dot = std::fs::read_to_string(dir.path().join("session.dot")).unwrap();
+    assert!(
+        dot.starts_with("digraph chainview {") && !dot.contains(&elsewhere[..40]),
+        "{dot}"
+    );
     replay.finish().await;
     drop(outside);
 }

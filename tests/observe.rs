@@ -643,3 +643,35 @@ async fn a_live_broker_is_observed_and_dumped() {
     );
     broker.shutdown().await;
 }
+
+#[test]
+fn script_format_mermaid_and_dot_draw_the_explorers_final_tree() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/scenarios/deploy.chainview"
+    );
+    let (code, mmd, err) = run(&["--script", script, "--format", "mermaid"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(mmd.starts_with("flowchart TD\n"), "{mmd}");
+    assert!(
+        mmd.contains(
+            "[\"✗ deployer (hop2)<br/>write:deploy:web-service<br/>refused 403 scope_violation\"]"
+        ),
+        "{mmd}"
+    );
+    assert!(
+        mmd.contains(" -.->|\"refused\"| "),
+        "a refusal is a dashed edge: {mmd}"
+    );
+    assert!(
+        mmd.contains("−write:deploy:* ~read:config:*→production ~read:deploy:*→web-service"),
+        "{mmd}"
+    );
+    let (code, dot, err) = run(&["--script", script, "--format", "dot"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(dot.contains("style=dashed, color=red"), "{dot}");
+    assert!(
+        !dot.contains("CI/CD"),
+        "no transcript, only the diagram: {dot}"
+    );
+}

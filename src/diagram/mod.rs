@@ -79,7 +79,11 @@ pub fn from_app(app: &App, now: i64) -> Graph {
             g.edges.push(Edge {
                 from: format!("t{p}"),
                 to: format!("t{}", t.id),
-                label: scope::hop_words(app.tokens[p].scope(), t.scope()),
+                label: if refused {
+                    "refused".to_string()
+                } else {
+                    scope::hop_words(app.tokens[p].scope(), t.scope())
+                },
                 dashed: refused,
             });
         }

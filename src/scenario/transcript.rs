@@ -17,6 +17,10 @@ use crate::worker::Call;
 pub enum Format {
     Text,
     Json,
+    /// No transcript: the final tree as a Mermaid flowchart.
+    Mermaid,
+    /// No transcript: the final tree as Graphviz DOT.
+    Dot,
 }
 
 /// The run's totals.

@@ -389,7 +389,11 @@ impl View {
         match r {
             Ok((a, b)) => {
                 self.form = None;
-                self.message = Some(format!("✓ exported to {} and {}", a.display(), b.display()));
+                self.message = Some(format!(
+                    "✓ exported to {} and {} (+ .mmd, .dot diagrams)",
+                    a.display(),
+                    b.display()
+                ));
             }
             Err(e) => {
                 if let Some(f) = &mut self.form {
