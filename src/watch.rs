@@ -350,6 +350,8 @@ struct Observer {
     live: Option<Live>,
     polling: bool,
     generation: u64,
+    /// The narration line as of the event shown (a prompt replaces it while typed).
+    narration: Option<String>,
 }
 
 impl Observer {
@@ -402,7 +404,7 @@ impl Observer {
         } else {
             format!(" · filter '{}'", self.filter.text)
         };
-        self.view.narration = Some(format!(
+        self.narration = Some(format!(
             "Observing {} · event {} of {} · {chain}{filter}",
             self.source,
             self.at + 1,
@@ -458,6 +460,7 @@ pub async fn interactive(settings: &Settings, args: &ObserveArgs) -> Result<u8, 
         live,
         polling: false,
         generation: 0,
+        narration: None,
     };
     if let Some(at) = &args.at {
         obs.at = resolve_at(&obs.o, Some(at))?;
@@ -490,6 +493,17 @@ async fn observe_loop(
                 .get(s.at)
                 .map(|e| e.ms / 1000)
                 .unwrap_or_else(crate::app::unix_now);
+        s.view.narration = match &s.view.jump {
+            Some(typed) if s.view.filtering => Some(format!(
+                "Filter (task, orch, agent or app; empty shows all): {}▏",
+                typed.value()
+            )),
+            Some(typed) => Some(format!(
+                "Jump to (evt-000123, 123, 15:20:49 or an RFC 3339 time): {}▏",
+                typed.value()
+            )),
+            None => s.narration.clone(),
+        };
         terminal
             .draw(|f| crate::ui::draw(f, &s.app, &mut s.view, &mut s.probe, now))
             .map_err(io_err)?;
@@ -567,6 +581,17 @@ async fn observe_loop(
             }
             Action::FollowHead => {
                 s.follow = true;
+                s.rebuild();
+            }
+            Action::Jump if s.view.filtering => {
+                let typed = s
+                    .view
+                    .jump
+                    .take()
+                    .map(|i| i.value().trim().to_string())
+                    .unwrap_or_default();
+                s.filter.text = typed;
+                s.view.selected = None;
                 s.rebuild();
             }
             Action::Jump => {

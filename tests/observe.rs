@@ -675,3 +675,42 @@ fn script_format_mermaid_and_dot_draw_the_explorers_final_tree() {
         "no transcript, only the diagram: {dot}"
     );
 }
+
+#[test]
+fn the_app_model_as_of_an_event_with_a_filter() {
+    use chainview::app::TokenStatus;
+    use chainview::observe::project::{Filter, app_at};
+    let o = observed();
+    let at = o.find("evt-000016").unwrap();
+    let app = app_at(&o, at, "fixture", &Filter::default());
+    // The deploy scenario's six tokens, and hop 2's refusal under hop 1.
+    assert_eq!(app.agents.len(), 3);
+    let refused: Vec<_> = app
+        .tokens
+        .iter()
+        .filter(|t| matches!(app.status(t.id, 0), TokenStatus::Refused(_)))
+        .collect();
+    assert_eq!(refused.len(), 1);
+    let parent = refused[0].parent().unwrap();
+    assert_eq!(app.tokens[parent].label.as_deref(), Some("n3"));
+    // The probe answers from the reconstruction: who can write to web-service?
+    let rows = app.probe("write:deploy:web-service", o.events[at].ms / 1000);
+    let permits: Vec<&str> = rows
+        .iter()
+        .filter(|r| matches!(r.verdict, chainview::app::ProbeVerdict::Permits { .. }))
+        .filter_map(|r| app.tokens[r.token].label.as_deref())
+        .collect();
+    assert_eq!(permits, ["n0", "n2", "n4", "n5"]);
+    // A filter keeps whole chains, and only the agents holding their tokens.
+    let head = o.head().unwrap();
+    let f = Filter {
+        text: "revocation".into(),
+    };
+    let app = app_at(&o, head, "fixture", &f);
+    assert!(
+        app.agents
+            .iter()
+            .all(|a| a.agent_id.as_deref().unwrap().contains("/revocation/"))
+    );
+    assert_eq!(app.tokens.len(), 10, "4 registrations and 6 delegations");
+}

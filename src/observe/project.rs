@@ -58,21 +58,31 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
         ceiling: None,
     });
     let ms = o.events.get(at).map(|s| s.ms).unwrap_or(0);
-    // Agents first, in order of registration.
+    // Agents in order of registration; with a filter, only those holding a
+    // token it keeps (added as their first token is).
     let mut agent_of = vec![None; o.agents.len()];
-    for (i, a) in o.agents.iter().enumerate() {
-        if a.registered.is_some_and(|k| k <= at)
-            || a.nodes.first().is_some_and(|&n| o.nodes[n].event <= at)
-        {
-            agent_of[i] = Some(app.agents.len());
-            app.agents.push(AgentEntry {
-                name: agent_name(&a.spiffe),
-                agent_id: Some(a.spiffe.clone()),
-                orch: a.orch.clone(),
-                task: a.task.clone(),
-                scope: a.scope.clone(),
-                token: None,
-            });
+    let add_agent = |app: &mut App, agent_of: &mut Vec<Option<usize>>, i: usize| -> usize {
+        if let Some(a) = agent_of[i] {
+            return a;
+        }
+        let a = &o.agents[i];
+        let ix = app.agents.len();
+        app.agents.push(AgentEntry {
+            name: agent_name(&a.spiffe),
+            agent_id: Some(a.spiffe.clone()),
+            orch: a.orch.clone(),
+            task: a.task.clone(),
+            scope: a.scope.clone(),
+            token: None,
+        });
+        agent_of[i] = Some(ix);
+        ix
+    };
+    if filter.text.is_empty() {
+        for (i, a) in o.agents.iter().enumerate() {
+            if a.registered.is_some_and(|k| k <= at) {
+                add_agent(&mut app, &mut agent_of, i);
+            }
         }
     }
     // Whole chains: a root is kept when any token under it passes the filter.
@@ -102,9 +112,7 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
         if !filter.text.is_empty() && !keep_root(root) {
             continue;
         }
-        let Some(holder) = agent_of[n.agent] else {
-            continue;
-        };
+        let holder = add_agent(&mut app, &mut agent_of, n.agent);
         let parent = n.parent.and_then(|p| token_of[p]);
         let kind = match (n.renews.and_then(|r| token_of[r]), parent) {
             (Some(of), _) => TokenKind::Renewal { of },
@@ -172,8 +180,8 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
                 continue;
             }
             let to = d.target.as_deref().unwrap_or("(unknown)");
-            let target = match o.agent_named(to).and_then(|a| agent_of[a]) {
-                Some(a) => a,
+            let target = match o.agent_named(to) {
+                Some(a) => add_agent(&mut app, &mut agent_of, a),
                 None => app.outside_agent(to),
             };
             app.add_known(Known {

@@ -83,6 +83,8 @@ pub enum Verb {
     FollowHead,
     /// Observe: type an event id or a time to jump to.
     Jump,
+    /// Observe: type a filter (task, orch, agent or app).
+    Filter,
 }
 
 /// One line of the keymap.
@@ -385,6 +387,15 @@ pub const KEYMAP: &[Binding] = &[
         Verb::Jump,
         "jump to an event or time",
         Some(4),
+    ),
+    b(
+        O,
+        None,
+        &[Char('f')],
+        "f",
+        Verb::Filter,
+        "filter: task, orch, agent, app",
+        Some(5),
     ),
     b(
         N,

@@ -262,8 +262,9 @@ pub struct View {
     pub audit: Option<AuditView>,
     /// `chainview observe`: read-only, with a timeline instead of steps.
     pub observing: bool,
-    /// Observe: where to jump, while it is typed.
+    /// Observe: where to jump (or, with `filtering`, the filter), while it is typed.
     pub jump: Option<Input>,
+    pub filtering: bool,
     /// Observe: the denials and anomalies pane's lines (where the steps are in the explorer).
     pub side: Vec<String>,
     /// Observe: "as of evt-000123 · 15:18:37", for the status bar.
@@ -317,6 +318,7 @@ impl View {
             audit: None,
             observing: false,
             jump: None,
+            filtering: false,
             side: Vec::new(),
             as_of: None,
         }
@@ -690,7 +692,14 @@ impl View {
             Verb::PrevEvent => return Action::PrevEvent,
             Verb::FirstEvent => return Action::FirstEvent,
             Verb::FollowHead => return Action::FollowHead,
-            Verb::Jump => self.jump = Some(Input::default()),
+            Verb::Jump => {
+                self.jump = Some(Input::default());
+                self.filtering = false;
+            }
+            Verb::Filter => {
+                self.jump = Some(Input::default());
+                self.filtering = true;
+            }
             Verb::Quit => return Action::Quit,
             Verb::Help => self.help = true,
             Verb::Escape => {
