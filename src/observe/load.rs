@@ -1,23 +1,30 @@
 //! Reading a saved audit trail: `{"events":[…]}` as the broker returns it,
 //! several such pages one after another, a bare array, or JSON lines (one
-//! event per line). Events are read straight out of the file's bytes
-//! without copying, their hashes checked on every core in batches, and
-//! folded one by one, so a trail of a million events never sits in memory
-//! twice.
+//! event per line) — streamed, so memory stays bounded whatever the size.
+//!
+//! One thread reads the file a block at a time, finds where each event
+//! starts and ends (a small structural scan: strings, escapes, depth), parses
+//! the events of a block straight out of its bytes without copying them, and
+//! checks their hashes; the calling thread folds them. On two cores the two
+//! halves overlap. A block and the events borrowed from it travel together
+//! (`self_cell`), so nothing is held longer than it is needed.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::Observed;
 use crate::broker::types::AuditRef;
 
-/// The largest trail file read (the whole file is held while it is read).
-pub const MAX_FILE: u64 = 4 << 30;
-/// Events parsed, hash-checked and handed over together.
-const BATCH: usize = 8192;
+/// Bytes read at a time.
+const BLOCK: usize = 4 << 20;
+/// The largest single event accepted (the broker's own bodies stop at 1 MiB).
+pub const MAX_EVENT: usize = 16 << 20;
+/// Blocks in flight between the reading and the folding thread.
+const IN_FLIGHT: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -26,8 +33,6 @@ pub enum LoadError {
         file: String,
         source: std::io::Error,
     },
-    #[error("{file}: {size} bytes is larger than observe reads ({MAX_FILE} bytes)")]
-    TooLarge { file: String, size: u64 },
     #[error("{file}:{line}:{column}: not an audit trail: {why}")]
     Malformed {
         file: String,
@@ -51,66 +56,98 @@ pub fn read_file(
         file: file.clone(),
         source,
     };
-    let size = std::fs::metadata(path).map_err(read_err)?.len();
-    if size > MAX_FILE {
-        return Err(LoadError::TooLarge { file, size });
-    }
-    let buf = std::fs::read(path).map_err(read_err)?;
-    read_bytes(&buf, &file, obs, progress)
+    let mut f = std::fs::File::open(path).map_err(read_err)?;
+    let size = f.metadata().map_err(read_err)?.len();
+    read_stream(
+        &mut f,
+        usize::try_from(size).unwrap_or(usize::MAX),
+        &file,
+        obs,
+        progress,
+    )
 }
 
-/// Reads a trail held in memory; `name` is what errors call it. One thread
-/// parses and checks hashes, batch by batch; this one folds: on two cores
-/// the two halves overlap.
+/// Reads a trail held in memory; `name` is what errors call it.
 pub fn read_bytes(
     buf: &[u8],
     name: &str,
     obs: &mut Observed,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(), LoadError> {
+    let mut r = buf;
+    read_stream(&mut r, buf.len(), name, obs, progress)
+}
+
+self_cell::self_cell!(
+    /// A block of whole events and the events parsed out of it (borrowed).
+    struct Block {
+        owner: Vec<u8>,
+        #[covariant]
+        dependent: Parsed,
+    }
+);
+
+/// Events parsed from a block, each with whether its hash matched.
+type Parsed<'a> = Vec<(Ev<'a>, bool)>;
+
+/// Where an event is: byte range (in the file) and line/column of its start.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    line: usize,
+    col: usize,
+}
+
+/// What went wrong where (line and column in the file).
+struct Bad {
+    line: usize,
+    col: usize,
+    why: String,
+}
+
+fn read_stream(
+    r: &mut (dyn Read + Send),
+    total: usize,
+    name: &str,
+    obs: &mut Observed,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(), LoadError> {
     let before = obs.events.len();
-    let base = buf.as_ptr() as usize;
-    let parsed = std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch<'_>>(4);
-        let parser = s.spawn(move || {
-            let mut sink = Sink {
-                batch: Vec::with_capacity(BATCH),
-                tx,
-            };
-            let mut de = serde_json::Deserializer::from_slice(buf);
-            while de.end().is_err() {
-                Top { sink: &mut sink }.deserialize(&mut de)?;
-            }
-            sink.flush();
-            Ok::<(), serde_json::Error>(())
-        });
-        for (events, oks) in rx {
-            for (e, ok) in events.iter().zip(oks) {
-                obs.fold(&e.as_ref(), Some(ok));
-            }
-            let at = match events.last().map(|e| &e.id) {
-                Some(Cow::Borrowed(id)) => (id.as_ptr() as usize).saturating_sub(base),
-                _ => 0,
-            };
-            progress(at.min(buf.len()), buf.len());
-        }
-        parser.join()
-    });
-    let malformed = |e: serde_json::Error| LoadError::Malformed {
+    let malformed = |b: Bad| LoadError::Malformed {
         file: name.to_string(),
-        line: e.line(),
-        column: e.column(),
-        why: strip_position(&e.to_string()),
+        line: b.line,
+        column: b.col,
+        why: b.why,
     };
-    match parsed {
-        Ok(r) => r.map_err(malformed)?,
-        Err(_) => {
-            return Err(LoadError::Malformed {
+    let result = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Block, usize)>(IN_FLIGHT);
+        // Small inputs need no 4 MiB blocks.
+        let block = BLOCK.min(total.saturating_add(1).max(64 << 10));
+        let reader = s.spawn(move || read_blocks(r, tx, block));
+        for (block, end) in rx {
+            for (e, ok) in block.borrow_dependent() {
+                obs.fold(&e.as_ref(), Some(*ok));
+            }
+            progress(end.min(total), total);
+        }
+        reader.join()
+    });
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(Failure::Io(source))) => {
+            return Err(LoadError::Read {
                 file: name.to_string(),
-                line: 0,
-                column: 0,
-                why: "the reader stopped unexpectedly".into(),
+                source,
             });
+        }
+        Ok(Err(Failure::Bad(b))) => return Err(malformed(b)),
+        Err(_) => {
+            return Err(malformed(Bad {
+                line: 0,
+                col: 0,
+                why: "the reader stopped unexpectedly".into(),
+            }));
         }
     }
     if obs.events.len() == before {
@@ -121,39 +158,281 @@ pub fn read_bytes(
     Ok(())
 }
 
+enum Failure {
+    Io(std::io::Error),
+    Bad(Bad),
+}
+
+/// The reading thread: blocks in, whole events found, parsed, hash-checked, sent.
+fn read_blocks(
+    r: &mut (dyn Read + Send),
+    tx: std::sync::mpsc::SyncSender<(Block, usize)>,
+    block: usize,
+) -> Result<(), Failure> {
+    let mut sc = Scanner::default();
+    // `buf` holds the file from byte `base` on.
+    let mut buf: Vec<u8> = Vec::with_capacity(block * 2);
+    let mut base = 0usize;
+    let mut eof = false;
+    while !eof {
+        // Fill a whole block (a pipe hands out little at a time).
+        let have = buf.len();
+        buf.resize(have + block, 0);
+        let mut got = 0;
+        while got < block {
+            match r.read(&mut buf[have + got..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Failure::Io(e)),
+            }
+        }
+        buf.truncate(have + got);
+        let spans = sc.scan(&buf, base).map_err(Failure::Bad)?;
+        if eof {
+            sc.finish().map_err(Failure::Bad)?;
+        }
+        if let (Some(first), Some(last)) = (spans.first(), spans.last()) {
+            let bytes = buf[first.start - base..last.end - base].to_vec();
+            let offset = first.start;
+            let end = last.end;
+            let block = Block::try_new(bytes, |bytes| parse_block(bytes, offset, &spans))
+                .map_err(Failure::Bad)?;
+            if tx.send((block, end)).is_err() {
+                // The folding side stopped: nothing more to do.
+                return Ok(());
+            }
+        }
+        let keep = sc.keep_from();
+        buf.drain(..keep - base);
+        base = keep;
+        if buf.len() > MAX_EVENT {
+            return Err(Failure::Bad(Bad {
+                line: sc.line,
+                col: 1,
+                why: format!("an event larger than {} MiB", MAX_EVENT >> 20),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Parses the events of a block (`offset`: the block's first byte in the file).
+fn parse_block<'a>(bytes: &'a [u8], offset: usize, spans: &[Span]) -> Result<Parsed<'a>, Bad> {
+    let mut out = Vec::with_capacity(spans.len());
+    for sp in spans {
+        let text = &bytes[sp.start - offset..sp.end - offset];
+        let mut de = serde_json::Deserializer::from_slice(text);
+        let ev = EventSeed.deserialize(&mut de).map_err(|e| Bad {
+            line: sp.line + e.line().saturating_sub(1),
+            col: if e.line() <= 1 {
+                sp.col + e.column().saturating_sub(1)
+            } else {
+                e.column()
+            },
+            why: strip_position(&e.to_string()),
+        })?;
+        let ok = ev.as_ref().hash_matches();
+        out.push((ev, ok));
+    }
+    Ok(out)
+}
+
+/// Finds where each event starts and ends in a stream of JSON text: objects
+/// in a page's `events` array, in a bare top-level array, or at the top
+/// level themselves (JSON lines; pages concatenated).
+#[derive(Debug, Default)]
+struct Scanner {
+    /// The next byte to look at (in the file).
+    pos: usize,
+    depth: usize,
+    in_str: bool,
+    esc: bool,
+    str_start: usize,
+    /// The last string closed one level into a top-level object was `"events"`.
+    last_key_events: bool,
+    line: usize,
+    line_start: usize,
+    /// The top-level value being read: where it starts, whether it is an
+    /// object, and whether it turned out to be a page (an `events` array).
+    top: Option<(usize, bool, bool)>,
+    /// Line and column where the top-level value starts.
+    top_at: (usize, usize),
+    in_events: bool,
+    /// The event being read: where it starts, its line and column, and the
+    /// depth it closes back to.
+    elem: Option<(Span, usize)>,
+}
+
+impl Scanner {
+    fn bad(&self, p: usize, why: impl Into<String>) -> Bad {
+        Bad {
+            line: self.line + 1,
+            col: p - self.line_start + 1,
+            why: why.into(),
+        }
+    }
+
+    /// Whether an event object may start here (else only whitespace, commas
+    /// and closing brackets may).
+    fn in_event_list(&self) -> bool {
+        match self.top {
+            Some((_, false, _)) => self.depth == 1,
+            Some((_, true, true)) => self.in_events && self.depth == 2,
+            _ => false,
+        }
+    }
+
+    /// Scans `buf` (the file from `base` on) from where it stopped; returns
+    /// the events now complete.
+    fn scan(&mut self, buf: &[u8], base: usize) -> Result<Vec<Span>, Bad> {
+        let mut out = Vec::new();
+        let end = base + buf.len();
+        while self.pos < end {
+            if self.in_str && !self.esc {
+                // Most of a trail is inside strings: jump to the next quote
+                // or backslash (JSON strings hold no raw newlines).
+                match memchr::memchr2(b'"', b'\\', &buf[self.pos - base..]) {
+                    Some(i) => self.pos += i,
+                    None => {
+                        self.pos = end;
+                        break;
+                    }
+                }
+            }
+            let p = self.pos;
+            let c = buf[p - base];
+            self.pos += 1;
+            if c == b'\n' {
+                self.line += 1;
+                self.line_start = p + 1;
+            }
+            if self.in_str {
+                if self.esc {
+                    self.esc = false;
+                } else if c == b'\\' {
+                    self.esc = true;
+                } else if c == b'"' {
+                    self.in_str = false;
+                    if self.depth == 1 && matches!(self.top, Some((_, true, _))) {
+                        self.last_key_events = &buf[self.str_start - base..p - base] == b"events";
+                    }
+                }
+                continue;
+            }
+            match c {
+                b' ' | b'\t' | b'\r' | b'\n' => {}
+                b'{' | b'[' => {
+                    if self.depth == 0 {
+                        self.top = Some((p, c == b'{', false));
+                        self.top_at = (self.line + 1, p - self.line_start + 1);
+                        self.in_events = false;
+                    } else if self.elem.is_none() && self.in_event_list() {
+                        if c != b'{' {
+                            return Err(self.bad(p, "expected an audit event object"));
+                        }
+                        let span = Span {
+                            start: p,
+                            end: p,
+                            line: self.line + 1,
+                            col: p - self.line_start + 1,
+                        };
+                        self.elem = Some((span, self.depth));
+                    }
+                    if c == b'['
+                        && self.depth == 1
+                        && self.elem.is_none()
+                        && self.last_key_events
+                        && let Some((s, true, _)) = self.top
+                    {
+                        self.top = Some((s, true, true));
+                        self.in_events = true;
+                    }
+                    self.depth += 1;
+                }
+                b'}' | b']' => {
+                    if self.depth == 0 {
+                        return Err(self.bad(p, format!("unexpected '{}'", c as char)));
+                    }
+                    self.depth -= 1;
+                    if let Some((mut span, d)) = self.elem
+                        && self.depth == d
+                    {
+                        span.end = p + 1;
+                        out.push(span);
+                        self.elem = None;
+                    }
+                    if c == b']' && self.depth == 1 {
+                        self.in_events = false;
+                    }
+                    if self.depth == 0 {
+                        if let Some((start, true, false)) = self.top {
+                            // A top-level object that was not a page: one event.
+                            out.push(Span {
+                                start,
+                                end: p + 1,
+                                line: self.top_at.0,
+                                col: self.top_at.1,
+                            });
+                        }
+                        self.top = None;
+                    }
+                }
+                b'"' => {
+                    if self.depth == 0 || (self.elem.is_none() && self.in_event_list()) {
+                        return Err(self.bad(p, "expected an audit event object"));
+                    }
+                    self.in_str = true;
+                    self.str_start = p + 1;
+                }
+                _ if self.depth == 0 => {
+                    return Err(self.bad(
+                        p,
+                        "expected {\"events\":[…]} as the broker returns it, an array of events, or one event per line",
+                    ));
+                }
+                _ if self.elem.is_none() && self.in_event_list() && c != b',' => {
+                    return Err(self.bad(p, "expected an audit event object"));
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// At the end of the input: nothing may be left open.
+    fn finish(&self) -> Result<(), Bad> {
+        if self.depth > 0 || self.in_str {
+            return Err(self.bad(self.pos, "the file ends inside an event (cut short?)"));
+        }
+        Ok(())
+    }
+
+    /// The first byte still needed: the start of the event (or top-level
+    /// object that may be one) being read.
+    fn keep_from(&self) -> usize {
+        let from = match (self.elem, self.top) {
+            (Some((span, _)), _) => span.start,
+            (None, Some((start, true, false))) => start,
+            _ => self.pos,
+        };
+        // A key being read is compared whole when it ends.
+        if self.in_str {
+            from.min(self.str_start)
+        } else {
+            from
+        }
+    }
+}
+
 /// serde_json appends " at line L column C"; the error names them already.
 fn strip_position(s: &str) -> String {
     match s.rfind(" at line ") {
         Some(i) => s[..i].to_string(),
         None => s.to_string(),
-    }
-}
-
-/// Parsed events and whether each one's hash matched.
-type Batch<'a> = (Vec<Ev<'a>>, Vec<bool>);
-
-struct Sink<'a> {
-    batch: Vec<Ev<'a>>,
-    tx: std::sync::mpsc::SyncSender<Batch<'a>>,
-}
-
-impl<'a> Sink<'a> {
-    fn push(&mut self, e: Ev<'a>) {
-        self.batch.push(e);
-        if self.batch.len() >= BATCH {
-            self.flush();
-        }
-    }
-
-    /// Checks the batch's hashes and hands it to the folding thread.
-    fn flush(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        let oks: Vec<bool> = batch.iter().map(|e| e.as_ref().hash_matches()).collect();
-        // The folding side gone means it stopped early: nothing to do.
-        let _ = self.tx.send((batch, oks));
     }
 }
 
@@ -302,83 +581,6 @@ impl<'a> Visitor<'a> for EventVisitor {
     }
 }
 
-/// A list of events, each folded as it is read.
-struct Events<'s, 'a> {
-    sink: &'s mut Sink<'a>,
-}
-
-impl<'a> DeserializeSeed<'a> for Events<'_, 'a> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'a>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'a> Visitor<'a> for Events<'_, 'a> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of audit events")
-    }
-    fn visit_seq<S: SeqAccess<'a>>(self, mut seq: S) -> Result<(), S::Error> {
-        while let Some(ev) = seq.next_element_seed(EventSeed)? {
-            self.sink.push(ev);
-        }
-        Ok(())
-    }
-}
-
-/// A top-level value: a page (`{"events":[…],"total":…}`), an event (a JSON
-/// line), or a bare array of events.
-struct Top<'s, 'a> {
-    sink: &'s mut Sink<'a>,
-}
-
-impl<'a> DeserializeSeed<'a> for Top<'_, 'a> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'a>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'a> Visitor<'a> for Top<'_, 'a> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(
-            "{\"events\":[…]} as the broker returns it, an array of events, or one event per line",
-        )
-    }
-    fn visit_seq<S: SeqAccess<'a>>(self, seq: S) -> Result<(), S::Error> {
-        Events { sink: self.sink }.visit_seq(seq)
-    }
-    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<(), A::Error> {
-        let Some(first) = map.next_key::<Str<'a>>()? else {
-            return Ok(());
-        };
-        let page = ["events", "total", "offset", "limit"].contains(&&*first.0);
-        if !page {
-            let mut ev = Ev::default();
-            field(&mut ev, &first.0, &mut map)?;
-            while let Some(k) = map.next_key::<Str<'a>>()? {
-                field(&mut ev, &k.0, &mut map)?;
-            }
-            self.sink.push(finish(ev)?);
-            return Ok(());
-        }
-        let mut key = Some(first);
-        while let Some(k) = key {
-            if k.0 == "events" {
-                map.next_value_seed(Events {
-                    sink: &mut *self.sink,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-            key = map.next_key::<Str<'a>>()?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,6 +636,54 @@ mod tests {
             assert_eq!(o.events.len(), 5, "{f}");
             assert_eq!(o.first_broken, None, "{f}");
             assert!(o.from_genesis);
+        }
+    }
+
+    /// A reader that hands out a few bytes at a time: every event crosses
+    /// block boundaries somewhere.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn events_are_found_whatever_their_text_holds_and_wherever_blocks_end() {
+        let mut t = trail(6);
+        t[1].detail = "braces } ] { [ and \"quotes\" and \\ and events".into();
+        t[2].detail = "\"events\":[{\"id\":1}]".into();
+        t[3].detail = "line\nbreak, tab\t, unicode é ✓".into();
+        let mut prev = "0".repeat(64);
+        for e in &mut t {
+            e.prev_hash = prev.clone();
+            e.hash = e.compute_hash();
+            prev = e.hash.clone();
+        }
+        let page = serde_json::json!({"total": 6, "meta": {"x": [{"id": "not an event"}]}, "events": t, "limit": 100});
+        let text = page.to_string();
+        for step in [1, 3, 7, 64, 100_000] {
+            let mut o = Observed::new();
+            let mut r = Trickle(text.as_bytes(), step);
+            read_stream(&mut r, text.len(), "t.json", &mut o, &mut |_, _| {}).unwrap();
+            assert_eq!(o.events.len(), 6, "step {step}");
+            assert_eq!(o.first_broken, None, "step {step}");
+        }
+    }
+
+    #[test]
+    fn a_change_anywhere_shows_as_a_broken_chain_not_a_lost_event() {
+        // Cut short at every byte: never a panic, and either an error or
+        // (cut between events) fewer events with the chain intact.
+        let text = serde_json::to_string(&trail(3)).unwrap();
+        for cut in 0..text.len() {
+            let mut o = Observed::new();
+            let r = read_bytes(&text.as_bytes()[..cut], "t.json", &mut o, &mut |_, _| {});
+            assert!(r.is_err() || o.first_broken.is_none(), "cut {cut}");
         }
     }
 
