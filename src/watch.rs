@@ -535,7 +535,17 @@ async fn observe_loop(
                             if !events.is_empty() || s.generation == 0 {
                                 s.fold(events);
                                 s.generation = s.generation.max(1);
-                                s.rebuild();
+                                if more {
+                                    // Catching up with a long trail: say how far,
+                                    // rebuild the views once it is read.
+                                    s.narration = Some(format!(
+                                        "Reading the trail of {}: {} of {total} events…",
+                                        s.source,
+                                        s.o.events.len()
+                                    ));
+                                } else {
+                                    s.rebuild();
+                                }
                             }
                             if more {
                                 // A long trail: the next pages at once.
