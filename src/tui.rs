@@ -21,7 +21,7 @@ use crate::session::{self, SessionError, Settings, Target};
 use crate::ui::{self, ProbeCache};
 use crate::view::form::Submit;
 use crate::view::{Action, View};
-use crate::worker::{Command, Secret};
+use crate::worker::{Command, Outcome, Secret};
 
 /// The bundled deploy scenario, shown when no file is given.
 pub const DEPLOY_SCENARIO: &str = include_str!("../assets/scenarios/deploy.chainview");
@@ -105,6 +105,18 @@ pub struct Session {
     /// `b`/`r` asked once while the user's own actions would be dropped;
     /// the same key again goes ahead.
     confirm: Option<Action>,
+    /// The merged view: the broker's audit trail, rebuilt, and which of its
+    /// tokens were added beside the explorer's own.
+    others: Option<Others>,
+}
+
+/// Other clients' chains, read from the audit trail (admin).
+#[derive(Default)]
+struct Others {
+    o: crate::observe::Observed,
+    merged: crate::observe::merge::Merged,
+    offset: usize,
+    polling: bool,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -135,6 +147,7 @@ impl Session {
             replay_to: None,
             replay_note: String::new(),
             confirm: None,
+            others: None,
         };
         s.driver.worker.send(Command::Health);
         // Before the first frame: the title and app steps are quick, and the
@@ -241,9 +254,81 @@ impl Session {
         }
     }
 
+    /// The merged view: asks for the audit events not read yet.
+    fn poll_others(&mut self) {
+        if !self.driver.app.show_others {
+            return;
+        }
+        let others = self.others.get_or_insert_with(Others::default);
+        if !others.polling {
+            others.polling = true;
+            self.driver.worker.send(Command::AuditSince {
+                offset: others.offset,
+                pages: 5,
+            });
+        }
+    }
+
+    /// New audit events for the merged view: rebuilt, and the other clients'
+    /// tokens added to the App.
+    fn on_others(
+        &mut self,
+        offset: usize,
+        result: Result<(Vec<crate::broker::types::AuditEvent>, i64), crate::broker::ClientError>,
+    ) {
+        let Some(others) = self.others.as_mut() else {
+            return;
+        };
+        if offset != others.offset {
+            return;
+        }
+        others.polling = false;
+        match result {
+            Ok((events, total)) => {
+                others.offset += events.len();
+                for e in &events {
+                    others.o.fold(&e.as_ref(), None);
+                }
+                crate::observe::merge::merge(&mut self.driver.app, &others.o, &mut others.merged);
+                if (others.offset as i64) < total && !events.is_empty() {
+                    self.poll_others();
+                }
+            }
+            Err(e) => {
+                self.view.message = Some(format!(
+                    "other clients' chains: the audit trail could not be read ({e})"
+                ));
+            }
+        }
+    }
+
+    /// `O`: the merged view on or off.
+    fn toggle_others(&mut self) {
+        if !self.driver.app.admin {
+            self.view.message = Some(
+                "other clients' chains come from the audit trail: set AGENTWRIT_ADMIN_SECRET"
+                    .into(),
+            );
+            return;
+        }
+        let app = &mut self.driver.app;
+        app.show_others = !app.show_others;
+        app.generation += 1;
+        if app.show_others {
+            let n = self.others.as_ref().map_or(0, |o| o.merged.foreign());
+            self.view.message = Some(format!(
+                "showing other clients' chains from the audit trail ({n} tokens so far) — O hides them"
+            ));
+            self.poll_others();
+        } else {
+            self.view.message = Some("other clients' chains hidden — O shows them".into());
+        }
+    }
+
     /// Retries the broker with exponential backoff while it is unreachable,
     /// and runs the live check when it is due.
     fn tick(&mut self) {
+        self.poll_others();
         if let Some(r) = self.driver.tick(Instant::now()) {
             self.finished(r);
         }
@@ -381,7 +466,9 @@ async fn event_loop(
                 }
             }
             Some(ev) = s.driver.worker.events.recv() => {
-                if let Some(r) = s.driver.fold(ev) {
+                if let Outcome::AuditSince { offset, result } = ev.outcome {
+                    s.on_others(offset, result);
+                } else if let Some(r) = s.driver.fold(ev) {
                     s.finished(r);
                 }
                 Action::None
@@ -515,6 +602,7 @@ async fn act(
         | Action::FirstEvent
         | Action::FollowHead
         | Action::Jump => {}
+        Action::ToggleOthers => s.toggle_others(),
         Action::Quit => return Ok(Some(Ended::Quit)),
         Action::Cancel => {
             s.replay_to = None;

@@ -683,3 +683,80 @@ async fn a_refused_agent_name_can_be_taken_again() {
     assert_eq!(text.matches("agent agent1 ").count(), 1, "{text}");
     parse("export.chainview", &text).expect("the export parses");
 }
+
+/// The merged view (`O`): another client's chain on the same broker, rebuilt
+/// from the audit trail, appears beside the explorer's own — its own tokens
+/// never twice — and hides again.
+#[tokio::test]
+async fn merged_view_shows_other_clients_chains_beside_its_own() {
+    use chainview::observe::Observed;
+    use chainview::observe::merge::{Merged, merge};
+    use chainview::worker::Outcome;
+    let outside = outside(Mode::External).await;
+    let env = outside.as_ref().unwrap();
+    let (mut replay, mut view) = at_hop2(Mode::External, &outside).await;
+    let own = replay.driver.app.tokens.len();
+    // Another client: two agents and a delegation between them.
+    let task = common::uniq();
+    let a = env
+        .create_agent("other-client", &task, &["read:data:*"])
+        .await;
+    let b = env
+        .create_agent("other-client", &common::uniq(), &["read:data:*"])
+        .await;
+    env.delegate(&a.access_token, &b.agent_id, &["read:data:x"], None)
+        .await
+        .unwrap();
+    let ev = replay
+        .driver
+        .command(Command::AuditSince {
+            offset: 0,
+            pages: 200,
+        })
+        .await
+        .unwrap();
+    let Outcome::AuditSince {
+        result: Ok((events, _)),
+        ..
+    } = ev.outcome
+    else {
+        panic!("audit: {:?}", ev.outcome)
+    };
+    let mut o = Observed::new();
+    for e in &events {
+        o.fold(&e.as_ref(), None);
+    }
+    let mut m = Merged::default();
+    let app = &mut replay.driver.app;
+    app.show_others = true;
+    merge(app, &o, &mut m);
+    // Its own tokens were recognised (by jti and chain hash), not added again.
+    let own_jtis: Vec<String> = app.tokens[..own]
+        .iter()
+        .filter_map(|t| t.claims.as_ref().map(|c| c.jti.clone()))
+        .collect();
+    let foreign: Vec<_> = app.tokens.iter().filter(|t| t.foreign).collect();
+    assert!(foreign.len() >= 3, "{}", foreign.len());
+    assert!(
+        foreign
+            .iter()
+            .all(|t| !own_jtis.contains(&t.claims.as_ref().unwrap().jti)
+                || t.claims.as_ref().unwrap().jti.is_empty())
+    );
+    // The other client's delegation, under its delegator's registration token.
+    let hop = foreign
+        .iter()
+        .find(|t| t.claims.as_ref().unwrap().sub == b.agent_id && t.scope() == ["read:data:x"])
+        .unwrap();
+    let parent = &app.tokens[hop.parent().unwrap()];
+    assert_eq!(parent.claims.as_ref().unwrap().sub, a.agent_id);
+    let s = screen(&replay, &mut view);
+    assert!(s.contains("other n"), "{s}");
+    // O hides them again: the tree shows the explorer's own only.
+    replay.driver.app.show_others = false;
+    replay.driver.app.generation += 1;
+    let s = screen(&replay, &mut view);
+    assert!(!s.contains("other n"), "{s}");
+    assert!(s.contains("analyst (hop1)"), "{s}");
+    replay.finish().await;
+}

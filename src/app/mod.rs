@@ -196,6 +196,8 @@ pub struct TokenEntry {
     /// Observe: where it comes from in the audit trail and what of it is
     /// inferred rather than stated (shown in the detail pane).
     pub notes: Vec<String>,
+    /// Made by another client of the broker (the explorer's merged view).
+    pub foreign: bool,
 }
 
 impl TokenEntry {
@@ -270,6 +272,8 @@ pub struct Known {
     pub requested: Vec<String>,
     pub status: TokenStatus,
     pub notes: Vec<String>,
+    /// Made by another client (shown only while `App::show_others` is on).
+    pub foreign: bool,
 }
 
 /// One line of the event log.
@@ -351,6 +355,9 @@ pub struct App {
     pub live_pending: bool,
     /// Renewals of each token, in order (so `latest` need not scan every token).
     renewals: HashMap<TokenId, Vec<TokenId>>,
+    /// The merged view: other clients' chains (from the audit trail) shown
+    /// beside the explorer's own.
+    pub show_others: bool,
 }
 
 impl App {
@@ -418,16 +425,33 @@ impl App {
             validated: None,
             line,
             notes: Vec::new(),
+            foreign: false,
         }
     }
 
     /// A token known from elsewhere (observe's reconstruction of an audit
     /// trail): its claims as far as known, its status as judged, and notes.
+    /// Whether the views show this token (another client's only in the merged view).
+    pub fn shown(&self, t: &TokenEntry) -> bool {
+        !t.foreign || self.show_others
+    }
+
+    /// A known token's status as judged again (observe, merged view).
+    pub fn set_known_status(&mut self, id: TokenId, status: TokenStatus) {
+        if let Some(t) = self.tokens.get_mut(id)
+            && t.status != status
+        {
+            t.status = status;
+            self.generation += 1;
+        }
+    }
+
     pub fn add_known(&mut self, k: Known) -> TokenId {
         let t = TokenEntry {
             claims: k.claims,
             status: k.status,
             notes: k.notes,
+            foreign: k.foreign,
             ..self.new_token(k.holder, k.kind, Some(k.label), k.requested, None)
         };
         self.push_token(t)
@@ -989,7 +1013,7 @@ impl App {
     pub fn probe(&self, requested: &str, now: i64) -> Vec<ProbeRow> {
         self.tokens
             .iter()
-            .filter(|t| t.probe_candidate())
+            .filter(|t| t.probe_candidate() && self.shown(t))
             .map(|t| {
                 let status = t.status_at(now);
                 let verdict = if status.is_dead() {

@@ -11,6 +11,7 @@
 //! trail cannot settle, is marked inferred, with why.
 
 pub mod load;
+pub mod merge;
 pub mod print;
 pub mod project;
 pub mod trail;

@@ -121,23 +121,7 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
             (None, None) => TokenKind::Registration,
         };
         let j = o.status(i, at);
-        let status = match j.status {
-            Status::Live => TokenStatus::Valid,
-            Status::Expired => TokenStatus::Expired,
-            Status::Released => TokenStatus::Released,
-            Status::Renewed => TokenStatus::RenewedAway,
-            Status::Unknown => TokenStatus::Unknown(j.why.clone()),
-            Status::Revoked => match n.end.as_ref().map(|e| &e.how) {
-                Some(EndHow::Revoked { level, target }) => TokenStatus::Revoked {
-                    level: *level,
-                    target: target.clone(),
-                },
-                _ => TokenStatus::Revoked {
-                    level: RevokeLevel::Token,
-                    target: String::new(),
-                },
-            },
-        };
+        let status = token_status(o, i, &j);
         let mut notes = vec![format!(
             "issued at {} ({}) by {}",
             o.events[n.event].id,
@@ -151,7 +135,7 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
                 "jti: not in the trail (v2.0.0 does not audit a delegated token's jti)".into(),
             );
         }
-        let claims = claims(o, i, ms);
+        let claims = claims(o, i);
         let id = app.add_known(Known {
             holder,
             kind,
@@ -160,6 +144,7 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
             requested: n.scope.clone(),
             status,
             notes,
+            foreign: false,
         });
         token_of[i] = Some(id);
         if n.kind == super::NodeKind::Registration && app.agents[holder].token.is_none() {
@@ -196,6 +181,7 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
                     detail: d.detail.clone(),
                     request_id: o.events[d.event].id.to_string(),
                 }),
+                foreign: false,
                 notes: vec![format!(
                     "refused at {} ({}); attempted with n{}{}",
                     o.events[d.event].id,
@@ -234,10 +220,31 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
     app
 }
 
+/// A node's judged status in the App's words.
+pub(crate) fn token_status(o: &Observed, i: NodeId, j: &super::Judged) -> TokenStatus {
+    match j.status {
+        Status::Live => TokenStatus::Valid,
+        Status::Expired => TokenStatus::Expired,
+        Status::Released => TokenStatus::Released,
+        Status::Renewed => TokenStatus::RenewedAway,
+        Status::Unknown => TokenStatus::Unknown(j.why.clone()),
+        Status::Revoked => match o.nodes[i].end.as_ref().map(|e| &e.how) {
+            Some(EndHow::Revoked { level, target }) => TokenStatus::Revoked {
+                level: *level,
+                target: target.clone(),
+            },
+            _ => TokenStatus::Revoked {
+                level: RevokeLevel::Token,
+                target: String::new(),
+            },
+        },
+    }
+}
+
 /// Claims as far as the trail tells: subject, scope, task, orch, jti when
 /// known, issue time, expiry (far away when the ttl is unknown: the status
 /// says what is known), and a delegation chain of the hops above it.
-fn claims(o: &Observed, i: NodeId, _now_ms: i64) -> Claims {
+pub(crate) fn claims(o: &Observed, i: NodeId) -> Claims {
     let n = &o.nodes[i];
     let iat = n.ms / 1000;
     let chain = o.chain(i);

@@ -133,7 +133,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now
         area,
         view,
         Focus::Tree,
-        format!(" Delegation chains ({} tokens) ", app.tokens.len()),
+        format!(
+            " Delegation chains ({} tokens) ",
+            app.tokens.iter().filter(|t| app.shown(t)).count()
+        ),
     );
     if app.tokens.is_empty() {
         let next = view

@@ -102,7 +102,7 @@ pub fn draw(f: &mut Frame, area: Rect, t: Theme, observing: bool) {
     }
     r.push(line("Audit view".into(), Mode::Audit, None));
     r.push(Line::from(Span::styled(
-        "Click selects, the wheel scrolls; Ctrl-C quits anywhere.",
+        "Click selects; Ctrl-C quits anywhere.",
         t.dim(),
     )));
     r.push(Line::from(Span::styled(super::legend(), t.dim())));

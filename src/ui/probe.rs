@@ -61,7 +61,7 @@ impl ProbeCache {
         self.grants.clear();
         self.arena.clear();
         for t in &app.tokens {
-            if !t.probe_candidate() {
+            if !t.probe_candidate() || !app.shown(t) {
                 continue;
             }
             // The status apart from expiry (which the keystroke checks against `now`).

@@ -85,6 +85,8 @@ pub enum Verb {
     Jump,
     /// Observe: type a filter (task, orch, agent or app).
     Filter,
+    /// Explorer: show or hide other clients' chains (the merged view).
+    Others,
 }
 
 /// One line of the keymap.
@@ -206,6 +208,15 @@ pub const KEYMAP: &[Binding] = &[
         None,
     ),
     pane(Focus::Tree, &[End], "", Verb::End, "", None),
+    b(
+        E,
+        Some(Focus::Tree),
+        &[Char('O')],
+        "O",
+        Verb::Others,
+        "others' chains",
+        Some(8),
+    ),
     pane(
         Focus::Agents,
         &[Up, Char('k')],

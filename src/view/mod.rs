@@ -101,6 +101,8 @@ pub enum Action {
     FollowHead,
     /// Observe: go to the event or time typed in `View::jump`.
     Jump,
+    /// Show or hide other clients' chains (the merged view).
+    ToggleOthers,
 }
 
 /// The audit view (`A`): filters typed by the user, and a scroll position.
@@ -688,6 +690,7 @@ impl View {
             Mode::Normal | Mode::Observe => {}
         }
         match verb {
+            Verb::Others => return Action::ToggleOthers,
             Verb::NextEvent => return Action::NextEvent,
             Verb::PrevEvent => return Action::PrevEvent,
             Verb::FirstEvent => return Action::FirstEvent,

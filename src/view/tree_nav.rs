@@ -47,7 +47,7 @@ impl TreeNav {
         let n = app.tokens.len();
         let mut children: Vec<Vec<TokenId>> = vec![Vec::new(); n];
         let mut roots = Vec::new();
-        for t in &app.tokens {
+        for t in app.tokens.iter().filter(|t| app.shown(t)) {
             match t.tree_parent(&app.tokens) {
                 Some(p) if p < n && p != t.id => children[p].push(t.id),
                 _ => roots.push(t.id),
