@@ -399,6 +399,8 @@ impl Observer {
             None => format!("hash chain verified over {} events", self.o.events.len()),
             Some(b) => b.words(),
         };
+        // The first broken link stays in sight (red), wherever the timeline is.
+        self.view.alarm = self.o.first_broken.as_ref().map(|b| b.words());
         let filter = if self.filter.text.is_empty() {
             String::new()
         } else {

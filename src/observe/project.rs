@@ -123,7 +123,7 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
         let j = o.status(i, at);
         let status = token_status(o, i, &j);
         let mut notes = vec![format!(
-            "issued at {} ({}) by {}",
+            "issued at {} ({}): a {}",
             o.events[n.event].id,
             o.events[n.event].timestamp,
             n.kind.word()

@@ -142,6 +142,7 @@ fn token_lines(
             Span::raw(tok.redacted().unwrap_or_default()),
             Span::styled("  (t reveals)", t.dim()),
         ])),
+        (None, _) if tok.claims.is_some() => known_lines(lines, app, tok, t),
         (None, _) => {
             lines.push(Line::from(Span::styled(
                 format!("not issued · asked {}", tok.requested_scope.join(",")),
@@ -163,6 +164,45 @@ fn token_lines(
                 }
             }
         }
+    }
+}
+
+/// A token known from an audit trail (observe, the merged view): its claims
+/// as far as the trail tells, and its chain back to the root.
+fn known_lines(lines: &mut Vec<Line<'static>>, app: &App, tok: &crate::app::TokenEntry, t: Theme) {
+    let Some(c) = &tok.claims else { return };
+    lines.push(Line::from(Span::styled(
+        "claims, from the audit trail",
+        t.accent(),
+    )));
+    lines.push(Line::from(format!("  sub {}", c.sub)));
+    lines.push(Line::from(format!("  scope {}", c.scope.join(", "))));
+    lines.push(Line::from(format!(
+        "  orch_id {} · task_id {}",
+        c.orch_id, c.task_id
+    )));
+    lines.push(Line::from(format!(
+        "  jti {}",
+        if c.jti.is_empty() {
+            "(not in the trail)"
+        } else {
+            c.jti.as_str()
+        }
+    )));
+    if c.delegation_chain.is_empty() {
+        return;
+    }
+    lines.push(Line::from(Span::styled(
+        format!("chain back to the root ({} hops)", c.delegation_chain.len()),
+        t.accent(),
+    )));
+    for (i, r) in c.delegation_chain.iter().enumerate() {
+        let who = app.agent_name(&r.agent).unwrap_or(&r.agent);
+        lines.push(Line::from(format!(
+            "  [{i}] {who} held {} · delegated at {}",
+            r.scope.join(","),
+            r.delegated_at
+        )));
     }
 }
 

@@ -36,6 +36,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme) {
         spans.push(Span::styled(" │ ", t.dim()));
         spans.push(Span::styled(at.clone(), t.strong()));
     }
+    if let Some(alarm) = &view.alarm {
+        spans.push(Span::styled(" │ ", t.dim()));
+        spans.push(Span::styled(format!("✗ hash chain {alarm}"), t.bad()));
+    }
     if !view.steps.is_empty() {
         spans.push(Span::styled(" │ ", t.dim()));
         spans.push(Span::raw(format!(

@@ -271,6 +271,8 @@ pub struct View {
     pub side: Vec<String>,
     /// Observe: "as of evt-000123 · 15:18:37", for the status bar.
     pub as_of: Option<String>,
+    /// Observe: what must stay in sight (a broken hash chain), in red.
+    pub alarm: Option<String>,
 }
 
 impl View {
@@ -323,6 +325,7 @@ impl View {
             filtering: false,
             side: Vec::new(),
             as_of: None,
+            alarm: None,
         }
     }
 
