@@ -595,17 +595,6 @@ async fn observe_loop(
                 s.follow = true;
                 s.rebuild();
             }
-            Action::Jump if s.view.filtering => {
-                let typed = s
-                    .view
-                    .jump
-                    .take()
-                    .map(|i| i.value().trim().to_string())
-                    .unwrap_or_default();
-                s.filter.text = typed;
-                s.view.selected = None;
-                s.rebuild();
-            }
             Action::Jump => {
                 let typed = s
                     .view
@@ -613,6 +602,12 @@ async fn observe_loop(
                     .take()
                     .map(|i| i.value().trim().to_string())
                     .unwrap_or_default();
+                if s.view.filtering {
+                    s.filter.text = typed;
+                    s.view.selected = None;
+                    s.rebuild();
+                    continue;
+                }
                 match jump_target(&s.o, &typed) {
                     Ok(k) => {
                         s.at = k;
