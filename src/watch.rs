@@ -408,7 +408,7 @@ impl Observer {
         };
         self.narration = Some(format!(
             "Observing {} · event {} of {} · {chain}{filter}",
-            self.source,
+            self.source.trim_start_matches("file:"),
             self.at + 1,
             self.o.events.len()
         ));
@@ -440,7 +440,7 @@ pub async fn interactive(settings: &Settings, args: &ObserveArgs) -> Result<u8, 
         Some(path) => (
             read_file_keeping(path.clone(), KEEP_RECENT).await?,
             None,
-            path.display().to_string(),
+            format!("file:{}", path.display()),
         ),
         None => {
             let live = Live::connect(settings).await?;

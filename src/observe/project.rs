@@ -129,6 +129,15 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
             n.kind.word()
         )];
         notes.push(format!("status: {}", j.why));
+        let holder_agent = &o.agents[n.agent];
+        if let Some(app_id) = &holder_agent.app {
+            let name = o
+                .apps
+                .get(app_id)
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            notes.push(format!("holder registered through app {app_id}{name}"));
+        }
         notes.extend(n.inferred.iter().map(|w| format!("inferred: {w}")));
         if n.jti.is_none() {
             notes.push(

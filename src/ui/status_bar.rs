@@ -13,7 +13,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme) {
     let broker = if app.embedded {
         format!("embedded broker {}", app.broker_url)
     } else {
-        format!("broker {}", app.broker_url)
+        match app.broker_url.strip_prefix("file:") {
+            Some(file) => format!("trail {file}"),
+            None => format!("broker {}", app.broker_url),
+        }
     };
     let conn = match (&app.connection_error, app.connected) {
         (Some(e), _) => Span::styled(format!("✗ unreachable: {e}"), t.bad()),
