@@ -714,3 +714,67 @@ fn the_app_model_as_of_an_event_with_a_filter() {
     );
     assert_eq!(app.tokens.len(), 10, "4 registrations and 6 delegations");
 }
+
+/// A trail whose text carries escape sequences (a detail, an agent id, a
+/// task): every output shows them, none sends them live.
+#[test]
+fn hostile_text_in_a_trail_never_reaches_the_terminal_live() {
+    use chainview::broker::types::AuditEvent;
+    let mut prev = "0".repeat(64);
+    let mut events = Vec::new();
+    let evil_agent = "spiffe://agentwrit.local/agent/o\u{1b}]0;PWNED\u{7}/t/0123456789abcdef";
+    for (i, (ty, agent, task, detail)) in [
+        ("agent_registered", evil_agent, "t\u{9b}2J", "Agent registered with scope [read:data:*]"),
+        ("token_issued", evil_agent, "t\u{9b}2J", "Token issued, jti=abc, ttl=300"),
+        (
+            "scope_violation",
+            evil_agent,
+            "t\u{9b}2J",
+            "scope_violation | required=admin:revoke:* | actual=read:data:* | path=/v1/\u{1b}[31mrevoke",
+        ),
+        ("admin_auth", "", "", "admin \u{1b}[2J authenticated \u{7f}\u{85}"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = AuditEvent {
+            id: format!("evt-{:06}", i + 1),
+            timestamp: format!("2026-11-26T10:00:0{i}Z"),
+            event_type: ty.into(),
+            agent_id: agent.into(),
+            task_id: task.into(),
+            detail: detail.into(),
+            prev_hash: prev.clone(),
+            ..AuditEvent::default()
+        };
+        e.hash = e.compute_hash();
+        prev = e.hash.clone();
+        events.push(e);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("hostile.json");
+    std::fs::write(
+        &f,
+        serde_json::json!({"events": events, "total": 4}).to_string(),
+    )
+    .unwrap();
+    for format in ["text", "json", "mermaid", "dot"] {
+        let (code, out, err) = run(
+            &["observe", "--from", f.to_str().unwrap(), "--print", format],
+            &[],
+        );
+        assert_eq!(code, 0, "{format}: {err}");
+        let live: Vec<char> = out
+            .chars()
+            .filter(|c| c.is_control() && *c != '\n')
+            .collect();
+        assert!(
+            live.is_empty(),
+            "{format}: live controls {live:?} in:\n{out}"
+        );
+        assert!(
+            err.chars().all(|c| !c.is_control() || c == '\n'),
+            "{format} stderr: {err}"
+        );
+    }
+}
