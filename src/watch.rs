@@ -376,7 +376,12 @@ impl Observer {
         app.generation = self.generation;
         app.connection_error = self.app.connection_error.clone();
         self.view.selected = selected.filter(|&t| t < app.tokens.len());
-        self.app = app;
+        let old = std::mem::replace(&mut self.app, app);
+        // Freeing a big App piece by piece takes longer than building it:
+        // off the loop, so a timeline step does not wait for it.
+        if old.tokens.len() > 10_000 {
+            std::thread::spawn(move || drop(old));
+        }
         let Some(stamp) = self.o.events.get(self.at) else {
             self.view.as_of = Some("no events yet".into());
             self.view.narration = Some(format!(

@@ -452,9 +452,13 @@ impl App {
             status: k.status,
             notes: k.notes,
             foreign: k.foreign,
-            ..self.new_token(k.holder, k.kind, Some(k.label), k.requested, None)
+            ..self.new_token(k.holder, k.kind, None, k.requested, None)
         };
-        self.push_token(t)
+        // Shown by its label, but not a name a scenario step can use: not
+        // in `labels` (which also keeps a big reconstruction quick to build).
+        let id = self.push_token(t);
+        self.tokens[id].label = Some(k.label);
+        id
     }
 
     /// Records an agent about to be registered; returns its id and the pending token's id.

@@ -128,7 +128,14 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
             o.events[n.event].timestamp,
             n.kind.word()
         )];
-        notes.push(format!("status: {}", j.why));
+        if j.inferred
+            || matches!(
+                j.status,
+                Status::Revoked | Status::Released | Status::Renewed
+            )
+        {
+            notes.push(format!("status: {}", j.why));
+        }
         let holder_agent = &o.agents[n.agent];
         if let Some(app_id) = &holder_agent.app {
             let name = o
