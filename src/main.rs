@@ -166,9 +166,17 @@ struct DemoConnection {
 
 /// The command line, its long help carrying the keys from the one keymap.
 fn parse_cli() -> Cli {
+    use chainview::view::keymap;
     use clap::{CommandFactory, FromArgMatches};
-    let keys = chainview::view::keymap::summary(80);
-    let cmd = Cli::command().long_about(LONG_ABOUT.replace("{KEYS}", &keys));
+    let keys = keymap::summary(80);
+    let observe_keys = keymap::summary_of(keymap::Mode::Observe, 80);
+    let cmd = Cli::command()
+        .long_about(LONG_ABOUT.replace("{KEYS}", &keys))
+        .mut_subcommand("observe", |c| {
+            c.after_long_help(format!(
+                "KEYS (interactive; ? shows them all, per pane):\n{observe_keys}"
+            ))
+        });
     match Cli::from_arg_matches(&cmd.get_matches()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),

@@ -778,3 +778,23 @@ fn hostile_text_in_a_trail_never_reaches_the_terminal_live() {
         );
     }
 }
+
+#[test]
+fn observe_help_lists_the_timeline_keys_from_the_keymap() {
+    let (code, out, _) = run(&["observe", "--help"], &[]);
+    assert_eq!(code, 0);
+    for k in [
+        "n/Space next event",
+        "b previous event",
+        "G last event",
+        "t jump",
+        "f filter",
+        "q quit",
+    ] {
+        assert!(out.contains(k), "{k} in:\n{out}");
+    }
+    assert!(
+        !out.contains("d delegate"),
+        "explorer actions are not observe keys:\n{out}"
+    );
+}

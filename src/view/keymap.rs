@@ -656,9 +656,14 @@ pub fn help_lines(mode: Mode, focus: Option<Focus>) -> impl Iterator<Item = &'st
 
 /// The normal-mode keys in one paragraph, for `--help`.
 pub fn summary(width: usize) -> String {
+    summary_of(Normal, width)
+}
+
+/// The keys of `mode` (any pane) in one paragraph, for a `--help`.
+pub fn summary_of(mode: Mode, width: usize) -> String {
     let items: Vec<String> = KEYMAP
         .iter()
-        .filter(|bd| bd.modes.contains(&Normal) && bd.focus.is_none() && !bd.label.is_empty())
+        .filter(|bd| bd.modes.contains(&mode) && bd.focus.is_none() && !bd.label.is_empty())
         .map(|bd| format!("{} {}", bd.label, bd.what))
         .collect();
     let mut out = String::new();
