@@ -8,6 +8,7 @@ pub mod dot;
 pub mod mermaid;
 
 use crate::app::{App, TokenStatus};
+use crate::observe::project::agent_name;
 use crate::observe::{Observed, Status};
 use crate::scope;
 
@@ -40,16 +41,6 @@ pub struct Edge {
     pub label: String,
     /// A refusal (or an inferred link): dashed.
     pub dashed: bool,
-}
-
-fn holder(spiffe: &str) -> String {
-    let parts: Vec<&str> = spiffe.rsplitn(3, '/').collect();
-    match parts.as_slice() {
-        [inst, task, _] if spiffe.starts_with("spiffe://") => {
-            format!("{task}/{}", inst.get(..4).unwrap_or(inst))
-        }
-        _ => spiffe.to_string(),
-    }
 }
 
 /// The explorer's tree as of `now`.
@@ -98,7 +89,7 @@ pub fn from_observed(o: &Observed, at: usize) -> Graph {
         let j = o.status(i, at);
         g.nodes.push(Node {
             key: format!("n{i}"),
-            holder: holder(&o.agents[n.agent].spiffe),
+            holder: agent_name(&o.agents[n.agent].spiffe),
             scope: n.scope.clone(),
             status: if j.inferred {
                 format!("{}?", j.status.word())
@@ -130,7 +121,7 @@ pub fn from_observed(o: &Observed, at: usize) -> Graph {
             holder: d
                 .target
                 .as_deref()
-                .map(holder)
+                .map(agent_name)
                 .unwrap_or_else(|| "?".into()),
             scope: d.requested.clone(),
             status: format!("denied ({})", d.event_type),

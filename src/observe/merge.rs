@@ -6,22 +6,24 @@
 
 use std::collections::HashMap;
 
-use crate::app::{App, Known, TokenId, TokenKind, TokenStatus};
+use crate::app::{App, TokenId, TokenStatus};
 
 use super::Observed;
-use super::project::{claims, token_status};
+use super::project::{known, token_status};
 
 /// Which token each reconstructed node became: the explorer's own, or one
 /// added for another client.
 #[derive(Debug, Default)]
 pub struct Merged {
-    node_token: Vec<Option<(TokenId, bool)>>,
+    token_of: Vec<Option<TokenId>>,
+    /// Whether that token was added for another client (else it is the explorer's own).
+    added: Vec<bool>,
 }
 
 impl Merged {
     /// How many tokens of other clients are in the App.
     pub fn foreign(&self) -> usize {
-        self.node_token.iter().flatten().filter(|(_, f)| *f).count()
+        self.added.iter().filter(|f| **f).count()
     }
 }
 
@@ -49,24 +51,25 @@ pub fn merge(app: &mut App, o: &Observed, m: &mut Merged) {
             }
         }
     }
-    m.node_token.resize(o.nodes.len(), None);
+    m.token_of.resize(o.nodes.len(), None);
+    m.added.resize(o.nodes.len(), false);
     for i in 0..o.nodes.len() {
         let n = &o.nodes[i];
-        match m.node_token[i] {
-            Some((tok, true)) => {
+        match (m.token_of[i], m.added[i]) {
+            (Some(tok), true) => {
                 let j = o.status(i, at);
                 app.set_known_status(tok, token_status(o, i, &j));
                 continue;
             }
-            Some((_, false)) => continue,
-            None => {}
+            (Some(_), false) => continue,
+            (None, _) => {}
         }
         let mine = [n.jti.as_deref(), n.chain_hash.as_deref()]
             .into_iter()
             .flatten()
             .find_map(|k| own.get(k).copied());
         if let Some(t) = mine {
-            m.node_token[i] = Some((t, false));
+            m.token_of[i] = Some(t);
             continue;
         }
         let spiffe = &o.agents[n.agent].spiffe;
@@ -78,32 +81,16 @@ pub fn merge(app: &mut App, o: &Observed, m: &mut Merged) {
             Some(a) => a,
             None => app.outside_agent(spiffe),
         };
-        let token_of = |x: Option<usize>| x.and_then(|p| m.node_token[p]).map(|(t, _)| t);
-        let kind = match (token_of(n.renews), token_of(n.parent)) {
-            (Some(of), _) => TokenKind::Renewal { of },
-            (None, Some(parent)) => TokenKind::Delegated { parent },
-            (None, None) if n.depth > 0 => TokenKind::Imported { parent: None },
-            (None, None) => TokenKind::Registration,
-        };
-        let j = o.status(i, at);
-        let mut notes = vec![format!(
-            "another client's {} (audit trail {}, {})",
-            n.kind.word(),
-            o.events[n.event].id,
-            o.events[n.event].timestamp
-        )];
-        notes.push(format!("status: {}", j.why));
-        notes.extend(n.inferred.iter().map(|w| format!("inferred: {w}")));
-        let id = app.add_known(Known {
+        let id = app.add_known(known(
+            o,
+            i,
+            at,
             holder,
-            kind,
-            label: format!("other n{i}"),
-            claims: Some(claims(o, i)),
-            requested: n.scope.clone(),
-            status: token_status(o, i, &j),
-            notes,
-            foreign: true,
-        });
-        m.node_token[i] = Some((id, true));
+            &m.token_of,
+            format!("other n{i}"),
+            true,
+        ));
+        m.token_of[i] = Some(id);
+        m.added[i] = true;
     }
 }

@@ -113,55 +113,7 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
             continue;
         }
         let holder = add_agent(&mut app, &mut agent_of, n.agent);
-        let parent = n.parent.and_then(|p| token_of[p]);
-        let kind = match (n.renews.and_then(|r| token_of[r]), parent) {
-            (Some(of), _) => TokenKind::Renewal { of },
-            (None, Some(parent)) => TokenKind::Delegated { parent },
-            (None, None) if n.depth > 0 => TokenKind::Imported { parent: None },
-            (None, None) => TokenKind::Registration,
-        };
-        let j = o.status(i, at);
-        let status = token_status(o, i, &j);
-        let mut notes = vec![format!(
-            "issued at {} ({}): a {}",
-            o.events[n.event].id,
-            o.events[n.event].timestamp,
-            n.kind.word()
-        )];
-        if j.inferred
-            || matches!(
-                j.status,
-                Status::Revoked | Status::Released | Status::Renewed
-            )
-        {
-            notes.push(format!("status: {}", j.why));
-        }
-        let holder_agent = &o.agents[n.agent];
-        if let Some(app_id) = &holder_agent.app {
-            let name = o
-                .apps
-                .get(app_id)
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default();
-            notes.push(format!("holder registered through app {app_id}{name}"));
-        }
-        notes.extend(n.inferred.iter().map(|w| format!("inferred: {w}")));
-        if n.jti.is_none() {
-            notes.push(
-                "jti: not in the trail (v2.0.0 does not audit a delegated token's jti)".into(),
-            );
-        }
-        let claims = claims(o, i);
-        let id = app.add_known(Known {
-            holder,
-            kind,
-            label: format!("n{i}"),
-            claims: Some(claims),
-            requested: n.scope.clone(),
-            status,
-            notes,
-            foreign: false,
-        });
+        let id = app.add_known(known(o, i, at, holder, &token_of, format!("n{i}"), false));
         token_of[i] = Some(id);
         if n.kind == super::NodeKind::Registration && app.agents[holder].token.is_none() {
             app.agents[holder].token = Some(id);
@@ -234,6 +186,66 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
         chain,
     }));
     app
+}
+
+/// A reconstructed node as a token of the App, as of event `at`:
+/// `token_of` says which token each earlier node became (for its parent or
+/// the token it renewed).
+pub(crate) fn known(
+    o: &Observed,
+    i: NodeId,
+    at: usize,
+    holder: usize,
+    token_of: &[Option<TokenId>],
+    label: String,
+    foreign: bool,
+) -> Known {
+    let n = &o.nodes[i];
+    let mapped = |x: Option<NodeId>| x.and_then(|p| token_of.get(p).copied().flatten());
+    let kind = match (mapped(n.renews), mapped(n.parent)) {
+        (Some(of), _) => TokenKind::Renewal { of },
+        (None, Some(parent)) => TokenKind::Delegated { parent },
+        (None, None) if n.depth > 0 => TokenKind::Imported { parent: None },
+        (None, None) => TokenKind::Registration,
+    };
+    let j = o.status(i, at);
+    let whose = if foreign { "another client's " } else { "" };
+    let mut notes = vec![format!(
+        "issued at {} ({}): {whose}{}",
+        o.events[n.event].id,
+        o.events[n.event].timestamp,
+        n.kind.word()
+    )];
+    if j.inferred
+        || matches!(
+            j.status,
+            Status::Revoked | Status::Released | Status::Renewed
+        )
+    {
+        notes.push(format!("status: {}", j.why));
+    }
+    if let Some(app_id) = &o.agents[n.agent].app {
+        let name = o
+            .apps
+            .get(app_id)
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        notes.push(format!("holder registered through app {app_id}{name}"));
+    }
+    notes.extend(n.inferred.iter().map(|w| format!("inferred: {w}")));
+    if n.jti.is_none() {
+        notes.push("jti: not in the trail (v2.0.0 does not audit a delegated token's jti)".into());
+    }
+    Known {
+        holder,
+        kind,
+        label,
+        claims: Some(claims(o, i)),
+        requested: n.scope.clone(),
+        status: token_status(o, i, &j),
+        notes,
+        foreign,
+    }
 }
 
 /// A node's judged status in the App's words.
