@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod logging;
 pub mod observe;
 pub mod protocol;
+pub mod rules;
 pub mod scenario;
 pub mod scope;
 pub mod session;

@@ -10,7 +10,7 @@ use std::path::Path;
 /// Bottom to top. A module may use its own layer and those below.
 const LAYERS: &[&[&str]] = &[
     &["text", "logging"],
-    &["scope", "jwt"],
+    &["scope", "jwt", "rules"],
     &["broker"],
     &["protocol"],
     &["worker"],

@@ -314,15 +314,7 @@ pub struct Hop {
 
 /// Whether a revocation entry covers a token with these claims (spec §7.1).
 pub fn revokes(level: RevokeLevel, target: &str, c: &Claims) -> bool {
-    match level {
-        RevokeLevel::Token => c.jti == target,
-        RevokeLevel::Agent => c.sub == target,
-        RevokeLevel::Task => !c.task_id.is_empty() && c.task_id == target,
-        RevokeLevel::Chain => c
-            .delegation_chain
-            .first()
-            .is_some_and(|r| r.agent == target),
-    }
+    crate::rules::covers(level, target, &c.subject())
 }
 
 /// The whole explorer state.

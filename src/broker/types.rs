@@ -475,37 +475,7 @@ pub struct AppAuthResponse {
 }
 
 /// Revocation levels (spec §7.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RevokeLevel {
-    Token,
-    Agent,
-    Task,
-    Chain,
-}
-
-impl RevokeLevel {
-    pub const ALL: [RevokeLevel; 4] = [Self::Token, Self::Agent, Self::Task, Self::Chain];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Token => "token",
-            Self::Agent => "agent",
-            Self::Task => "task",
-            Self::Chain => "chain",
-        }
-    }
-
-    /// Case-sensitive, as the broker parses it.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|l| l.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for RevokeLevel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::rules::RevokeLevel;
 
 /// A SPIFFE path segment (an `orch_id` or `task_id`): non-empty, not
 /// `.`/`..`, only `A-Za-z0-9.-_`. The broker's rule; forms and the scenario

@@ -165,6 +165,16 @@ impl Claims {
     pub fn depth(&self) -> usize {
         self.delegation_chain.len()
     }
+
+    /// The claims a revocation entry can match (spec §7.1).
+    pub fn subject(&self) -> crate::rules::Subject<'_> {
+        crate::rules::Subject {
+            jti: &self.jti,
+            sub: &self.sub,
+            task: &self.task_id,
+            chain_root: self.delegation_chain.first().map(|r| r.agent.as_str()),
+        }
+    }
 }
 
 /// A decoded compact JWT. Nothing about it is trusted until [`Decoded::verify`].

@@ -22,10 +22,7 @@ use crate::broker::types::{AuditRef, RevokeLevel};
 use crate::scope;
 use trail::{Denied, Fact};
 
-/// `AA_MAX_TTL`'s default: no token lives longer (spec §2.4).
-pub const MAX_TTL: i64 = 86_400;
-/// A delegation's ttl when none is asked for (spec §4.6).
-pub const DEFAULT_DELEGATION_TTL: i64 = 60;
+pub use crate::rules::limits::{DEFAULT_DELEGATION_TTL, MAX_TTL};
 /// A token-level revocation of a jti the trail never named may have hit any
 /// token whose jti is unknown; above this many candidates none is marked.
 const MAX_DOUBTS: usize = 64;
@@ -468,23 +465,9 @@ impl Observed {
         let covering = if self.entries.iter().all(|e| e.is_empty()) {
             None
         } else {
-            let keys = [
-                (RevokeLevel::Token, node.jti.as_deref()),
-                (
-                    RevokeLevel::Agent,
-                    Some(self.agents[node.agent].spiffe.as_str()),
-                ),
-                (
-                    RevokeLevel::Task,
-                    Some(node.task.as_str()).filter(|t| !t.is_empty()),
-                ),
-                (
-                    RevokeLevel::Chain,
-                    node.root.map(|r| self.agents[r].spiffe.as_str()),
-                ),
-            ];
-            keys.into_iter().find_map(|(level, key)| {
-                let key = key?;
+            let subject = self.subject(&node);
+            RevokeLevel::ALL.into_iter().find_map(|level| {
+                let key = subject.key(level)?;
                 self.entries[level as usize]
                     .contains_key(key)
                     .then(|| (level, key.to_string()))
@@ -495,6 +478,16 @@ impl Observed {
             self.end(id, k, EndHow::Revoked { level, target }, false);
         }
         id
+    }
+
+    /// The claims of a node that a revocation entry can match (spec §7.1).
+    pub fn subject<'a>(&'a self, n: &'a Node) -> crate::rules::Subject<'a> {
+        crate::rules::Subject {
+            jti: n.jti.as_deref().unwrap_or(""),
+            sub: &self.agents[n.agent].spiffe,
+            task: &n.task,
+            chain_root: n.root.map(|r| self.agents[r].spiffe.as_str()),
+        }
     }
 
     fn end(&mut self, id: NodeId, k: usize, how: EndHow, inferred: bool) {

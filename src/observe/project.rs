@@ -35,13 +35,7 @@ impl Filter {
 
 /// The agent's name in the views: `task/0123` from its SPIFFE id.
 pub fn agent_name(spiffe: &str) -> String {
-    let parts: Vec<&str> = spiffe.rsplitn(3, '/').collect();
-    match parts.as_slice() {
-        [inst, task, _] if spiffe.starts_with("spiffe://") => {
-            format!("{task}/{}", inst.get(..4).unwrap_or(inst))
-        }
-        _ => spiffe.to_string(),
-    }
+    crate::rules::spiffe::short(spiffe, false)
 }
 
 /// The App as of event `at`, keeping the chains `filter` lets through (a

@@ -148,14 +148,7 @@ pub fn ttl_text(secs: i64) -> String {
 
 /// A SPIFFE id shortened to `task/inst…` (the trust domain and orch are implied).
 pub fn short_spiffe(id: &str) -> String {
-    let parts: Vec<&str> = id.rsplitn(3, '/').collect();
-    match parts.as_slice() {
-        [inst, task, _] if id.starts_with("spiffe://") => {
-            let inst: String = inst.chars().take(4).collect();
-            format!("{task}/{inst}…")
-        }
-        _ => id.to_string(),
-    }
+    crate::rules::spiffe::short(id, true)
 }
 
 /// An agent's name for display: an agent known only by its SPIFFE id (an

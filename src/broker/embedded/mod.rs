@@ -246,12 +246,10 @@ impl Revocations {
 
     /// Spec §7.1.
     fn revoked(&self, c: &Claims) -> bool {
-        self.has(RevokeLevel::Token, &c.jti)
-            || self.has(RevokeLevel::Agent, &c.sub)
-            || (!c.task_id.is_empty() && self.has(RevokeLevel::Task, &c.task_id))
-            || c.delegation_chain
-                .first()
-                .is_some_and(|r| self.has(RevokeLevel::Chain, &r.agent))
+        let s = c.subject();
+        RevokeLevel::ALL
+            .into_iter()
+            .any(|l| s.key(l).is_some_and(|k| self.has(l, k)))
     }
 }
 

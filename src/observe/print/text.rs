@@ -7,17 +7,7 @@ use crate::scope;
 
 /// `spiffe://…/agent/orch/task/0123456789abcdef` → `orch/task/0123`.
 pub fn short(spiffe: &str) -> String {
-    let Some(rest) = spiffe
-        .strip_prefix("spiffe://")
-        .and_then(|r| r.split_once("/agent/"))
-        .map(|(_, r)| r)
-    else {
-        return spiffe.to_string();
-    };
-    match rest.rsplit_once('/') {
-        Some((head, inst)) if inst.len() > 4 => format!("{head}/{}", &inst[..4]),
-        _ => rest.to_string(),
-    }
+    crate::rules::spiffe::with_orch(spiffe)
 }
 
 /// One node's line (without the tree drawing in front).
