@@ -129,9 +129,14 @@ pub enum TokenStatus {
     Failed(String),
     /// The broker says it is invalid and chainview knows no reason.
     Invalid,
-    /// Observe: the audit trail cannot settle it (why).
+    /// Observe: the trail suggests it is valid but cannot settle it (why):
+    /// it may permit, never counted as live or as dead.
+    LikelyValid(String),
+    /// Observe: the audit trail cannot settle it (why): it may permit.
     Unknown(String),
 }
+
+pub use crate::rules::Liveness;
 
 impl TokenStatus {
     /// The status in words, with the broker's words for a refusal.
@@ -144,6 +149,7 @@ impl TokenStatus {
             TokenStatus::Failed(why) => format!("failed ({why})"),
             TokenStatus::Invalid => "invalid (the broker says so)".into(),
             TokenStatus::Unknown(why) => format!("unknown ({why})"),
+            TokenStatus::LikelyValid(why) => format!("likely valid ({why})"),
             other => other.word().to_string(),
         }
     }
@@ -160,12 +166,23 @@ impl TokenStatus {
             TokenStatus::Failed(_) => "failed",
             TokenStatus::Invalid => "invalid",
             TokenStatus::Unknown(_) => "unknown",
+            TokenStatus::LikelyValid(_) => "likely valid",
         }
     }
 
-    /// A dead token permits nothing.
+    /// Live, may be live (a status the trail cannot settle), or dead.
+    pub fn liveness(&self) -> Liveness {
+        match self {
+            TokenStatus::Valid => Liveness::Live,
+            TokenStatus::LikelyValid(_) | TokenStatus::Unknown(_) => Liveness::Maybe,
+            _ => Liveness::Dead,
+        }
+    }
+
+    /// A dead token permits nothing. A status the trail cannot settle is
+    /// not dead.
     pub fn is_dead(&self) -> bool {
-        !matches!(self, TokenStatus::Valid)
+        self.liveness() == Liveness::Dead
     }
 }
 
@@ -226,11 +243,32 @@ impl TokenEntry {
         self.claims.as_ref().map(|c| c.exp)
     }
 
-    /// The status at `now`: a valid token past `exp` is expired.
+    /// The status at `now`: a valid token past `exp` is expired; one whose
+    /// ttl is not known (observe) is likely valid up to the default
+    /// delegation ttl, unknown after, and expired past `AA_MAX_TTL`.
     pub fn status_at(&self, now: i64) -> TokenStatus {
-        match (&self.status, self.exp()) {
-            (TokenStatus::Valid, Some(exp)) if now > exp => TokenStatus::Expired,
-            (s, _) => s.clone(),
+        use crate::rules::limits::{DEFAULT_DELEGATION_TTL, MAX_TTL};
+        let iat = self.claims.as_ref().map(|c| c.iat);
+        match (&self.status, self.exp(), iat) {
+            (TokenStatus::Valid | TokenStatus::LikelyValid(_), Some(exp), _)
+                if exp != EXP_UNKNOWN && now > exp =>
+            {
+                TokenStatus::Expired
+            }
+            (
+                TokenStatus::LikelyValid(_) | TokenStatus::Unknown(_),
+                Some(EXP_UNKNOWN),
+                Some(iat),
+            ) if now > iat + MAX_TTL => TokenStatus::Expired,
+            (TokenStatus::LikelyValid(_), Some(EXP_UNKNOWN), Some(iat))
+                if now > iat + DEFAULT_DELEGATION_TTL =>
+            {
+                TokenStatus::Unknown(format!(
+                    "unknown: its ttl is not in the trail and it is older than the default {DEFAULT_DELEGATION_TTL}s ({}s old)",
+                    now - iat
+                ))
+            }
+            (s, _, _) => s.clone(),
         }
     }
 
@@ -288,7 +326,15 @@ pub struct LogEntry {
 /// A probe verdict for one token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeVerdict {
-    Permits { by: String },
+    Permits {
+        by: String,
+    },
+    /// A token whose status the trail cannot settle holds a grant that
+    /// covers the scope: it may permit (why it is unsure).
+    MayPermit {
+        by: String,
+        why: TokenStatus,
+    },
     Denies(scope::Denial),
     Dead(TokenStatus),
 }
@@ -1012,13 +1058,15 @@ impl App {
             .filter(|t| t.probe_candidate() && self.shown(t))
             .map(|t| {
                 let status = t.status_at(now);
-                let verdict = if status.is_dead() {
-                    ProbeVerdict::Dead(status)
-                } else {
-                    match scope::explain_one(requested, t.scope()) {
+                let verdict = match status.liveness() {
+                    Liveness::Dead => ProbeVerdict::Dead(status),
+                    live => match scope::explain_one(requested, t.scope()) {
+                        scope::Verdict::Covered { by } if live == Liveness::Maybe => {
+                            ProbeVerdict::MayPermit { by, why: status }
+                        }
                         scope::Verdict::Covered { by } => ProbeVerdict::Permits { by },
                         scope::Verdict::Denied(d) => ProbeVerdict::Denies(d),
-                    }
+                    },
                 };
                 ProbeRow {
                     token: t.id,
