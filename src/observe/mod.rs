@@ -668,6 +668,7 @@ impl Observed {
             && inferred.is_empty()
         {
             self.used(p, k);
+            self.narrow_renewal(p, k, |c| reread(scope, &c.scope).is_some());
         }
         inferred.extend(reread_note);
         let root = match parent {
@@ -690,6 +691,66 @@ impl Observed {
             impossible,
             ..node
         });
+    }
+
+    /// Token `id` — a renewal whose predecessor the trail does not name — was
+    /// the Bearer of event `k`, which tells about its scope (`fits`): only
+    /// candidates that fit can be what it renewed. One left: settled (it is
+    /// the predecessor, renewed away then); several: the renewal takes the
+    /// newest of them.
+    fn narrow_renewal(&mut self, id: NodeId, k: usize, fits: impl Fn(&Node) -> bool) {
+        let Some(d) = self.nodes[id].renews_doubt else {
+            return;
+        };
+        let before = self.doubts[d].members.clone();
+        let left: Vec<NodeId> = before
+            .iter()
+            .copied()
+            .filter(|&c| fits(&self.nodes[c]))
+            .collect();
+        if left.is_empty() || left.len() == before.len() {
+            return;
+        }
+        for &gone in before.iter().filter(|c| !left.contains(c)) {
+            self.nodes[gone].doubts.retain(|&x| x != d);
+        }
+        self.doubts[d].members = left.clone();
+        let renewal_event = self.doubts[d].event;
+        let o = self.nodes[left[0]].clone();
+        let n = &mut self.nodes[id];
+        (n.from, n.scope, n.depth, n.root, n.ttl, n.chain_hash) =
+            (o.from, o.scope, o.depth, o.root, o.ttl, o.chain_hash);
+        if n.parent != o.parent {
+            // The tree follows: the renewal hangs where its predecessor does.
+            if let Some(old) = n.parent {
+                self.nodes[old].children.retain(|&c| c != id);
+            }
+            if let Some(new) = o.parent {
+                self.nodes[new].children.push(id);
+            }
+            self.nodes[id].parent = o.parent;
+        }
+        let n = &mut self.nodes[id];
+        n.inferred.retain(|w| !w.starts_with("which token was renewed"));
+        if let [one] = left.as_slice() {
+            let one = *one;
+            n.renews = Some(one);
+            n.renews_doubt = None;
+            self.nodes[one].doubts.retain(|&x| x != d);
+            if self.from_genesis {
+                self.end(one, renewal_event, EndHow::Renewed { by: id }, false);
+            } else {
+                self.end(one, renewal_event, EndHow::Renewed { by: id }, true);
+            }
+            let _ = k;
+        } else {
+            let names: Vec<String> = left.iter().map(|c| format!("n{c}")).collect();
+            n.inferred.push(format!(
+                "which token was renewed is not in the trail: one of {} (narrowed by what it was used for at {})",
+                names.join(", "),
+                self.events[k].id
+            ));
+        }
     }
 
     /// Records that token `id` was the Bearer of event `k` (so it was alive).
@@ -1076,8 +1137,10 @@ impl Observed {
         if let Some(n) = node
             && !inferred
         {
-            // The broker checked its Bearer before refusing: alive then.
+            // The broker checked its Bearer before refusing: alive then, and
+            // holding exactly `allowed`.
             self.used(n, k);
+            self.narrow_renewal(n, k, |c| same_words(&c.scope, &d.allowed));
         }
         let i = self.denials.len();
         if let Some(n) = node {
