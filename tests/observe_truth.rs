@@ -117,7 +117,14 @@ async fn observe_states_nothing_wrong_as_fact() {
     let te = b.add(&e.access_token, None, false);
 
     // Chains a → b → c, a → b → d (through a renewal of the middle hop).
-    let ab = delegate(&env, &mut b, ta, &bb.agent_id, &["read:data:x", "write:data:x"]).await;
+    let ab = delegate(
+        &env,
+        &mut b,
+        ta,
+        &bb.agent_id,
+        &["read:data:x", "write:data:x"],
+    )
+    .await;
     let abc = delegate(&env, &mut b, ab, &c.agent_id, &["read:data:x"]).await;
     let ab2 = renew(&env, &mut b, ab).await;
     let abd = delegate(&env, &mut b, ab2, &d.agent_id, &["write:data:x"]).await;
@@ -201,7 +208,12 @@ async fn observe_states_nothing_wrong_as_fact() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -232,7 +244,10 @@ fn check(b: &Book, lines: &[Value]) {
     for n in nodes.values() {
         let Some(t) = truth_of(n) else {
             // Only a placeholder may be a token the book does not hold.
-            assert!(n["inferred"] == true, "a node that is no token, as fact: {n}");
+            assert!(
+                n["inferred"] == true,
+                "a node that is no token, as fact: {n}"
+            );
             continue;
         };
         seen[t] = true;
@@ -283,12 +298,22 @@ fn check(b: &Book, lines: &[Value]) {
         for l in lines.iter().filter(|l| l["kind"] == "node") {
             eprintln!(
                 "{} {} renews={} parent={} {} {} link_inf={} st_inf={} why={}",
-                l["id"], l["type"], l["renews"], l["parent"], l["status"], l["liveness"],
-                l["link_inferred"], l["status_inferred"], l["status_why"]
+                l["id"],
+                l["type"],
+                l["renews"],
+                l["parent"],
+                l["status"],
+                l["liveness"],
+                l["link_inferred"],
+                l["status_inferred"],
+                l["status_why"]
             );
         }
     }
-    assert!(facts > b.tokens.len() / 2, "mostly facts, not guesses: {facts}");
+    assert!(
+        facts > b.tokens.len() / 2,
+        "mostly facts, not guesses: {facts}"
+    );
     // Refusals: where stated as fact, under the token they were tried with.
     let refused: Vec<&Value> = lines
         .iter()
