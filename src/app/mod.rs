@@ -250,11 +250,11 @@ impl TokenEntry {
         use crate::rules::limits::{DEFAULT_DELEGATION_TTL, MAX_TTL};
         let iat = self.claims.as_ref().map(|c| c.iat);
         match (&self.status, self.exp(), iat) {
-            (TokenStatus::Valid | TokenStatus::LikelyValid(_), Some(exp), _)
-                if exp != EXP_UNKNOWN && now > exp =>
-            {
-                TokenStatus::Expired
-            }
+            (
+                TokenStatus::Valid | TokenStatus::LikelyValid(_) | TokenStatus::Unknown(_),
+                Some(exp),
+                _,
+            ) if exp != EXP_UNKNOWN && now > exp => TokenStatus::Expired,
             (
                 TokenStatus::LikelyValid(_) | TokenStatus::Unknown(_),
                 Some(EXP_UNKNOWN),
@@ -269,6 +269,21 @@ impl TokenEntry {
                 ))
             }
             (s, _, _) => s.clone(),
+        }
+    }
+
+    /// [`TokenEntry::status_at`]'s liveness, without building the status.
+    pub fn liveness_at(&self, now: i64) -> Liveness {
+        use crate::rules::limits::MAX_TTL;
+        let iat = self.claims.as_ref().map(|c| c.iat);
+        match (self.status.liveness(), self.exp(), iat) {
+            (Liveness::Live | Liveness::Maybe, Some(exp), _) if exp != EXP_UNKNOWN && now > exp => {
+                Liveness::Dead
+            }
+            (Liveness::Maybe, Some(EXP_UNKNOWN), Some(iat)) if now > iat + MAX_TTL => {
+                Liveness::Dead
+            }
+            (l, _, _) => l,
         }
     }
 
@@ -1405,5 +1420,57 @@ mod tests {
         assert_eq!(app.status(a, unix_now()), TokenStatus::RenewedAway);
         assert_eq!(app.status(new, unix_now()), TokenStatus::Valid);
         assert_eq!(app.tokens[a].label.as_deref(), Some("a (before renewal)"));
+    }
+}
+
+#[cfg(test)]
+mod liveness_tests {
+    use super::*;
+
+    /// The cheap liveness the chain pane counts agrees with the status
+    /// the views show, at every moment of a token whose ttl is known or not.
+    #[test]
+    fn liveness_at_agrees_with_status_at() {
+        let mut app = App::new("http://127.0.0.1:1", false, None);
+        let holder = app.outside_agent("spiffe://agentwrit.local/agent/o/t/x");
+        let statuses = [
+            TokenStatus::Valid,
+            TokenStatus::LikelyValid("young".into()),
+            TokenStatus::Unknown("cannot tell".into()),
+            TokenStatus::Released,
+        ];
+        for status in statuses {
+            for exp in [1_300, EXP_UNKNOWN] {
+                let id = app.add_known(Known {
+                    holder,
+                    kind: TokenKind::Registration,
+                    label: "t".into(),
+                    claims: Some(Claims {
+                        iat: 1_000,
+                        exp,
+                        ..Claims::default()
+                    }),
+                    requested: Vec::new(),
+                    status: status.clone(),
+                    notes: Vec::new(),
+                    foreign: false,
+                });
+                let t = &app.tokens[id];
+                for now in [1_000, 1_059, 1_061, 1_301, 1_000 + 86_401] {
+                    assert_eq!(
+                        t.liveness_at(now),
+                        t.status_at(now).liveness(),
+                        "{status:?} exp {exp} at {now}"
+                    );
+                }
+            }
+        }
+        // Unknown is never dead within AA_MAX_TTL; likely valid turns unknown after 60 s.
+        let unknown = app.tokens.iter().find(|t| {
+            matches!(t.status, TokenStatus::LikelyValid(_)) && t.exp() == Some(EXP_UNKNOWN)
+        });
+        let t = unknown.unwrap();
+        assert!(matches!(t.status_at(1_061), TokenStatus::Unknown(_)));
+        assert_eq!(t.liveness_at(1_000 + 86_000), Liveness::Maybe);
     }
 }
