@@ -1191,6 +1191,15 @@ impl Observed {
         self.nodes[id].uses.iter().any(|&u| u > after && u <= at)
     }
 
+    /// The doubts still open on token `id` as of `at` (not cleared by a
+    /// later use): what may have ended it, with the other candidates.
+    pub fn open_doubts(&self, id: NodeId, at: usize) -> impl Iterator<Item = usize> + '_ {
+        self.nodes[id].doubts.iter().copied().filter(move |&d| {
+            let g = &self.doubts[d];
+            g.event <= at && !self.used_between(id, g.event, at)
+        })
+    }
+
     /// The doubt's candidates not cleared by a later use, as of `at`.
     pub fn doubt_left(&self, d: usize, at: usize) -> Vec<NodeId> {
         let g = &self.doubts[d];
@@ -1252,12 +1261,7 @@ impl Observed {
         let n = &self.nodes[id];
         let ms = self.judged_ms(at);
         // Doubts still open as of `at` (not cleared by a later use).
-        let open: Vec<&Doubt> = n
-            .doubts
-            .iter()
-            .map(|&d| &self.doubts[d])
-            .filter(|g| g.event <= at && !self.used_between(id, g.event, at))
-            .collect();
+        let open: Vec<&Doubt> = self.open_doubts(id, at).map(|d| &self.doubts[d]).collect();
         let guessed = !n.inferred.is_empty() || n.impossible.is_some();
         if let Some((event, how, end_inferred, by_elimination)) = self.ending(id, at) {
             let by = &self.events[event].id;
@@ -1333,8 +1337,12 @@ impl Observed {
             };
         }
         if !open.is_empty() {
+            // At most three in words; the rest counted.
+            const SAID: usize = 3;
+            let more = open.len().saturating_sub(SAID) + n.doubts_dropped;
             let parts: Vec<String> = open
                 .iter()
+                .take(SAID)
                 .map(|g| {
                     let id_ = &self.events[g.event].id;
                     let of = g.members.len();
@@ -1351,10 +1359,15 @@ impl Observed {
                     }
                 })
                 .collect();
+            let more = if more > 0 {
+                format!("; and {more} more such events")
+            } else {
+                String::new()
+            };
             return Judged::new(
                 Status::Unknown,
                 true,
-                format!("unknown: {}", parts.join("; ")),
+                format!("unknown: {}{more}", parts.join("; ")),
             );
         }
         let age = ms - n.ms;

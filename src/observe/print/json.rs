@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::observe::{Liveness, NodeKind, Observed};
+use crate::observe::{DoubtKind, Liveness, NodeKind, Observed};
 
 #[derive(Serialize)]
 struct AgentLine<'a> {
@@ -50,6 +50,9 @@ struct NodeLine<'a> {
     impossible: Option<&'a str>,
     /// For a renewal whose predecessor the trail cannot tell: the candidates left.
     renews_candidates: Vec<String>,
+    /// Events that may have ended it (the trail does not say which token
+    /// they ended): each with what it did and the candidates still left.
+    perhaps_ended: Vec<Perhaps<'a>>,
     event: &'a str,
     at: &'a str,
     ttl: Option<i64>,
@@ -57,6 +60,14 @@ struct NodeLine<'a> {
     chain_hash: Option<&'a str>,
     app: Option<&'a str>,
     ended_by: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Perhaps<'a> {
+    event: &'a str,
+    /// `revoked`, `released` or `renewed`.
+    how: &'static str,
+    candidates: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -168,6 +179,22 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
             Liveness::Dead => "dead",
         };
         alive[j.liveness as usize] += 1;
+        let perhaps_ended = o
+            .open_doubts(i, at)
+            .map(|d| Perhaps {
+                event: id(o.doubts[d].event),
+                how: match o.doubts[d].kind {
+                    DoubtKind::RevokedJti(_) => "revoked",
+                    DoubtKind::Released => "released",
+                    DoubtKind::Renewed { .. } => "renewed",
+                },
+                candidates: o
+                    .doubt_left(d, at)
+                    .into_iter()
+                    .map(|c| format!("n{c}"))
+                    .collect(),
+            })
+            .collect();
         line(
             w,
             &NodeLine {
@@ -192,6 +219,7 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
                 inferred_why: why,
                 impossible: n.impossible.as_deref(),
                 renews_candidates,
+                perhaps_ended,
                 event: id(n.event),
                 at: &o.events[n.event].timestamp,
                 ttl: n.ttl,
