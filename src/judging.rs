@@ -162,3 +162,142 @@ fn what_if_text(w: &mut dyn Write, effects: &[Effect], plan: &Plan) -> std::io::
     }
     Ok(())
 }
+
+/// How `check` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckFormat {
+    Text,
+    Json,
+    Sarif,
+    Markdown,
+}
+
+/// What `check` is told besides its source.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    pub format: CheckFormat,
+    /// Exit 1 when a counted finding is at least this severe (`None`: never).
+    pub fail_on: Option<crate::judge::check::Severity>,
+    pub baseline: Option<std::path::PathBuf>,
+    pub write_baseline: Option<std::path::PathBuf>,
+}
+
+/// A baseline: the fingerprints of findings accepted once.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Baseline {
+    fingerprints: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct CheckSummary<'a> {
+    kind: &'static str,
+    findings: usize,
+    counted: usize,
+    baselined: usize,
+    errors: usize,
+    warnings: usize,
+    notes: usize,
+    fail_on: &'static str,
+    as_of: &'a str,
+}
+
+/// `check`: findings, exit 1 when any not in the baseline is at or above
+/// `fail_on`.
+pub async fn run_check(
+    settings: &Settings,
+    src: &ObserveArgs,
+    opts: &CheckOptions,
+) -> Result<u8, WatchError> {
+    use crate::judge::check::{Severity, check};
+    use crate::judge::report;
+    let baseline = match &opts.baseline {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| WatchError::Usage(format!("--baseline {}: {e}", p.display())))?;
+            serde_json::from_str::<Baseline>(&text).map_err(|e| {
+                WatchError::Usage(format!(
+                    "--baseline {}: not a baseline ({{\"fingerprints\":[…]}}, as --write-baseline writes): {e}",
+                    p.display()
+                ))
+            })?
+        }
+        None => Baseline::default(),
+    };
+    let o = gather(settings, src).await?;
+    let at = resolve_at(&o, src.at.as_deref())?;
+    let all = check(&o, at);
+    let (accepted, counted): (Vec<_>, Vec<_>) = all
+        .iter()
+        .cloned()
+        .partition(|f| baseline.fingerprints.contains(&f.fingerprint));
+    if let Some(p) = &opts.write_baseline {
+        let b = Baseline {
+            fingerprints: all.iter().map(|f| f.fingerprint.clone()).collect(),
+        };
+        let body = serde_json::to_vec_pretty(&b).map_err(std::io::Error::other);
+        let written = body.and_then(|b| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p)
+                .and_then(|mut f| f.write_all(&b))
+        });
+        written.map_err(|e| WatchError::Write {
+            path: format!("{} (never overwritten)", p.display()),
+            source: e,
+        })?;
+    }
+    let source = src
+        .from
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| settings.broker_url.clone().unwrap_or_default());
+    let count = |s: Severity| counted.iter().filter(|f| f.severity == s).count();
+    let summary = CheckSummary {
+        kind: "summary",
+        findings: all.len(),
+        counted: counted.len(),
+        baselined: accepted.len(),
+        errors: count(Severity::Error),
+        warnings: count(Severity::Warning),
+        notes: count(Severity::Note),
+        fail_on: opts.fail_on.map(Severity::word).unwrap_or("never"),
+        as_of: &o.events[at].id,
+    };
+    let out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(out);
+    let r = match opts.format {
+        CheckFormat::Json => {
+            json_lines(&mut out, &counted).and_then(|()| json_lines(&mut out, &[summary]))
+        }
+        CheckFormat::Text => {
+            let mut w = Visible::text(&mut out);
+            w.write_all(report::text::render(&counted).as_bytes())
+                .and_then(|()| {
+                    writeln!(
+                        w,
+                        "{} findings ({} errors, {} warnings, {} notes){}",
+                        counted.len(),
+                        summary.errors,
+                        summary.warnings,
+                        summary.notes,
+                        if accepted.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} in the baseline", accepted.len())
+                        }
+                    )
+                })
+        }
+        CheckFormat::Sarif => serde_json::to_vec_pretty(&report::sarif::render(&counted, &source))
+            .map_err(std::io::Error::other)
+            .and_then(|b| Visible::json(&mut out).write_all(&b)),
+        CheckFormat::Markdown => Visible::text(&mut out)
+            .write_all(report::markdown::render(&counted, &source).as_bytes()),
+    };
+    finish(r.and_then(|()| out.flush()))?;
+    let failing = opts
+        .fail_on
+        .is_some_and(|t| counted.iter().any(|f| f.severity >= t));
+    Ok(u8::from(failing))
+}

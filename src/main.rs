@@ -270,6 +270,12 @@ enum Command {
     /// or may holds it; 2 usage or malformed input; 3 the broker could not be
     /// reached.
     WhoCan(WhoCanCli),
+    /// Least-privilege findings: wildcards handed down, hops that narrowed
+    /// nothing, chains at the depth limit, re-rooted chains, tokens outliving
+    /// their delegator, revocations that left survivors, escalation probing,
+    /// revoked tokens presented … Exit 0, 1 when a finding not in the baseline
+    /// is at or above --fail-on, 2 usage or malformed input, 3 unreachable.
+    Check(CheckCli),
     /// What a revocation would really do, by the broker's rule (it never
     /// cascades).
     WhatIf {
@@ -290,9 +296,6 @@ struct Source {
     /// Broker to read (or AGENTWRIT_BROKER_URL); needs AGENTWRIT_ADMIN_SECRET.
     #[arg(long, value_name = "URL", conflicts_with = "from")]
     broker: Option<String>,
-    /// text, or json (JSON lines).
-    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
-    format: JudgeFormat,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -311,8 +314,37 @@ struct WhoCanCli {
     /// Exit 1 when any live or may holder exists (a CI guard).
     #[arg(long)]
     expect_none: bool,
+    /// text, or json (JSON lines).
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    format: JudgeFormat,
     #[command(flatten)]
     source: Source,
+}
+
+#[derive(Debug, Args)]
+struct CheckCli {
+    /// text, json (JSON lines: findings, then a summary), sarif (SARIF 2.1.0) or markdown.
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    format: CheckFormatArg,
+    /// Exit 1 when a finding is at least this severe: error, warning, note or never.
+    #[arg(long, default_value = "warning", value_name = "LEVEL", value_parser = ["error", "warning", "note", "never"])]
+    fail_on: String,
+    /// Findings whose fingerprint is in this file (as --write-baseline writes it) are not counted.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// Write every finding's fingerprint here (never overwrites), to accept them.
+    #[arg(long, value_name = "FILE")]
+    write_baseline: Option<PathBuf>,
+    #[command(flatten)]
+    source: Source,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CheckFormatArg {
+    Text,
+    Json,
+    Sarif,
+    Markdown,
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,25 +355,32 @@ enum WhatIfCommand {
     Revoke {
         level: String,
         target: String,
+        /// text, or json (JSON lines: effects, then the plan).
+        #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+        format: JudgeFormat,
         #[command(flatten)]
         source: Source,
     },
 }
 
 impl Source {
-    fn args(&self) -> (chainview::watch::ObserveArgs, chainview::judging::Format) {
-        let args = chainview::watch::ObserveArgs {
+    fn args(&self) -> chainview::watch::ObserveArgs {
+        chainview::watch::ObserveArgs {
             from: self.from.clone(),
             print: None,
             at: self.at.clone(),
             interval: Duration::from_secs(2),
             no_color: true,
-        };
-        let format = match self.format {
+        }
+    }
+}
+
+impl JudgeFormat {
+    fn format(self) -> chainview::judging::Format {
+        match self {
             JudgeFormat::Text => chainview::judging::Format::Text,
             JudgeFormat::Json => chainview::judging::Format::Json,
-        };
-        (args, format)
+        }
     }
 }
 
@@ -522,6 +561,7 @@ fn main() -> ExitCode {
             },
         }) => cli.broker = Some(b.clone()),
         Some(Command::WhoCan(WhoCanCli { source, .. }))
+        | Some(Command::Check(CheckCli { source, .. }))
         | Some(Command::WhatIf {
             what: WhatIfCommand::Revoke { source, .. },
         }) if source.broker.is_some() => cli.broker = source.broker.clone(),
@@ -546,7 +586,7 @@ fn main() -> ExitCode {
             Some(Command::Demo { file, .. }) => interactive(settings, file, live).await,
             Some(Command::Observe(args)) => run_observe(settings, args).await,
             Some(Command::WhoCan(c)) => {
-                let (src, format) = c.source.args();
+                let (src, format) = (c.source.args(), c.format.format());
                 let r = chainview::judging::run_who_can(
                     &settings,
                     &src,
@@ -560,15 +600,36 @@ fn main() -> ExitCode {
                     e.exit_code()
                 }))
             }
+            Some(Command::Check(c)) => {
+                use chainview::judging::{CheckFormat, CheckOptions};
+                let src = c.source.args();
+                let opts = CheckOptions {
+                    format: match c.format {
+                        CheckFormatArg::Text => CheckFormat::Text,
+                        CheckFormatArg::Json => CheckFormat::Json,
+                        CheckFormatArg::Sarif => CheckFormat::Sarif,
+                        CheckFormatArg::Markdown => CheckFormat::Markdown,
+                    },
+                    fail_on: chainview::judge::check::Severity::parse(&c.fail_on),
+                    baseline: c.baseline,
+                    write_baseline: c.write_baseline,
+                };
+                let r = chainview::judging::run_check(&settings, &src, &opts);
+                Ok(r.await.unwrap_or_else(|e| {
+                    report!("chainview: {e}");
+                    e.exit_code()
+                }))
+            }
             Some(Command::WhatIf {
                 what:
                     WhatIfCommand::Revoke {
                         level,
                         target,
+                        format,
                         source,
                     },
             }) => {
-                let (src, format) = source.args();
+                let (src, format) = (source.args(), format.format());
                 let r = chainview::judging::run_what_if(&settings, &src, &level, &target, format);
                 Ok(r.await.unwrap_or_else(|e| {
                     report!("chainview: {e}");

@@ -264,3 +264,92 @@ async fn who_can_names_the_holders_with_their_path_and_guards_ci() {
     let (code, _, out) = chainview(&env, &["who-can", "write:data"]).await;
     assert_eq!(code, 2, "{out}");
 }
+
+/// `check` over the real broker's recorded trail: each planted case gives
+/// its rule on its node; exit codes, baselines, SARIF and Markdown.
+#[test]
+fn check_finds_each_rule_where_the_recorded_trail_plants_it() {
+    let trail = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/real-broker-audit/audit.json"
+    );
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env_remove("AGENTWRIT_BROKER_URL")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = run(&["check", "--from", trail, "--format", "json"]);
+    assert_eq!(code, 1, "warnings fail by default: {err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = |rule: &str, event: &str| {
+        lines
+            .iter()
+            .any(|l| l["rule"] == rule && l["event"] == event)
+    };
+    // The depth scenario's fifth hop (evt-48).
+    assert!(at("chain-at-depth-limit", "evt-000048"), "{out}");
+    assert!(at("wildcard-handed-down", "evt-000048"), "{out}");
+    // b delegated from its registration token while holding a → b (evt-87).
+    assert!(at("rerooted-chain", "evt-000087"), "{out}");
+    // Agent-level revocation of b (evt-88) leaves b → c alive: it never cascades.
+    assert!(at("revocation-gap", "evt-000088"), "{out}");
+    // Chain-level revocation of d (evt-92) spares d's own token.
+    assert!(at("revocation-gap", "evt-000092"), "{out}");
+    // The lifecycle scenario presents its released token twice.
+    assert!(at("revoked-token-presented", "evt-000107"), "{out}");
+    assert!(at("revoked-token-presented", "evt-000108"), "{out}");
+    assert!(lines.iter().any(|l| l["rule"] == "escalation-probing"
+        && l["agent"].as_str().unwrap().contains("/escalation/helper/")));
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["kind"], "summary");
+    // Fingerprints are stable: the same trail, the same findings.
+    let (_, again, _) = run(&["check", "--from", trail, "--format", "json"]);
+    assert_eq!(out, again);
+    // --fail-on never, and a baseline that accepts everything: exit 0.
+    let (code, _, _) = run(&["check", "--from", trail, "--fail-on", "never"]);
+    assert_eq!(code, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("baseline.json");
+    let base = base.to_str().unwrap();
+    let (code, _, err) = run(&["check", "--from", trail, "--write-baseline", base]);
+    assert_eq!(code, 1, "{err}");
+    let (code, out, err) = run(&["check", "--from", trail, "--baseline", base]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("in the baseline"), "{out}");
+    let (code, _, err) = run(&["check", "--from", trail, "--write-baseline", base]);
+    assert_eq!(code, 2, "never overwrites: {err}");
+    // SARIF: every result's rule is among the driver's rules.
+    let (_, sarif, _) = run(&["check", "--from", trail, "--format", "sarif"]);
+    let sarif: Value = serde_json::from_str(&sarif).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let run0 = &sarif["runs"][0];
+    let ids: Vec<&str> = run0["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let results = run0["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    for r in results {
+        assert!(ids.contains(&r["ruleId"].as_str().unwrap()));
+        assert!(["error", "warning", "note"].contains(&r["level"].as_str().unwrap()));
+        assert!(r["partialFingerprints"]["chainview/v1"].is_string());
+    }
+    let (_, md, _) = run(&["check", "--from", trail, "--format", "markdown"]);
+    assert!(md.starts_with("# chainview check"), "{md}");
+    assert!(md.contains("| warning |"), "{md}");
+    // Bad input: exit 2.
+    let (code, _, _) = run(&["check", "--from", "/nonexistent/trail.json"]);
+    assert_eq!(code, 2);
+}

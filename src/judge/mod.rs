@@ -3,6 +3,8 @@
 //! it never cascades). Pure: no I/O; the `judge` command prints what these
 //! return. Statuses are three-valued as observe's: live, may, dead.
 
+pub mod check;
+pub mod report;
 pub mod what_if;
 pub mod who_can;
 

@@ -1200,6 +1200,21 @@ impl Observed {
         })
     }
 
+    /// Every revocation entry the trail shows: (its latest event, level,
+    /// target), in order of event.
+    pub fn revocations(&self) -> impl Iterator<Item = (usize, RevokeLevel, &str)> + '_ {
+        let mut v: Vec<(usize, RevokeLevel, &str)> = RevokeLevel::ALL
+            .into_iter()
+            .flat_map(|l| {
+                self.entries[l as usize]
+                    .iter()
+                    .map(move |(t, &k)| (k, l, t.as_str()))
+            })
+            .collect();
+        v.sort_unstable();
+        v.into_iter()
+    }
+
     /// The renewals that replaced token `id` (or may have: an unattributed
     /// renewal it is a candidate of).
     pub fn renewals_of(&self, id: NodeId) -> Vec<NodeId> {
