@@ -70,6 +70,16 @@ impl Signals {
         Signals {}
     }
 
+    /// No handlers (a session driven without a terminal, in tests).
+    pub(crate) fn none() -> Self {
+        #[cfg(unix)]
+        {
+            Signals { sigs: None }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
     /// The exit code of the next signal; pending forever without handlers.
     pub(crate) async fn recv(&mut self) -> u8 {
         #[cfg(unix)]
@@ -223,8 +233,24 @@ impl Session {
         let fresh = session::connect(&self.settings).await?;
         let old = std::mem::replace(&mut self.target, fresh);
         old.shutdown().await;
+        let show_others = self.driver.app.show_others;
         self.driver = Driver::for_target(&self.target, self.script.clone());
         self.driver.worker.send(Command::Health);
+        // The merged view outlives the App it was merged into: its map from
+        // trail nodes to that App's tokens goes with it, and a read in flight
+        // went with the old worker. The same broker keeps its trail (read
+        // on from where it was); a fresh embedded one starts its own.
+        self.driver.app.show_others = show_others;
+        if let Some(others) = self.others.as_mut() {
+            if self.target.embedded.is_some() {
+                *others = Others::default();
+            } else {
+                others.merged = Default::default();
+                others.polling = false;
+                crate::observe::merge::merge(&mut self.driver.app, &others.o, &mut others.merged);
+            }
+        }
+        self.poll_others();
         self.view.form = None;
         self.view.audit = None;
         self.view.reset_steps();
@@ -315,19 +341,25 @@ impl Session {
         app.show_others = !app.show_others;
         app.generation += 1;
         if app.show_others {
-            let n = self.others.as_ref().map_or(0, |o| o.merged.foreign());
-            self.view.message = Some(format!(
-                "showing other clients' chains from the audit trail ({n} tokens so far) — O hides them"
-            ));
+            self.view.message = Some(match self.others.as_ref() {
+                Some(o) if o.offset > 0 => format!(
+                    "showing other clients' chains from the audit trail ({} of their tokens so far) — O hides them",
+                    o.merged.foreign()
+                ),
+                _ => {
+                    "showing other clients' chains: reading the audit trail… — O hides them".into()
+                }
+            });
             self.poll_others();
         } else {
             self.view.message = Some("other clients' chains hidden — O shows them".into());
         }
     }
 
-    /// Retries the broker with exponential backoff while it is unreachable,
-    /// and runs the live check when it is due.
-    fn tick(&mut self) {
+    /// The 1 s tick: polls the merged view, retries the broker with
+    /// exponential backoff while it is unreachable, and runs the live check
+    /// when it is due.
+    pub fn tick(&mut self) {
         self.poll_others();
         if let Some(r) = self.driver.tick(Instant::now()) {
             self.finished(r);
@@ -353,6 +385,31 @@ impl Session {
             self.next_health = Instant::now() + self.backoff;
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// One event from the worker, as the event loop takes it.
+    pub fn on_worker(&mut self, ev: crate::worker::Event) {
+        if let Outcome::AuditSince { offset, result } = ev.outcome {
+            self.on_others(offset, result);
+        } else if let Some(r) = self.driver.fold(ev) {
+            self.finished(r);
+        }
+    }
+
+    /// A key, carried out as the event loop does, without a terminal (the
+    /// session driven from a test); `Some` ends the session.
+    pub async fn press(
+        &mut self,
+        k: crossterm::event::KeyEvent,
+    ) -> Result<Option<Ended>, TuiError> {
+        let action = self.view.handle_key(&self.driver.app, k);
+        act(None, self, &mut Signals::none(), action).await
+    }
+
+    /// The merged view as far as read: audit events folded, and whether a
+    /// read is in flight (`None`: never turned on).
+    pub fn others_read(&self) -> Option<(usize, bool)> {
+        self.others.as_ref().map(|o| (o.offset, o.polling))
     }
 
     pub async fn shutdown(self) {
@@ -466,11 +523,7 @@ async fn event_loop(
                 }
             }
             Some(ev) = s.driver.worker.events.recv() => {
-                if let Outcome::AuditSince { offset, result } = ev.outcome {
-                    s.on_others(offset, result);
-                } else if let Some(r) = s.driver.fold(ev) {
-                    s.finished(r);
-                }
+                s.on_worker(ev);
                 Action::None
             }
             _ = sleep_until(deadline), if deadline.is_some() => {
@@ -485,7 +538,7 @@ async fn event_loop(
             }
             code = signals.recv() => return Ok(Ended::Signal(code)),
         };
-        if let Some(end) = act(terminal, s, signals, action).await? {
+        if let Some(end) = act(Some(terminal), s, signals, action).await? {
             return Ok(end);
         }
     }
@@ -586,8 +639,9 @@ fn drop_warning(journal: &[crate::scenario::Step], action: Action) -> Option<Str
 }
 
 /// Carries out what a key or click asked for; `Some` ends the session.
+/// `terminal`: where to draw while a replay starts (none in tests).
 async fn act(
-    terminal: &mut DefaultTerminal,
+    terminal: Option<&mut DefaultTerminal>,
     s: &mut Session,
     signals: &mut Signals,
     action: Action,
@@ -672,7 +726,9 @@ async fn act(
                 "against the same broker (what earlier runs left there stays)"
             };
             s.view.message = Some(format!("replaying {fresh}…"));
-            draw(terminal, s)?;
+            if let Some(terminal) = terminal {
+                draw(terminal, s)?;
+            }
             let note = if to == 0 {
                 format!("restarted {fresh}")
             } else {

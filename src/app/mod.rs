@@ -489,9 +489,12 @@ impl App {
         !t.foreign || self.show_others
     }
 
-    /// A known token's status as judged again (observe, merged view).
+    /// Another client's token's status as judged again from the trail (the
+    /// merged view). The explorer's own tokens are never touched: their
+    /// statuses are the broker's answers.
     pub fn set_known_status(&mut self, id: TokenId, status: TokenStatus) {
         if let Some(t) = self.tokens.get_mut(id)
+            && t.foreign
             && t.status != status
         {
             t.status = status;

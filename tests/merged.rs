@@ -1,0 +1,259 @@
+//! The explorer's merged view (`O`: other clients' chains from the audit
+//! trail), driven through the interactive session the way a user drives it —
+//! keys into the session, worker events and the 1 s tick as the event loop
+//! takes them — against a broker reached by URL (an embedded one started
+//! here, or the broker of `AGENTWRIT_CONFORMANCE_URL`) on which "another
+//! client" makes its own agents and delegations over real loopback HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use chainview::app::{TokenStatus, unix_now};
+use chainview::broker::types::{AuditQuery, DelegateResponse};
+use chainview::scenario::parse;
+use chainview::tui::Session;
+use crossterm::event::KeyCode;
+
+mod common;
+use common::{Env, key};
+
+const DEPLOY: &str = include_str!("../assets/scenarios/deploy.chainview");
+/// Generous: a slow machine, a broker, a poll a second.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Runs the session's event loop (worker events and the tick, no terminal)
+/// until `cond` holds.
+async fn until(s: &mut Session, what: &str, cond: impl Fn(&Session) -> bool) {
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while !cond(s) {
+        assert!(
+            start.elapsed() < WAIT,
+            "timed out waiting for {what}; the status bar says {:?}",
+            s.view.message
+        );
+        tokio::select! {
+            Some(ev) = s.driver.worker.events.recv() => s.on_worker(ev),
+            _ = tick.tick() => s.tick(),
+        }
+    }
+}
+
+async fn press(s: &mut Session, c: char) {
+    assert_eq!(s.press(key(KeyCode::Char(c))).await.unwrap(), None);
+}
+
+fn type_text(s: &mut Session, text: &str) {
+    for c in text.chars() {
+        s.view.handle_key(&s.driver.app, key(KeyCode::Char(c)));
+    }
+}
+
+fn clear_field(s: &mut Session) {
+    s.view.handle_key(&s.driver.app, key(KeyCode::End));
+    for _ in 0..200 {
+        s.view.handle_key(&s.driver.app, key(KeyCode::Backspace));
+    }
+}
+
+/// `n` and wait until the step has run.
+async fn next_step(s: &mut Session) {
+    let before = s.driver.runner.position();
+    press(s, 'n').await;
+    until(s, "the step to end", |s| {
+        !s.driver.runner.busy() && s.driver.runner.position() > before
+    })
+    .await;
+}
+
+/// How many events the broker's audit trail holds now.
+async fn trail_len(env: &Env) -> usize {
+    let admin = env.admin().await;
+    let page = env
+        .client
+        .audit_events(&admin, &AuditQuery::default())
+        .await
+        .expect("audit");
+    page.total as usize
+}
+
+/// Waits until the merged view has read the whole trail as it is now, and
+/// merged it.
+async fn read_all(s: &mut Session, env: &Env) {
+    let n = trail_len(env).await;
+    until(s, "the merged view to read the trail", |s| {
+        s.others_read()
+            .is_some_and(|(read, polling)| read >= n && !polling)
+    })
+    .await;
+}
+
+/// The explorer's own tokens that were issued, with what the broker says of
+/// each now (validate).
+async fn own_truth(s: &Session, env: &Env) -> Vec<(String, bool, TokenStatus)> {
+    let mut out = Vec::new();
+    for t in s.driver.app.tokens.iter().filter(|t| !t.foreign) {
+        if let Some(raw) = &t.raw {
+            out.push((
+                s.driver.app.token_name(t.id),
+                env.valid(raw).await,
+                t.status_at(unix_now()),
+            ));
+        }
+    }
+    out
+}
+
+/// Every own token the broker says is valid is valid in the explorer (not
+/// `EXPIRED`, not judged again from the trail), and the live check asks
+/// about it.
+async fn assert_own_truth(s: &Session, env: &Env, when: &str) {
+    let truth = own_truth(s, env).await;
+    assert!(!truth.is_empty(), "{when}: no own tokens");
+    let live: Vec<usize> = s
+        .driver
+        .app
+        .live_tokens()
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    for (name, valid, status) in &truth {
+        if *valid {
+            assert_eq!(
+                status,
+                &TokenStatus::Valid,
+                "{when}: {name} is valid on the broker"
+            );
+            let id = s
+                .driver
+                .app
+                .tokens
+                .iter()
+                .find(|t| !t.foreign && &s.driver.app.token_name(t.id) == name)
+                .unwrap()
+                .id;
+            assert!(live.contains(&id), "{when}: the live check skips {name}");
+        }
+    }
+}
+
+/// Another client of the broker: an agent that released its token, two
+/// agents and a delegation between them.
+struct Other {
+    a: chainview::broker::client::Agent,
+    b: chainview::broker::client::Agent,
+    hop: DelegateResponse,
+}
+
+async fn other_client(env: &Env) -> Other {
+    let c = env
+        .create_agent("other-client", &common::uniq(), &["read:data:*"])
+        .await;
+    env.client.release(&c.access_token).await.unwrap();
+    let a = env
+        .create_agent("other-client", &common::uniq(), &["read:data:*"])
+        .await;
+    let b = env
+        .create_agent("other-client", &common::uniq(), &["read:data:*"])
+        .await;
+    let hop = env
+        .delegate(&a.access_token, &b.agent_id, &["read:data:x"], Some(600))
+        .await
+        .unwrap();
+    Other { a, b, hop }
+}
+
+async fn session(env: &Env) -> Session {
+    let script = parse("deploy.chainview", DEPLOY).unwrap();
+    Session::start(env.settings().await, Some(script), true, None)
+        .await
+        .unwrap()
+}
+
+fn foreign_subs(s: &Session) -> Vec<String> {
+    s.driver
+        .app
+        .tokens
+        .iter()
+        .filter(|t| t.foreign && s.driver.app.shown(t))
+        .filter_map(|t| t.claims.as_ref().map(|c| c.sub.clone()))
+        .collect()
+}
+
+/// Issue 26: `O`, `n`×4, `b`, `O` against an external broker showed none of
+/// the other clients' tokens and could flip the session's own fresh tokens
+/// to expired (the merged view kept its map from trail nodes to the tokens
+/// of the App the replay threw away, and judged "those" tokens again). Now
+/// the merged view survives `b`/`r` (rebuilt: it shows the other clients'
+/// tokens again, the earlier run's included), and the explorer's own
+/// statuses never change because it is on, off or rebuilt.
+#[tokio::test]
+async fn the_merged_view_survives_a_replay_and_never_touches_own_statuses() {
+    let env = Env::new().await;
+    let other = other_client(&env).await;
+    let mut s = session(&env).await;
+    press(&mut s, 'O').await;
+    assert!(s.driver.app.show_others);
+    read_all(&mut s, &env).await;
+    assert!(foreign_subs(&s).contains(&other.b.agent_id));
+    for _ in 0..4 {
+        next_step(&mut s).await;
+    }
+    read_all(&mut s, &env).await;
+    let first_run: Vec<String> = s
+        .driver
+        .app
+        .tokens
+        .iter()
+        .filter(|t| !t.foreign)
+        .filter_map(|t| t.claims.as_ref().map(|c| c.sub.clone()))
+        .collect();
+    assert!(!first_run.is_empty());
+    assert_own_truth(&s, &env, "after 4 steps").await;
+    let to = s.driver.runner.position() - 1;
+    press(&mut s, 'b').await;
+    until(&mut s, "the replay to end", |s| {
+        !s.driver.runner.busy() && s.driver.runner.position() >= to
+    })
+    .await;
+    let survived = s.driver.app.show_others;
+    if !survived {
+        // What the user did: the merged view looked off, so O again.
+        press(&mut s, 'O').await;
+    }
+    read_all(&mut s, &env).await;
+    assert_own_truth(&s, &env, "after b").await;
+    let subs = foreign_subs(&s);
+    assert!(
+        subs.contains(&other.a.agent_id) && subs.contains(&other.b.agent_id),
+        "the other client's tokens are shown again after b: {subs:?}; status bar {:?}",
+        s.view.message
+    );
+    // The earlier run's tokens are on the broker too: now another run's.
+    assert!(
+        first_run.iter().all(|sub| subs.contains(sub)),
+        "the earlier run's tokens: {first_run:?} in {subs:?}"
+    );
+    assert!(survived, "b turned the merged view off");
+    // Off and on again: the explorer's own statuses stay the broker's.
+    press(&mut s, 'O').await;
+    assert!(!s.driver.app.show_others);
+    assert_own_truth(&s, &env, "merged view off").await;
+    press(&mut s, 'O').await;
+    read_all(&mut s, &env).await;
+    assert_own_truth(&s, &env, "merged view on again").await;
+    assert!(foreign_subs(&s).contains(&other.b.agent_id));
+    // r: the same again.
+    press(&mut s, 'r').await;
+    until(&mut s, "the restart to end", |s| {
+        !s.driver.runner.busy() && s.driver.runner.position() >= 2
+    })
+    .await;
+    next_step(&mut s).await; // say
+    next_step(&mut s).await; // agent orchestrator
+    assert!(s.driver.app.show_others, "r turned the merged view off");
+    read_all(&mut s, &env).await;
+    assert_own_truth(&s, &env, "after r").await;
+    assert!(foreign_subs(&s).contains(&other.b.agent_id));
+    s.shutdown().await;
+}
