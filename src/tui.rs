@@ -118,6 +118,19 @@ pub struct Session {
     /// The merged view: the broker's audit trail, rebuilt, and which of its
     /// tokens were added beside the explorer's own.
     others: Option<Others>,
+    /// A revocation sent whose predicted victims among other clients'
+    /// tokens the audit trail is to confirm.
+    confirming: Option<Confirming>,
+}
+
+/// A revocation the trail is to confirm: the entry, the other clients'
+/// tokens §7.1 predicted it kills (known once the step ends), and the event
+/// that shows it (once read).
+struct Confirming {
+    level: crate::broker::types::RevokeLevel,
+    target: String,
+    tokens: Option<Vec<crate::app::TokenId>>,
+    seen: Option<String>,
 }
 
 /// Other clients' chains, read from the audit trail (admin).
@@ -158,6 +171,7 @@ impl Session {
             replay_note: String::new(),
             confirm: None,
             others: None,
+            confirming: None,
         };
         s.driver.worker.send(Command::Health);
         // Before the first frame: the title and app steps are quick, and the
@@ -187,6 +201,21 @@ impl Session {
         let (app, view) = (&self.driver.app, &mut self.view);
         if r.index == 0 {
             view.on_action(app, &r);
+            if r.kind == Keyword::Revoke
+                && let Some(c) = self.confirming.as_mut()
+            {
+                let waiting: Vec<_> = r
+                    .fates
+                    .iter()
+                    .filter(|f| f.trail && f.predicted_dead)
+                    .map(|f| f.token)
+                    .collect();
+                if r.result == StepResult::Ok && !waiting.is_empty() {
+                    c.tokens = Some(waiting);
+                } else {
+                    self.confirming = None;
+                }
+            }
         } else {
             view.message = None;
             view.on_report(app, &r);
@@ -241,6 +270,7 @@ impl Session {
         // went with the old worker. The same broker keeps its trail (read
         // on from where it was); a fresh embedded one starts its own.
         self.driver.app.show_others = show_others;
+        self.confirming = None;
         if let Some(others) = self.others.as_mut() {
             if self.target.embedded.is_some() {
                 *others = Others::default();
@@ -313,10 +343,27 @@ impl Session {
             Ok((events, total)) => {
                 others.offset += events.len();
                 for e in &events {
-                    others.o.fold(&e.as_ref(), None);
+                    let e = e.as_ref();
+                    if let Some(c) = self.confirming.as_mut()
+                        && c.seen.is_none()
+                        && let crate::observe::trail::Fact::Revoked { level, target } =
+                            crate::observe::trail::read(&e)
+                        && (level, target) == (c.level, c.target.as_str())
+                    {
+                        c.seen = Some(e.id.to_string());
+                    }
+                    others.o.fold(&e, None);
                 }
-                crate::observe::merge::merge(&mut self.driver.app, &others.o, &mut others.merged);
-                if (others.offset as i64) < total && !events.is_empty() {
+                let merged = crate::observe::merge::merge(
+                    &mut self.driver.app,
+                    &others.o,
+                    &mut others.merged,
+                );
+                let more = (others.offset as i64) < total && !events.is_empty();
+                if merged {
+                    self.confirm();
+                }
+                if more {
                     self.poll_others();
                 }
             }
@@ -326,6 +373,76 @@ impl Session {
                 ));
             }
         }
+    }
+
+    /// The trail has shown a revocation whose predicted victims among
+    /// other clients' tokens were waiting for it: says how many it
+    /// confirms (the merged view has judged them again from the trail).
+    fn confirm(&mut self) {
+        let Some(Confirming {
+            tokens: Some(tokens),
+            seen: Some(at),
+            ..
+        }) = self.confirming.as_ref()
+        else {
+            return;
+        };
+        let app = &self.driver.app;
+        let now = unix_now();
+        let (dead, alive): (Vec<_>, Vec<_>) = tokens
+            .iter()
+            .filter(|&&id| id < app.tokens.len())
+            .partition(|&&id| {
+                matches!(app.status(id, now), crate::app::TokenStatus::Revoked { .. })
+            });
+        let list = |ids: &[&crate::app::TokenId]| {
+            ids.iter()
+                .take(4)
+                .map(|&&id| app.token_name(id))
+                .collect::<Vec<_>>()
+                .join(", ")
+                + if ids.len() > 4 { ", …" } else { "" }
+        };
+        let n = dead.len() + alive.len();
+        self.view.message = Some(if alive.is_empty() {
+            format!(
+                "✓ the trail confirms: {} of {n} predicted revoked ({}) at {at}",
+                dead.len(),
+                list(&dead)
+            )
+        } else {
+            let still: Vec<String> = alive
+                .iter()
+                .take(4)
+                .map(|&&id| format!("{} {}", app.token_name(id), app.status(id, now).word()))
+                .collect();
+            format!(
+                "⚠ the trail shows the revocation at {at}: {} of {n} predicted revoked ({}); not {} — the prediction and the trail differ",
+                dead.len(),
+                list(&dead),
+                still.join(", ")
+            )
+        });
+        self.confirming = None;
+    }
+
+    /// A revocation about to be sent: the trail is watched for it from now
+    /// on (a read may bring it before the step has ended).
+    fn revoking(&mut self, kind: crate::scenario::StepKind) -> crate::scenario::StepKind {
+        if let crate::scenario::StepKind::Revoke { level, target } = &kind {
+            self.confirming = self
+                .driver
+                .app
+                .revoke_target(*level, target)
+                .ok()
+                .map(|target| Confirming {
+                    level: *level,
+                    target,
+                    tokens: None,
+                    seen: None,
+                });
+        }
+        kind
     }
 
     /// `O`: the merged view on or off.
@@ -692,11 +809,14 @@ async fn act(
                         .map_err(|e| e.to_string());
                     s.view.on_export(r);
                 }
-                Some(Submit::Step(kind)) => match s.driver.start_adhoc(kind) {
-                    Started::Done(r) => s.finished(*r),
-                    Started::Running => s.view.message = None,
-                    Started::Busy | Started::Finished => s.busy_message(),
-                },
+                Some(Submit::Step(kind)) => {
+                    let kind = s.revoking(kind);
+                    match s.driver.start_adhoc(kind) {
+                        Started::Done(r) => s.finished(*r),
+                        Started::Running => s.view.message = None,
+                        Started::Busy | Started::Finished => s.busy_message(),
+                    }
+                }
             }
         }
         Action::NextStep => {

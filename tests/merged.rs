@@ -257,3 +257,225 @@ async fn the_merged_view_survives_a_replay_and_never_touches_own_statuses() {
     assert!(foreign_subs(&s).contains(&other.b.agent_id));
     s.shutdown().await;
 }
+
+/// The merged view on, the whole trail read.
+async fn merged_session(env: &Env) -> Session {
+    let mut s = session(env).await;
+    press(&mut s, 'O').await;
+    read_all(&mut s, env).await;
+    s
+}
+
+/// The other client's token shown for `sub` with this scope.
+fn foreign_token(s: &Session, sub: &str, scope: &[&str]) -> usize {
+    s.driver
+        .app
+        .tokens
+        .iter()
+        .find(|t| {
+            t.foreign
+                && t.claims.as_ref().is_some_and(|c| c.sub == sub)
+                && t.scope() == scope
+                && !t.status_at(unix_now()).is_dead()
+        })
+        .unwrap_or_else(|| panic!("no foreign token of {sub} with {scope:?}"))
+        .id
+}
+
+/// Enter on the open form, and the action it starts run to its end.
+async fn submit(s: &mut Session) {
+    assert_eq!(s.press(key(KeyCode::Enter)).await.unwrap(), None);
+    until(s, "the action to end", |s| !s.driver.runner.busy()).await;
+}
+
+fn form_value(s: &Session, name: &str) -> String {
+    s.view
+        .form
+        .as_ref()
+        .expect("a form")
+        .value(name)
+        .to_string()
+}
+
+/// Issue 26: revoking an observed token by the jti the detail pane shows was
+/// refused ("holds no token to revoke"). Now R on another client's token
+/// offers its jti, and the jti typed by hand is taken too.
+#[tokio::test]
+async fn an_observed_token_is_revoked_by_its_jti() {
+    let env = Env::new().await;
+    let other = other_client(&env).await;
+    let mut s = merged_session(&env).await;
+    let id = foreign_token(&s, &other.a.agent_id, &["read:data:*"]);
+    let jti = s.driver.app.tokens[id].claims.as_ref().unwrap().jti.clone();
+    assert!(!jti.is_empty());
+    s.view.select_token(&s.driver.app, id);
+    press(&mut s, 'R').await;
+    assert_eq!(form_value(&s, "target"), jti, "R offers the jti");
+    // Typed by hand, as the detail pane shows it.
+    s.view.handle_key(&s.driver.app, key(KeyCode::Down));
+    clear_field(&mut s);
+    type_text(&mut s, &jti);
+    let check = s.view.form.as_ref().unwrap().check(&s.driver.app);
+    assert!(
+        check.errors.iter().all(Option::is_none),
+        "{:?}",
+        check.errors
+    );
+    submit(&mut s).await;
+    assert!(s.view.form.is_none(), "{:?}", s.view.message);
+    assert!(
+        !env.valid(&other.a.access_token).await,
+        "the broker revoked it"
+    );
+    let m = s.view.message.clone().unwrap_or_default();
+    assert!(m.starts_with("✓ revoked: predicted 1 ("), "{m}");
+    // A delegated token whose jti the trail does not carry says what to do.
+    let hop = foreign_token(&s, &other.b.agent_id, &["read:data:x"]);
+    if s.driver.app.tokens[hop]
+        .claims
+        .as_ref()
+        .unwrap()
+        .jti
+        .is_empty()
+    {
+        let name = s.driver.app.token_name(hop);
+        let e = s
+            .driver
+            .app
+            .revoke_target(chainview::broker::types::RevokeLevel::Token, &name);
+        assert!(e.as_ref().is_err_and(|e| e.contains("jti")), "{e:?}");
+    }
+    s.shutdown().await;
+}
+
+/// Issue 26: after an agent-level revoke of another client's agent the status
+/// bar said "0 tokens died ()" though the prediction named one and the trail
+/// later showed it revoked. Now it says what was predicted, that the trail
+/// will confirm, and then the confirmation.
+#[tokio::test]
+async fn a_revocation_says_its_prediction_and_the_trail_confirms_it() {
+    let env = Env::new().await;
+    let other = other_client(&env).await;
+    let mut s = merged_session(&env).await;
+    // The deploy scenario's own agents too.
+    for _ in 0..4 {
+        next_step(&mut s).await;
+    }
+    read_all(&mut s, &env).await;
+    let hop = foreign_token(&s, &other.b.agent_id, &["read:data:x"]);
+    let hop_name = s.driver.app.token_name(hop);
+    s.view.select_token(&s.driver.app, hop);
+    press(&mut s, 'R').await;
+    for _ in 0..4 {
+        if form_value(&s, "level") == "agent" {
+            break;
+        }
+        s.view.handle_key(&s.driver.app, key(KeyCode::Right));
+    }
+    assert_eq!(form_value(&s, "target"), other.b.agent_id);
+    submit(&mut s).await;
+    let m = s.view.message.clone().unwrap_or_default();
+    assert!(!m.contains("died ()"), "{m}");
+    assert!(m.starts_with("✓ revoked: predicted 2 ("), "{m}");
+    assert!(m.contains(&hop_name), "{m}");
+    assert!(m.contains("the trail will confirm"), "{m}");
+    assert!(!env.valid(&other.hop.access_token).await);
+    until(&mut s, "the trail's confirmation", |s| {
+        s.view
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("the trail confirms"))
+    })
+    .await;
+    let m = s.view.message.clone().unwrap();
+    assert!(m.contains(&hop_name) && m.contains("2 of 2"), "{m}");
+    assert!(matches!(
+        s.driver.app.tokens[hop].status_at(unix_now()),
+        TokenStatus::Revoked { .. }
+    ));
+    assert_own_truth(&s, &env, "after the revocation").await;
+    // One of the explorer's own: the broker confirms at once.
+    let orch = s.driver.app.labels["orchestrator"];
+    s.view.select_token(&s.driver.app, orch);
+    press(&mut s, 'R').await;
+    s.view.handle_key(&s.driver.app, key(KeyCode::Right));
+    assert_eq!(form_value(&s, "level"), "agent");
+    submit(&mut s).await;
+    let m = s.view.message.clone().unwrap_or_default();
+    assert!(
+        m.starts_with("✓ revoked: predicted 1 (orchestrator); the broker confirms: 1 died"),
+        "{m}"
+    );
+    assert!(!m.contains("the trail will confirm"), "{m}");
+    s.shutdown().await;
+}
+
+/// Issue 26: importing a token the merged view already shows added a twin
+/// (a delegated token: the trail does not carry its jti) or was refused as
+/// a duplicate of "other nN" (a registration token). Now the shown node
+/// becomes the imported token: the broker's validate settles its status,
+/// and the merged view leaves it alone from then on.
+#[tokio::test]
+async fn importing_a_token_the_merged_view_shows_resolves_that_node() {
+    let env = Env::new().await;
+    let other = other_client(&env).await;
+    let mut s = merged_session(&env).await;
+    let before = s.driver.app.tokens.len();
+    for (raw, sub, scope) in [
+        (&other.hop.access_token, &other.b.agent_id, "read:data:x"),
+        (&other.a.access_token, &other.a.agent_id, "read:data:*"),
+    ] {
+        let node = foreign_token(&s, sub, &[scope]);
+        press(&mut s, 'i').await;
+        let label = form_value(&s, "as");
+        type_text(&mut s, raw);
+        let check = s.view.form.as_ref().unwrap().check(&s.driver.app);
+        assert!(
+            check.errors.iter().all(Option::is_none),
+            "{:?}",
+            check.errors
+        );
+        submit(&mut s).await;
+        assert!(s.view.form.is_none(), "{:?}", s.view.message);
+        let app = &s.driver.app;
+        assert_eq!(app.labels.get(&label), Some(&node), "the node is resolved");
+        let t = &app.tokens[node];
+        assert!(!t.foreign && t.raw.as_deref() == Some(raw.as_str()));
+        assert_eq!(t.validated.as_ref().map(|v| v.valid), Some(true));
+        assert_eq!(t.status_at(unix_now()), TokenStatus::Valid);
+        assert_eq!(app.tokens.len(), before, "no twin");
+        let m = s.view.message.clone().unwrap_or_default();
+        assert!(m.contains("the broker says valid"), "{m}");
+    }
+    // The broker's word stays: the trail (which shows the release) does not
+    // judge it again…
+    env.client.release(&other.hop.access_token).await.unwrap();
+    read_all(&mut s, &env).await;
+    let hop = s
+        .driver
+        .app
+        .tokens
+        .iter()
+        .find(|t| t.raw.as_deref() == Some(&other.hop.access_token))
+        .unwrap();
+    assert_eq!(hop.status_at(unix_now()), TokenStatus::Valid);
+    assert!(
+        s.driver
+            .app
+            .live_tokens()
+            .iter()
+            .any(|(id, _)| *id == hop.id)
+    );
+    // … until the broker says otherwise: the live check asks it.
+    let id = hop.id;
+    s.revalidate();
+    until(&mut s, "the live check", |s| {
+        s.driver.app.tokens[id].status_at(unix_now()) != TokenStatus::Valid
+    })
+    .await;
+    assert_eq!(
+        s.driver.app.tokens[id].status_at(unix_now()),
+        TokenStatus::Invalid
+    );
+    s.shutdown().await;
+}

@@ -961,6 +961,72 @@ fn step_why(r: &StepReport) -> Option<String> {
     }
 }
 
+/// At most four names, then how many more.
+fn names(list: &[&str]) -> String {
+    match list.len() {
+        0..=4 => list.join(", "),
+        n => format!("{}, +{} more", list[..3].join(", "), n - 3),
+    }
+}
+
+/// After a revocation: what spec §7.1 predicted, what the broker says of
+/// the explorer's own tokens (asked at once), and that the audit trail is
+/// to confirm the rest (other clients' tokens, the merged view's).
+pub fn revoke_message(fates: &[crate::scenario::runner::Fate]) -> String {
+    let predicted: Vec<&str> = fates
+        .iter()
+        .filter(|f| f.predicted_dead)
+        .map(|f| f.label.as_str())
+        .collect();
+    let mut out = if predicted.is_empty() {
+        "✓ revoked: predicted 0 (no live token chainview shows is covered)".to_string()
+    } else {
+        format!(
+            "✓ revoked: predicted {} ({})",
+            predicted.len(),
+            names(&predicted)
+        )
+    };
+    let asked: Vec<_> = fates.iter().filter(|f| !f.trail).collect();
+    if !asked.is_empty() {
+        let died: Vec<&str> = asked
+            .iter()
+            .filter(|f| f.valid_after == Some(false))
+            .map(|f| f.label.as_str())
+            .collect();
+        let lived = asked.iter().filter(|f| f.valid_after == Some(true)).count();
+        let unasked = asked.len() - died.len() - lived;
+        let agrees = asked
+            .iter()
+            .all(|f| f.valid_after.is_none() || (f.valid_after == Some(false)) == f.predicted_dead);
+        let died = if died.is_empty() {
+            "none died".to_string()
+        } else {
+            format!("{} died ({})", died.len(), names(&died))
+        };
+        let verb = if agrees { "confirms:" } else { "says" };
+        out.push_str(&format!("; the broker {verb} {died}, {lived} live on"));
+        if unasked > 0 {
+            out.push_str(&format!(", {unasked} not answered"));
+        }
+        if !agrees {
+            out.push_str(" — differs from the rule chainview knows!");
+        }
+    }
+    let waiting: Vec<&str> = fates
+        .iter()
+        .filter(|f| f.trail && f.predicted_dead)
+        .map(|f| f.label.as_str())
+        .collect();
+    if !waiting.is_empty() {
+        out.push_str("; the trail will confirm");
+        if waiting.len() < predicted.len() {
+            out.push_str(&format!(" {}", names(&waiting)));
+        }
+    }
+    out
+}
+
 /// The status-bar line after a successful action.
 fn action_message(r: &StepReport) -> String {
     let t = r.tokens.last();
@@ -981,21 +1047,7 @@ fn action_message(r: &StepReport) -> String {
             "✓ {name} imported — the broker says {}",
             t.map(|t| t.status.as_str()).unwrap_or("?")
         ),
-        Keyword::Revoke => {
-            let died: Vec<&str> = r
-                .fates
-                .iter()
-                .filter(|f| f.valid_after == Some(false))
-                .map(|f| f.label.as_str())
-                .collect();
-            let lived = r.fates.len() - died.len();
-            format!(
-                "✓ revoked: {} token{} died ({}), {lived} live on",
-                died.len(),
-                if died.len() == 1 { "" } else { "s" },
-                died.join(", ")
-            )
-        }
+        Keyword::Revoke => revoke_message(&r.fates),
         _ => format!("✓ {}", r.source),
     }
 }
