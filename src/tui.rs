@@ -143,6 +143,8 @@ struct Others {
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// `O` before the trail is read.
+const READING: &str = "showing other clients' chains: reading the audit trail… — O hides them";
 
 impl Session {
     /// Connects (starting the embedded broker if nothing is configured) and
@@ -199,23 +201,17 @@ impl Session {
     /// report, and a replay in progress goes on.
     fn finished(&mut self, r: StepReport) {
         let (app, view) = (&self.driver.app, &mut self.view);
+        // Other clients' tokens a revocation is predicted to kill: the
+        // trail is to confirm (also for a scripted step: said here, as the
+        // steps pane does not).
+        let waiting: Vec<_> = r
+            .fates
+            .iter()
+            .filter(|f| f.trail && f.predicted_dead)
+            .map(|f| f.token)
+            .collect();
         if r.index == 0 {
             view.on_action(app, &r);
-            if r.kind == Keyword::Revoke
-                && let Some(c) = self.confirming.as_mut()
-            {
-                let waiting: Vec<_> = r
-                    .fates
-                    .iter()
-                    .filter(|f| f.trail && f.predicted_dead)
-                    .map(|f| f.token)
-                    .collect();
-                if r.result == StepResult::Ok && !waiting.is_empty() {
-                    c.tokens = Some(waiting);
-                } else {
-                    self.confirming = None;
-                }
-            }
         } else {
             view.message = None;
             view.on_report(app, &r);
@@ -223,6 +219,18 @@ impl Session {
                 && let Some(why) = self.driver.runner.halted()
             {
                 view.message = Some(format!("not run: {why} — press r once the broker answers"));
+            }
+            if r.kind == Keyword::Revoke && r.result == StepResult::Ok && !waiting.is_empty() {
+                view.message = Some(crate::view::revoke_message(&r.fates));
+            }
+        }
+        if r.kind == Keyword::Revoke
+            && let Some(c) = self.confirming.as_mut()
+        {
+            if r.result == StepResult::Ok && !waiting.is_empty() {
+                c.tokens = Some(waiting);
+            } else {
+                self.confirming = None;
             }
         }
         if let Some(to) = self.replay_to {
@@ -239,6 +247,9 @@ impl Session {
 
     /// Starts the next scripted step; its report comes when it ends.
     fn start_next(&mut self) {
+        if let Some(st) = self.script.steps.get(self.driver.runner.position()) {
+            self.revoking(st.kind.clone());
+        }
         match self.driver.start_next() {
             Started::Done(r) => self.finished(*r),
             Started::Running => self.view.message = None,
@@ -361,6 +372,12 @@ impl Session {
                 );
                 let more = (others.offset as i64) < total && !events.is_empty();
                 if merged {
+                    if self.view.message.as_deref() == Some(READING) {
+                        self.view.message = Some(format!(
+                            "showing other clients' chains from the audit trail ({} of their tokens) — O hides them",
+                            self.others.as_ref().map_or(0, |o| o.merged.foreign())
+                        ));
+                    }
                     self.confirm();
                 }
                 if more {
@@ -429,6 +446,9 @@ impl Session {
     /// A revocation about to be sent: the trail is watched for it from now
     /// on (a read may bring it before the step has ended).
     fn revoking(&mut self, kind: crate::scenario::StepKind) -> crate::scenario::StepKind {
+        if self.driver.runner.busy() {
+            return kind;
+        }
         if let crate::scenario::StepKind::Revoke { level, target } = &kind {
             self.confirming = self
                 .driver
@@ -463,9 +483,7 @@ impl Session {
                     "showing other clients' chains from the audit trail ({} of their tokens so far) — O hides them",
                     o.merged.foreign()
                 ),
-                _ => {
-                    "showing other clients' chains: reading the audit trail… — O hides them".into()
-                }
+                _ => READING.into(),
             });
             self.poll_others();
         } else {

@@ -76,10 +76,14 @@ pub fn merge(app: &mut App, o: &Observed, m: &mut Merged) -> bool {
             (Some(_), false) => continue,
             (None, _) => {}
         }
-        let mine = [n.jti.as_deref(), n.chain_hash.as_deref()]
-            .into_iter()
-            .flatten()
-            .find_map(|k| own.get(k).copied());
+        // By jti when the trail names it (a renewal keeps its chain hash:
+        // another client's renewal of a token the explorer holds is not the
+        // explorer's); by chain hash when it does not (a delegation).
+        let mine = match (n.jti.as_deref(), n.chain_hash.as_deref()) {
+            (Some(j), _) => own.get(j).copied(),
+            (None, Some(h)) => own.get(h).copied(),
+            (None, None) => None,
+        };
         if let Some(t) = mine {
             m.token_of[i] = Some(t);
             continue;
