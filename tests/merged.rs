@@ -479,3 +479,52 @@ async fn importing_a_token_the_merged_view_shows_resolves_that_node() {
     );
     s.shutdown().await;
 }
+
+/// The broker the session started for itself (no broker configured).
+fn own_broker(s: &Session) -> Env {
+    let secret = s
+        .target
+        .embedded
+        .as_ref()
+        .expect("the embedded broker")
+        .admin_secret()
+        .to_string();
+    Env::reach(&s.driver.app.broker_url, &secret)
+}
+
+/// The same on chainview's own embedded broker: `b` starts a fresh one, so
+/// the merged view starts its trail afresh (the old one's tokens are gone
+/// with it) and shows another client of the new broker; the explorer's own
+/// statuses stay the broker's throughout.
+#[tokio::test]
+async fn on_its_own_broker_the_merged_view_starts_afresh_after_b() {
+    let script = parse("deploy.chainview", DEPLOY).unwrap();
+    let mut s = Session::start(Default::default(), Some(script), true, None)
+        .await
+        .unwrap();
+    let env = own_broker(&s);
+    let other = other_client(&env).await;
+    press(&mut s, 'O').await;
+    read_all(&mut s, &env).await;
+    assert!(foreign_subs(&s).contains(&other.b.agent_id));
+    for _ in 0..4 {
+        next_step(&mut s).await;
+    }
+    read_all(&mut s, &env).await;
+    assert_own_truth(&s, &env, "after 4 steps").await;
+    let to = s.driver.runner.position() - 1;
+    press(&mut s, 'b').await;
+    until(&mut s, "the replay to end", |s| {
+        !s.driver.runner.busy() && s.driver.runner.position() >= to
+    })
+    .await;
+    assert!(s.driver.app.show_others, "b turned the merged view off");
+    let env = own_broker(&s);
+    let fresh = other_client(&env).await;
+    read_all(&mut s, &env).await;
+    assert_own_truth(&s, &env, "after b").await;
+    let subs = foreign_subs(&s);
+    assert!(subs.contains(&fresh.b.agent_id), "{subs:?}");
+    assert!(!subs.contains(&other.b.agent_id), "{subs:?}");
+    s.shutdown().await;
+}
