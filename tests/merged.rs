@@ -373,6 +373,15 @@ async fn a_revocation_says_its_prediction_and_the_trail_confirms_it() {
         s.view.handle_key(&s.driver.app, key(KeyCode::Right));
     }
     assert_eq!(form_value(&s, "target"), other.b.agent_id);
+    let notes = format!(
+        "{:?}",
+        s.view.form.as_ref().unwrap().check(&s.driver.app).notes
+    );
+    assert!(
+        notes.contains("would kill 2 live tokens")
+            && notes.contains("(2 other clients': the audit trail will confirm)"),
+        "{notes}"
+    );
     submit(&mut s).await;
     let m = s.view.message.clone().unwrap_or_default();
     assert!(!m.contains("died ()"), "{m}");

@@ -318,7 +318,14 @@ fn revoke(ctx: &mut Ctx<'_>, level: RevokeLevel, target: &str) -> Next {
                 cmds,
                 Box::new(move |ctx, evs| {
                     let worst = worst(evs);
-                    let trail = predicted.iter().copied().filter(|id| !ids.contains(id));
+                    let asked_ids: std::collections::HashSet<TokenId> =
+                        ids.iter().copied().collect();
+                    let dying: std::collections::HashSet<TokenId> =
+                        predicted.iter().copied().collect();
+                    let trail = predicted
+                        .iter()
+                        .copied()
+                        .filter(|id| !asked_ids.contains(id));
                     let asked = ids.iter().copied().map(|id| (id, false));
                     for (id, trail) in asked.chain(trail.map(|id| (id, true))) {
                         let t = &ctx.app.tokens[id];
@@ -331,7 +338,7 @@ fn revoke(ctx: &mut Ctx<'_>, level: RevokeLevel, target: &str) -> Next {
                             } else {
                                 t.validated.as_ref().map(|v| v.valid)
                             },
-                            predicted_dead: predicted.contains(&id),
+                            predicted_dead: dying.contains(&id),
                             trail,
                         });
                     }

@@ -571,15 +571,22 @@ impl Checking<'_> {
                 self.notes.push(if dying.is_empty() {
                     Note::Info("no live token chainview knows would die".into())
                 } else {
+                    let mut names: Vec<String> =
+                        dying.iter().take(6).map(|id| app.token_name(*id)).collect();
+                    if dying.len() > 6 {
+                        names.push(format!("+{} more", dying.len() - 6));
+                    }
+                    let others = dying.iter().filter(|id| app.tokens[**id].foreign).count();
                     Note::Warn(format!(
-                        "would kill {} live token{}: {}",
+                        "would kill {} live token{}: {}{}",
                         dying.len(),
                         if dying.len() == 1 { "" } else { "s" },
-                        dying
-                            .iter()
-                            .map(|id| app.token_name(*id))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        names.join(", "),
+                        if others > 0 {
+                            format!(" ({others} other clients': the audit trail will confirm)")
+                        } else {
+                            String::new()
+                        }
                     ))
                 });
                 // A step names a token by label or jti: another client's
