@@ -70,6 +70,16 @@ impl Signals {
         Signals {}
     }
 
+    /// No handlers (a session driven without a terminal, in tests).
+    pub(crate) fn none() -> Self {
+        #[cfg(unix)]
+        {
+            Signals { sigs: None }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
     /// The exit code of the next signal; pending forever without handlers.
     pub(crate) async fn recv(&mut self) -> u8 {
         #[cfg(unix)]
@@ -108,6 +118,19 @@ pub struct Session {
     /// The merged view: the broker's audit trail, rebuilt, and which of its
     /// tokens were added beside the explorer's own.
     others: Option<Others>,
+    /// A revocation sent whose predicted victims among other clients'
+    /// tokens the audit trail is to confirm.
+    confirming: Option<Confirming>,
+}
+
+/// A revocation the trail is to confirm: the entry, the other clients'
+/// tokens §7.1 predicted it kills (known once the step ends), and the event
+/// that shows it (once read).
+struct Confirming {
+    level: crate::broker::types::RevokeLevel,
+    target: String,
+    tokens: Option<Vec<crate::app::TokenId>>,
+    seen: Option<String>,
 }
 
 /// Other clients' chains, read from the audit trail (admin).
@@ -120,6 +143,8 @@ struct Others {
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// `O` before the trail is read.
+const READING: &str = "showing other clients' chains: reading the audit trail… — O hides them";
 
 impl Session {
     /// Connects (starting the embedded broker if nothing is configured) and
@@ -148,6 +173,7 @@ impl Session {
             replay_note: String::new(),
             confirm: None,
             others: None,
+            confirming: None,
         };
         s.driver.worker.send(Command::Health);
         // Before the first frame: the title and app steps are quick, and the
@@ -175,6 +201,15 @@ impl Session {
     /// report, and a replay in progress goes on.
     fn finished(&mut self, r: StepReport) {
         let (app, view) = (&self.driver.app, &mut self.view);
+        // Other clients' tokens a revocation is predicted to kill: the
+        // trail is to confirm (also for a scripted step: said here, as the
+        // steps pane does not).
+        let waiting: Vec<_> = r
+            .fates
+            .iter()
+            .filter(|f| f.trail && f.predicted_dead)
+            .map(|f| f.token)
+            .collect();
         if r.index == 0 {
             view.on_action(app, &r);
         } else {
@@ -184,6 +219,18 @@ impl Session {
                 && let Some(why) = self.driver.runner.halted()
             {
                 view.message = Some(format!("not run: {why} — press r once the broker answers"));
+            }
+            if r.kind == Keyword::Revoke && r.result == StepResult::Ok && !waiting.is_empty() {
+                view.message = Some(crate::view::revoke_message(&r.fates));
+            }
+        }
+        if r.kind == Keyword::Revoke
+            && let Some(c) = self.confirming.as_mut()
+        {
+            if r.result == StepResult::Ok && !waiting.is_empty() {
+                c.tokens = Some(waiting);
+            } else {
+                self.confirming = None;
             }
         }
         if let Some(to) = self.replay_to {
@@ -200,6 +247,9 @@ impl Session {
 
     /// Starts the next scripted step; its report comes when it ends.
     fn start_next(&mut self) {
+        if let Some(st) = self.script.steps.get(self.driver.runner.position()) {
+            self.revoking(st.kind.clone());
+        }
         match self.driver.start_next() {
             Started::Done(r) => self.finished(*r),
             Started::Running => self.view.message = None,
@@ -223,8 +273,25 @@ impl Session {
         let fresh = session::connect(&self.settings).await?;
         let old = std::mem::replace(&mut self.target, fresh);
         old.shutdown().await;
+        let show_others = self.driver.app.show_others;
         self.driver = Driver::for_target(&self.target, self.script.clone());
         self.driver.worker.send(Command::Health);
+        // The merged view outlives the App it was merged into: its map from
+        // trail nodes to that App's tokens goes with it, and a read in flight
+        // went with the old worker. The same broker keeps its trail (read
+        // on from where it was); a fresh embedded one starts its own.
+        self.driver.app.show_others = show_others;
+        self.confirming = None;
+        if let Some(others) = self.others.as_mut() {
+            if self.target.embedded.is_some() {
+                *others = Others::default();
+            } else {
+                others.merged = Default::default();
+                others.polling = false;
+                crate::observe::merge::merge(&mut self.driver.app, &others.o, &mut others.merged);
+            }
+        }
+        self.poll_others();
         self.view.form = None;
         self.view.audit = None;
         self.view.reset_steps();
@@ -287,10 +354,33 @@ impl Session {
             Ok((events, total)) => {
                 others.offset += events.len();
                 for e in &events {
-                    others.o.fold(&e.as_ref(), None);
+                    let e = e.as_ref();
+                    if let Some(c) = self.confirming.as_mut()
+                        && c.seen.is_none()
+                        && let crate::observe::trail::Fact::Revoked { level, target } =
+                            crate::observe::trail::read(&e)
+                        && (level, target) == (c.level, c.target.as_str())
+                    {
+                        c.seen = Some(e.id.to_string());
+                    }
+                    others.o.fold(&e, None);
                 }
-                crate::observe::merge::merge(&mut self.driver.app, &others.o, &mut others.merged);
-                if (others.offset as i64) < total && !events.is_empty() {
+                let merged = crate::observe::merge::merge(
+                    &mut self.driver.app,
+                    &others.o,
+                    &mut others.merged,
+                );
+                let more = (others.offset as i64) < total && !events.is_empty();
+                if merged {
+                    if self.view.message.as_deref() == Some(READING) {
+                        self.view.message = Some(format!(
+                            "showing other clients' chains from the audit trail ({} of their tokens) — O hides them",
+                            self.others.as_ref().map_or(0, |o| o.merged.foreign())
+                        ));
+                    }
+                    self.confirm();
+                }
+                if more {
                     self.poll_others();
                 }
             }
@@ -300,6 +390,79 @@ impl Session {
                 ));
             }
         }
+    }
+
+    /// The trail has shown a revocation whose predicted victims among
+    /// other clients' tokens were waiting for it: says how many it
+    /// confirms (the merged view has judged them again from the trail).
+    fn confirm(&mut self) {
+        let Some(Confirming {
+            tokens: Some(tokens),
+            seen: Some(at),
+            ..
+        }) = self.confirming.as_ref()
+        else {
+            return;
+        };
+        let app = &self.driver.app;
+        let now = unix_now();
+        let (dead, alive): (Vec<_>, Vec<_>) = tokens
+            .iter()
+            .filter(|&&id| id < app.tokens.len())
+            .partition(|&&id| {
+                matches!(app.status(id, now), crate::app::TokenStatus::Revoked { .. })
+            });
+        let list = |ids: &[&crate::app::TokenId]| {
+            ids.iter()
+                .take(4)
+                .map(|&&id| app.token_name(id))
+                .collect::<Vec<_>>()
+                .join(", ")
+                + if ids.len() > 4 { ", …" } else { "" }
+        };
+        let n = dead.len() + alive.len();
+        self.view.message = Some(if alive.is_empty() {
+            format!(
+                "✓ the trail confirms: {} of {n} predicted revoked ({}) at {at}",
+                dead.len(),
+                list(&dead)
+            )
+        } else {
+            let still: Vec<String> = alive
+                .iter()
+                .take(4)
+                .map(|&&id| format!("{} {}", app.token_name(id), app.status(id, now).word()))
+                .collect();
+            format!(
+                "⚠ the trail shows the revocation at {at}: {} of {n} predicted revoked ({}); not {} — the prediction and the trail differ",
+                dead.len(),
+                list(&dead),
+                still.join(", ")
+            )
+        });
+        self.confirming = None;
+    }
+
+    /// A revocation about to be sent: the trail is watched for it from now
+    /// on (a read may bring it before the step has ended).
+    fn revoking(&mut self, kind: crate::scenario::StepKind) -> crate::scenario::StepKind {
+        if self.driver.runner.busy() {
+            return kind;
+        }
+        if let crate::scenario::StepKind::Revoke { level, target } = &kind {
+            self.confirming = self
+                .driver
+                .app
+                .revoke_target(*level, target)
+                .ok()
+                .map(|target| Confirming {
+                    level: *level,
+                    target,
+                    tokens: None,
+                    seen: None,
+                });
+        }
+        kind
     }
 
     /// `O`: the merged view on or off.
@@ -315,19 +478,23 @@ impl Session {
         app.show_others = !app.show_others;
         app.generation += 1;
         if app.show_others {
-            let n = self.others.as_ref().map_or(0, |o| o.merged.foreign());
-            self.view.message = Some(format!(
-                "showing other clients' chains from the audit trail ({n} tokens so far) — O hides them"
-            ));
+            self.view.message = Some(match self.others.as_ref() {
+                Some(o) if o.offset > 0 => format!(
+                    "showing other clients' chains from the audit trail ({} of their tokens so far) — O hides them",
+                    o.merged.foreign()
+                ),
+                _ => READING.into(),
+            });
             self.poll_others();
         } else {
             self.view.message = Some("other clients' chains hidden — O shows them".into());
         }
     }
 
-    /// Retries the broker with exponential backoff while it is unreachable,
-    /// and runs the live check when it is due.
-    fn tick(&mut self) {
+    /// The 1 s tick: polls the merged view, retries the broker with
+    /// exponential backoff while it is unreachable, and runs the live check
+    /// when it is due.
+    pub fn tick(&mut self) {
         self.poll_others();
         if let Some(r) = self.driver.tick(Instant::now()) {
             self.finished(r);
@@ -353,6 +520,31 @@ impl Session {
             self.next_health = Instant::now() + self.backoff;
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// One event from the worker, as the event loop takes it.
+    pub fn on_worker(&mut self, ev: crate::worker::Event) {
+        if let Outcome::AuditSince { offset, result } = ev.outcome {
+            self.on_others(offset, result);
+        } else if let Some(r) = self.driver.fold(ev) {
+            self.finished(r);
+        }
+    }
+
+    /// A key, carried out as the event loop does, without a terminal (the
+    /// session driven from a test); `Some` ends the session.
+    pub async fn press(
+        &mut self,
+        k: crossterm::event::KeyEvent,
+    ) -> Result<Option<Ended>, TuiError> {
+        let action = self.view.handle_key(&self.driver.app, k);
+        act(None, self, &mut Signals::none(), action).await
+    }
+
+    /// The merged view as far as read: audit events folded, and whether a
+    /// read is in flight (`None`: never turned on).
+    pub fn others_read(&self) -> Option<(usize, bool)> {
+        self.others.as_ref().map(|o| (o.offset, o.polling))
     }
 
     pub async fn shutdown(self) {
@@ -466,11 +658,7 @@ async fn event_loop(
                 }
             }
             Some(ev) = s.driver.worker.events.recv() => {
-                if let Outcome::AuditSince { offset, result } = ev.outcome {
-                    s.on_others(offset, result);
-                } else if let Some(r) = s.driver.fold(ev) {
-                    s.finished(r);
-                }
+                s.on_worker(ev);
                 Action::None
             }
             _ = sleep_until(deadline), if deadline.is_some() => {
@@ -485,7 +673,7 @@ async fn event_loop(
             }
             code = signals.recv() => return Ok(Ended::Signal(code)),
         };
-        if let Some(end) = act(terminal, s, signals, action).await? {
+        if let Some(end) = act(Some(terminal), s, signals, action).await? {
             return Ok(end);
         }
     }
@@ -586,8 +774,9 @@ fn drop_warning(journal: &[crate::scenario::Step], action: Action) -> Option<Str
 }
 
 /// Carries out what a key or click asked for; `Some` ends the session.
+/// `terminal`: where to draw while a replay starts (none in tests).
 async fn act(
-    terminal: &mut DefaultTerminal,
+    terminal: Option<&mut DefaultTerminal>,
     s: &mut Session,
     signals: &mut Signals,
     action: Action,
@@ -638,11 +827,14 @@ async fn act(
                         .map_err(|e| e.to_string());
                     s.view.on_export(r);
                 }
-                Some(Submit::Step(kind)) => match s.driver.start_adhoc(kind) {
-                    Started::Done(r) => s.finished(*r),
-                    Started::Running => s.view.message = None,
-                    Started::Busy | Started::Finished => s.busy_message(),
-                },
+                Some(Submit::Step(kind)) => {
+                    let kind = s.revoking(kind);
+                    match s.driver.start_adhoc(kind) {
+                        Started::Done(r) => s.finished(*r),
+                        Started::Running => s.view.message = None,
+                        Started::Busy | Started::Finished => s.busy_message(),
+                    }
+                }
             }
         }
         Action::NextStep => {
@@ -672,7 +864,9 @@ async fn act(
                 "against the same broker (what earlier runs left there stays)"
             };
             s.view.message = Some(format!("replaying {fresh}…"));
-            draw(terminal, s)?;
+            if let Some(terminal) = terminal {
+                draw(terminal, s)?;
+            }
             let note = if to == 0 {
                 format!("restarted {fresh}")
             } else {

@@ -299,7 +299,9 @@ async fn create_renew_release_revoke(mode: Mode) {
     assert_eq!(r.result.word(), "ok", "{r:?}");
     assert_eq!(
         view.message.as_deref(),
-        Some("✓ revoked: 1 token died (orchestrator), 3 live on")
+        Some(
+            "✓ revoked: predicted 1 (orchestrator); the broker confirms: 1 died (orchestrator), 3 live on"
+        )
     );
     // e: the exploration saved as a scenario replays the same answers headless.
     let dir = tempfile::tempdir().unwrap();

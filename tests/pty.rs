@@ -428,3 +428,73 @@ fn observe_shows_chains_appear_live() {
     t.quit_and_check_restored(&mut child);
     rt.block_on(broker.shutdown());
 }
+
+/// Issue 26: the merged view in a real terminal against a broker reached
+/// by URL: `O`, `n`×4, `b` — the merged view stays on and shows the other
+/// client's tokens and the earlier run's, and the explorer's own tokens
+/// stay valid (before, it showed none of them, and a trail status could
+/// land on one of the session's own fresh tokens).
+#[test]
+fn merged_view_survives_b_in_a_real_terminal() {
+    use chainview::broker::embedded::{Config, EmbeddedBroker};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let broker = rt
+        .block_on(EmbeddedBroker::start(Config::default()))
+        .unwrap();
+    let app = broker
+        .register_app(
+            "pty-merged",
+            &["read:config:*", "read:deploy:*", "write:deploy:*"].map(String::from),
+        )
+        .unwrap();
+    let url = broker.url();
+    let admin = broker.admin_secret().to_string();
+    // Another client: an agent that released its token.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.chainview");
+    std::fs::write(
+        &other,
+        "app ceiling=read:data:*\nagent gone orch=other task=gone scope=read:data:*\nrelease gone\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["--script", other.to_str().unwrap()])
+        .env("AGENTWRIT_BROKER_URL", &url)
+        .env("AGENTWRIT_ADMIN_SECRET", &admin)
+        .env_remove("AGENTWRIT_CLIENT_ID")
+        .env_remove("AGENTWRIT_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let secret = app.client_secret.clone().unwrap();
+    let (mut t, mut child) = Term::spawn(
+        &["demo", "--broker", &url],
+        &[
+            ("AGENTWRIT_CLIENT_ID", &app.client_id),
+            ("AGENTWRIT_CLIENT_SECRET", &secret),
+            ("AGENTWRIT_ADMIN_SECRET", &admin),
+        ],
+    );
+    t.wait_for("step 2/40");
+    t.keys("O");
+    t.wait_for("· gone/");
+    for step in 3..=6 {
+        t.keys("n");
+        t.wait_for(&format!("step {step}/40"));
+    }
+    t.wait_for("✓ deployer valid");
+    t.keys("b");
+    t.wait_for("replayed to step 5");
+    // The earlier run's orchestrator, now another run's token, and the
+    // other client's: shown again without a key pressed.
+    let s = t.wait_for("· release-v2.4.1/");
+    assert!(s.contains("· gone/"), "{s}");
+    assert!(s.contains("✓ orchestrator ⏱"), "{s}");
+    assert!(s.contains("✓ analyst ⏱"), "{s}");
+    t.quit_and_check_restored(&mut child);
+    rt.block_on(broker.shutdown());
+}

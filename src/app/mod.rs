@@ -489,9 +489,12 @@ impl App {
         !t.foreign || self.show_others
     }
 
-    /// A known token's status as judged again (observe, merged view).
+    /// Another client's token's status as judged again from the trail (the
+    /// merged view). The explorer's own tokens are never touched: their
+    /// statuses are the broker's answers.
     pub fn set_known_status(&mut self, id: TokenId, status: TokenStatus) {
         if let Some(t) = self.tokens.get_mut(id)
+            && t.foreign
             && t.status != status
         {
             t.status = status;
@@ -688,6 +691,9 @@ impl App {
         if self.labels.contains_key(label) || self.agent_by_name(label).is_some() {
             return Err(ImportError::LabelTaken(label.to_string()));
         }
+        if let Some(id) = self.observed_twin(&d.claims) {
+            return Ok(self.resolve_observed(id, label, raw, d, line));
+        }
         let holder = match self
             .agents
             .iter()
@@ -715,7 +721,71 @@ impl App {
         Ok(self.push_token(t))
     }
 
-    /// Decodes a token to import and checks it is new; stores nothing.
+    /// The other client's token shown from the audit trail (the merged
+    /// view) that these claims are: by jti, else — a delegated token, whose
+    /// jti the trail does not carry — by chain hash and holder (the one
+    /// issued closest to `iat` when a renewal left several).
+    pub fn observed_twin(&self, c: &Claims) -> Option<TokenId> {
+        let observed = || {
+            self.tokens
+                .iter()
+                .filter(|t| t.foreign)
+                .filter_map(|t| t.claims.as_ref().map(|k| (t.id, k)))
+        };
+        if !c.jti.is_empty()
+            && let Some((id, _)) = observed().find(|(_, k)| k.jti == c.jti)
+        {
+            return Some(id);
+        }
+        if c.chain_hash.is_empty() {
+            return None;
+        }
+        observed()
+            .filter(|(_, k)| k.jti.is_empty() && k.chain_hash == c.chain_hash && k.sub == c.sub)
+            .min_by_key(|(_, k)| (k.iat - c.iat).abs())
+            .map(|(id, _)| id)
+    }
+
+    /// Another client's token, imported: the shown node becomes the
+    /// explorer's own, with the token's claims; the broker's `validate`
+    /// settles its status (a death the trail states stays until the broker
+    /// says it is valid).
+    fn resolve_observed(
+        &mut self,
+        id: TokenId,
+        label: &str,
+        raw: &str,
+        d: jwt::Decoded,
+        line: Option<usize>,
+    ) -> TokenId {
+        self.generation += 1;
+        let verification = self.broker_key.as_ref().map(|k| d.verify(k));
+        let shown = self.token_name(id);
+        let t = &mut self.tokens[id];
+        t.foreign = false;
+        t.label = Some(label.to_string());
+        t.line = line;
+        t.verification = verification;
+        t.expires_in = Some(d.claims.exp - unix_now());
+        t.claims = Some(d.claims);
+        t.raw = Some(raw.to_string());
+        t.validated = None;
+        if !matches!(
+            t.status,
+            TokenStatus::Revoked { .. } | TokenStatus::Released | TokenStatus::RenewedAway
+        ) {
+            t.status = TokenStatus::Pending;
+        }
+        t.notes.push(format!(
+            "imported as {label} (was {shown}, from the audit trail): the broker's answers settle its status"
+        ));
+        self.labels.insert(label.to_string(), id);
+        id
+    }
+
+    /// Decodes a token to import and checks it is new (another client's
+    /// token shown from the trail is not a duplicate: the import resolves
+    /// it); stores nothing.
     pub fn check_import(&self, raw: &str) -> Result<jwt::Decoded, ImportError> {
         let raw = raw.trim();
         if raw.len() > jwt::MAX_TOKEN {
@@ -734,7 +804,7 @@ impl App {
         if let Some(known) = self
             .tokens
             .iter()
-            .find(|t| t.claims.as_ref().is_some_and(|c| c.jti == d.claims.jti))
+            .find(|t| !t.foreign && t.claims.as_ref().is_some_and(|c| c.jti == d.claims.jti))
         {
             return Err(ImportError::Duplicate(self.token_name(known.id)));
         }
@@ -753,12 +823,33 @@ impl App {
 
     /// What a revocation names on the wire: a token label → its `jti`, an
     /// agent name (or a literal `spiffe://` id) → its SPIFFE id, a task id as is.
+    /// A token is also named by its jti (any token chainview knows: an
+    /// observed one of another client's has no label a step can use), or
+    /// by the name another client's token is shown with.
     pub fn revoke_target(&self, level: RevokeLevel, target: &str) -> Result<String, String> {
         match level {
-            RevokeLevel::Token => match self.token(target).and_then(|t| t.claims.as_ref()) {
-                Some(c) => Ok(c.jti.clone()),
-                None => Err(format!("'{target}' holds no token to revoke")),
-            },
+            RevokeLevel::Token => {
+                if let Some(c) = self.token(target).and_then(|t| t.claims.as_ref()) {
+                    return Ok(c.jti.clone());
+                }
+                let by_jti = |t: &&TokenEntry| {
+                    !target.is_empty() && t.claims.as_ref().is_some_and(|c| c.jti == target)
+                };
+                if self.tokens.iter().any(|t| by_jti(&t)) {
+                    return Ok(target.to_string());
+                }
+                let observed = self
+                    .tokens
+                    .iter()
+                    .find(|t| t.foreign && t.label.as_deref() == Some(target));
+                match observed.and_then(|t| t.claims.as_ref()) {
+                    Some(c) if !c.jti.is_empty() => Ok(c.jti.clone()),
+                    Some(_) => Err(format!(
+                        "the audit trail does not carry {target}'s jti (v2.0.0 does not audit a delegated token's): revoke its agent, task or chain, or import the token (i)"
+                    )),
+                    None => Err(format!("'{target}' holds no token to revoke")),
+                }
+            }
             RevokeLevel::Agent | RevokeLevel::Chain if target.starts_with("spiffe://") => {
                 Ok(target.to_string())
             }
@@ -773,12 +864,12 @@ impl App {
         }
     }
 
-    /// The live tokens a revocation entry would kill (spec §7.1).
+    /// The live tokens shown that a revocation entry would kill (spec §7.1).
     pub fn would_revoke(&self, level: RevokeLevel, target: &str) -> Vec<TokenId> {
         let now = unix_now();
         self.tokens
             .iter()
-            .filter(|t| !t.status_at(now).is_dead())
+            .filter(|t| self.shown(t) && !t.status_at(now).is_dead())
             .filter(|t| t.claims.as_ref().is_some_and(|c| revokes(level, target, c)))
             .map(|t| t.id)
             .collect()
@@ -1029,7 +1120,9 @@ impl App {
         self.revocations.push((level, target.to_string()));
         for i in 0..self.tokens.len() {
             let t = &self.tokens[i];
-            if t.status_at(now) != TokenStatus::Valid {
+            // Another client's token (merged view): its status is the
+            // trail's; the revocation is predicted until the trail shows it.
+            if t.foreign || t.status_at(now) != TokenStatus::Valid {
                 continue;
             }
             if let Some(c) = &t.claims

@@ -63,12 +63,16 @@ pub struct NotHeld {
 /// A token's fate across a revocation, as the broker answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fate {
+    pub token: TokenId,
     pub label: String,
     pub holder: String,
     /// The broker's `validate` answer after the revocation.
     pub valid_after: Option<bool>,
     /// What spec §7.1 predicts.
     pub predicted_dead: bool,
+    /// Another client's token (the merged view): no raw token to ask the
+    /// broker about, the audit trail is to confirm.
+    pub trail: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -296,6 +296,9 @@ fn revoke(ctx: &mut Ctx<'_>, level: RevokeLevel, target: &str) -> Next {
         Err(e) => return Next::Done(StepResult::Error(e)),
     };
     let before = ctx.app.live_tokens();
+    // What spec §7.1 predicts, of every live token shown (another client's
+    // too: the merged view's, which the trail is to confirm).
+    let predicted = ctx.app.would_revoke(level, &wire_target);
     Next::Send(
         vec![Command::Revoke {
             level,
@@ -315,16 +318,28 @@ fn revoke(ctx: &mut Ctx<'_>, level: RevokeLevel, target: &str) -> Next {
                 cmds,
                 Box::new(move |ctx, evs| {
                     let worst = worst(evs);
-                    for id in ids {
+                    let asked_ids: std::collections::HashSet<TokenId> =
+                        ids.iter().copied().collect();
+                    let dying: std::collections::HashSet<TokenId> =
+                        predicted.iter().copied().collect();
+                    let trail = predicted
+                        .iter()
+                        .copied()
+                        .filter(|id| !asked_ids.contains(id));
+                    let asked = ids.iter().copied().map(|id| (id, false));
+                    for (id, trail) in asked.chain(trail.map(|id| (id, true))) {
                         let t = &ctx.app.tokens[id];
                         ctx.r.fates.push(Fate {
+                            token: id,
                             label: ctx.app.token_name(id),
                             holder: ctx.app.agents[t.holder].name.clone(),
-                            valid_after: t.validated.as_ref().map(|v| v.valid),
-                            predicted_dead: matches!(
-                                t.status_at(unix_now()),
-                                TokenStatus::Revoked { .. }
-                            ),
+                            valid_after: if trail {
+                                None
+                            } else {
+                                t.validated.as_ref().map(|v| v.valid)
+                            },
+                            predicted_dead: dying.contains(&id),
+                            trail,
                         });
                     }
                     Next::Done(worst)

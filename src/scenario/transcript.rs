@@ -326,6 +326,7 @@ fn fates_text(r: &StepReport, out: &mut String) {
             let said = match f.valid_after {
                 Some(true) => "lives on",
                 Some(false) => "dies",
+                None if f.trail => "predicted to die; the audit trail will confirm",
                 None => "unknown",
             };
             let agree = match (f.valid_after, f.predicted_dead) {
@@ -343,7 +344,10 @@ fn fates_text(r: &StepReport, out: &mut String) {
     }
     if r.kind == Keyword::Revoke
         && matches!(r.result, StepResult::Ok)
-        && !r.fates.iter().any(|f| f.valid_after == Some(false))
+        && !r
+            .fates
+            .iter()
+            .any(|f| f.valid_after == Some(false) || (f.trail && f.predicted_dead))
     {
         out.push_str("    nothing died: no live token matched this revocation");
         if r.source.split_whitespace().nth(1) == Some("chain") {

@@ -178,6 +178,13 @@ pub fn revoke_default(app: &App, level: RevokeLevel, selected: Option<TokenId>) 
     };
     let holder = &app.agents[t.holder];
     match level {
+        // Another client's token has no label a step can use: its jti.
+        RevokeLevel::Token if app.labels.get(&app.token_name(t.id)) != Some(&t.id) => t
+            .claims
+            .as_ref()
+            .map(|c| c.jti.clone())
+            .filter(|j| !j.is_empty())
+            .unwrap_or_else(|| app.token_name(t.id)),
         RevokeLevel::Token => app.token_name(t.id),
         RevokeLevel::Agent => holder.name.clone(),
         RevokeLevel::Task => t
@@ -564,20 +571,32 @@ impl Checking<'_> {
                 self.notes.push(if dying.is_empty() {
                     Note::Info("no live token chainview knows would die".into())
                 } else {
+                    let mut names: Vec<String> =
+                        dying.iter().take(6).map(|id| app.token_name(*id)).collect();
+                    if dying.len() > 6 {
+                        names.push(format!("+{} more", dying.len() - 6));
+                    }
+                    let others = dying.iter().filter(|id| app.tokens[**id].foreign).count();
                     Note::Warn(format!(
-                        "would kill {} live token{}: {}",
+                        "would kill {} live token{}: {}{}",
                         dying.len(),
                         if dying.len() == 1 { "" } else { "s" },
-                        dying
-                            .iter()
-                            .map(|id| app.token_name(*id))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        names.join(", "),
+                        if others > 0 {
+                            format!(" ({others} other clients': the audit trail will confirm)")
+                        } else {
+                            String::new()
+                        }
                     ))
                 });
+                // A step names a token by label or jti: another client's
+                // token by the name it is shown with goes as its jti.
+                let named = level != RevokeLevel::Token
+                    || app.labels.contains_key(target)
+                    || wire == target;
                 app.admin.then(|| StepKind::Revoke {
                     level,
-                    target: target.to_string(),
+                    target: if named { target.to_string() } else { wire },
                 })
             }
         }
@@ -600,6 +619,12 @@ impl Checking<'_> {
                 }
                 Ok(d) => {
                     let c = &d.claims;
+                    if let Some(id) = app.observed_twin(c) {
+                        self.notes.push(Note::Info(format!(
+                            "{} (another client's, from the audit trail) becomes this token",
+                            app.token_name(id)
+                        )));
+                    }
                     self.notes.push(Note::Ok(format!(
                         "{} · depth {} · {}",
                         app.agent_name(&c.sub).unwrap_or(&c.sub),

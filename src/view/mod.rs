@@ -961,6 +961,75 @@ fn step_why(r: &StepReport) -> Option<String> {
     }
 }
 
+/// At most four names, then how many more.
+fn names(list: &[&str]) -> String {
+    match list.len() {
+        0..=4 => list.join(", "),
+        n => format!("{}, +{} more", list[..3].join(", "), n - 3),
+    }
+}
+
+/// After a revocation: what spec §7.1 predicted, what the broker says of
+/// the explorer's own tokens (asked at once), and that the audit trail is
+/// to confirm the rest (other clients' tokens, the merged view's).
+pub fn revoke_message(fates: &[crate::scenario::runner::Fate]) -> String {
+    let predicted: Vec<&str> = fates
+        .iter()
+        .filter(|f| f.predicted_dead)
+        .map(|f| f.label.as_str())
+        .collect();
+    let mut out = if predicted.is_empty() {
+        "✓ revoked: predicted 0 (no live token chainview shows is covered)".to_string()
+    } else {
+        format!(
+            "✓ revoked: predicted {} ({})",
+            predicted.len(),
+            names(&predicted)
+        )
+    };
+    let waiting: Vec<&str> = fates
+        .iter()
+        .filter(|f| f.trail && f.predicted_dead)
+        .map(|f| f.label.as_str())
+        .collect();
+    if !waiting.is_empty() {
+        out.push_str("; the trail will confirm");
+        if waiting.len() < predicted.len() {
+            out.push_str(&format!(" {}", names(&waiting)));
+        }
+    }
+    let asked: Vec<_> = fates.iter().filter(|f| !f.trail).collect();
+    if !asked.is_empty() {
+        let died: Vec<&str> = asked
+            .iter()
+            .filter(|f| f.valid_after == Some(false))
+            .map(|f| f.label.as_str())
+            .collect();
+        let lived = asked.iter().filter(|f| f.valid_after == Some(true)).count();
+        let unasked = asked.len() - died.len() - lived;
+        let agrees = asked
+            .iter()
+            .all(|f| f.valid_after.is_none() || (f.valid_after == Some(false)) == f.predicted_dead);
+        out.push_str(&match (agrees, died.is_empty()) {
+            (true, true) => format!("; the broker confirms your {lived} live on"),
+            (true, false) => format!(
+                "; the broker confirms: {} died ({}), {lived} live on",
+                died.len(),
+                names(&died)
+            ),
+            (false, _) => format!(
+                "; the broker says {} died ({}), {lived} live on — differs from the rule chainview knows!",
+                died.len(),
+                names(&died)
+            ),
+        });
+        if unasked > 0 {
+            out.push_str(&format!(" ({unasked} not answered)"));
+        }
+    }
+    out
+}
+
 /// The status-bar line after a successful action.
 fn action_message(r: &StepReport) -> String {
     let t = r.tokens.last();
@@ -981,21 +1050,62 @@ fn action_message(r: &StepReport) -> String {
             "✓ {name} imported — the broker says {}",
             t.map(|t| t.status.as_str()).unwrap_or("?")
         ),
-        Keyword::Revoke => {
-            let died: Vec<&str> = r
-                .fates
-                .iter()
-                .filter(|f| f.valid_after == Some(false))
-                .map(|f| f.label.as_str())
-                .collect();
-            let lived = r.fates.len() - died.len();
-            format!(
-                "✓ revoked: {} token{} died ({}), {lived} live on",
-                died.len(),
-                if died.len() == 1 { "" } else { "s" },
-                died.join(", ")
-            )
-        }
+        Keyword::Revoke => revoke_message(&r.fates),
         _ => format!("✓ {}", r.source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::revoke_message;
+    use crate::scenario::runner::Fate;
+
+    fn fate(label: &str, valid_after: Option<bool>, predicted_dead: bool, trail: bool) -> Fate {
+        Fate {
+            token: 0,
+            label: label.into(),
+            holder: String::new(),
+            valid_after,
+            predicted_dead,
+            trail,
+        }
+    }
+
+    /// Issue 26: never "0 tokens died ()": the prediction, the broker's
+    /// answers for the explorer's own tokens, the trail for the rest.
+    #[test]
+    fn a_revocation_says_what_it_predicted_and_who_confirms_it() {
+        assert_eq!(
+            revoke_message(&[fate("a", Some(true), false, false)]),
+            "✓ revoked: predicted 0 (no live token chainview shows is covered); the broker confirms your 1 live on"
+        );
+        assert_eq!(
+            revoke_message(&[
+                fate("a", Some(true), false, false),
+                fate("other n3", None, true, true)
+            ]),
+            "✓ revoked: predicted 1 (other n3); the trail will confirm; the broker confirms your 1 live on"
+        );
+        assert_eq!(
+            revoke_message(&[
+                fate("a", Some(false), true, false),
+                fate("other n3", None, true, true)
+            ]),
+            "✓ revoked: predicted 2 (a, other n3); the trail will confirm other n3; the broker confirms: 1 died (a), 0 live on"
+        );
+        assert_eq!(
+            revoke_message(&[
+                fate("a", Some(true), true, false),
+                fate("b", Some(false), false, false)
+            ]),
+            "✓ revoked: predicted 1 (a); the broker says 1 died (b), 1 live on — differs from the rule chainview knows!"
+        );
+        let many: Vec<Fate> = (0..6)
+            .map(|i| fate(&format!("t{i}"), None, true, true))
+            .collect();
+        assert_eq!(
+            revoke_message(&many),
+            "✓ revoked: predicted 6 (t0, t1, t2, +3 more); the trail will confirm"
+        );
     }
 }

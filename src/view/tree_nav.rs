@@ -48,8 +48,12 @@ impl TreeNav {
         let mut children: Vec<Vec<TokenId>> = vec![Vec::new(); n];
         let mut roots = Vec::new();
         for t in app.tokens.iter().filter(|t| app.shown(t)) {
+            // Under a token not shown (another client's, the merged view
+            // off; e.g. the parent of an imported token): a root.
             match t.tree_parent(&app.tokens) {
-                Some(p) if p < n && p != t.id => children[p].push(t.id),
+                Some(p) if p < n && p != t.id && app.shown(&app.tokens[p]) => {
+                    children[p].push(t.id)
+                }
                 _ => roots.push(t.id),
             }
         }

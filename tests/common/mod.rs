@@ -87,6 +87,22 @@ impl Env {
         }
     }
 
+    /// A broker started elsewhere (e.g. the one an interactive session
+    /// started for itself), reached at `url` with its admin secret.
+    pub fn reach(url: &str, admin_secret: &str) -> Env {
+        Env {
+            client: BrokerClient::new(url).expect("a broker URL"),
+            admin_secret: admin_secret.to_string(),
+            external: true,
+            public_key: None,
+            tls: false,
+            clock: None,
+            broker: None,
+            pki: None,
+            tls_options: Default::default(),
+        }
+    }
+
     /// The embedded broker serving TLS with certificates made for this test
     /// (mtls: a client certificate is required), and a client that trusts
     /// its CA (and presents a client certificate). Always embedded: the
