@@ -316,7 +316,7 @@ async fn every_form_80x24() {
     }
     let audit = render_text(&replay.driver.app, &mut view, 120, 30, unix_now()).join("\n");
     assert!(
-        audit.contains("✓ hash chain verified end to end over"),
+        audit.contains("✓ hash chain consistent over"),
         "{audit}"
     );
     assert!(

@@ -12,6 +12,7 @@ use ed25519_dalek::VerifyingKey;
 use crate::broker::types::{AuditEvent, ChainBreak, RevokeLevel, verify_audit_chain};
 use crate::broker::{BrokerError, ClientError};
 use crate::jwt::{self, Claims, Verification};
+use crate::protocol::AuditRead;
 use crate::scope;
 use crate::worker::{AppInfo, Call, Event, Outcome};
 
@@ -73,36 +74,84 @@ pub enum ImportError {
     TooLarge(usize),
 }
 
-/// The broker's audit trail as last fetched, with the hash chain checked.
+/// The broker's audit trail as last fetched, with the hash chain checked
+/// (by [`crate::rules::chain`]) and what of the trail it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditTrail {
     pub at: i64,
     pub events: Vec<AuditEvent>,
-    /// The first broken link, if any (checked end to end, unfiltered).
+    /// The first broken link, if any (checked over the events read, unfiltered).
     pub chain: Result<(), ChainBreak>,
+    /// The broker's `total` (`None`: not known, e.g. observe's window).
+    pub total: Option<i64>,
+    /// Events of the trail before the first one here.
+    pub first: usize,
+    /// Why the read stopped before the end of the trail, if it did.
+    pub stopped: Option<String>,
 }
 
 impl AuditTrail {
-    pub fn new(events: Vec<AuditEvent>, at: i64) -> AuditTrail {
-        let chain = verify_audit_chain(&events);
-        AuditTrail { at, events, chain }
+    pub fn new(read: AuditRead, at: i64) -> AuditTrail {
+        let chain = verify_audit_chain(&read.events);
+        AuditTrail {
+            at,
+            events: read.events,
+            chain,
+            total: Some(read.total),
+            first: read.first,
+            stopped: read.stopped,
+        }
     }
 
-    /// The hash-chain check in words.
+    /// Whether these are the broker's whole trail (from its first event to
+    /// its `total`, nothing skipped or cut).
+    pub fn whole(&self) -> bool {
+        let from_genesis = self
+            .events
+            .first()
+            .is_none_or(|e| e.id == crate::rules::chain::GENESIS_ID);
+        self.first == 0
+            && from_genesis
+            && self.stopped.is_none()
+            && self.total.is_some_and(|t| self.events.len() as i64 >= t)
+    }
+
+    /// "first N of M" / "newest N of M" / "events A…B of M" when the
+    /// events are not the whole trail (with why the read stopped).
+    pub fn cut_words(&self) -> Option<String> {
+        if self.whole() {
+            return None;
+        }
+        let n = self.events.len();
+        let of = match self.total {
+            Some(t) => format!("{t}"),
+            None => "?".into(),
+        };
+        let part = match self.total {
+            Some(t) if self.first > 0 && (self.first + n) as i64 >= t => {
+                format!("the newest {n} of {of} events")
+            }
+            _ if self.first > 0 => format!("events {}…{} of {of}", self.first + 1, self.first + n),
+            _ => format!("the first {n} of {of} events"),
+        };
+        Some(match &self.stopped {
+            Some(why) => format!("{part} ({why})"),
+            None => part,
+        })
+    }
+
+    /// The hash-chain check in words: what a chain that checks out proves
+    /// (consistency, not authenticity), or where it first breaks.
     pub fn chain_words(&self) -> (bool, String) {
         match &self.chain {
             Ok(()) => (
                 true,
-                format!("verified end to end over {} events", self.events.len()),
+                crate::rules::chain::consistent_words(
+                    self.events.len(),
+                    self.events.first().map(|e| e.id.as_str()),
+                ),
             ),
-            Err(ChainBreak::BadHash { id, .. }) => (
-                false,
-                format!("BROKEN at {id}: its hash does not match its contents"),
-            ),
-            Err(ChainBreak::BadLink { id, .. }) => (
-                false,
-                format!("BROKEN at {id}: its prev_hash is not the previous event's hash"),
-            ),
+            Err(b) => (false, b.words()),
         }
     }
 }
@@ -854,7 +903,7 @@ impl App {
             }
             Outcome::Audit(r) => {
                 self.audit = Some(match r {
-                    Ok(events) => Ok(AuditTrail::new(events.clone(), now)),
+                    Ok(read) => Ok(AuditTrail::new(read.clone(), now)),
                     Err(e) => Err(e.to_string()),
                 });
             }
