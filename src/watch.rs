@@ -115,9 +115,14 @@ impl Live {
         if self.paging.stopped().is_some() {
             return false;
         }
+        // No more pages than the cap leaves room for.
+        let room = self.paging.cap().events.saturating_sub(self.offset);
+        let pages = room
+            .div_ceil(usize::try_from(worker::AUDIT_PAGE).unwrap_or(1000))
+            .clamp(1, POLL_PAGES);
         self.worker.send(Command::AuditSince {
             offset: self.offset,
-            pages: POLL_PAGES,
+            pages,
         });
         true
     }

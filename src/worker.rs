@@ -342,6 +342,21 @@ impl Worker {
             let page = timed(calls, self.client().audit_events(&admin, &q)).await?;
             total = page.total;
             let got = page.events.len();
+            // A page that does not continue the one before (the same events
+            // again, ids going back) ends this batch: the reader names it
+            // when it asks again.
+            let continues = match (events.last(), page.events.first()) {
+                (Some(last), Some(first)) => {
+                    let n = |id: &str| crate::rules::chain::id_number(id);
+                    n(&last.id)
+                        .zip(n(&first.id))
+                        .is_some_and(|(a, b)| b == a + 1)
+                }
+                _ => true,
+            };
+            if !continues {
+                break;
+            }
             events.extend(page.events);
             if got == 0 || (offset + events.len()) as i64 >= total {
                 break;
