@@ -572,9 +572,12 @@ impl Observer {
         self.view.as_of = Some(format!("as of {} · {} · {mode}", stamp.id, stamp.clock()));
         self.judge_checkpoint();
         let chain = match &self.o.first_broken {
-            None => crate::rules::chain::consistent_short(
-                self.o.events.len(),
-                self.o.events.first().map(|s| &*s.id),
+            None => format!(
+                "hash chain {}",
+                crate::rules::chain::consistent_short(
+                    self.o.events.len(),
+                    self.o.events.first().map(|s| &*s.id),
+                )
             ),
             Some(b) => b.words(),
         };

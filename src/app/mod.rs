@@ -103,15 +103,11 @@ impl AuditTrail {
         }
     }
 
-    /// Whether these are the broker's whole trail (from its first event to
-    /// its `total`, nothing skipped or cut).
+    /// Whether these are the broker's whole trail (from its offset 0 to
+    /// its `total`, nothing skipped or cut; whether that starts at the
+    /// broker's first event is for [`AuditTrail::chain_words`] to say).
     pub fn whole(&self) -> bool {
-        let from_genesis = self
-            .events
-            .first()
-            .is_none_or(|e| e.id == crate::rules::chain::GENESIS_ID);
         self.first == 0
-            && from_genesis
             && self.stopped.is_none()
             && self.total.is_some_and(|t| self.events.len() as i64 >= t)
     }
@@ -138,6 +134,20 @@ impl AuditTrail {
             Some(why) => format!("{part} ({why})"),
             None => part,
         })
+    }
+
+    /// [`AuditTrail::chain_words`], short enough for one line of a view.
+    pub fn chain_short(&self) -> (bool, String) {
+        match &self.chain {
+            Ok(()) => (
+                true,
+                crate::rules::chain::consistent_short(
+                    self.events.len(),
+                    self.events.first().map(|e| e.id.as_str()),
+                ),
+            ),
+            Err(b) => (false, b.words()),
+        }
     }
 
     /// The hash-chain check in words: what a chain that checks out proves
@@ -1406,5 +1416,60 @@ mod tests {
         assert_eq!(app.status(a, unix_now()), TokenStatus::RenewedAway);
         assert_eq!(app.status(new, unix_now()), TokenStatus::Valid);
         assert_eq!(app.tokens[a].label.as_deref(), Some("a (before renewal)"));
+    }
+
+    fn read(ids: std::ops::RangeInclusive<usize>, total: i64, stopped: Option<&str>) -> AuditRead {
+        let mut prev = crate::rules::chain::GENESIS_PREV.to_string();
+        let events: Vec<AuditEvent> = (1..=*ids.end())
+            .map(|i| {
+                let mut e = AuditEvent {
+                    id: format!("evt-{i:06}"),
+                    prev_hash: prev.clone(),
+                    ..AuditEvent::default()
+                };
+                e.hash = e.compute_hash();
+                prev = e.hash.clone();
+                e
+            })
+            .skip(*ids.start() - 1)
+            .collect();
+        AuditRead {
+            events,
+            total,
+            first: *ids.start() - 1,
+            stopped: stopped.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn an_audit_trail_says_which_part_of_the_broker_s_it_is() {
+        let whole = AuditTrail::new(read(1..=5, 5, None), 0);
+        assert!(whole.whole());
+        assert_eq!(whole.cut_words(), None);
+        let (ok, w) = whole.chain_words();
+        assert!(
+            ok && w.starts_with("consistent over 5 events from the broker's first"),
+            "{w}"
+        );
+        let newest = AuditTrail::new(read(96..=100, 100, None), 0);
+        assert_eq!(
+            newest.cut_words().as_deref(),
+            Some("the newest 5 of 100 events")
+        );
+        let (ok, w) = newest.chain_words();
+        assert!(
+            ok && w.contains("from evt-000096 — the trail does not start"),
+            "{w}"
+        );
+        let first = AuditTrail::new(read(1..=5, 100, Some("stopped at the cap")), 0);
+        assert_eq!(
+            first.cut_words().as_deref(),
+            Some("the first 5 of 100 events (stopped at the cap)")
+        );
+        let mut genesis = read(1..=2, 2, None);
+        genesis.events[0].prev_hash.clear();
+        genesis.events[0].hash = genesis.events[0].compute_hash();
+        let (ok, w) = AuditTrail::new(genesis, 0).chain_words();
+        assert!(!ok && w.contains("64 zeros"), "{w}");
     }
 }

@@ -232,17 +232,15 @@ pub fn consistent_words(count: usize, first: Option<&str>) -> String {
     }
 }
 
-/// The same, short enough for a status bar.
+/// The same, short enough for a status bar (after "hash chain ").
 pub fn consistent_short(count: usize, first: Option<&str>) -> String {
     match first {
         None => "no events to check".to_string(),
         Some(GENESIS_ID) => {
-            format!(
-                "hash chain consistent over {count} events from genesis (consistency, not authenticity)"
-            )
+            format!("consistent over {count} events from genesis (consistency, not authenticity)")
         }
         Some(first) => format!(
-            "hash chain consistent over {count} events from {first} only: not from the broker's first event"
+            "consistent over {count} events from {first} only: not from the broker's first event"
         ),
     }
 }

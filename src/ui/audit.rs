@@ -61,23 +61,23 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut AuditView, t: Theme
         .iter()
         .filter(|e| filter.matches(app, e, true))
         .collect();
-    let (ok, words) = trail.chain_words();
+    let (ok, words) = trail.chain_short();
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled(
+                format!(" {} of {} events shown", shown.len(), trail.events.len()),
+                t.dim(),
+            ),
+            Span::styled(
                 match trail.cut_words() {
-                    Some(cut) => format!("CUT: {cut} · "),
+                    Some(cut) => format!(" · CUT: {cut}"),
                     None => String::new(),
                 },
                 t.warn(),
             ),
             Span::styled(
-                format!("{} hash chain {words}", if ok { "✓" } else { "✗" }),
+                format!(" · {} hash chain {words}", if ok { "✓" } else { "✗" }),
                 if ok { t.good() } else { t.bad() },
-            ),
-            Span::styled(
-                format!(" · {} of {} events shown", shown.len(), trail.events.len()),
-                t.dim(),
             ),
         ])),
         chain_a,
