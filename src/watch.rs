@@ -239,6 +239,8 @@ pub async fn gather(settings: &Settings, args: &ObserveArgs) -> Result<Observed,
             .await?;
             o.total = Some(live.total());
             o.stopped = live.stopped();
+            // A live trail: at its head, statuses are judged now.
+            o.now_ms = Some(chrono::Utc::now().timestamp_millis());
             o
         }
     };
@@ -528,6 +530,13 @@ impl Observer {
     /// The App and the panes' text as of `at`.
     fn rebuild(&mut self) {
         use crate::observe::print::text::short;
+        // Live means now: at the head of a live trail statuses are judged at
+        // the wall clock (and TTLs tick); stepped back or offline, as of the
+        // event shown.
+        self.o.now_ms = self
+            .live
+            .is_some()
+            .then(|| chrono::Utc::now().timestamp_millis());
         self.at = match self.o.head() {
             Some(h) if self.follow => h,
             Some(h) => self.at.min(h),
@@ -562,12 +571,12 @@ impl Observer {
         };
         let mode = if self.follow {
             if self.live.is_some() {
-                "live"
+                "live · judged now"
             } else {
-                "last event"
+                "last event · judged as of it"
             }
         } else {
-            "stepped back · G follows"
+            "stepped back · judged as of it · G follows"
         };
         self.view.as_of = Some(format!("as of {} · {} · {mode}", stamp.id, stamp.clock()));
         self.judge_checkpoint();
@@ -723,12 +732,20 @@ async fn observe_loop(
     let mut events = EventStream::new();
     let mut poll = tokio::time::interval(interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A redraw each second at the live head, so TTLs tick with no new events.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        let now =
+        // At the live head the clock is now (countdowns tick); otherwise
+        // the time of the event shown.
+        let now = if s.o.judged_now(s.at) {
+            crate::app::unix_now()
+        } else {
             s.o.events
                 .get(s.at)
                 .map(|e| e.ms / 1000)
-                .unwrap_or_else(crate::app::unix_now);
+                .unwrap_or_else(crate::app::unix_now)
+        };
         s.view.narration = match &s.view.jump {
             Some(typed) if s.view.filtering => Some(format!(
                 "Filter (task, orch, agent or app; empty shows all): {}▏",
@@ -799,6 +816,7 @@ async fn observe_loop(
                 }
                 Action::None
             }
+            _ = tick.tick(), if s.o.judged_now(s.at) => Action::None,
             _ = poll.tick() => {
                 if !s.polling && let Some(l) = s.live.as_mut() {
                     s.polling = l.poll();

@@ -188,9 +188,14 @@ pub enum TokenStatus {
     Failed(String),
     /// The broker says it is invalid and chainview knows no reason.
     Invalid,
-    /// Observe: the audit trail cannot settle it (why).
+    /// Observe: the trail suggests it is valid but cannot settle it (why):
+    /// it may permit, never counted as live or as dead.
+    LikelyValid(String),
+    /// Observe: the audit trail cannot settle it (why): it may permit.
     Unknown(String),
 }
+
+pub use crate::rules::Liveness;
 
 impl TokenStatus {
     /// The status in words, with the broker's words for a refusal.
@@ -203,6 +208,7 @@ impl TokenStatus {
             TokenStatus::Failed(why) => format!("failed ({why})"),
             TokenStatus::Invalid => "invalid (the broker says so)".into(),
             TokenStatus::Unknown(why) => format!("unknown ({why})"),
+            TokenStatus::LikelyValid(why) => format!("likely valid ({why})"),
             other => other.word().to_string(),
         }
     }
@@ -219,12 +225,23 @@ impl TokenStatus {
             TokenStatus::Failed(_) => "failed",
             TokenStatus::Invalid => "invalid",
             TokenStatus::Unknown(_) => "unknown",
+            TokenStatus::LikelyValid(_) => "likely valid",
         }
     }
 
-    /// A dead token permits nothing.
+    /// Live, may be live (a status the trail cannot settle), or dead.
+    pub fn liveness(&self) -> Liveness {
+        match self {
+            TokenStatus::Valid => Liveness::Live,
+            TokenStatus::LikelyValid(_) | TokenStatus::Unknown(_) => Liveness::Maybe,
+            _ => Liveness::Dead,
+        }
+    }
+
+    /// A dead token permits nothing. A status the trail cannot settle is
+    /// not dead.
     pub fn is_dead(&self) -> bool {
-        !matches!(self, TokenStatus::Valid)
+        self.liveness() == Liveness::Dead
     }
 }
 
@@ -285,11 +302,47 @@ impl TokenEntry {
         self.claims.as_ref().map(|c| c.exp)
     }
 
-    /// The status at `now`: a valid token past `exp` is expired.
+    /// The status at `now`: a valid token past `exp` is expired; one whose
+    /// ttl is not known (observe) is likely valid up to the default
+    /// delegation ttl, unknown after, and expired past `AA_MAX_TTL`.
     pub fn status_at(&self, now: i64) -> TokenStatus {
-        match (&self.status, self.exp()) {
-            (TokenStatus::Valid, Some(exp)) if now > exp => TokenStatus::Expired,
-            (s, _) => s.clone(),
+        use crate::rules::limits::{DEFAULT_DELEGATION_TTL, MAX_TTL};
+        let iat = self.claims.as_ref().map(|c| c.iat);
+        match (&self.status, self.exp(), iat) {
+            (
+                TokenStatus::Valid | TokenStatus::LikelyValid(_) | TokenStatus::Unknown(_),
+                Some(exp),
+                _,
+            ) if exp != EXP_UNKNOWN && now > exp => TokenStatus::Expired,
+            (
+                TokenStatus::LikelyValid(_) | TokenStatus::Unknown(_),
+                Some(EXP_UNKNOWN),
+                Some(iat),
+            ) if now > iat + MAX_TTL => TokenStatus::Expired,
+            (TokenStatus::LikelyValid(_), Some(EXP_UNKNOWN), Some(iat))
+                if now > iat + DEFAULT_DELEGATION_TTL =>
+            {
+                TokenStatus::Unknown(format!(
+                    "unknown: its ttl is not in the trail and it is older than the default {DEFAULT_DELEGATION_TTL}s ({}s old)",
+                    now - iat
+                ))
+            }
+            (s, _, _) => s.clone(),
+        }
+    }
+
+    /// [`TokenEntry::status_at`]'s liveness, without building the status.
+    pub fn liveness_at(&self, now: i64) -> Liveness {
+        use crate::rules::limits::MAX_TTL;
+        let iat = self.claims.as_ref().map(|c| c.iat);
+        match (self.status.liveness(), self.exp(), iat) {
+            (Liveness::Live | Liveness::Maybe, Some(exp), _) if exp != EXP_UNKNOWN && now > exp => {
+                Liveness::Dead
+            }
+            (Liveness::Maybe, Some(EXP_UNKNOWN), Some(iat)) if now > iat + MAX_TTL => {
+                Liveness::Dead
+            }
+            (l, _, _) => l,
         }
     }
 
@@ -347,7 +400,15 @@ pub struct LogEntry {
 /// A probe verdict for one token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeVerdict {
-    Permits { by: String },
+    Permits {
+        by: String,
+    },
+    /// A token whose status the trail cannot settle holds a grant that
+    /// covers the scope: it may permit (why it is unsure).
+    MayPermit {
+        by: String,
+        why: TokenStatus,
+    },
     Denies(scope::Denial),
     Dead(TokenStatus),
 }
@@ -1071,13 +1132,15 @@ impl App {
             .filter(|t| t.probe_candidate() && self.shown(t))
             .map(|t| {
                 let status = t.status_at(now);
-                let verdict = if status.is_dead() {
-                    ProbeVerdict::Dead(status)
-                } else {
-                    match scope::explain_one(requested, t.scope()) {
+                let verdict = match status.liveness() {
+                    Liveness::Dead => ProbeVerdict::Dead(status),
+                    live => match scope::explain_one(requested, t.scope()) {
+                        scope::Verdict::Covered { by } if live == Liveness::Maybe => {
+                            ProbeVerdict::MayPermit { by, why: status }
+                        }
                         scope::Verdict::Covered { by } => ProbeVerdict::Permits { by },
                         scope::Verdict::Denied(d) => ProbeVerdict::Denies(d),
-                    }
+                    },
                 };
                 ProbeRow {
                     token: t.id,
@@ -1471,5 +1534,57 @@ mod tests {
         genesis.events[0].hash = genesis.events[0].compute_hash();
         let (ok, w) = AuditTrail::new(genesis, 0).chain_words();
         assert!(!ok && w.contains("64 zeros"), "{w}");
+    }
+}
+
+#[cfg(test)]
+mod liveness_tests {
+    use super::*;
+
+    /// The cheap liveness the chain pane counts agrees with the status
+    /// the views show, at every moment of a token whose ttl is known or not.
+    #[test]
+    fn liveness_at_agrees_with_status_at() {
+        let mut app = App::new("http://127.0.0.1:1", false, None);
+        let holder = app.outside_agent("spiffe://agentwrit.local/agent/o/t/x");
+        let statuses = [
+            TokenStatus::Valid,
+            TokenStatus::LikelyValid("young".into()),
+            TokenStatus::Unknown("cannot tell".into()),
+            TokenStatus::Released,
+        ];
+        for status in statuses {
+            for exp in [1_300, EXP_UNKNOWN] {
+                let id = app.add_known(Known {
+                    holder,
+                    kind: TokenKind::Registration,
+                    label: "t".into(),
+                    claims: Some(Claims {
+                        iat: 1_000,
+                        exp,
+                        ..Claims::default()
+                    }),
+                    requested: Vec::new(),
+                    status: status.clone(),
+                    notes: Vec::new(),
+                    foreign: false,
+                });
+                let t = &app.tokens[id];
+                for now in [1_000, 1_059, 1_061, 1_301, 1_000 + 86_401] {
+                    assert_eq!(
+                        t.liveness_at(now),
+                        t.status_at(now).liveness(),
+                        "{status:?} exp {exp} at {now}"
+                    );
+                }
+            }
+        }
+        // Unknown is never dead within AA_MAX_TTL; likely valid turns unknown after 60 s.
+        let unknown = app.tokens.iter().find(|t| {
+            matches!(t.status, TokenStatus::LikelyValid(_)) && t.exp() == Some(EXP_UNKNOWN)
+        });
+        let t = unknown.unwrap();
+        assert!(matches!(t.status_at(1_061), TokenStatus::Unknown(_)));
+        assert_eq!(t.liveness_at(1_000 + 86_000), Liveness::Maybe);
     }
 }

@@ -25,6 +25,8 @@ pub fn render(g: &Graph) -> String {
             attrs.push("style=dashed, color=red, fontcolor=red".into());
         } else if n.dead {
             attrs.push("style=filled, fillcolor=\"#eeeeee\", fontcolor=\"#666666\"".into());
+        } else if n.maybe {
+            attrs.push("style=\"filled,dotted\", fillcolor=\"#fff4d6\"".into());
         }
         let _ = writeln!(out, "  {} [{}];", n.key, attrs.join(", "));
     }

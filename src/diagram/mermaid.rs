@@ -42,6 +42,16 @@ pub fn render(g: &Graph) -> String {
     }
     out.push_str("  classDef dead fill:#eee,stroke:#999,color:#666\n");
     out.push_str("  classDef refused fill:#fee,stroke:#c00,color:#900,stroke-dasharray:4 3\n");
+    out.push_str("  classDef maybe fill:#fff4d6,stroke:#c90,stroke-dasharray:2 2\n");
+    let maybe: Vec<&str> = g
+        .nodes
+        .iter()
+        .filter(|n| n.maybe && !n.refused)
+        .map(|n| n.key.as_str())
+        .collect();
+    if !maybe.is_empty() {
+        let _ = writeln!(out, "  class {} maybe", maybe.join(","));
+    }
     let dead: Vec<&str> = g
         .nodes
         .iter()

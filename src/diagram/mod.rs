@@ -9,7 +9,7 @@ pub mod mermaid;
 
 use crate::app::{App, TokenStatus};
 use crate::observe::project::agent_name;
-use crate::observe::{Observed, Status};
+use crate::observe::{Liveness, Observed};
 use crate::scope;
 
 /// A forest, ready to draw.
@@ -31,6 +31,8 @@ pub struct Node {
     pub inferred: bool,
     /// Dead, refused or denied: drawn greyed or red.
     pub dead: bool,
+    /// A status the trail cannot settle (may permit): drawn dotted, amber.
+    pub maybe: bool,
     pub refused: bool,
 }
 
@@ -64,6 +66,7 @@ pub fn from_app(app: &App, now: i64) -> Graph {
             },
             inferred: false,
             dead: status.is_dead(),
+            maybe: status.liveness() == crate::app::Liveness::Maybe,
             refused,
         });
         if let Some(p) = t.tree_parent(&app.tokens) {
@@ -91,13 +94,14 @@ pub fn from_observed(o: &Observed, at: usize) -> Graph {
             key: format!("n{i}"),
             holder: agent_name(&o.agents[n.agent].spiffe),
             scope: n.scope.clone(),
-            status: if j.inferred {
-                format!("{}?", j.status.word())
-            } else {
-                j.status.word().to_string()
+            status: match j.liveness {
+                Liveness::Maybe => format!("{}? (may permit)", j.status.word()),
+                _ if j.inferred => format!("{}?", j.status.word()),
+                _ => j.status.word().to_string(),
             },
             inferred: j.inferred || !n.inferred.is_empty(),
-            dead: !matches!(j.status, Status::Live),
+            dead: j.liveness == Liveness::Dead,
+            maybe: j.liveness == Liveness::Maybe,
             refused: false,
         });
         let from = n.parent.or(n.renews);
@@ -127,6 +131,7 @@ pub fn from_observed(o: &Observed, at: usize) -> Graph {
             status: format!("denied ({})", d.event_type),
             inferred: d.node_inferred,
             dead: true,
+            maybe: false,
             refused: true,
         });
         g.edges.push(Edge {

@@ -9,7 +9,7 @@ use crate::broker::BrokerError;
 use crate::broker::types::{AuditEvent, RevokeLevel};
 use crate::jwt::{Claims, DelegRecord};
 
-use super::{EndHow, NodeId, Observed, Status};
+use super::{EndHow, Liveness, NodeId, Observed, Status};
 
 /// Which part of the trail to show.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -238,6 +238,16 @@ pub(crate) fn known(
 
 /// A node's judged status in the App's words.
 pub(crate) fn token_status(o: &Observed, i: NodeId, j: &super::Judged) -> TokenStatus {
+    match (j.status, j.liveness) {
+        (Status::Live, Liveness::Live) => TokenStatus::Valid,
+        (Status::Live, _) => TokenStatus::LikelyValid(j.why.clone()),
+        (_, Liveness::Maybe) => TokenStatus::Unknown(j.why.clone()),
+        _ => token_status_dead(o, i, j),
+    }
+}
+
+/// A dead node's status in the App's words.
+fn token_status_dead(o: &Observed, i: NodeId, j: &super::Judged) -> TokenStatus {
     match j.status {
         Status::Live => TokenStatus::Valid,
         Status::Expired => TokenStatus::Expired,

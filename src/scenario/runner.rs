@@ -295,6 +295,9 @@ pub fn probe_table(app: &App, requested: &str, now: i64) -> Probe {
             let t = &app.tokens[token];
             let (verdict, by, reason) = match verdict {
                 crate::app::ProbeVerdict::Permits { by } => ("permits", Some(by), None),
+                crate::app::ProbeVerdict::MayPermit { by, why } => {
+                    ("may permit", Some(by), Some(why.reason()))
+                }
                 crate::app::ProbeVerdict::Denies(d) => ("denies", None, Some(d.to_string())),
                 crate::app::ProbeVerdict::Dead(s) => ("dead", None, Some(s.reason())),
             };

@@ -127,17 +127,29 @@ pub fn node_text(app: &App, id: TokenId, t: Theme, now: i64, width: usize) -> Te
     Text::from(lines)
 }
 
-pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now: i64) {
-    let inner = open_pane(
-        f,
-        area,
-        view,
-        Focus::Tree,
-        format!(
-            " Delegation chains ({} tokens) ",
-            app.tokens.iter().filter(|t| app.shown(t)).count()
-        ),
+/// "Delegation chains (N tokens)", and — when the trail cannot settle some
+/// statuses (observe) — how many are live, may be live, dead.
+fn chains_title(app: &App, now: i64) -> String {
+    use crate::app::Liveness;
+    let mut n = [0usize; 3];
+    for tok in app.tokens.iter().filter(|t| app.shown(t)) {
+        n[tok.liveness_at(now) as usize] += 1;
+    }
+    let all: usize = n.iter().sum();
+    let (live, maybe, dead) = (
+        n[Liveness::Live as usize],
+        n[Liveness::Maybe as usize],
+        n[Liveness::Dead as usize],
     );
+    if maybe == 0 {
+        format!(" Delegation chains ({all} tokens) ")
+    } else {
+        format!(" Delegation chains ({all} tokens: {live} live · {maybe} may be · {dead} dead) ")
+    }
+}
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now: i64) {
+    let inner = open_pane(f, area, view, Focus::Tree, chains_title(app, now));
     if app.tokens.is_empty() {
         let next = view
             .steps

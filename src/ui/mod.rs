@@ -81,7 +81,9 @@ impl Theme {
         match s {
             TokenStatus::Valid => self.good(),
             TokenStatus::Refused(_) | TokenStatus::Failed(_) => self.bad(),
-            TokenStatus::Pending => self.warn(),
+            TokenStatus::Pending | TokenStatus::LikelyValid(_) | TokenStatus::Unknown(_) => {
+                self.warn()
+            }
             _ => self.dead(),
         }
     }
@@ -98,7 +100,9 @@ pub fn status_symbol(s: &TokenStatus) -> &'static str {
         TokenStatus::RenewedAway => "⟳",
         TokenStatus::Refused(_) => "✗",
         TokenStatus::Failed(_) => "!",
-        TokenStatus::Invalid | TokenStatus::Unknown(_) => "?",
+        TokenStatus::Invalid => "?",
+        TokenStatus::LikelyValid(_) => "≈",
+        TokenStatus::Unknown(_) => "◌",
     }
 }
 
@@ -122,6 +126,8 @@ pub fn legend() -> String {
         TokenStatus::RenewedAway,
         TokenStatus::Expired,
         TokenStatus::Invalid,
+        TokenStatus::LikelyValid(String::new()),
+        TokenStatus::Unknown(String::new()),
         TokenStatus::Failed(String::new()),
         TokenStatus::Pending,
     ];

@@ -1,5 +1,7 @@
 //! Scope probe: type a scope; every token is listed as permits (and by which
-//! grant), denies (and why, from `scope::explain`), or dead (permits nothing).
+//! grant), may permit (its status is one the trail cannot settle, and a
+//! grant covers the scope), denies (and why, from `scope::explain`), or dead
+//! (permits nothing).
 //! Malformed input is flagged inline. Verdicts are recomputed on every
 //! keystroke without allocating; only the visible rows are formatted.
 
@@ -17,6 +19,8 @@ use crate::view::{Focus, View};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compact {
     Permits(usize),
+    /// Covered by this grant, but the token's status is unsure.
+    MayPermit(usize),
     Denies(VerdictIdx),
     Dead,
 }
@@ -27,7 +31,10 @@ struct Indexed {
     id: TokenId,
     /// Known dead whatever the time (released, revoked, refused, …).
     dead: bool,
-    /// Dead once `now > exp`.
+    /// A status the trail cannot settle (may permit, never counted dead).
+    maybe: bool,
+    /// Dead once `now > exp` (for a token whose ttl is unknown: once it is
+    /// older than `AA_MAX_TTL`).
     exp: Option<i64>,
     /// Range in `grants`.
     first: u32,
@@ -49,6 +56,7 @@ pub struct ProbeCache {
     arena: String,
     pub rows: Vec<(TokenId, Compact)>,
     pub permits: usize,
+    pub may_permit: usize,
     pub denies: usize,
     pub dead: usize,
     pub error: Option<String>,
@@ -77,10 +85,17 @@ impl ProbeCache {
                 self.arena.push_str(g);
                 self.grants.push(span);
             }
+            let exp = match (t.exp(), &t.claims) {
+                (Some(crate::app::EXP_UNKNOWN), Some(c)) => {
+                    Some(c.iat + crate::rules::limits::MAX_TTL)
+                }
+                (e, _) => e,
+            };
             self.index.push(Indexed {
                 id: t.id,
                 dead: status.is_dead(),
-                exp: t.exp(),
+                maybe: status.liveness() == crate::app::Liveness::Maybe,
+                exp,
                 first,
                 count: self.grants.len() as u32 - first,
             });
@@ -106,6 +121,7 @@ impl ProbeCache {
         }
         self.rows.clear();
         self.permits = 0;
+        self.may_permit = 0;
         self.denies = 0;
         self.dead = 0;
         self.error = None;
@@ -129,6 +145,10 @@ impl ProbeCache {
             } else {
                 let spans = &self.grants[t.first as usize..(t.first + t.count) as usize];
                 match scope::explain_iter(&req, spans.iter().map(|g| self.scope_at(*g))) {
+                    VerdictIdx::Covered(i) if t.maybe => {
+                        self.may_permit += 1;
+                        Compact::MayPermit(i)
+                    }
                     VerdictIdx::Covered(i) => {
                         self.permits += 1;
                         Compact::Permits(i)
@@ -143,8 +163,9 @@ impl ProbeCache {
         }
         rows.sort_by_key(|(_, c)| match c {
             Compact::Permits(_) => 0,
-            Compact::Denies(_) => 1,
-            Compact::Dead => 2,
+            Compact::MayPermit(_) => 1,
+            Compact::Denies(_) => 2,
+            Compact::Dead => 3,
         });
         self.rows = rows;
     }
@@ -208,12 +229,22 @@ fn summary_line(f: &mut Frame, inner: Rect, cache: &ProbeCache, input: &str, t: 
     let summary = match &cache.error {
         Some(e) => Line::from(Span::styled(format!("✗ {e}"), t.bad())),
         None if input.trim().is_empty() => Line::from(Span::styled(
-            "every token: permits · denies · dead",
+            "every token: permits · may permit · denies · dead",
             t.dim(),
         )),
         None => Line::from(vec![
             Span::styled(format!("✓ {} permit", cache.permits), t.good()),
             Span::raw(" · "),
+            // Only tokens whose status the trail cannot settle may permit
+            // (observe): said when there are any.
+            Span::styled(
+                if cache.may_permit > 0 {
+                    format!("≈ {} may permit · ", cache.may_permit)
+                } else {
+                    String::new()
+                },
+                t.warn(),
+            ),
             Span::styled(format!("✗ {} deny", cache.denies), t.bad()),
             Span::raw(" · "),
             // No status symbol: "dead" gathers every cause († is revoked only).
@@ -240,6 +271,15 @@ fn row_line(app: &App, id: TokenId, c: &Compact, w: usize, t: Theme, now: i64) -
     };
     let (mark, word, why, style) = match c {
         Compact::Permits(i) => ("✓", "permits", format!("by {}", tok.scope()[*i]), t.good()),
+        Compact::MayPermit(i) => {
+            let s = tok.status_at(now);
+            (
+                status_symbol(&s),
+                "may",
+                format!("by {} — {}, so perhaps", tok.scope()[*i], s.word()),
+                t.warn(),
+            )
+        }
         Compact::Denies(v) => {
             let why = match v.resolve(tok.scope()) {
                 scope::Verdict::Denied(d) => d.to_string(),

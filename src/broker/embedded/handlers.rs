@@ -450,7 +450,7 @@ fn delegate(s: &State, ctx: &Ctx) -> Outcome {
         }
     }
     let depth = from.delegation_chain.len();
-    if depth >= 5 {
+    if depth >= crate::rules::limits::MAX_DEPTH {
         return Err(Reject::new(
             403,
             "scope_violation",

@@ -129,7 +129,7 @@ impl Default for Config {
         Config {
             trust_domain: "agentwrit.local".into(),
             issuer: String::new(),
-            max_ttl: 86400,
+            max_ttl: crate::rules::limits::MAX_TTL,
             default_ttl: 300,
             admin_token_ttl: 300,
             app_token_ttl: 1800,

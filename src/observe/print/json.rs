@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::observe::{NodeKind, Observed};
+use crate::observe::{DoubtKind, Liveness, NodeKind, Observed};
 
 #[derive(Serialize)]
 struct AgentLine<'a> {
@@ -37,8 +37,22 @@ struct NodeLine<'a> {
     root: Option<&'a str>,
     status: &'static str,
     status_why: String,
+    /// `live`, `maybe` (a status the trail cannot settle: may permit) or `dead`.
+    liveness: &'static str,
+    /// Its parent (or the token it renewed) is a guess, or sits under one.
+    link_inferred: bool,
+    /// Its status is a guess (or unknown).
+    status_inferred: bool,
+    /// `link_inferred || status_inferred`.
     inferred: bool,
     inferred_why: Vec<&'a str>,
+    /// Why no AgentWrit broker could have issued it as the trail shows it.
+    impossible: Option<&'a str>,
+    /// For a renewal whose predecessor the trail cannot tell: the candidates left.
+    renews_candidates: Vec<String>,
+    /// Events that may have ended it (the trail does not say which token
+    /// they ended): each with what it did and the candidates still left.
+    perhaps_ended: Vec<Perhaps<'a>>,
     event: &'a str,
     at: &'a str,
     ttl: Option<i64>,
@@ -49,6 +63,14 @@ struct NodeLine<'a> {
     /// Built from an event before the first break of the hash chain
     /// (false: at or after it — nothing about it can be relied on).
     consistent: bool,
+}
+
+#[derive(Serialize)]
+struct Perhaps<'a> {
+    event: &'a str,
+    /// `revoked`, `released` or `renewed`.
+    how: &'static str,
+    candidates: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -83,6 +105,14 @@ struct Summary<'a> {
     registrations: usize,
     delegations: usize,
     renewals: usize,
+    /// Tokens by liveness as of the event: live, may be live (unknown or
+    /// inferred), dead.
+    live: usize,
+    maybe: usize,
+    dead: usize,
+    /// `now` (the head of a live trail, judged at the wall clock) or `event`
+    /// (judged at the time of `as_of`).
+    judged_at: &'static str,
     denied: usize,
     /// `consistent` (what an unkeyed chain proves: not authenticity) or `broken`.
     hash_chain: &'static str,
@@ -141,14 +171,46 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
         )?;
     }
     let mut counts = [0usize; 3];
+    let mut alive = [0usize; 3];
     for (i, n) in o.nodes.iter().enumerate().filter(|(_, n)| n.event <= at) {
         counts[n.kind as usize] += 1;
         let j = o.status(i, at);
+        let link_inferred = !n.inferred.is_empty() || n.renews_doubt.is_some();
         let mut why: Vec<&str> = n.inferred.iter().map(String::as_str).collect();
         if j.inferred {
             why.push(&j.why);
         }
-        let inferred = !why.is_empty();
+        let renews = o.renews_at(i, at);
+        let renews_candidates = match (renews, n.renews_doubt) {
+            (None, Some(d)) => o
+                .doubt_left(d, at)
+                .into_iter()
+                .map(|c| format!("n{c}"))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let liveness = match j.liveness {
+            Liveness::Live => "live",
+            Liveness::Maybe => "maybe",
+            Liveness::Dead => "dead",
+        };
+        alive[j.liveness as usize] += 1;
+        let perhaps_ended = o
+            .open_doubts(i, at)
+            .map(|d| Perhaps {
+                event: id(o.doubts[d].event),
+                how: match o.doubts[d].kind {
+                    DoubtKind::RevokedJti(_) => "revoked",
+                    DoubtKind::Released => "released",
+                    DoubtKind::Renewed { .. } => "renewed",
+                },
+                candidates: o
+                    .doubt_left(d, at)
+                    .into_iter()
+                    .map(|c| format!("n{c}"))
+                    .collect(),
+            })
+            .collect();
         line(
             w,
             &NodeLine {
@@ -158,7 +220,7 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
                 agent: &o.agents[n.agent].spiffe,
                 from: n.from.map(|f| o.agents[f].spiffe.as_str()),
                 parent: n.parent.map(|p| format!("n{p}")),
-                renews: n.renews.map(|p| format!("n{p}")),
+                renews: renews.map(|p| format!("n{p}")),
                 scope: &n.scope,
                 depth: n.depth,
                 task: &n.task,
@@ -166,8 +228,14 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
                 root: n.root.map(|r| o.agents[r].spiffe.as_str()),
                 status: j.status.word(),
                 status_why: j.why.clone(),
-                inferred,
+                liveness,
+                link_inferred,
+                status_inferred: j.inferred,
+                inferred: link_inferred || j.inferred,
                 inferred_why: why,
+                impossible: n.impossible.as_deref(),
+                renews_candidates,
+                perhaps_ended,
                 event: id(n.event),
                 at: &o.events[n.event].timestamp,
                 ttl: n.ttl,
@@ -238,6 +306,10 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
             registrations: kind(NodeKind::Registration),
             delegations: kind(NodeKind::Delegation),
             renewals: kind(NodeKind::Renewal),
+            live: alive[Liveness::Live as usize],
+            maybe: alive[Liveness::Maybe as usize],
+            dead: alive[Liveness::Dead as usize],
+            judged_at: if o.judged_now(at) { "now" } else { "event" },
             denied,
             hash_chain: if o.first_broken.is_some() {
                 "broken"
