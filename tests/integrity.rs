@@ -659,3 +659,68 @@ async fn the_audit_step_and_view_say_when_they_were_cut() {
     );
     let _ = replay.finish().await;
 }
+
+/// `--checkpoint` against a live broker: observe headless and `audit dump`
+/// share the file; a run after more events advances it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_broker_matches_its_checkpoint_run_after_run() {
+    use chainview::broker::embedded::{Config, EmbeddedBroker};
+    let secret = "integrity-test-admin-secret";
+    let broker = EmbeddedBroker::start(Config::with_admin_secret(secret))
+        .await
+        .unwrap();
+    let url = broker.url();
+    let result = tokio::task::spawn_blocking(move || {
+        let env = [
+            ("AGENTWRIT_BROKER_URL", url.as_str()),
+            ("AGENTWRIT_ADMIN_SECRET", secret),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let cp = dir.path().join("live.checkpoint");
+        let c = cp.to_str().unwrap();
+        let first = run(&["observe", "--print", "json", "--checkpoint", c], &env);
+        let id1: Value = serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+        // Each run logs in as admin: the trail grows, the checkpoint holds.
+        let second = run(&["observe", "--print", "json", "--checkpoint", c], &env);
+        let id2: Value = serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+        let out = dir.path().join("dump.json");
+        let dump = run(
+            &[
+                "audit",
+                "dump",
+                "--out",
+                out.to_str().unwrap(),
+                "--checkpoint",
+                c,
+            ],
+            &env,
+        );
+        let id3: Value = serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+        // The saved trail read back against the same checkpoint.
+        let offline = observe_json(&out, &["--checkpoint", c]);
+        (first, second, dump, offline, [id1, id2, id3])
+    })
+    .await
+    .unwrap();
+    let (first, second, dump, offline, ids) = result;
+    assert_eq!(first.0, 0, "{}", first.2);
+    assert_eq!(second.0, 0, "{}", second.2);
+    assert!(
+        second.2.contains("the trail matches checkpoint"),
+        "{}",
+        second.2
+    );
+    assert_eq!(dump.0, 0, "{}", dump.2);
+    assert!(
+        dump.2.contains("the trail matches checkpoint"),
+        "{}",
+        dump.2
+    );
+    assert_eq!(offline.0, 0, "{}", offline.2);
+    let n = |v: &Value| v["id"].as_str().unwrap()[4..].parse::<u32>().unwrap();
+    assert!(
+        n(&ids[0]) < n(&ids[1]) && n(&ids[1]) < n(&ids[2]),
+        "{ids:?}"
+    );
+    broker.shutdown().await;
+}
