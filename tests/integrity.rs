@@ -724,3 +724,157 @@ async fn a_live_broker_matches_its_checkpoint_run_after_run() {
     );
     broker.shutdown().await;
 }
+
+// ---- In a real terminal: the status bar and the exit code. ----
+
+/// chainview in a pseudo-terminal, its screen read through vt100.
+struct Pty {
+    parser: Arc<std::sync::Mutex<vt100::Parser>>,
+    raw: Arc<std::sync::Mutex<Vec<u8>>>,
+    writer: Box<dyn std::io::Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+const PTY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Pty {
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Pty {
+        use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+        let (rows, cols) = (30, 220);
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let mut cmd = CommandBuilder::new(BIN);
+        cmd.args(args);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("NO_COLOR", "1");
+        for v in [
+            "AGENTWRIT_BROKER_URL",
+            "AGENTWRIT_CLIENT_ID",
+            "AGENTWRIT_CLIENT_SECRET",
+            "AGENTWRIT_ADMIN_SECRET",
+        ] {
+            cmd.env_remove(v);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = pair.slave.spawn_command(cmd).unwrap();
+        drop(pair.slave);
+        let size = |n: u16| std::num::NonZeroU16::new(n).unwrap();
+        let parser = Arc::new(std::sync::Mutex::new(vt100::Parser::new(
+            size(rows),
+            size(cols),
+            0,
+        )));
+        let raw = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        {
+            let (parser, raw) = (parser.clone(), raw.clone());
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    parser.lock().unwrap().process(&buf[..n]);
+                    raw.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        Pty {
+            parser,
+            raw,
+            writer: pair.master.take_writer().unwrap(),
+            child,
+            _master: pair.master,
+        }
+    }
+
+    fn screen(&self) -> String {
+        self.parser.lock().unwrap().screen().contents()
+    }
+
+    /// Waits until the screen shows `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(text) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < PTY_WAIT,
+                "timed out waiting for {text:?}:\n{s}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Presses q; the exit code and everything written.
+    fn quit(mut self) -> (u32, String) {
+        self.writer.write_all(b"q").unwrap();
+        self.writer.flush().unwrap();
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if start.elapsed() > PTY_WAIT {
+                let _ = self.child.kill();
+                panic!("chainview did not exit after q:\n{}", self.screen());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        // What was written last reaches the reader once the child is gone.
+        let start = std::time::Instant::now();
+        let out = loop {
+            let out = String::from_utf8_lossy(&self.raw.lock().unwrap()).into_owned();
+            if out.contains("\x1b[?1049l") || start.elapsed() > PTY_WAIT {
+                break out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        (status.exit_code(), out)
+    }
+}
+
+#[test]
+fn the_interactive_observer_says_why_it_stopped_and_exits_1() {
+    let s = hostile(Hostile::SameEventsAgain);
+    let t = Pty::spawn(
+        &["observe", "--broker", &s.url, "--interval", "0.3"],
+        &[("AGENTWRIT_ADMIN_SECRET", "hostile-admin-secret")],
+    );
+    let screen = t.wait_for("BROKEN at evt-000001: the ids go backwards");
+    assert!(!screen.contains("verified"), "{screen}");
+    assert!(s.pages.load(Ordering::SeqCst) <= 4);
+    let (code, out) = t.quit();
+    assert_eq!(code, 1, "{out}");
+    // Said again once the terminal is restored, where it stays readable.
+    let after = &out[out.rfind("\x1b[?1049l").unwrap()..];
+    assert!(after.contains("the ids go backwards"), "{after:?}");
+}
+
+#[test]
+fn the_status_bar_never_calls_a_trail_from_mid_way_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("late.json");
+    let all = fixture_events();
+    std::fs::write(&f, serde_json::to_string(&all[9..]).unwrap()).unwrap();
+    let t = Pty::spawn(&["observe", "--from", f.to_str().unwrap()], &[]);
+    let screen = t.wait_for("hash chain consistent over 127 events from evt-000010 only: not from the broker's first event");
+    assert!(
+        !screen.contains("end to end") && !screen.contains("verified"),
+        "{screen}"
+    );
+    let (code, out) = t.quit();
+    assert_eq!(code, 0, "{out}");
+}
