@@ -542,3 +542,83 @@ impl Paging {
         self.cap
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: usize) -> Vec<AuditEvent> {
+        let mut prev = crate::rules::chain::GENESIS_PREV.to_string();
+        (1..=n)
+            .map(|i| {
+                let mut e = AuditEvent {
+                    id: format!("evt-{i:06}"),
+                    prev_hash: prev.clone(),
+                    ..AuditEvent::default()
+                };
+                e.hash = e.compute_hash();
+                prev = e.hash.clone();
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn paging_reads_an_honest_trail_to_its_total() {
+        let t = chain(25);
+        let mut p = Paging::new(ReadCap::DEFAULT, 0);
+        assert_eq!(p.take(t[..10].to_vec(), 25).len(), 10);
+        assert!(p.more());
+        assert_eq!(p.next(), 10);
+        assert_eq!(p.take(t[10..].to_vec(), 25).len(), 15);
+        assert!(!p.more());
+        assert_eq!(p.stopped(), None);
+        // A quiet broker: empty pages at the total are no lie.
+        assert!(p.take(Vec::new(), 25).is_empty());
+        assert_eq!(p.stopped(), None);
+    }
+
+    #[test]
+    fn paging_stops_at_a_total_that_does_not_hold() {
+        let mut p = Paging::new(ReadCap::DEFAULT, 0);
+        p.take(chain(5), 9);
+        assert!(p.take(Vec::new(), 9).is_empty());
+        let why = p.stopped().unwrap();
+        assert!(
+            why.contains("holds 9 events but sends none after the first 5"),
+            "{why}"
+        );
+        assert!(!p.more());
+    }
+
+    #[test]
+    fn paging_stops_at_the_first_break_keeping_that_event() {
+        let t = chain(6);
+        let mut p = Paging::new(ReadCap::DEFAULT, 0);
+        p.take(t[..3].to_vec(), 100);
+        // The same events again: kept up to the first repeat, then nothing.
+        let got = p.take(t[2..].to_vec(), 100);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0.id, "evt-000003");
+        assert!(p.stopped().unwrap().contains("the id repeats"));
+        assert!(p.take(t[3..].to_vec(), 100).is_empty());
+        assert!(!p.more());
+    }
+
+    #[test]
+    fn paging_stops_at_the_cap() {
+        let t = chain(30);
+        let mut p = Paging::new(ReadCap::events(12), 0);
+        let got =
+            p.take(t[..10].to_vec(), 1_000_000).len() + p.take(t[10..20].to_vec(), 1_000_000).len();
+        assert_eq!(got, 12);
+        let why = p.stopped().unwrap();
+        assert!(why.contains("at the cap of 12 events"), "{why}");
+        assert!(why.contains("the broker says it holds 1000000"), "{why}");
+        // Exactly the cap, and the trail ends there: no stop.
+        let mut p = Paging::new(ReadCap::events(10), 0);
+        p.take(t[..10].to_vec(), 10);
+        assert_eq!(p.stopped(), None);
+        assert!(Paging::max_pages(ReadCap::DEFAULT) >= ReadCap::DEFAULT.events / 1000);
+    }
+}
