@@ -163,9 +163,10 @@ impl Chain {
         } else {
             None
         };
-        self.last_id = Some(id.to_string());
+        // Reused buffers: this runs once per event of a trail of millions.
+        set(&mut self.last_id, id);
         self.last_num = num;
-        self.last_hash = Some(hash.to_string());
+        set(&mut self.last_hash, hash);
         if let Some(fault) = fault {
             self.broken = Some(Break {
                 index,
@@ -214,6 +215,17 @@ impl Chain {
             Some(b) => b.words(),
             None => consistent_words(self.count, self.first_id.as_deref()),
         }
+    }
+}
+
+/// `slot = Some(text)`, reusing the string already there.
+fn set(slot: &mut Option<String>, text: &str) {
+    match slot {
+        Some(s) => {
+            s.clear();
+            s.push_str(text);
+        }
+        None => *slot = Some(text.to_string()),
     }
 }
 
