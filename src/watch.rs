@@ -366,6 +366,14 @@ pub async fn print_headless(
     format: PrintFormat,
 ) -> Result<u8, WatchError> {
     let o = gather(settings, args).await?;
+    let failures = o.failures();
+    if o.events.is_empty() && !failures.is_empty() {
+        // Nothing to print, and the broker's answers do not add up.
+        for f in &failures {
+            eprintln!("chainview: {}", crate::text::visible(f));
+        }
+        return Ok(1);
+    }
     let at = resolve_at(&o, args.at.as_deref())?;
     // The input was read whole and is sound: print as it is written.
     let stdout = std::io::stdout().lock();

@@ -302,6 +302,8 @@ enum Hostile {
     Endless,
     /// The chain breaks on the second page, and the total says there is much more.
     BreaksWhileCatchingUp,
+    /// Says it holds 5 events and sends none.
+    NothingButTotal,
 }
 
 /// A valid trail of `n` events from genesis.
@@ -367,6 +369,7 @@ fn page(mode: Hostile, all: &[AuditEvent], offset: usize, limit: usize) -> Value
             }
             (v, 50_000)
         }
+        Hostile::NothingButTotal => (Vec::new(), 5),
     };
     serde_json::json!({"events": events, "total": total, "offset": offset, "limit": limit})
 }
@@ -461,6 +464,19 @@ fn a_broker_that_lies_about_its_total_is_named_and_not_read_for_ever() {
         err.contains("the trail is cut"),
         "the saved total tells later: {err}"
     );
+}
+
+#[test]
+fn a_broker_whose_total_holds_no_events_is_an_integrity_failure_not_bad_input() {
+    let s = hostile(Hostile::NothingButTotal);
+    let (code, out, err) = against(&s, &["observe", "--print", "json"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("holds 5 events but sends none after the first 0"),
+        "{err}"
+    );
+    assert!(s.pages.load(Ordering::SeqCst) <= 2);
 }
 
 #[test]
