@@ -7,6 +7,8 @@ pub mod app;
 pub mod broker;
 pub mod diagram;
 pub mod export;
+pub mod judge;
+pub mod judging;
 pub mod jwt;
 pub mod logging;
 pub mod observe;

@@ -269,6 +269,86 @@ enum Command {
         #[command(subcommand)]
         what: AuditCommand,
     },
+    /// Who can reach PATTERN: every agent holding a token with a grant that
+    /// meets it, live, may (a status the trail cannot settle) or dead, with the
+    /// path from the chain's root. PATTERN is a scope whose parts may be *
+    /// (write:*:production). Exit 0, or 1 with --expect-none when anyone live
+    /// or may holds it; 2 usage or malformed input; 3 the broker could not be
+    /// reached.
+    WhoCan(WhoCanCli),
+    /// What a revocation would really do, by the broker's rule (it never
+    /// cascades).
+    WhatIf {
+        #[command(subcommand)]
+        what: WhatIfCommand,
+    },
+}
+
+/// Where a judgment reads the trail from (as `observe`).
+#[derive(Debug, Args)]
+struct Source {
+    /// Read a saved trail instead of a broker.
+    #[arg(long, value_name = "FILE")]
+    from: Option<PathBuf>,
+    /// Judge as of this event (evt-000123) or time (RFC 3339); default the last event.
+    #[arg(long, value_name = "EVT|TIME")]
+    at: Option<String>,
+    /// Broker to read (or AGENTWRIT_BROKER_URL); needs AGENTWRIT_ADMIN_SECRET.
+    #[arg(long, value_name = "URL", conflicts_with = "from")]
+    broker: Option<String>,
+    /// text, or json (JSON lines).
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    format: JudgeFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum JudgeFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct WhoCanCli {
+    /// action:resource:identifier, each part a word or *.
+    pattern: String,
+    /// List dead holders too.
+    #[arg(long)]
+    all: bool,
+    /// Exit 1 when any live or may holder exists (a CI guard).
+    #[arg(long)]
+    expect_none: bool,
+    #[command(flatten)]
+    source: Source,
+}
+
+#[derive(Debug, Subcommand)]
+enum WhatIfCommand {
+    /// What dies, what may die and what survives an entry (LEVEL token, agent,
+    /// task or chain; TARGET as the broker takes it, or a node id such as n12
+    /// from observe), and the entries that would kill the whole subtree.
+    Revoke {
+        level: String,
+        target: String,
+        #[command(flatten)]
+        source: Source,
+    },
+}
+
+impl Source {
+    fn args(&self) -> (chainview::watch::ObserveArgs, chainview::judging::Format) {
+        let args = chainview::watch::ObserveArgs {
+            from: self.from.clone(),
+            print: None,
+            at: self.at.clone(),
+            interval: Duration::from_secs(2),
+            no_color: true,
+        };
+        let format = match self.format {
+            JudgeFormat::Text => chainview::judging::Format::Text,
+            JudgeFormat::Json => chainview::judging::Format::Json,
+        };
+        (args, format)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -476,6 +556,10 @@ fn main() -> ExitCode {
                 broker: Some(b), ..
             },
         }) => cli.broker = Some(b.clone()),
+        Some(Command::WhoCan(WhoCanCli { source, .. }))
+        | Some(Command::WhatIf {
+            what: WhatIfCommand::Revoke { source, .. },
+        }) if source.broker.is_some() => cli.broker = source.broker.clone(),
         _ => {}
     }
     if let Some(Command::Demo { conn, .. }) = &cli.command {
@@ -496,6 +580,36 @@ fn main() -> ExitCode {
             Some(Command::Broker(args)) => run_broker(args).await,
             Some(Command::Demo { file, .. }) => interactive(settings, file, live).await,
             Some(Command::Observe(args)) => run_observe(settings, args).await,
+            Some(Command::WhoCan(c)) => {
+                let (src, format) = c.source.args();
+                let r = chainview::judging::run_who_can(
+                    &settings,
+                    &src,
+                    &c.pattern,
+                    format,
+                    c.all,
+                    c.expect_none,
+                );
+                Ok(r.await.unwrap_or_else(|e| {
+                    report!("chainview: {e}");
+                    e.exit_code()
+                }))
+            }
+            Some(Command::WhatIf {
+                what:
+                    WhatIfCommand::Revoke {
+                        level,
+                        target,
+                        source,
+                    },
+            }) => {
+                let (src, format) = source.args();
+                let r = chainview::judging::run_what_if(&settings, &src, &level, &target, format);
+                Ok(r.await.unwrap_or_else(|e| {
+                    report!("chainview: {e}");
+                    e.exit_code()
+                }))
+            }
             Some(Command::Audit {
                 what:
                     AuditCommand::Dump {

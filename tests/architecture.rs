@@ -18,10 +18,11 @@ const LAYERS: &[&[&str]] = &[
     &["app"],
     &["observe"],
     &["scenario"],
+    &["judge"],
     &["export", "diagram"],
     &["view"],
     &["ui"],
-    &["tui", "watch"],
+    &["tui", "watch", "judging"],
     &["main", "lib"],
 ];
 

@@ -1210,6 +1210,21 @@ impl Observed {
         })
     }
 
+    /// The renewals that replaced token `id` (or may have: an unattributed
+    /// renewal it is a candidate of).
+    pub fn renewals_of(&self, id: NodeId) -> Vec<NodeId> {
+        let n = &self.nodes[id];
+        let named = match n.end.as_ref().map(|e| &e.how) {
+            Some(EndHow::Renewed { by }) => Some(*by),
+            _ => None,
+        };
+        let doubted = n.doubts.iter().filter_map(|&d| match self.doubts[d].kind {
+            DoubtKind::Renewed { by } => Some(by),
+            _ => None,
+        });
+        named.into_iter().chain(doubted).collect()
+    }
+
     /// The doubt's candidates not cleared by a later use, as of `at`.
     pub fn doubt_left(&self, d: usize, at: usize) -> Vec<NodeId> {
         let g = &self.doubts[d];

@@ -4,7 +4,7 @@
 //! leaves the tokens it delegated alive.
 
 /// A revocation level (case-sensitive on the wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RevokeLevel {
     Token,
     Agent,

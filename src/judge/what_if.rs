@@ -1,0 +1,307 @@
+//! "What if I revoke …": the blast radius of a revocation entry by the
+//! broker's real rule (spec §7.1, `rules::covers`) — what dies, what may
+//! die (a status or a chain root the trail cannot settle), and what an
+//! operator would expect to die that survives (the rule never cascades),
+//! with why; then the smallest set of entries that kills the whole subtree,
+//! and what else each of them kills.
+
+use serde::Serialize;
+
+use crate::observe::{Liveness, NodeId, Observed};
+use crate::rules::{RevokeLevel, covers};
+
+/// One token's fate under the entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct Effect {
+    pub kind: &'static str,
+    /// `dies`, `may die` or `survives`.
+    pub effect: &'static str,
+    pub node: String,
+    pub agent: String,
+    pub depth: usize,
+    pub why: String,
+}
+
+/// One revocation of a plan.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Entry {
+    pub level: &'static str,
+    pub target: String,
+    /// Tokens of the subtree it kills.
+    pub kills: Vec<String>,
+    /// Live (or may-be) tokens outside the subtree it kills too.
+    pub also_kills: Vec<String>,
+}
+
+/// The smallest set of entries found that kills the whole subtree: the
+/// entry asked for, then those that kill what it leaves.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub kind: &'static str,
+    pub level: &'static str,
+    pub target: String,
+    pub entries: Vec<Entry>,
+    /// Survivors no entry can reach (their claims are not in the trail).
+    pub uncovered: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// The target as the broker takes it; a node id (`n12`) names that node's
+/// claim for the level (its jti, holder, task or chain root).
+pub fn resolve_target(o: &Observed, level: RevokeLevel, target: &str) -> Result<String, String> {
+    let Some(n) = target
+        .strip_prefix('n')
+        .and_then(|d| d.parse::<usize>().ok())
+    else {
+        return Ok(target.to_string());
+    };
+    let node = o
+        .nodes
+        .get(n)
+        .ok_or_else(|| format!("no node {target} in the trail"))?;
+    o.subject(node)
+        .key(level)
+        .map(str::to_string)
+        .ok_or_else(|| match level {
+            RevokeLevel::Token => format!("{target}'s jti is not in the trail (a delegated token's jti is not audited): revoke it by agent, task or chain instead"),
+            RevokeLevel::Task => format!("{target} carries no task"),
+            _ => format!("{target} has no delegation chain: a chain entry for it matches nothing"),
+        })
+}
+
+/// The tokens an operator would expect the entry to kill, as of `at`: those
+/// it names and everything issued under them (and, at chain level, the
+/// root's own tokens and the chains passing through it).
+fn expected(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> Vec<NodeId> {
+    let alive = |i: &NodeId| o.exists(*i, at);
+    let mut seeds: Vec<NodeId> = Vec::new();
+    match level {
+        RevokeLevel::Token => {
+            seeds.extend((0..o.nodes.len()).filter(|&i| o.nodes[i].jti.as_deref() == Some(target)))
+        }
+        RevokeLevel::Task => {
+            seeds.extend((0..o.nodes.len()).filter(|&i| o.nodes[i].task == target))
+        }
+        RevokeLevel::Agent | RevokeLevel::Chain => {
+            if let Some(a) = o.agent_named(target) {
+                seeds.extend(o.agents[a].nodes.iter().copied());
+                seeds.extend(o.agents[a].rooted.iter().copied());
+                if level == RevokeLevel::Chain {
+                    // Chains that pass through it (not rooted at it).
+                    seeds.extend(
+                        (0..o.nodes.len())
+                            .filter(|&i| o.chain(i).iter().any(|&h| o.nodes[h].agent == a)),
+                    );
+                }
+            }
+        }
+    }
+    seeds.retain(alive);
+    let mut all: Vec<NodeId> = seeds.clone();
+    for s in seeds {
+        all.extend(super::descendants(o, s, at));
+    }
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// Why a token the operator expected to die survives the entry.
+fn survives_why(o: &Observed, i: NodeId, level: RevokeLevel, target: &str) -> String {
+    let n = &o.nodes[i];
+    let s = o.subject(n);
+    let a = o.agent_named(target);
+    match level {
+        RevokeLevel::Agent => format!(
+            "held by {}, not {target}: an agent entry matches only the holder (sub); revocation does not cascade to what it delegated",
+            s.sub
+        ),
+        RevokeLevel::Chain if Some(n.agent) == a && n.depth == 0 => {
+            "the root's own token: its delegation_chain is empty, so a chain entry never matches it".into()
+        }
+        RevokeLevel::Chain => match s.chain_root {
+            Some(r) => format!(
+                "its chain starts at {r}, not {target}: a chain entry matches only delegation_chain[0]"
+            ),
+            None => "an undelegated token: a chain entry never matches it".into(),
+        },
+        RevokeLevel::Task => format!("its task is '{}', not {target}", s.task),
+        RevokeLevel::Token => match n.jti.as_deref() {
+            Some(j) => format!("its jti is {j}: a token entry matches only that token, not what was issued under it"),
+            None => "issued under the revoked token: a token entry matches only that token (this one's jti is not in the trail)".into(),
+        },
+    }
+}
+
+/// The effects of `(level, target)` as of `at`, and the plan.
+pub fn what_if(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> (Vec<Effect>, Plan) {
+    let expected = expected(o, at, level, target);
+    let mut effects = Vec::new();
+    let mut survivors = Vec::new();
+    let mut notes = Vec::new();
+    let effect = |i: NodeId, e: &'static str, why: String| Effect {
+        kind: "effect",
+        effect: e,
+        node: format!("n{i}"),
+        agent: o.agents[o.nodes[i].agent].spiffe.clone(),
+        depth: o.nodes[i].depth,
+        why,
+    };
+    let known_jti = o.nodes.iter().any(|n| n.jti.as_deref() == Some(target));
+    for i in (0..o.nodes.len()).filter(|&i| o.exists(i, at)) {
+        let j = o.status(i, at);
+        if j.liveness == Liveness::Dead {
+            continue;
+        }
+        let n = &o.nodes[i];
+        // A jti the trail never carried may be any token whose jti it
+        // does not carry (a delegated token's is never audited).
+        if level == RevokeLevel::Token && n.jti.is_none() && !known_jti {
+            effects.push(effect(
+                i,
+                "may die",
+                "its jti is not in the trail: it may be the token with this jti".into(),
+            ));
+            continue;
+        }
+        let hit = covers(level, target, &o.subject(n));
+        let root_guess = level == RevokeLevel::Chain && !n.inferred.is_empty();
+        if hit {
+            let sure = j.liveness == Liveness::Live && !root_guess;
+            let why = format!(
+                "{} matches the entry ({level} {target}){}",
+                match level {
+                    RevokeLevel::Token => "its jti",
+                    RevokeLevel::Agent => "its holder (sub)",
+                    RevokeLevel::Task => "its task",
+                    RevokeLevel::Chain => "its chain root",
+                },
+                if sure {
+                    String::new()
+                } else {
+                    format!("; unsure: {}", j.why)
+                }
+            );
+            effects.push(effect(i, if sure { "dies" } else { "may die" }, why));
+        } else if expected.binary_search(&i).is_ok() {
+            effects.push(effect(i, "survives", survives_why(o, i, level, target)));
+            survivors.push(i);
+        }
+    }
+    if level == RevokeLevel::Token && !known_jti {
+        notes.push(format!(
+            "no token in the trail carries jti {target}: a delegated token's jti is not audited, so it may be one of those; the broker accepts any target (and always answers count 1)"
+        ));
+    }
+    if level == RevokeLevel::Chain
+        && let Some(a) = o.agent_named(target)
+        && o.agents[a]
+            .nodes
+            .iter()
+            .any(|&i| o.exists(i, at) && o.nodes[i].depth > 0)
+    {
+        notes.push(format!(
+            "{target} also holds delegated tokens: chains it started with them (the SDK's delegate() signs with the registration token, re-rooting) are rooted at it, those it received are not"
+        ));
+    }
+    let plan = plan(o, at, level, target, &expected, &survivors, notes);
+    (effects, plan)
+}
+
+/// A greedy cover of the survivors with entries (token by jti, chain by
+/// root, agent by holder, task): the entry killing most survivors first,
+/// fewer other tokens on a tie.
+fn plan(
+    o: &Observed,
+    at: usize,
+    level: RevokeLevel,
+    target: &str,
+    expected: &[NodeId],
+    survivors: &[NodeId],
+    notes: Vec<String>,
+) -> Plan {
+    let live: Vec<NodeId> = (0..o.nodes.len())
+        .filter(|&i| o.exists(i, at) && o.status(i, at).liveness != Liveness::Dead)
+        .collect();
+    let mut left: Vec<NodeId> = survivors.to_vec();
+    // The entry asked for first, then what it leaves.
+    let asked = |outside: bool| -> Vec<String> {
+        live.iter()
+            .filter(|&&i| {
+                (expected.binary_search(&i).is_err() == outside)
+                    && covers(level, target, &o.subject(&o.nodes[i]))
+            })
+            .map(|i| format!("n{i}"))
+            .collect()
+    };
+    let mut entries = vec![Entry {
+        level: level.as_str(),
+        target: target.to_string(),
+        kills: asked(false),
+        also_kills: asked(true),
+    }];
+    while !left.is_empty() && entries.len() < 33 {
+        let mut cands: Vec<(RevokeLevel, String)> = Vec::new();
+        for &i in &left {
+            let s = o.subject(&o.nodes[i]);
+            for l in [
+                RevokeLevel::Token,
+                RevokeLevel::Chain,
+                RevokeLevel::Agent,
+                RevokeLevel::Task,
+            ] {
+                if l == RevokeLevel::Chain && !o.nodes[i].inferred.is_empty() {
+                    continue;
+                }
+                if let Some(k) = s.key(l) {
+                    cands.push((l, k.to_string()));
+                }
+            }
+        }
+        cands.sort();
+        cands.dedup();
+        let score = |(l, t): &(RevokeLevel, String)| {
+            let kills = left
+                .iter()
+                .filter(|&&i| covers(*l, t, &o.subject(&o.nodes[i])))
+                .count();
+            let also = live
+                .iter()
+                .filter(|&&i| {
+                    expected.binary_search(&i).is_err() && covers(*l, t, &o.subject(&o.nodes[i]))
+                })
+                .count();
+            (kills, usize::MAX - also)
+        };
+        let Some(best) = cands.iter().max_by_key(|c| score(c)).cloned() else {
+            break;
+        };
+        let (l, t) = best;
+        let hits = |set: &[NodeId], outside: bool| -> Vec<String> {
+            set.iter()
+                .filter(|&&i| {
+                    (!outside || expected.binary_search(&i).is_err())
+                        && covers(l, &t, &o.subject(&o.nodes[i]))
+                })
+                .map(|i| format!("n{i}"))
+                .collect()
+        };
+        let kills = hits(&left, false);
+        let also_kills = hits(&live, true);
+        left.retain(|&i| !covers(l, &t, &o.subject(&o.nodes[i])));
+        entries.push(Entry {
+            level: l.as_str(),
+            target: t,
+            kills,
+            also_kills,
+        });
+    }
+    Plan {
+        kind: "plan",
+        level: level.as_str(),
+        target: target.to_string(),
+        entries,
+        uncovered: left.iter().map(|i| format!("n{i}")).collect(),
+        notes,
+    }
+}

@@ -1,0 +1,266 @@
+//! who-can and what-if revoke against the broker's real behaviour: the
+//! prediction from the audit trail, then the revocation really made and
+//! every token validated — what was said to die is invalid, what was said
+//! to survive is still valid, at each level (a mid-chain agent and a root
+//! among them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+
+use chainview::broker::types::RevokeLevel;
+use common::Env;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_chainview");
+
+/// Runs the binary against the env's broker.
+async fn chainview(env: &Env, args: &[&str]) -> (i32, Vec<Value>, String) {
+    let url = env.client.base_url().to_string();
+    let secret = env.admin_secret.clone();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BIN)
+            .args(&args)
+            .env("AGENTWRIT_BROKER_URL", &url)
+            .env("AGENTWRIT_ADMIN_SECRET", &secret)
+            .env_remove("AGENTWRIT_CLIENT_ID")
+            .env_remove("AGENTWRIT_CLIENT_SECRET")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (
+        out.status.code().unwrap_or(-1),
+        lines,
+        format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// a → b → c, b's own token, and d → b with d sharing a's task. Returns the
+/// tokens by name and the agents' SPIFFE ids.
+async fn workload(env: &Env) -> (HashMap<&'static str, String>, HashMap<&'static str, String>) {
+    let admin = env.admin().await;
+    let mut ids = HashMap::new();
+    let mut toks = HashMap::new();
+    for (name, task) in [
+        ("a", "task-a"),
+        ("b", "task-b"),
+        ("c", "task-c"),
+        ("d", "task-a"),
+    ] {
+        // c may only read on its own: it writes through a → b → c.
+        let scope: Vec<String> = match name {
+            "c" => vec!["read:data:*".into()],
+            _ => vec!["read:data:*".into(), "write:data:*".into()],
+        };
+        let ag = env
+            .client
+            .create_agent(&admin, "judge", task, &scope, Some(900))
+            .await
+            .unwrap();
+        ids.insert(name, ag.agent_id.clone());
+        toks.insert(name, ag.access_token);
+    }
+    let ab = env
+        .delegate(&toks["a"], &ids["b"], &["write:data:x"], Some(900))
+        .await
+        .unwrap();
+    let abc = env
+        .delegate(&ab.access_token, &ids["c"], &["write:data:x"], Some(900))
+        .await
+        .unwrap();
+    let db = env
+        .delegate(&toks["d"], &ids["b"], &["read:data:*"], Some(900))
+        .await
+        .unwrap();
+    toks.insert("ab", ab.access_token);
+    toks.insert("abc", abc.access_token);
+    toks.insert("db", db.access_token);
+    (toks, ids)
+}
+
+fn jti(raw: &str) -> String {
+    chainview::jwt::decode(raw).unwrap().claims.jti
+}
+
+/// Node ids of observe → token names, by jti or chain hash.
+async fn node_names(
+    env: &Env,
+    toks: &HashMap<&'static str, String>,
+) -> HashMap<String, &'static str> {
+    let (code, lines, out) = chainview(env, &["observe", "--print", "json"]).await;
+    assert_eq!(code, 0, "{out}");
+    let mut map = HashMap::new();
+    for l in lines.iter().filter(|l| l["kind"] == "node") {
+        for (name, raw) in toks {
+            let c = chainview::jwt::decode(raw).unwrap().claims;
+            let same = l["jti"].as_str() == Some(c.jti.as_str())
+                || (l["jti"].is_null() && l["chain_hash"].as_str() == Some(c.chain_hash.as_str()));
+            if same {
+                map.insert(l["id"].as_str().unwrap().to_string(), *name);
+            }
+        }
+    }
+    assert_eq!(map.len(), toks.len(), "every token is a node: {map:?}");
+    map
+}
+
+async fn predicted_then_real(
+    level: RevokeLevel,
+    target_of: fn(&HashMap<&str, String>, &HashMap<&str, String>) -> String,
+    some_survive: bool,
+) {
+    let env = Env::new().await;
+    let (toks, ids) = workload(&env).await;
+    let names = node_names(&env, &toks).await;
+    let target = target_of(&toks, &ids);
+    let (code, lines, out) = chainview(
+        &env,
+        &[
+            "what-if",
+            "revoke",
+            level.as_str(),
+            &target,
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let said: HashMap<&str, &str> = lines
+        .iter()
+        .filter(|l| l["kind"] == "effect")
+        .map(|l| {
+            (
+                names[l["node"].as_str().unwrap()],
+                l["effect"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(lines.last().unwrap()["kind"] == "plan", "{out}");
+    let admin = env.admin().await;
+    env.client.revoke(&admin, level, &target).await.unwrap();
+    for (name, raw) in &toks {
+        let valid = env.valid(raw).await;
+        match said.get(name).copied() {
+            Some("dies") => assert!(!valid, "{level} {target}: {name} was to die: {out}"),
+            Some("survives") | None => {
+                assert!(valid, "{level} {target}: {name} was to live: {out}")
+            }
+            _ => {}
+        }
+    }
+    // The broker's rule never cascades: something the operator expects to
+    // die survives at each of these levels, and is named.
+    if some_survive {
+        assert!(said.values().any(|e| *e == "survives"), "{level}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn what_if_a_token_is_revoked() {
+    // a's own token: what it delegated survives.
+    predicted_then_real(RevokeLevel::Token, |t, _| jti(&t["a"]), true).await;
+}
+
+#[tokio::test]
+async fn what_if_a_delegated_tokens_jti_is_revoked() {
+    // Its jti is not in the trail: it may be any such token, never "survives".
+    predicted_then_real(RevokeLevel::Token, |t, _| jti(&t["ab"]), false).await;
+}
+
+#[tokio::test]
+async fn what_if_a_mid_chain_agent_is_revoked() {
+    predicted_then_real(RevokeLevel::Agent, |_, ids| ids["b"].clone(), true).await;
+}
+
+#[tokio::test]
+async fn what_if_a_task_is_revoked() {
+    // Delegated tokens carry the delegator's task: task-a reaches ab and abc.
+    predicted_then_real(RevokeLevel::Task, |_, _| "task-a".into(), false).await;
+}
+
+#[tokio::test]
+async fn what_if_a_root_is_chain_revoked() {
+    predicted_then_real(RevokeLevel::Chain, |_, ids| ids["a"].clone(), true).await;
+}
+
+#[tokio::test]
+async fn what_if_a_mid_chain_agent_is_chain_revoked() {
+    // Matches nothing: b is in a's chain, not its root.
+    let env = Env::new().await;
+    let (toks, ids) = workload(&env).await;
+    let names = node_names(&env, &toks).await;
+    let (_, lines, out) = chainview(
+        &env,
+        &["what-if", "revoke", "chain", &ids["b"], "--format", "json"],
+    )
+    .await;
+    let dies: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["effect"] == "dies")
+        .map(|l| names[l["node"].as_str().unwrap()])
+        .collect();
+    assert!(dies.is_empty(), "{out}");
+    let survives: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["effect"] == "survives")
+        .map(|l| names[l["node"].as_str().unwrap()])
+        .collect();
+    assert!(
+        survives.contains(&"abc") && survives.contains(&"b"),
+        "{out}"
+    );
+    let admin = env.admin().await;
+    env.client
+        .revoke(&admin, RevokeLevel::Chain, &ids["b"])
+        .await
+        .unwrap();
+    for raw in toks.values() {
+        assert!(
+            env.valid(raw).await,
+            "a mid-chain chain entry killed a token: {out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn who_can_names_the_holders_with_their_path_and_guards_ci() {
+    let env = Env::new().await;
+    let (toks, ids) = workload(&env).await;
+    let names = node_names(&env, &toks).await;
+    let (code, lines, out) =
+        chainview(&env, &["who-can", "write:data:x", "--format", "json"]).await;
+    assert_eq!(code, 0, "{out}");
+    let c = lines
+        .iter()
+        .find(|l| l["agent"] == ids["c"].as_str())
+        .expect("c can write data:x through a → b → c");
+    assert_eq!(names[c["node"].as_str().unwrap()], "abc");
+    let path: Vec<&str> = c["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| names[h["node"].as_str().unwrap()])
+        .collect();
+    assert_eq!(path, ["a", "ab", "abc"]);
+    // A delegation's ttl is not in the trail: young, it may permit.
+    assert_eq!(c["status"], "may", "{out}");
+    let (code, _, out) = chainview(&env, &["who-can", "write:data:x", "--expect-none"]).await;
+    assert_eq!(code, 1, "{out}");
+    let (code, _, out) = chainview(&env, &["who-can", "admin:revoke:*", "--expect-none"]).await;
+    assert_eq!(
+        (code, out.trim()),
+        (0, "nobody holds a token meeting admin:revoke:*")
+    );
+    let (code, _, out) = chainview(&env, &["who-can", "write:data"]).await;
+    assert_eq!(code, 2, "{out}");
+}
