@@ -342,6 +342,7 @@ impl Source {
             at: self.at.clone(),
             interval: Duration::from_secs(2),
             no_color: true,
+            checkpoint: None,
         };
         let format = match self.format {
             JudgeFormat::Text => chainview::judging::Format::Text,
