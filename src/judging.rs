@@ -42,7 +42,9 @@ pub async fn run_who_can(
     };
     finish(r.and_then(|()| out.flush()))?;
     let holders = rows.iter().filter(|a| a.status != "dead").count();
-    Ok(u8::from(expect_none && holders > 0))
+    Ok(u8::from(
+        (expect_none && holders > 0) | integrity_failed(&o),
+    ))
 }
 
 /// `what-if revoke LEVEL TARGET`.
@@ -69,7 +71,21 @@ pub async fn run_what_if(
         Format::Text => what_if_text(&mut Visible::text(&mut out), &effects, &plan),
     };
     finish(r.and_then(|()| out.flush()))?;
-    Ok(0)
+    Ok(u8::from(integrity_failed(&o)))
+}
+
+/// The trail's integrity failures (a broken chain, a cut tail, ids that do
+/// not continue, a checkpoint that does not match), said on standard error:
+/// a judgment over such a trail exits 1 whatever it found.
+fn integrity_failed(o: &crate::observe::Observed) -> bool {
+    let failures = o.failures();
+    for f in &failures {
+        eprintln!(
+            "chainview: {} — the judgment above is over a trail that does not hold",
+            crate::text::visible(f)
+        );
+    }
+    !failures.is_empty()
 }
 
 /// A closed pipe (`| head`) is not worth a report; any other write error is.
@@ -299,5 +315,5 @@ pub async fn run_check(
     let failing = opts
         .fail_on
         .is_some_and(|t| counted.iter().any(|f| f.severity >= t));
-    Ok(u8::from(failing))
+    Ok(u8::from(failing | integrity_failed(&o)))
 }

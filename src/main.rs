@@ -254,9 +254,15 @@ enum Command {
     /// checks the hash chain as it goes. Offline: --from FILE (as `audit dump`
     /// writes it, pages concatenated, or JSON lines), judged at its last event
     /// (or --at), never at the wall clock. With --print it prints the
-    /// reconstruction and exits: 0 ok, 1 the hash chain is broken, 2 malformed
-    /// input or usage, 3 the broker could not be reached or refused the admin
-    /// secret.
+    /// reconstruction and exits: 0 ok, 1 an integrity failure (the hash chain
+    /// is broken, ids repeat or go backwards, the trail is cut short of its
+    /// `total`, a broker whose pages do not add up, the read cap, a
+    /// --checkpoint that does not match), 2 malformed input or usage, 3 the
+    /// broker could not be reached or refused the admin secret.
+    ///
+    /// An unkeyed hash chain proves the trail is consistent, not that it is
+    /// authentic: whoever can rewrite it can recompute it. --checkpoint is
+    /// what catches a cut tail or a consistent rewrite.
     Observe(ObserveCli),
     /// The broker's audit trail (admin).
     Audit {
@@ -371,6 +377,7 @@ impl Source {
             at: self.at.clone(),
             interval: Duration::from_secs(2),
             no_color: true,
+            checkpoint: None,
         }
     }
 }
@@ -388,10 +395,23 @@ impl JudgeFormat {
 enum AuditCommand {
     /// Save the broker's whole audit trail (every page, until `total`) as
     /// {"events":[…],"total":N}, for `observe --from`.
+    ///
+    /// The trail is checked as it is read (hash chain, ids that continue,
+    /// the broker's `total`, the read cap): exit 1 when it fails, with the
+    /// file still written up to where reading stopped.
     Dump {
         /// Write here instead of standard output (never overwrites).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Check the trail against this checkpoint (exit 1 when it is shorter
+        /// or its hash there differs) and advance it when it passes; a first
+        /// run creates it (JSON, 0600).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// Read at most this many events (default 200000, about 64 MiB):
+        /// past it reading stops, exit 1.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        max_events: Option<u64>,
         /// Broker to read (or AGENTWRIT_BROKER_URL); needs AGENTWRIT_ADMIN_SECRET.
         #[arg(long, value_name = "URL")]
         broker: Option<String>,
@@ -416,6 +436,16 @@ struct ObserveCli {
     /// Seconds between polls of a live broker.
     #[arg(long, default_value_t = 2.0, value_name = "SECS", value_parser = parse_poll)]
     interval: f64,
+    /// Check the trail against this checkpoint — the last event id and its
+    /// hash as an earlier run saw them — and fail (exit 1) if the trail is
+    /// shorter or its hash there differs (truncation, a consistent rewrite);
+    /// advance it when the run passes. A first run creates it (JSON, 0600).
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// Read at most this many events from a broker (default 200000, about
+    /// 64 MiB): past it the follower stops and says so (exit 1 with --print).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "from")]
+    max_events: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -449,7 +479,13 @@ async fn run_observe(settings: Settings, args: ObserveCli) -> Result<u8> {
         at: args.at,
         interval: Duration::from_secs_f64(args.interval),
         no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        checkpoint: args.checkpoint,
     };
+    let mut settings = settings;
+    if let Some(n) = args.max_events {
+        settings.audit_cap =
+            chainview::worker::ReadCap::events(usize::try_from(n).unwrap_or(usize::MAX));
+    }
     let r = match format {
         Some(f) => chainview::watch::print_headless(&settings, &opts, f).await,
         None => chainview::watch::interactive(&settings, &opts).await,
@@ -637,13 +673,32 @@ fn main() -> ExitCode {
                 }))
             }
             Some(Command::Audit {
-                what: AuditCommand::Dump { out, .. },
-            }) => Ok(chainview::watch::dump(&settings, out.as_deref())
-                .await
-                .unwrap_or_else(|e| {
-                    report!("chainview: {e}");
-                    e.exit_code()
-                })),
+                what:
+                    AuditCommand::Dump {
+                        out,
+                        checkpoint,
+                        max_events,
+                        ..
+                    },
+            }) => Ok(chainview::watch::dump(
+                &chainview::session::Settings {
+                    audit_cap: max_events
+                        .map(|n| {
+                            chainview::worker::ReadCap::events(
+                                usize::try_from(n).unwrap_or(usize::MAX),
+                            )
+                        })
+                        .unwrap_or(settings.audit_cap),
+                    ..settings
+                },
+                out.as_deref(),
+                checkpoint.as_deref(),
+            )
+            .await
+            .unwrap_or_else(|e| {
+                report!("chainview: {e}");
+                e.exit_code()
+            })),
             Some(Command::Language) => {
                 let _ = std::io::stdout().write_all(chainview::scenario::REFERENCE.as_bytes());
                 Ok(0)
@@ -726,6 +781,7 @@ fn settings(cli: &Cli) -> Settings {
             client_cert: cli.tls.client_cert.clone(),
             client_key: cli.tls.client_key.clone(),
         },
+        audit_cap: chainview::worker::ReadCap::DEFAULT,
     }
 }
 

@@ -79,6 +79,67 @@ pub enum Command {
     Revalidate(Vec<(TokenId, Secret)>),
 }
 
+/// How much one reading of an audit trail may take: events, and about
+/// this many bytes of them (a broker that does not cap what clients plant
+/// in details can send large events). Every paging caller — the explorer's
+/// audit view and `audit` step, `observe` (live and `--print`) and `audit
+/// dump` — stops there and says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadCap {
+    pub events: usize,
+    pub bytes: usize,
+}
+
+impl ReadCap {
+    /// 200,000 events, 64 MiB.
+    pub const DEFAULT: ReadCap = ReadCap {
+        events: 200_000,
+        bytes: 64 << 20,
+    };
+
+    /// A cap of `n` events, with bytes in the default's proportion (at least 1 MiB).
+    pub fn events(n: usize) -> ReadCap {
+        let per = Self::DEFAULT.bytes / Self::DEFAULT.events;
+        ReadCap {
+            events: n,
+            bytes: n.saturating_mul(per).max(1 << 20),
+        }
+    }
+
+    /// About how many bytes an event takes, as the cap counts them.
+    pub fn weight(e: &AuditEvent) -> usize {
+        e.detail.len() + e.agent_id.len() + e.resource.len() + e.task_id.len() + 256
+    }
+}
+
+impl Default for ReadCap {
+    fn default() -> ReadCap {
+        ReadCap::DEFAULT
+    }
+}
+
+/// What one reading of the audit trail got: the events, the broker's
+/// `total`, where in the trail they start, and why it stopped short of the
+/// end (the cap, or a broker whose pages do not add up), if it did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditRead {
+    pub events: Vec<AuditEvent>,
+    /// The broker's `total` on its last page.
+    pub total: i64,
+    /// How many events of the trail come before the first one read (the
+    /// newest were read when the trail is longer than the cap).
+    pub first: usize,
+    /// Why the read stopped before the end of the trail.
+    pub stopped: Option<String>,
+}
+
+impl AuditRead {
+    /// Whether the events are the broker's whole trail.
+    pub fn whole(&self) -> bool {
+        self.first == 0 && self.stopped.is_none() && self.events.len() as i64 >= self.total
+    }
+}
+
 /// One HTTP call as the event log shows it: the client's own record of the
 /// exchange (real method, path, status, latency, refusal).
 pub use crate::broker::client::Exchange as Call;
@@ -123,7 +184,7 @@ pub enum Outcome {
         target: String,
         result: Result<RevokeResponse, ClientError>,
     },
-    Audit(Result<Vec<AuditEvent>, ClientError>),
+    Audit(Result<AuditRead, ClientError>),
     /// New audit events from `offset` on, and the broker's `total`.
     AuditSince {
         offset: usize,

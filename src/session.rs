@@ -21,6 +21,8 @@ pub struct Settings {
     pub timeout: Option<Duration>,
     /// CA files and client certificate for a TLS / mtls broker.
     pub tls: ClientTls,
+    /// How much one reading of the audit trail may take.
+    pub audit_cap: crate::worker::ReadCap,
 }
 
 impl std::fmt::Debug for Settings {
@@ -32,6 +34,7 @@ impl std::fmt::Debug for Settings {
             .field("admin_secret", &self.admin_secret.as_ref().map(|_| "…"))
             .field("timeout", &self.timeout)
             .field("tls", &self.tls)
+            .field("audit_cap", &self.audit_cap)
             .finish()
     }
 }
@@ -96,6 +99,7 @@ pub async fn connect(s: &Settings) -> Result<Target, SessionError> {
                     client,
                     admin_secret: Some(Secret(broker.admin_secret().to_string())),
                     app_credentials: None,
+                    audit_cap: s.audit_cap,
                 },
                 key: Some(broker.public_key()),
                 url,
@@ -121,6 +125,7 @@ pub async fn connect(s: &Settings) -> Result<Target, SessionError> {
                     client,
                     admin_secret: admin,
                     app_credentials: creds,
+                    audit_cap: s.audit_cap,
                 },
                 key: None,
             })

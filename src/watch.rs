@@ -2,7 +2,9 @@
 //! (through the worker, the one owner of broker I/O) or a saved one, rebuilt
 //! by [`crate::observe`], printed headless or shown in the terminal.
 //!
-//! Exit codes: 0 ok; 1 the hash chain is broken; 2 malformed input or
+//! Exit codes: 0 ok; 1 an integrity failure (the hash chain is broken, the
+//! trail is cut short of its `total`, a broker whose pages do not add up,
+//! the read cap, a checkpoint that does not match); 2 malformed input or
 //! usage; 3 the broker could not be reached or refused the admin secret.
 
 use std::io::Write;
@@ -11,10 +13,11 @@ use std::time::Duration;
 
 use crate::broker::ClientError;
 use crate::broker::types::AuditEvent;
+use crate::observe::checkpoint::{self, Checkpoint};
 use crate::observe::{Observed, load};
 use crate::session::{self, Settings};
 use crate::text::Visible;
-use crate::worker::{self, Command, Outcome, WorkerHandle};
+use crate::worker::{self, Command, Outcome, Paging, WorkerHandle};
 
 /// Pages asked for in one poll (1000 events each).
 pub const POLL_PAGES: usize = 20;
@@ -35,6 +38,8 @@ pub struct ObserveArgs {
     pub at: Option<String>,
     pub interval: Duration,
     pub no_color: bool,
+    /// `--checkpoint FILE`: checked against, advanced when the read passes.
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// Why observing stopped early; each has its exit code.
@@ -51,6 +56,8 @@ pub enum WatchError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
 }
 
 impl WatchError {
@@ -58,20 +65,28 @@ impl WatchError {
         match self {
             WatchError::Usage(_) | WatchError::Load(_) => 2,
             WatchError::Broker(_) => 3,
-            WatchError::Write { .. } => 2,
+            WatchError::Write { .. } | WatchError::Checkpoint(_) => 2,
         }
     }
 }
 
 const NEEDS_SOURCE: &str = "observe needs a trail: a broker (--broker URL or AGENTWRIT_BROKER_URL, with AGENTWRIT_ADMIN_SECRET) or a saved trail (--from FILE)";
 
-/// A live broker's trail, fetched through a worker.
+/// A live broker's trail, fetched through a worker, and read through one
+/// [`Paging`]: it stops — and says why — when ids do not continue, events
+/// repeat, the chain breaks, the broker's pages do not add up to its
+/// `total`, or the read passes the cap.
 pub struct Live {
     pub worker: WorkerHandle,
     pub url: String,
     /// Events read so far (the next poll's offset).
     pub offset: usize,
+    pub paging: Paging,
 }
+
+/// A batch of new events, each with whether its hash matched, and the
+/// broker's total.
+pub type Batch = (Vec<(AuditEvent, bool)>, i64);
 
 impl Live {
     /// A worker for the configured broker, with the admin secret.
@@ -91,20 +106,43 @@ impl Live {
             url: target.url.clone(),
             worker: worker::spawn(target.worker),
             offset: 0,
+            paging: Paging::new(settings.audit_cap, 0),
         })
     }
 
-    /// Asks for the events after those read so far.
-    pub fn poll(&mut self) {
+    /// Asks for the events after those read so far (nothing once stopped).
+    pub fn poll(&mut self) -> bool {
+        if self.paging.stopped().is_some() {
+            return false;
+        }
+        // No more pages than the cap leaves room for.
+        let room = self.paging.cap().events.saturating_sub(self.offset);
+        let pages = room
+            .div_ceil(usize::try_from(worker::AUDIT_PAGE).unwrap_or(1000))
+            .clamp(1, POLL_PAGES);
         self.worker.send(Command::AuditSince {
             offset: self.offset,
-            pages: POLL_PAGES,
+            pages,
         });
+        true
     }
 
-    /// Takes an answer: the new events (in order) and the broker's total,
-    /// or why there are none. An answer for an older offset is dropped.
-    pub fn take(&mut self, outcome: Outcome) -> Option<Result<(Vec<AuditEvent>, i64), String>> {
+    /// Why reading stopped for good, in words naming the broker.
+    pub fn stopped(&self) -> Option<String> {
+        self.paging.stopped().map(|why| {
+            let hint = if why.contains(" cap ") {
+                " (--max-events raises it)"
+            } else {
+                ""
+            };
+            format!("{}: {why}{hint}", self.url)
+        })
+    }
+
+    /// Takes an answer: the new events (in order, up to the first that
+    /// breaks the rules) and the broker's total, or why there are none. An
+    /// answer for an older offset is dropped.
+    pub fn take(&mut self, outcome: Outcome) -> Option<Result<Batch, String>> {
         let Outcome::AuditSince { offset, result } = outcome else {
             return None;
         };
@@ -113,6 +151,7 @@ impl Live {
         }
         Some(match result {
             Ok((events, total)) => {
+                let events = self.paging.take(events, total);
                 self.offset += events.len();
                 Ok((events, total))
             }
@@ -120,13 +159,23 @@ impl Live {
         })
     }
 
-    /// Polls until the whole trail is read, handing each batch to `each`.
+    /// Whether the broker's total is not reached yet (and reading goes on).
+    pub fn behind(&self) -> bool {
+        self.paging.more()
+    }
+
+    /// Polls until the whole trail is read (or reading stops: see
+    /// [`Live::stopped`]), handing each batch to `each`. The number of
+    /// requests is bounded whatever the broker answers.
     pub async fn read_all(
         &mut self,
-        mut each: impl FnMut(Vec<AuditEvent>, i64) -> Result<(), WatchError>,
+        mut each: impl FnMut(Vec<(AuditEvent, bool)>, i64) -> Result<(), WatchError>,
     ) -> Result<(), WatchError> {
-        loop {
-            self.poll();
+        let max = Paging::max_pages(self.paging.cap()).div_ceil(POLL_PAGES) + 1;
+        for _ in 0..max {
+            if !self.poll() {
+                return Ok(());
+            }
             let answer = loop {
                 let Some(ev) = self.worker.events.recv().await else {
                     return Err(WatchError::Broker("the broker worker stopped".into()));
@@ -138,9 +187,19 @@ impl Live {
             let (events, total) = answer.map_err(WatchError::Broker)?;
             let got = events.len();
             each(events, total)?;
-            if got == 0 || self.offset as i64 >= total {
+            if got == 0 || !self.paging.more() {
                 return Ok(());
             }
+        }
+        self.paging.give_up(max * POLL_PAGES);
+        Ok(())
+    }
+
+    /// What the read claims about the trail's total, for [`Observed::total`].
+    pub fn total(&self) -> crate::observe::integrity::Total {
+        crate::observe::integrity::Total {
+            claimed: u64::try_from(self.paging.total()).unwrap_or(0),
+            reached: self.offset as u64,
         }
     }
 }
@@ -157,25 +216,59 @@ pub fn broker_words(url: &str, e: &ClientError) -> String {
     }
 }
 
-/// Reads the trail named by the arguments.
+/// Reads the trail named by the arguments (checked against the checkpoint,
+/// when one is given and exists).
 pub async fn gather(settings: &Settings, args: &ObserveArgs) -> Result<Observed, WatchError> {
-    match &args.from {
-        Some(path) => read_file(path.clone()).await,
+    let cp = match &args.checkpoint {
+        Some(p) => checkpoint::load(p)?,
+        None => None,
+    };
+    let watch = cp.as_ref().map(|c| (c.id.clone(), None));
+    let mut o = match &args.from {
+        Some(path) => read_file_watching(path.clone(), 0, watch).await?,
         None => {
             let mut live = Live::connect(settings).await?;
             let mut o = Observed::new();
+            o.watch = watch;
             live.read_all(|events, _| {
-                for e in &events {
-                    o.fold(&e.as_ref(), None);
+                for (e, ok) in &events {
+                    o.fold(&e.as_ref(), Some(*ok));
                 }
                 Ok(())
             })
             .await?;
+            o.total = Some(live.total());
+            o.stopped = live.stopped();
             // A live trail: at its head, statuses are judged now.
             o.now_ms = Some(chrono::Utc::now().timestamp_millis());
-            Ok(o)
+            o
         }
+    };
+    if let (Some(cp), Some(path)) = (&cp, &args.checkpoint) {
+        o.checkpoint = Some(judge_checkpoint(&o, cp, path));
     }
+    Ok(o)
+}
+
+/// The trail read against the checkpoint.
+fn judge_checkpoint(o: &Observed, cp: &Checkpoint, path: &Path) -> Result<String, String> {
+    let seen = o.watch.as_ref().and_then(|(_, h)| h.as_deref());
+    checkpoint::judge(
+        cp,
+        &path.display().to_string(),
+        o.events.first().map(|s| &*s.id),
+        o.events.last().map(|s| &*s.id),
+        seen,
+    )
+}
+
+/// Advances the checkpoint to the last event read — only when the read
+/// has no integrity failure (nothing is recorded from a trail not trusted).
+fn advance_checkpoint(path: &Path, chain: &crate::rules::chain::Chain) -> Result<(), WatchError> {
+    if let (Some(id), Some(hash)) = (chain.last_id(), chain.last_hash()) {
+        checkpoint::save(path, &Checkpoint::new(id, hash))?;
+    }
+    Ok(())
 }
 
 /// A saved trail, read off the async threads, with progress on a terminal.
@@ -185,10 +278,20 @@ pub async fn read_file(path: PathBuf) -> Result<Observed, WatchError> {
 
 /// [`read_file`], keeping the last `keep` events whole.
 pub async fn read_file_keeping(path: PathBuf, keep: usize) -> Result<Observed, WatchError> {
+    read_file_watching(path, keep, None).await
+}
+
+/// [`read_file_keeping`], noting the hash at a checkpoint's id.
+async fn read_file_watching(
+    path: PathBuf,
+    keep: usize,
+    watch: Option<(String, Option<String>)>,
+) -> Result<Observed, WatchError> {
     let task = tokio::task::spawn_blocking(move || {
         use std::io::IsTerminal;
         let show = std::io::stderr().is_terminal();
         let mut o = Observed::keeping(keep);
+        o.watch = watch;
         let mut last = 0;
         let mut progress = |done: usize, total: usize| {
             let pct = (done * 100).checked_div(total).unwrap_or(100);
@@ -263,6 +366,14 @@ pub async fn print_headless(
     format: PrintFormat,
 ) -> Result<u8, WatchError> {
     let o = gather(settings, args).await?;
+    let failures = o.failures();
+    if o.events.is_empty() && !failures.is_empty() {
+        // Nothing to print, and the broker's answers do not add up.
+        for f in &failures {
+            eprintln!("chainview: {}", crate::text::visible(f));
+        }
+        return Ok(1);
+    }
     let at = resolve_at(&o, args.at.as_deref())?;
     // The input was read whole and is sound: print as it is written.
     let stdout = std::io::stdout().lock();
@@ -270,20 +381,37 @@ pub async fn print_headless(
     // A closed pipe (`| head`) is not worth a report.
     let _ = print(&o, at, format, &mut out).and_then(|()| out.flush());
     drop(out);
-    if let Some(b) = &o.first_broken {
-        tracing::warn!("audit hash chain {}", b.words());
-        eprintln!(
-            "chainview: the audit hash chain is {}",
-            crate::text::visible(&b.words())
-        );
+    let failures = o.failures();
+    for f in &failures {
+        tracing::warn!("observe: {f}");
+        eprintln!("chainview: {}", crate::text::visible(f));
+    }
+    if !failures.is_empty() {
         return Ok(1);
+    }
+    if let Some(path) = &args.checkpoint {
+        advance_checkpoint(path, &o.chain)?;
+        if let Some(Ok(words)) = &o.checkpoint {
+            eprintln!("chainview: the trail {}", crate::text::visible(words));
+        }
     }
     Ok(0)
 }
 
-/// `audit dump`: the broker's whole trail as `{"events":[…],"total":N}`,
-/// written as it arrives (to `out`, or standard output).
-pub async fn dump(settings: &Settings, out: Option<&Path>) -> Result<u8, WatchError> {
+/// `audit dump`: the broker's whole trail as `{"events":[…],"total":N}`
+/// (`N`: the broker's own total, so a dump cut short says so when read
+/// back), written as it arrives (to `out`, or standard output), checked as
+/// `observe` checks it: exit 1 when the chain breaks, the broker's pages
+/// do not add up, the read cap is reached or the checkpoint does not match.
+pub async fn dump(
+    settings: &Settings,
+    out: Option<&Path>,
+    checkpoint_file: Option<&Path>,
+) -> Result<u8, WatchError> {
+    let cp = match checkpoint_file {
+        Some(p) => checkpoint::load(p)?,
+        None => None,
+    };
     let mut live = Live::connect(settings).await?;
     let (mut sink, name): (Box<dyn Write>, String) = match out {
         Some(p) => {
@@ -309,9 +437,17 @@ pub async fn dump(settings: &Settings, out: Option<&Path>) -> Result<u8, WatchEr
     sink.write_all(b"{\"events\":[").map_err(werr)?;
     let mut n = 0usize;
     let mut total = 0;
+    let mut seen: Option<String> = None;
+    let mut first: Option<String> = None;
     live.read_all(|events, t| {
         total = t;
-        for e in events {
+        for (e, _) in events {
+            if first.is_none() {
+                first = Some(e.id.clone());
+            }
+            if seen.is_none() && cp.as_ref().is_some_and(|c| c.id == e.id) {
+                seen = Some(e.hash.clone());
+            }
             let sep: &[u8] = if n == 0 { b"\n" } else { b",\n" };
             n += 1;
             let line = serde_json::to_vec(&e).unwrap_or_default();
@@ -322,14 +458,54 @@ pub async fn dump(settings: &Settings, out: Option<&Path>) -> Result<u8, WatchEr
         Ok(())
     })
     .await?;
-    write!(sink, "\n],\"total\":{n}}}\n")
+    write!(sink, "\n],\"total\":{total}}}\n")
         .and_then(|()| sink.flush())
         .map_err(werr)?;
+    drop(sink);
     if out.is_some() {
         eprintln!(
             "chainview: saved {n} audit events (the broker reported {total}) to {}",
             crate::text::visible(&name)
         );
+    }
+    let chain = live.paging.chain().clone();
+    let mut failures: Vec<String> = Vec::new();
+    if let Some(b) = chain.broken() {
+        failures.push(format!("the audit hash chain is {}", b.words()));
+    }
+    if let Some(why) = live.stopped() {
+        failures.push(why);
+    } else if let Some(c) = live.total().words() {
+        failures.push(c);
+    }
+    let verdict = match (&cp, checkpoint_file) {
+        (Some(cp), Some(path)) => Some(checkpoint::judge(
+            cp,
+            &path.display().to_string(),
+            first.as_deref(),
+            chain.last_id(),
+            seen.as_deref(),
+        )),
+        _ => None,
+    };
+    if let Some(Err(why)) = &verdict {
+        failures.push(format!("the trail {why}"));
+    }
+    for f in &failures {
+        eprintln!("chainview: {}", crate::text::visible(f));
+    }
+    if !failures.is_empty() {
+        return Ok(1);
+    }
+    eprintln!(
+        "chainview: hash chain {}",
+        crate::text::visible(&chain.words())
+    );
+    if let Some(path) = checkpoint_file {
+        advance_checkpoint(path, &chain)?;
+        if let Some(Ok(words)) = &verdict {
+            eprintln!("chainview: the trail {}", crate::text::visible(words));
+        }
     }
     Ok(0)
 }
@@ -354,6 +530,8 @@ struct Observer {
     generation: u64,
     /// The narration line as of the event shown (a prompt replaces it while typed).
     narration: Option<String>,
+    /// `--checkpoint`: its file and what it holds (`None` for a first run).
+    checkpoint: Option<(PathBuf, Checkpoint)>,
 }
 
 impl Observer {
@@ -409,12 +587,25 @@ impl Observer {
             "stepped back · judged as of it · G follows"
         };
         self.view.as_of = Some(format!("as of {} · {} · {mode}", stamp.id, stamp.clock()));
+        self.judge_checkpoint();
         let chain = match &self.o.first_broken {
-            None => format!("hash chain verified over {} events", self.o.events.len()),
+            None => format!(
+                "hash chain {}",
+                crate::rules::chain::consistent_short(
+                    self.o.events.len(),
+                    self.o.events.first().map(|s| &*s.id),
+                )
+            ),
             Some(b) => b.words(),
         };
-        // The first broken link stays in sight (red), wherever the timeline is.
-        self.view.alarm = self.o.first_broken.as_ref().map(|b| b.words());
+        let chain = match &self.o.checkpoint {
+            Some(Ok(_)) => format!("{chain} · matches checkpoint"),
+            _ => chain,
+        };
+        // The first integrity failure (a broken link, a reading stopped,
+        // a checkpoint that does not match) stays in sight (red), wherever
+        // the timeline is.
+        self.view.alarm = self.o.failures().into_iter().next();
         let filter = if self.filter.text.is_empty() {
             String::new()
         } else {
@@ -434,10 +625,44 @@ impl Observer {
             .collect();
     }
 
-    fn fold(&mut self, events: Vec<AuditEvent>) {
-        for e in &events {
-            self.o.fold(&e.as_ref(), None);
+    fn fold(&mut self, events: Vec<(AuditEvent, bool)>) {
+        for (e, ok) in &events {
+            self.o.fold(&e.as_ref(), Some(*ok));
         }
+        if let Some(l) = &self.live {
+            self.o.stopped = l.stopped();
+            self.o.total = Some(l.total());
+        }
+    }
+
+    /// The checkpoint's verdict, as soon as it can be told: when its event
+    /// has been read, or (for a shorter trail) once the trail is read whole.
+    fn judge_checkpoint(&mut self) {
+        let Some((path, cp)) = &self.checkpoint else {
+            return;
+        };
+        let seen = self.o.watch.as_ref().is_some_and(|(_, h)| h.is_some());
+        let caught_up = self.live.as_ref().is_none_or(|l| !l.behind());
+        if seen || (caught_up && !self.o.events.is_empty()) {
+            self.o.checkpoint = Some(judge_checkpoint(&self.o, cp, path));
+        }
+    }
+
+    /// At the end of the session: the integrity failures (exit 1), or the
+    /// checkpoint advanced to what was seen.
+    fn finish(&mut self) -> Result<u8, WatchError> {
+        self.judge_checkpoint();
+        let failures = self.o.failures();
+        for f in &failures {
+            eprintln!("chainview: {}", crate::text::visible(f));
+        }
+        if !failures.is_empty() {
+            return Ok(1);
+        }
+        if let Some((path, _)) = &self.checkpoint {
+            advance_checkpoint(path, &self.o.chain)?;
+        }
+        Ok(0)
     }
 }
 
@@ -450,16 +675,23 @@ pub async fn interactive(settings: &Settings, args: &ObserveArgs) -> Result<u8, 
                 .into(),
         ));
     }
+    let checkpoint = match &args.checkpoint {
+        Some(p) => checkpoint::load(p)?.map(|cp| (p.clone(), cp)),
+        None => None,
+    };
+    let watch = checkpoint.as_ref().map(|(_, c)| (c.id.clone(), None));
     let (o, live, source) = match &args.from {
         Some(path) => (
-            read_file_keeping(path.clone(), KEEP_RECENT).await?,
+            read_file_watching(path.clone(), KEEP_RECENT, watch).await?,
             None,
             format!("file:{}", path.display()),
         ),
         None => {
             let live = Live::connect(settings).await?;
             let url = live.url.clone();
-            (Observed::keeping(KEEP_RECENT), Some(live), url)
+            let mut o = Observed::keeping(KEEP_RECENT);
+            o.watch = watch;
+            (o, Some(live), url)
         }
     };
     let mut view = crate::view::View::new(None, args.no_color);
@@ -477,6 +709,7 @@ pub async fn interactive(settings: &Settings, args: &ObserveArgs) -> Result<u8, 
         polling: false,
         generation: 0,
         narration: None,
+        checkpoint,
     };
     if let Some(at) = &args.at {
         obs.at = resolve_at(&obs.o, Some(at))?;
@@ -487,7 +720,11 @@ pub async fn interactive(settings: &Settings, args: &ObserveArgs) -> Result<u8, 
     let mut terminal = crate::tui::init_terminal().map_err(|e| WatchError::Usage(e.to_string()))?;
     let r = observe_loop(&mut terminal, &mut obs, &mut signals, args.interval).await;
     crate::tui::restore();
-    r
+    match r {
+        // A first run with --checkpoint saves one even with nothing to check.
+        Ok(0) if args.checkpoint.is_some() || !obs.o.failures().is_empty() => obs.finish(),
+        r => r,
+    }
 }
 
 async fn observe_loop(
@@ -555,8 +792,10 @@ async fn observe_loop(
                     match answer {
                         Ok((events, total)) => {
                             s.app.connection_error = None;
-                            let more = !events.is_empty() && (s.o.events.len() + events.len()) < usize::try_from(total).unwrap_or(0);
-                            if !events.is_empty() || s.generation == 0 {
+                            let more = !events.is_empty() && s.live.as_ref().is_some_and(Live::behind);
+                            let stopped = s.live.as_ref().is_some_and(|l| l.stopped().is_some())
+                                && s.o.stopped.is_none();
+                            if !events.is_empty() || s.generation == 0 || stopped {
                                 s.fold(events);
                                 s.generation = s.generation.max(1);
                                 if more {
@@ -574,8 +813,7 @@ async fn observe_loop(
                             if more {
                                 // A long trail: the next pages at once.
                                 if let Some(l) = s.live.as_mut() {
-                                    l.poll();
-                                    s.polling = true;
+                                    s.polling = l.poll();
                                 }
                             }
                         }
@@ -589,8 +827,7 @@ async fn observe_loop(
             _ = tick.tick(), if s.o.judged_now(s.at) => Action::None,
             _ = poll.tick() => {
                 if !s.polling && let Some(l) = s.live.as_mut() {
-                    l.poll();
-                    s.polling = true;
+                    s.polling = l.poll();
                 }
                 Action::None
             }

@@ -20,14 +20,10 @@ use crate::broker::{BrokerClient, ClientError};
 const LIVE_CONCURRENCY: usize = 8;
 
 /// Audit pages are fetched this many events at a time (the broker's maximum).
-const AUDIT_PAGE: i64 = 1000;
-/// At most this many audit events are fetched for one view.
-const AUDIT_MAX: usize = 200_000;
-/// …and at most about this many bytes of them (events from a broker that
-/// does not cap what clients plant in details can be large).
-const AUDIT_MAX_BYTES: usize = 64 << 20;
+pub const AUDIT_PAGE: i64 = 1000;
 
-pub use crate::protocol::{AppInfo, Call, Command, Event, Outcome, Secret};
+pub use crate::protocol::{AppInfo, AuditRead, Call, Command, Event, Outcome, ReadCap, Secret};
+use crate::rules::chain::Chain;
 
 /// How the worker reaches and authenticates to the broker.
 #[derive(Clone)]
@@ -36,6 +32,8 @@ pub struct WorkerConfig {
     pub admin_secret: Option<Secret>,
     /// Client id and secret of an existing app (external brokers).
     pub app_credentials: Option<(String, Secret)>,
+    /// How much one reading of the audit trail may take.
+    pub audit_cap: ReadCap,
 }
 
 impl fmt::Debug for WorkerConfig {
@@ -47,6 +45,7 @@ impl fmt::Debug for WorkerConfig {
                 "app_credentials",
                 &self.app_credentials.as_ref().map(|(id, _)| id),
             )
+            .field("audit_cap", &self.audit_cap)
             .finish()
     }
 }
@@ -343,6 +342,21 @@ impl Worker {
             let page = timed(calls, self.client().audit_events(&admin, &q)).await?;
             total = page.total;
             let got = page.events.len();
+            // A page that does not continue the one before (the same events
+            // again, ids going back) ends this batch: the reader names it
+            // when it asks again.
+            let continues = match (events.last(), page.events.first()) {
+                (Some(last), Some(first)) => {
+                    let n = |id: &str| crate::rules::chain::id_number(id);
+                    n(&last.id)
+                        .zip(n(&first.id))
+                        .is_some_and(|(a, b)| b == a + 1)
+                }
+                _ => true,
+            };
+            if !continues {
+                break;
+            }
             events.extend(page.events);
             if got == 0 || (offset + events.len()) as i64 >= total {
                 break;
@@ -351,31 +365,260 @@ impl Worker {
         Ok((events, total))
     }
 
-    async fn audit(&self, calls: &mut Vec<Call>) -> Result<Vec<AuditEvent>, ClientError> {
+    /// The audit trail for the explorer's view and `audit` step: the whole
+    /// trail when it fits the cap, else the newest events that do (said so).
+    async fn audit(&self, calls: &mut Vec<Call>) -> Result<AuditRead, ClientError> {
         let admin = self.admin_token(calls).await?;
-        let mut events: Vec<AuditEvent> = Vec::new();
-        let mut bytes = 0usize;
-        loop {
-            let q = AuditQuery {
-                limit: Some(AUDIT_PAGE),
-                offset: Some(events.len() as i64),
-                ..AuditQuery::default()
-            };
-            let page = timed(calls, self.client().audit_events(&admin, &q)).await?;
-            let got = page.events.len();
-            bytes += page
-                .events
-                .iter()
-                .map(|e| e.detail.len() + e.agent_id.len() + e.resource.len() + 256)
-                .sum::<usize>();
-            events.extend(page.events);
-            if got == 0
-                || events.len() as i64 >= page.total
-                || events.len() >= AUDIT_MAX
-                || bytes >= AUDIT_MAX_BYTES
-            {
-                return Ok(events);
+        let cap = self.cfg.audit_cap;
+        let page = |offset: usize| AuditQuery {
+            limit: Some(AUDIT_PAGE),
+            offset: Some(offset as i64),
+            ..AuditQuery::default()
+        };
+        let c = self.client();
+        let head = timed(calls, c.audit_events(&admin, &page(0))).await?;
+        let total = usize::try_from(head.total).unwrap_or(0);
+        let start = total.saturating_sub(cap.events);
+        let mut paging = Paging::new(cap, start);
+        let mut events = Vec::new();
+        if start == 0 {
+            events.extend(
+                paging
+                    .take(head.events, head.total)
+                    .into_iter()
+                    .map(|(e, _)| e),
+            );
+        }
+        let mut asked = 1;
+        while (start > 0 && asked == 1) || paging.more() {
+            if asked >= Paging::max_pages(cap) {
+                paging.give_up(asked);
+                break;
+            }
+            asked += 1;
+            let p = timed(calls, c.audit_events(&admin, &page(paging.next()))).await?;
+            events.extend(paging.take(p.events, p.total).into_iter().map(|(e, _)| e));
+        }
+        Ok(AuditRead {
+            events,
+            total: paging.total(),
+            first: start,
+            stopped: paging.stopped().map(str::to_string),
+        })
+    }
+}
+
+/// One reading of the audit trail, page by page, checked as it comes: the
+/// chain's rules ([`crate::rules::chain`]: ids that continue one by one,
+/// hashes, links), the broker's `total`, and the cap. It stops — and says
+/// why — at the first event that breaks the rules, when the broker's pages
+/// do not add up to its `total`, or at the cap. The explorer's audit view,
+/// `observe` (live and `--print`) and `audit dump` all read through it, so
+/// a broker that keeps sending pages cannot keep any of them reading.
+#[derive(Debug, Clone)]
+pub struct Paging {
+    cap: ReadCap,
+    chain: Chain,
+    /// Events taken, and their weight.
+    read: usize,
+    bytes: usize,
+    /// The trail's position of the first event read.
+    first: usize,
+    total: i64,
+    stop: Option<String>,
+}
+
+impl Paging {
+    /// A reading from position `first` of the trail on.
+    pub fn new(cap: ReadCap, first: usize) -> Paging {
+        Paging {
+            cap,
+            chain: Chain::new(),
+            read: 0,
+            bytes: 0,
+            first,
+            total: 0,
+            stop: None,
+        }
+    }
+
+    /// The most requests one reading makes: a broker sends full pages, so
+    /// this is far more than an honest trail within the cap needs.
+    pub fn max_pages(cap: ReadCap) -> usize {
+        cap.events / 100 + 10
+    }
+
+    /// Takes a page: its events up to the first that breaks the rules
+    /// (that one included, so the reader sees the break) and within the
+    /// cap, each with whether its hash matched.
+    pub fn take(&mut self, events: Vec<AuditEvent>, total: i64) -> Vec<(AuditEvent, bool)> {
+        self.total = total;
+        if self.stop.is_some() {
+            return Vec::new();
+        }
+        if events.is_empty() {
+            if (self.next() as i64) < total {
+                self.stop = Some(format!(
+                    "the broker says its trail holds {total} events but sends none after the first {}: its total does not hold",
+                    self.next()
+                ));
+            }
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            if self.read >= self.cap.events || self.bytes >= self.cap.bytes {
+                self.stop = Some(self.cap_words());
+                break;
+            }
+            let ok = e.as_ref().hash_matches();
+            self.bytes += ReadCap::weight(&e);
+            self.read += 1;
+            let broke = self
+                .chain
+                .push(&e.id, &e.hash, &e.prev_hash, ok)
+                .map(|b| b.words());
+            out.push((e, ok));
+            if let Some(b) = broke {
+                self.stop = Some(format!("stopped reading: the audit hash chain is {b}"));
+                break;
             }
         }
+        if self.stop.is_none()
+            && (self.read >= self.cap.events || self.bytes >= self.cap.bytes)
+            && (self.next() as i64) < total
+        {
+            self.stop = Some(self.cap_words());
+        }
+        out
+    }
+
+    fn cap_words(&self) -> String {
+        format!(
+            "stopped reading at the cap of {} events ({} MiB) with {} read: the broker says it holds {}",
+            self.cap.events,
+            self.cap.bytes >> 20,
+            self.read,
+            self.total
+        )
+    }
+
+    /// Stops after `asked` requests that did not reach the end.
+    pub fn give_up(&mut self, asked: usize) {
+        if self.stop.is_none() {
+            self.stop = Some(format!(
+                "stopped reading after {asked} requests with {} events read: the broker's pages do not reach its total of {}",
+                self.read, self.total
+            ));
+        }
+    }
+
+    /// Why the reading stopped before the end of the trail.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stop.as_deref()
+    }
+
+    /// Whether there is more to read (the broker's total not reached, and no stop).
+    pub fn more(&self) -> bool {
+        self.stop.is_none() && (self.next() as i64) < self.total
+    }
+
+    /// The trail's position of the next event to ask for.
+    pub fn next(&self) -> usize {
+        self.first + self.read
+    }
+
+    /// The broker's `total` on the last page.
+    pub fn total(&self) -> i64 {
+        self.total
+    }
+
+    /// The chain check over what was read.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    pub fn cap(&self) -> ReadCap {
+        self.cap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: usize) -> Vec<AuditEvent> {
+        let mut prev = crate::rules::chain::GENESIS_PREV.to_string();
+        (1..=n)
+            .map(|i| {
+                let mut e = AuditEvent {
+                    id: format!("evt-{i:06}"),
+                    prev_hash: prev.clone(),
+                    ..AuditEvent::default()
+                };
+                e.hash = e.compute_hash();
+                prev = e.hash.clone();
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn paging_reads_an_honest_trail_to_its_total() {
+        let t = chain(25);
+        let mut p = Paging::new(ReadCap::DEFAULT, 0);
+        assert_eq!(p.take(t[..10].to_vec(), 25).len(), 10);
+        assert!(p.more());
+        assert_eq!(p.next(), 10);
+        assert_eq!(p.take(t[10..].to_vec(), 25).len(), 15);
+        assert!(!p.more());
+        assert_eq!(p.stopped(), None);
+        // A quiet broker: empty pages at the total are no lie.
+        assert!(p.take(Vec::new(), 25).is_empty());
+        assert_eq!(p.stopped(), None);
+    }
+
+    #[test]
+    fn paging_stops_at_a_total_that_does_not_hold() {
+        let mut p = Paging::new(ReadCap::DEFAULT, 0);
+        p.take(chain(5), 9);
+        assert!(p.take(Vec::new(), 9).is_empty());
+        let why = p.stopped().unwrap();
+        assert!(
+            why.contains("holds 9 events but sends none after the first 5"),
+            "{why}"
+        );
+        assert!(!p.more());
+    }
+
+    #[test]
+    fn paging_stops_at_the_first_break_keeping_that_event() {
+        let t = chain(6);
+        let mut p = Paging::new(ReadCap::DEFAULT, 0);
+        p.take(t[..3].to_vec(), 100);
+        // The same events again: kept up to the first repeat, then nothing.
+        let got = p.take(t[2..].to_vec(), 100);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0.id, "evt-000003");
+        assert!(p.stopped().unwrap().contains("the id repeats"));
+        assert!(p.take(t[3..].to_vec(), 100).is_empty());
+        assert!(!p.more());
+    }
+
+    #[test]
+    fn paging_stops_at_the_cap() {
+        let t = chain(30);
+        let mut p = Paging::new(ReadCap::events(12), 0);
+        let got =
+            p.take(t[..10].to_vec(), 1_000_000).len() + p.take(t[10..20].to_vec(), 1_000_000).len();
+        assert_eq!(got, 12);
+        let why = p.stopped().unwrap();
+        assert!(why.contains("at the cap of 12 events"), "{why}");
+        assert!(why.contains("the broker says it holds 1000000"), "{why}");
+        // Exactly the cap, and the trail ends there: no stop.
+        let mut p = Paging::new(ReadCap::events(10), 0);
+        p.take(t[..10].to_vec(), 10);
+        assert_eq!(p.stopped(), None);
+        assert!(Paging::max_pages(ReadCap::DEFAULT) >= ReadCap::DEFAULT.events / 1000);
     }
 }

@@ -542,7 +542,7 @@ async fn import_audit_export_live(mode: Mode) {
     );
     replay.command(Command::Audit).await.unwrap();
     let s = screen(&replay, &mut view);
-    assert!(s.contains("✓ hash chain verified end to end over"), "{s}");
+    assert!(s.contains("✓ hash chain consistent over"), "{s}");
     type_text(&replay, &mut view, "attenuation");
     let s = screen(&replay, &mut view);
     assert!(s.contains("delegation_attenuation_violation denied"), "{s}");

@@ -192,6 +192,7 @@ async fn calls_carry_the_real_status() {
         client,
         admin_secret: None,
         app_credentials: None,
+        audit_cap: Default::default(),
     });
     let id = w.send(Command::Release {
         token: 0,

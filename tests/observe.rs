@@ -352,7 +352,7 @@ fn print_json_has_the_specified_fields_and_exits_0() {
     let summary = v.last().unwrap();
     assert_eq!(summary["kind"], "summary");
     assert_eq!(summary["events"], 136);
-    assert_eq!(summary["hash_chain"], "ok");
+    assert_eq!(summary["hash_chain"], "consistent");
     assert_eq!(summary["first_broken"], Value::Null);
     assert_eq!(
         summary["nodes"],
@@ -622,7 +622,7 @@ async fn a_live_broker_is_observed_and_dumped() {
         "hop 2 hangs under the hop 1 that carries write"
     );
     assert_eq!(v.iter().filter(|l| l["kind"] == "denied").count(), 1);
-    assert_eq!(v.last().unwrap()["hash_chain"], "ok");
+    assert_eq!(v.last().unwrap()["hash_chain"], "consistent");
     assert_eq!(offline.0, 0, "{}", offline.2);
     let body = |s: &str| {
         s.lines()

@@ -410,7 +410,7 @@ fn audit_scenario_counts_events_and_checks_the_hash_chain() {
         "{out}"
     );
     assert!(out.contains(
-        "✓ 1 matching delegation_attenuation_violation event of 11 (want count=1); hash chain verified end to end over 11 events"
+        "✓ 1 matching delegation_attenuation_violation event of 11 (want count=1); hash chain consistent over 11 events from the broker's first (evt-000001) — an unkeyed hash chain proves consistency, not authenticity"
     ), "{out}");
     assert!(out.contains("6 expectations: 6 held, 0 failed"), "{out}");
     // A count that does not hold fails the run (exit 1) and says what was found.
@@ -424,7 +424,7 @@ fn audit_scenario_counts_events_and_checks_the_hash_chain() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains(
-        "✗ 0 matching token_revoked events of 12 (want count>=1); hash chain verified end to end over 12 events"
+        "✗ 0 matching token_revoked events of 12 (want count>=1); hash chain consistent over 12 events from the broker's first (evt-000001) — an unkeyed hash chain proves consistency, not authenticity"
     ), "{}", stdout(&o));
 }
 

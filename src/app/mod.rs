@@ -12,6 +12,7 @@ use ed25519_dalek::VerifyingKey;
 use crate::broker::types::{AuditEvent, ChainBreak, RevokeLevel, verify_audit_chain};
 use crate::broker::{BrokerError, ClientError};
 use crate::jwt::{self, Claims, Verification};
+use crate::protocol::AuditRead;
 use crate::scope;
 use crate::worker::{AppInfo, Call, Event, Outcome};
 
@@ -73,36 +74,94 @@ pub enum ImportError {
     TooLarge(usize),
 }
 
-/// The broker's audit trail as last fetched, with the hash chain checked.
+/// The broker's audit trail as last fetched, with the hash chain checked
+/// (by [`crate::rules::chain`]) and what of the trail it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditTrail {
     pub at: i64,
     pub events: Vec<AuditEvent>,
-    /// The first broken link, if any (checked end to end, unfiltered).
+    /// The first broken link, if any (checked over the events read, unfiltered).
     pub chain: Result<(), ChainBreak>,
+    /// The broker's `total` (`None`: not known, e.g. observe's window).
+    pub total: Option<i64>,
+    /// Events of the trail before the first one here.
+    pub first: usize,
+    /// Why the read stopped before the end of the trail, if it did.
+    pub stopped: Option<String>,
 }
 
 impl AuditTrail {
-    pub fn new(events: Vec<AuditEvent>, at: i64) -> AuditTrail {
-        let chain = verify_audit_chain(&events);
-        AuditTrail { at, events, chain }
+    pub fn new(read: AuditRead, at: i64) -> AuditTrail {
+        let chain = verify_audit_chain(&read.events);
+        AuditTrail {
+            at,
+            events: read.events,
+            chain,
+            total: Some(read.total),
+            first: read.first,
+            stopped: read.stopped,
+        }
     }
 
-    /// The hash-chain check in words.
+    /// Whether these are the broker's whole trail (from its offset 0 to
+    /// its `total`, nothing skipped or cut; whether that starts at the
+    /// broker's first event is for [`AuditTrail::chain_words`] to say).
+    pub fn whole(&self) -> bool {
+        self.first == 0
+            && self.stopped.is_none()
+            && self.total.is_some_and(|t| self.events.len() as i64 >= t)
+    }
+
+    /// "first N of M" / "newest N of M" / "events A…B of M" when the
+    /// events are not the whole trail (with why the read stopped).
+    pub fn cut_words(&self) -> Option<String> {
+        if self.whole() {
+            return None;
+        }
+        let n = self.events.len();
+        let of = match self.total {
+            Some(t) => format!("{t}"),
+            None => "?".into(),
+        };
+        let part = match self.total {
+            Some(t) if self.first > 0 && (self.first + n) as i64 >= t => {
+                format!("the newest {n} of {of} events")
+            }
+            _ if self.first > 0 => format!("events {}…{} of {of}", self.first + 1, self.first + n),
+            _ => format!("the first {n} of {of} events"),
+        };
+        Some(match &self.stopped {
+            Some(why) => format!("{part} ({why})"),
+            None => part,
+        })
+    }
+
+    /// [`AuditTrail::chain_words`], short enough for one line of a view.
+    pub fn chain_short(&self) -> (bool, String) {
+        match &self.chain {
+            Ok(()) => (
+                true,
+                crate::rules::chain::consistent_short(
+                    self.events.len(),
+                    self.events.first().map(|e| e.id.as_str()),
+                ),
+            ),
+            Err(b) => (false, b.words()),
+        }
+    }
+
+    /// The hash-chain check in words: what a chain that checks out proves
+    /// (consistency, not authenticity), or where it first breaks.
     pub fn chain_words(&self) -> (bool, String) {
         match &self.chain {
             Ok(()) => (
                 true,
-                format!("verified end to end over {} events", self.events.len()),
+                crate::rules::chain::consistent_words(
+                    self.events.len(),
+                    self.events.first().map(|e| e.id.as_str()),
+                ),
             ),
-            Err(ChainBreak::BadHash { id, .. }) => (
-                false,
-                format!("BROKEN at {id}: its hash does not match its contents"),
-            ),
-            Err(ChainBreak::BadLink { id, .. }) => (
-                false,
-                format!("BROKEN at {id}: its prev_hash is not the previous event's hash"),
-            ),
+            Err(b) => (false, b.words()),
         }
     }
 }
@@ -1006,7 +1065,7 @@ impl App {
             }
             Outcome::Audit(r) => {
                 self.audit = Some(match r {
-                    Ok(events) => Ok(AuditTrail::new(events.clone(), now)),
+                    Ok(read) => Ok(AuditTrail::new(read.clone(), now)),
                     Err(e) => Err(e.to_string()),
                 });
             }
@@ -1513,6 +1572,61 @@ mod tests {
         assert_eq!(app.status(a, unix_now()), TokenStatus::RenewedAway);
         assert_eq!(app.status(new, unix_now()), TokenStatus::Valid);
         assert_eq!(app.tokens[a].label.as_deref(), Some("a (before renewal)"));
+    }
+
+    fn read(ids: std::ops::RangeInclusive<usize>, total: i64, stopped: Option<&str>) -> AuditRead {
+        let mut prev = crate::rules::chain::GENESIS_PREV.to_string();
+        let events: Vec<AuditEvent> = (1..=*ids.end())
+            .map(|i| {
+                let mut e = AuditEvent {
+                    id: format!("evt-{i:06}"),
+                    prev_hash: prev.clone(),
+                    ..AuditEvent::default()
+                };
+                e.hash = e.compute_hash();
+                prev = e.hash.clone();
+                e
+            })
+            .skip(*ids.start() - 1)
+            .collect();
+        AuditRead {
+            events,
+            total,
+            first: *ids.start() - 1,
+            stopped: stopped.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn an_audit_trail_says_which_part_of_the_broker_s_it_is() {
+        let whole = AuditTrail::new(read(1..=5, 5, None), 0);
+        assert!(whole.whole());
+        assert_eq!(whole.cut_words(), None);
+        let (ok, w) = whole.chain_words();
+        assert!(
+            ok && w.starts_with("consistent over 5 events from the broker's first"),
+            "{w}"
+        );
+        let newest = AuditTrail::new(read(96..=100, 100, None), 0);
+        assert_eq!(
+            newest.cut_words().as_deref(),
+            Some("the newest 5 of 100 events")
+        );
+        let (ok, w) = newest.chain_words();
+        assert!(
+            ok && w.contains("from evt-000096 — the trail does not start"),
+            "{w}"
+        );
+        let first = AuditTrail::new(read(1..=5, 100, Some("stopped at the cap")), 0);
+        assert_eq!(
+            first.cut_words().as_deref(),
+            Some("the first 5 of 100 events (stopped at the cap)")
+        );
+        let mut genesis = read(1..=2, 2, None);
+        genesis.events[0].prev_hash.clear();
+        genesis.events[0].hash = genesis.events[0].compute_hash();
+        let (ok, w) = AuditTrail::new(genesis, 0).chain_words();
+        assert!(!ok && w.contains("64 zeros"), "{w}");
     }
 }
 

@@ -273,34 +273,18 @@ impl AuditRef<'_> {
     }
 }
 
-/// The first place an audit hash chain breaks, if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChainBreak {
-    /// `events[index].hash` does not match its recomputed value.
-    BadHash { index: usize, id: String },
-    /// `events[index].prev_hash` is not `events[index-1].hash`.
-    BadLink { index: usize, id: String },
-}
+/// The first place an audit hash chain breaks (spec §10.3), by the one
+/// rule in [`crate::rules::chain`].
+pub use crate::rules::chain::{Break as ChainBreak, Fault as ChainFault};
 
-/// Verifies a contiguous, unfiltered run of audit events. When the run starts
-/// at `evt-000001`, its `prev_hash` must be 64 zeros.
+/// Checks a contiguous, unfiltered run of audit events by the rules of
+/// [`crate::rules::chain`]: hashes, links, the genesis `prev_hash` (64 zeros
+/// at `evt-000001`) and ids that continue one by one.
 pub fn verify_audit_chain(events: &[AuditEvent]) -> Result<(), ChainBreak> {
-    for (i, e) in events.iter().enumerate() {
-        if !e.as_ref().hash_matches() {
-            return Err(ChainBreak::BadHash {
-                index: i,
-                id: e.id.clone(),
-            });
-        }
-        let link_ok = match i {
-            0 => e.id != "evt-000001" || e.prev_hash == "0".repeat(64),
-            _ => e.prev_hash == events[i - 1].hash,
-        };
-        if !link_ok {
-            return Err(ChainBreak::BadLink {
-                index: i,
-                id: e.id.clone(),
-            });
+    let mut chain = crate::rules::chain::Chain::new();
+    for e in events {
+        if let Some(b) = chain.push(&e.id, &e.hash, &e.prev_hash, e.as_ref().hash_matches()) {
+            return Err(b.clone());
         }
     }
     Ok(())
@@ -541,9 +525,10 @@ mod tests {
         tampered.detail = "edited".into();
         assert_eq!(
             verify_audit_chain(&[a.clone(), tampered]),
-            Err(ChainBreak::BadHash {
+            Err(ChainBreak {
                 index: 1,
-                id: "evt-000002".into()
+                id: "evt-000002".into(),
+                fault: ChainFault::Hash
             })
         );
         let mut relinked = b;
@@ -551,9 +536,10 @@ mod tests {
         relinked.hash = relinked.compute_hash();
         assert_eq!(
             verify_audit_chain(&[a, relinked]),
-            Err(ChainBreak::BadLink {
+            Err(ChainBreak {
                 index: 1,
-                id: "evt-000002".into()
+                id: "evt-000002".into(),
+                fault: ChainFault::Link
             })
         );
     }

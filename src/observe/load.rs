@@ -134,7 +134,14 @@ fn read_stream(
         reader.join()
     });
     match result {
-        Ok(Ok(())) => {}
+        Ok(Ok(claim)) => {
+            if let Some(c) = claim {
+                obs.total = Some(super::integrity::Total {
+                    claimed: c.total,
+                    reached: c.reached,
+                });
+            }
+        }
         Ok(Err(Failure::Io(source))) => {
             return Err(LoadError::Read {
                 file: name.to_string(),
@@ -168,12 +175,13 @@ fn read_blocks(
     r: &mut (dyn Read + Send),
     tx: std::sync::mpsc::SyncSender<(Block, usize)>,
     block: usize,
-) -> Result<(), Failure> {
+) -> Result<Option<Claim>, Failure> {
     let mut sc = Scanner::default();
     // `buf` holds the file from byte `base` on.
     let mut buf: Vec<u8> = Vec::with_capacity(block * 2);
     let mut base = 0usize;
     let mut eof = false;
+    let mut claim = None;
     while !eof {
         // Fill a whole block (a pipe hands out little at a time).
         let have = buf.len();
@@ -193,7 +201,7 @@ fn read_blocks(
         buf.truncate(have + got);
         let spans = sc.scan(&buf, base).map_err(Failure::Bad)?;
         if eof {
-            sc.finish().map_err(Failure::Bad)?;
+            claim = sc.finish().map_err(Failure::Bad)?;
         }
         if let (Some(first), Some(last)) = (spans.first(), spans.last()) {
             let bytes = buf[first.start - base..last.end - base].to_vec();
@@ -203,7 +211,7 @@ fn read_blocks(
                 .map_err(Failure::Bad)?;
             if tx.send((block, end)).is_err() {
                 // The folding side stopped: nothing more to do.
-                return Ok(());
+                return Ok(None);
             }
         }
         let keep = sc.keep_from();
@@ -217,7 +225,7 @@ fn read_blocks(
             }));
         }
     }
-    Ok(())
+    Ok(claim)
 }
 
 /// Parses the events of a block (`offset`: the block's first byte in the file).
@@ -243,7 +251,11 @@ fn parse_block<'a>(bytes: &'a [u8], offset: usize, spans: &[Span]) -> Result<Par
 
 /// Finds where each event starts and ends in a stream of JSON text: objects
 /// in a page's `events` array, in a bare top-level array, or at the top
-/// level themselves (JSON lines; pages concatenated).
+/// level themselves (JSON lines; pages concatenated). It also checks the
+/// JSON grammar outside strings as it goes — no elisions (`[,{…}]`, `,,`),
+/// no trailing commas, a comma between values, `:` after each key, valid
+/// literals — and one `events` (and `total`, `offset`) key per page, and
+/// reads each page's `total` and `offset` (see [`Claim`]).
 #[derive(Debug, Default)]
 struct Scanner {
     /// The next byte to look at (in the file).
@@ -252,8 +264,12 @@ struct Scanner {
     in_str: bool,
     esc: bool,
     str_start: usize,
-    /// The last string closed one level into a top-level object was `"events"`.
-    last_key_events: bool,
+    /// The string being read is a key of an object.
+    str_key: bool,
+    /// The last key closed one level into a top-level object.
+    last_key: Key,
+    /// Keys already seen in the top-level object (bits of [`Key`]).
+    keys_seen: u8,
     line: usize,
     line_start: usize,
     /// The top-level value being read: where it starts, whether it is an
@@ -265,7 +281,72 @@ struct Scanner {
     /// The event being read: where it starts, its line and column, and the
     /// depth it closes back to.
     elem: Option<(Span, usize)>,
+    /// The grammar state of each open object or array.
+    stack: Vec<Expect>,
+    /// A literal (number, true, false, null) being read, and where it began.
+    scalar: Option<(Vec<u8>, usize, usize)>,
+    /// The page being read: its `total`, its `offset`, its events so far.
+    page: (Option<u64>, Option<u64>, usize),
+    /// Events found in earlier top-level values.
+    before: usize,
+    /// The last page's claim.
+    claim: Option<Claim>,
 }
+
+/// What a page says about the trail: the broker's `total`, and how far the
+/// events read reach in its numbering (the page's `offset`, or the events
+/// before it in the file, plus its events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub total: u64,
+    pub reached: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Key {
+    #[default]
+    Other,
+    Events,
+    Total,
+    Offset,
+}
+
+impl Key {
+    fn bit(self) -> u8 {
+        match self {
+            Key::Other => 0,
+            Key::Events => 1,
+            Key::Total => 2,
+            Key::Offset => 4,
+        }
+    }
+}
+
+/// What may come next inside an object or array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// After `{`: a key or `}`.
+    KeyOrEnd,
+    /// After `,` in an object: a key.
+    Key,
+    /// After a key: `:`.
+    Colon,
+    /// After `:`: a value.
+    Member,
+    /// After `[`: a value or `]`.
+    ItemOrEnd,
+    /// After `,` in an array: a value.
+    Item,
+    /// After a value in an object.
+    ObjNext,
+    /// After a value in an array.
+    ArrNext,
+}
+
+/// Deeper than this is no audit trail.
+const MAX_DEPTH: usize = 512;
+/// No literal in a trail is longer.
+const MAX_LITERAL: usize = 64;
 
 impl Scanner {
     fn bad(&self, p: usize, why: impl Into<String>) -> Bad {
@@ -284,6 +365,58 @@ impl Scanner {
             Some((_, true, true)) => self.in_events && self.depth == 2,
             _ => false,
         }
+    }
+
+    /// Whether a value may start here (top level: always; values there are
+    /// separated by whitespace), and takes its place.
+    fn value(&mut self, p: usize) -> Result<(), Bad> {
+        let Some(top) = self.stack.last_mut() else {
+            return Ok(());
+        };
+        *top = match *top {
+            Expect::Member => Expect::ObjNext,
+            Expect::ItemOrEnd | Expect::Item => Expect::ArrNext,
+            Expect::ObjNext | Expect::ArrNext => {
+                return Err(self.bad(p, "a value without a comma before it"));
+            }
+            Expect::KeyOrEnd | Expect::Key => {
+                return Err(self.bad(p, "expected a key (a string in double quotes)"));
+            }
+            Expect::Colon => return Err(self.bad(p, "expected ':' after the key")),
+        };
+        Ok(())
+    }
+
+    /// The literal just ended: it must be a JSON number or true/false/null.
+    fn end_scalar(&mut self) -> Result<(), Bad> {
+        let Some((text, line, col)) = self.scalar.take() else {
+            return Ok(());
+        };
+        let bad = |why: String| Bad { line, col, why };
+        let t = std::str::from_utf8(&text).unwrap_or("");
+        if !matches!(t, "true" | "false" | "null") && !is_number(t) {
+            return Err(bad(format!(
+                "'{}' is not a JSON value",
+                String::from_utf8_lossy(&text).escape_debug()
+            )));
+        }
+        // A page's total and offset, one level into a top-level object.
+        if self.depth == 1 && matches!(self.top, Some((_, true, _))) {
+            let n = t.parse::<i64>().ok();
+            match self.last_key {
+                Key::Total => match n {
+                    Some(n) if n >= 0 => self.page.0 = Some(n as u64),
+                    _ => return Err(bad(format!("\"total\" is {t}, not a count of events"))),
+                },
+                // The broker echoes a negative offset as given; it reads it as 0.
+                Key::Offset => match n {
+                    Some(n) => self.page.1 = Some(n.max(0) as u64),
+                    None => return Err(bad(format!("\"offset\" is {t}, not a whole number"))),
+                },
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Scans `buf` (the file from `base` on) from where it stopped; returns
@@ -317,19 +450,70 @@ impl Scanner {
                     self.esc = true;
                 } else if c == b'"' {
                     self.in_str = false;
-                    if self.depth == 1 && matches!(self.top, Some((_, true, _))) {
-                        self.last_key_events = &buf[self.str_start - base..p - base] == b"events";
+                    if self.str_key {
+                        if let Some(top) = self.stack.last_mut() {
+                            *top = Expect::Colon;
+                        }
+                        if self.depth == 1 && matches!(self.top, Some((_, true, _))) {
+                            self.last_key = match &buf[self.str_start - base..p - base] {
+                                b"events" => Key::Events,
+                                b"total" => Key::Total,
+                                b"offset" => Key::Offset,
+                                _ => Key::Other,
+                            };
+                            let bit = self.last_key.bit();
+                            if self.keys_seen & bit != 0 {
+                                let name = &buf[self.str_start - base..p - base];
+                                return Err(Bad {
+                                    line: self.line + 1,
+                                    col: self.str_start - self.line_start,
+                                    why: format!(
+                                        "a second \"{}\" key in the same page (which one would count?)",
+                                        String::from_utf8_lossy(name)
+                                    ),
+                                });
+                            }
+                            self.keys_seen |= bit;
+                        }
                     }
                 }
                 continue;
             }
+            if self.scalar.is_some() {
+                match c {
+                    b' ' | b'\t' | b'\r' | b'\n' | b',' | b'}' | b']' | b':' | b'"' | b'{'
+                    | b'[' => self.end_scalar()?,
+                    _ => {
+                        if let Some((text, line, col)) = self.scalar.as_mut() {
+                            if text.len() >= MAX_LITERAL {
+                                return Err(Bad {
+                                    line: *line,
+                                    col: *col,
+                                    why: "a literal longer than any JSON number".into(),
+                                });
+                            }
+                            text.push(c);
+                        }
+                        continue;
+                    }
+                }
+            }
             match c {
                 b' ' | b'\t' | b'\r' | b'\n' => {}
+                0xEF if p == 0 => {
+                    return Err(self.bad(
+                        p,
+                        "the file starts with a UTF-8 byte-order mark; remove it (JSON has none: e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE)",
+                    ));
+                }
                 b'{' | b'[' => {
                     if self.depth == 0 {
                         self.top = Some((p, c == b'{', false));
                         self.top_at = (self.line + 1, p - self.line_start + 1);
                         self.in_events = false;
+                        self.keys_seen = 0;
+                        self.last_key = Key::Other;
+                        self.page = (None, None, 0);
                     } else if self.elem.is_none() && self.in_event_list() {
                         if c != b'{' {
                             return Err(self.bad(p, "expected an audit event object"));
@@ -342,48 +526,118 @@ impl Scanner {
                         };
                         self.elem = Some((span, self.depth));
                     }
+                    self.value(p)?;
                     if c == b'['
                         && self.depth == 1
                         && self.elem.is_none()
-                        && self.last_key_events
+                        && self.last_key == Key::Events
                         && let Some((s, true, _)) = self.top
                     {
                         self.top = Some((s, true, true));
                         self.in_events = true;
                     }
+                    if self.depth >= MAX_DEPTH {
+                        return Err(self.bad(p, "nested deeper than any audit trail"));
+                    }
                     self.depth += 1;
+                    self.stack.push(if c == b'{' {
+                        Expect::KeyOrEnd
+                    } else {
+                        Expect::ItemOrEnd
+                    });
                 }
                 b'}' | b']' => {
                     if self.depth == 0 {
                         return Err(self.bad(p, format!("unexpected '{}'", c as char)));
                     }
+                    match (c, self.stack.last()) {
+                        (b'}', Some(Expect::KeyOrEnd | Expect::ObjNext))
+                        | (b']', Some(Expect::ItemOrEnd | Expect::ArrNext)) => {}
+                        (b'}', Some(Expect::Key)) | (b']', Some(Expect::Item)) => {
+                            return Err(
+                                self.bad(p, format!("a trailing comma before '{}'", c as char))
+                            );
+                        }
+                        (b'}', Some(Expect::Colon | Expect::Member)) => {
+                            return Err(self.bad(p, "a key without a value"));
+                        }
+                        _ => {
+                            return Err(self.bad(
+                                p,
+                                format!("'{}' does not close what is open here", c as char),
+                            ));
+                        }
+                    }
+                    self.stack.pop();
                     self.depth -= 1;
                     if let Some((mut span, d)) = self.elem
                         && self.depth == d
                     {
                         span.end = p + 1;
                         out.push(span);
+                        self.page.2 += 1;
                         self.elem = None;
                     }
                     if c == b']' && self.depth == 1 {
                         self.in_events = false;
                     }
                     if self.depth == 0 {
-                        if let Some((start, true, false)) = self.top {
-                            // A top-level object that was not a page: one event.
-                            out.push(Span {
-                                start,
-                                end: p + 1,
-                                line: self.top_at.0,
-                                col: self.top_at.1,
-                            });
+                        match self.top {
+                            Some((start, true, false)) => {
+                                // A top-level object that was not a page: one event.
+                                out.push(Span {
+                                    start,
+                                    end: p + 1,
+                                    line: self.top_at.0,
+                                    col: self.top_at.1,
+                                });
+                                self.before += 1;
+                            }
+                            Some((_, true, true)) => {
+                                let (total, offset, n) = self.page;
+                                if let Some(total) = total {
+                                    let from = offset.unwrap_or(self.before as u64);
+                                    self.claim = Some(Claim {
+                                        total,
+                                        reached: from + n as u64,
+                                    });
+                                }
+                                self.before += n;
+                            }
+                            _ => self.before += self.page.2,
                         }
+                        self.page = (None, None, 0);
                         self.top = None;
                     }
                 }
+                b',' => match self.stack.last_mut() {
+                    Some(e @ Expect::ObjNext) => *e = Expect::Key,
+                    Some(e @ Expect::ArrNext) => *e = Expect::Item,
+                    Some(Expect::ItemOrEnd | Expect::Item) => {
+                        return Err(
+                            self.bad(p, "an empty element (a comma with no value before it)")
+                        );
+                    }
+                    Some(_) => return Err(self.bad(p, "unexpected ','")),
+                    None => {
+                        return Err(self.bad(
+                            p,
+                            "expected {\"events\":[…]} as the broker returns it, an array of events, or one event per line",
+                        ));
+                    }
+                },
+                b':' => match self.stack.last_mut() {
+                    Some(e @ Expect::Colon) => *e = Expect::Member,
+                    _ => return Err(self.bad(p, "unexpected ':'")),
+                },
                 b'"' => {
                     if self.depth == 0 || (self.elem.is_none() && self.in_event_list()) {
                         return Err(self.bad(p, "expected an audit event object"));
+                    }
+                    self.str_key =
+                        matches!(self.stack.last(), Some(Expect::KeyOrEnd | Expect::Key));
+                    if !self.str_key {
+                        self.value(p)?;
                     }
                     self.in_str = true;
                     self.str_start = p + 1;
@@ -394,21 +648,26 @@ impl Scanner {
                         "expected {\"events\":[…]} as the broker returns it, an array of events, or one event per line",
                     ));
                 }
-                _ if self.elem.is_none() && self.in_event_list() && c != b',' => {
+                _ if self.elem.is_none() && self.in_event_list() => {
                     return Err(self.bad(p, "expected an audit event object"));
                 }
-                _ => {}
+                _ => {
+                    self.value(p)?;
+                    self.scalar = Some((vec![c], self.line + 1, p - self.line_start + 1));
+                }
             }
         }
         Ok(out)
     }
 
-    /// At the end of the input: nothing may be left open.
-    fn finish(&self) -> Result<(), Bad> {
+    /// At the end of the input: nothing may be left open. Returns the last
+    /// page's claim about the trail.
+    fn finish(&mut self) -> Result<Option<Claim>, Bad> {
         if self.depth > 0 || self.in_str {
             return Err(self.bad(self.pos, "the file ends inside an event (cut short?)"));
         }
-        Ok(())
+        self.end_scalar()?;
+        Ok(self.claim)
     }
 
     /// The first byte still needed: the start of the event (or top-level
@@ -426,6 +685,42 @@ impl Scanner {
             from
         }
     }
+}
+
+/// A JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_number(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let s = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - s
+    };
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// serde_json appends " at line L column C"; the error names them already.
@@ -717,5 +1012,158 @@ mod tests {
         v.as_object_mut().unwrap().remove("prev_hash");
         let e = load(&v.to_string()).unwrap_err().to_string();
         assert!(e.contains("without \"prev_hash\" (evt-000001)"), "{e}");
+    }
+
+    fn err(text: &str) -> String {
+        load(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn elisions_and_trailing_commas_are_errors_with_their_place() {
+        let one = serde_json::to_string(&trail(1)[0]).unwrap();
+        let cases = [
+            (format!("[,{one}]"), "1:2:", "an empty element"),
+            (format!("[{one},,]"), "t.json:1:", "an empty element"),
+            (
+                format!("[{one},]"),
+                "t.json:1:",
+                "a trailing comma before ']'",
+            ),
+            (
+                format!("{{\"events\":[{one},]}}"),
+                "t.json:1:",
+                "a trailing comma before ']'",
+            ),
+            (
+                format!("{{\"events\":[{one}],}}"),
+                "t.json:1:",
+                "a trailing comma before '}'",
+            ),
+            (
+                format!("{{\"events\":[{one}] \"total\":1}}"),
+                "t.json:1:",
+                "without a comma",
+            ),
+            (
+                format!("{{\"events\":[{one} {one}]}}"),
+                "t.json:1:",
+                "without a comma",
+            ),
+            (
+                format!("{{\"events\" [{one}]}}"),
+                "t.json:1:",
+                "expected ':'",
+            ),
+            (
+                format!("{{\"events\":[{one}],\"total\":tru}}"),
+                "t.json:1:",
+                "not a JSON value",
+            ),
+            (
+                format!("{{\"events\":[{one}],\"total\":-3}}"),
+                "t.json:1:",
+                "not a count",
+            ),
+        ];
+        for (text, place, why) in cases {
+            let e = err(&text);
+            assert!(e.contains(place) && e.contains(why), "{text}\n→ {e}");
+        }
+        // The elision's place: line 3, column 2.
+        let e = err(&format!("{{\"events\":[\n{one},\n ,{one}]}}"));
+        assert!(e.starts_with("t.json:3:2:"), "{e}");
+    }
+
+    #[test]
+    fn a_second_events_or_total_key_is_an_error() {
+        let t = trail(2);
+        let a = serde_json::to_string(&t[..1]).unwrap();
+        let b = serde_json::to_string(&t[1..]).unwrap();
+        let e = err(&format!("{{\"events\":{a},\n \"events\":{b}}}"));
+        assert!(e.starts_with("t.json:2:"), "{e}");
+        assert!(e.contains("a second \"events\" key"), "{e}");
+        let e = err(&format!("{{\"total\":1,\"events\":{a},\"total\":2}}"));
+        assert!(e.contains("a second \"total\" key"), "{e}");
+        // A key named events deeper down is no page's.
+        let o = load(&format!("{{\"meta\":{{\"events\":1}},\"events\":{a}}}")).unwrap();
+        assert_eq!(o.events.len(), 1);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_named() {
+        let text = format!("\u{feff}{}", serde_json::to_string(&trail(1)).unwrap());
+        for step in [1, 2, 100_000] {
+            let mut o = Observed::new();
+            let mut r = Trickle(text.as_bytes(), step);
+            let e = read_stream(&mut r, text.len(), "t.json", &mut o, &mut |_, _| {})
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("t.json:1:1:"), "{e}");
+            assert!(
+                e.contains("the file starts with a UTF-8 byte-order mark; remove it"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn strict_reading_still_takes_what_the_broker_and_dump_write() {
+        let t = trail(3);
+        let pretty = serde_json::to_string_pretty(
+            &serde_json::json!({"events": t, "total": 3, "offset": 0, "limit": 100, "x": [1, -2.5e3, true, null, {}, []]}),
+        )
+        .unwrap();
+        let o = load(&pretty).unwrap();
+        assert_eq!(o.events.len(), 3);
+        assert_eq!(o.cut(), None);
+        assert!(
+            load("{\"events\":[]} {\"events\":[]}")
+                .unwrap_err()
+                .to_string()
+                .contains("no audit events")
+        );
+        assert!(is_number("0") && is_number("-12.5E+3") && !is_number("01") && !is_number("1."));
+    }
+
+    #[test]
+    fn a_cut_tail_is_told_by_the_total() {
+        let t = trail(5);
+        let page = |es: &[AuditEvent], total: u64, offset: Option<u64>| {
+            let mut v = serde_json::json!({"events": es, "total": total});
+            if let Some(o) = offset {
+                v["offset"] = o.into();
+            }
+            v.to_string()
+        };
+        // The dump's own total says 5; it holds 3.
+        let o = load(&page(&t[..3], 5, None)).unwrap();
+        assert_eq!(o.first_broken, None, "the chain alone cannot tell");
+        let cut = o.cut().unwrap();
+        assert!(
+            cut.contains("cut") && cut.contains("the last 2 are missing"),
+            "{cut}"
+        );
+        assert_eq!(o.failures(), vec![cut]);
+        // Pages one after another: the last page's offset and total.
+        let o = load(&format!(
+            "{}\n{}",
+            page(&t[..2], 5, Some(0)),
+            page(&t[2..], 5, Some(2))
+        ))
+        .unwrap();
+        assert_eq!(o.cut(), None);
+        let o = load(&format!(
+            "{}\n{}",
+            page(&t[..2], 5, None),
+            page(&t[2..4], 5, None)
+        ))
+        .unwrap();
+        assert!(o.cut().unwrap().contains("reach only 4"));
+        // More than the total says.
+        let o = load(&page(&t, 4, None)).unwrap();
+        assert!(o.cut().unwrap().contains("does not hold"));
+        // No total: nothing claimed.
+        let o = load(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(o.total, None);
     }
 }

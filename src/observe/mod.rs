@@ -10,6 +10,8 @@
 //! only candidate is taken as derived; a pick among several, or a status the
 //! trail cannot settle, is marked inferred, with why.
 
+pub mod checkpoint;
+pub mod integrity;
 pub mod load;
 pub mod merge;
 pub mod print;
@@ -268,27 +270,31 @@ impl Denial {
     }
 }
 
-/// The first place the hash chain breaks.
+/// The first place the hash chain breaks, by the rules of
+/// [`crate::rules::chain`] (the explorer's audit view uses the same).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broken {
     pub event: usize,
     pub id: String,
-    /// `hash` (the event's contents were changed) or `link` (its prev_hash
-    /// is not the previous event's hash).
+    /// `hash` (the event's contents were changed), `link` (its prev_hash
+    /// is not the previous event's hash), `genesis` (the broker's first
+    /// event without 64 zeros before it) or `order` (its id repeats, goes
+    /// back or skips).
     pub what: &'static str,
+    pub fault: crate::rules::chain::Fault,
 }
 
 impl Broken {
     pub fn words(&self) -> String {
-        match self.what {
-            "hash" => format!(
-                "BROKEN at {}: its hash does not match its contents",
-                self.id
-            ),
-            _ => format!(
-                "BROKEN at {}: its prev_hash is not the previous event's hash",
-                self.id
-            ),
+        self.to_break().words()
+    }
+
+    /// As the rules name it.
+    pub fn to_break(&self) -> crate::rules::chain::Break {
+        crate::rules::chain::Break {
+            index: self.event,
+            id: self.id.clone(),
+            fault: self.fault.clone(),
         }
     }
 }
@@ -316,10 +322,21 @@ pub struct Observed {
     /// Set while following a live trail: at its head, statuses are judged
     /// at this time (the wall clock), not at the last event's.
     pub now_ms: Option<i64>,
-    last_hash: Option<String>,
+    /// The chain check over the events folded ([`crate::rules::chain`]).
+    pub chain: crate::rules::chain::Chain,
     pub first_broken: Option<Broken>,
     /// Whether the first event was the broker's first (`evt-000001`).
     pub from_genesis: bool,
+    /// What the source says the trail holds (a page's or a dump's `total`)
+    /// and how far the events read reach (see [`integrity`]).
+    pub total: Option<integrity::Total>,
+    /// Why reading stopped before the end of the trail (a broker whose
+    /// pages do not add up, the read cap), if it did.
+    pub stopped: Option<String>,
+    /// A checkpoint's event id, and the hash seen there once folded.
+    pub watch: Option<(String, Option<String>)>,
+    /// The checkpoint's verdict ("matches checkpoint …", or why not).
+    pub checkpoint: Option<Result<String, String>>,
     /// The latest events whole (for the audit view), at most `keep` of them.
     pub recent: std::collections::VecDeque<crate::broker::types::AuditEvent>,
     keep: usize,
@@ -382,29 +399,22 @@ impl Observed {
     }
 
     fn check_chain(&mut self, k: usize, e: &AuditRef<'_>, hash_ok: Option<bool>) {
-        if k == 0 {
-            self.from_genesis = e.id == "evt-000001";
+        if let Some((id, seen @ None)) = &mut self.watch
+            && id.as_str() == e.id
+        {
+            *seen = Some(e.hash.to_string());
         }
-        if self.first_broken.is_none() {
-            let hash_ok = hash_ok.unwrap_or_else(|| e.hash_matches());
-            let link_ok = match &self.last_hash {
-                Some(prev) => prev == e.prev_hash,
-                None => e.id != "evt-000001" || e.prev_hash.bytes().all(|b| b == b'0'),
-            };
-            let what = match (hash_ok, link_ok) {
-                (false, _) => Some("hash"),
-                (true, false) => Some("link"),
-                _ => None,
-            };
-            if let Some(what) = what {
-                self.first_broken = Some(Broken {
-                    event: k,
-                    id: e.id.to_string(),
-                    what,
-                });
-            }
+        // After the first break nothing more is claimed: no need to hash.
+        let hash_ok = self.first_broken.is_some() || hash_ok.unwrap_or_else(|| e.hash_matches());
+        if let Some(b) = self.chain.push(e.id, e.hash, e.prev_hash, hash_ok) {
+            self.first_broken = Some(Broken {
+                event: k,
+                id: b.id.clone(),
+                what: b.what(),
+                fault: b.fault.clone(),
+            });
         }
-        self.last_hash = Some(e.hash.to_string());
+        self.from_genesis = self.chain.from_genesis();
     }
 
     fn apply(&mut self, k: usize, e: &AuditRef<'_>) {

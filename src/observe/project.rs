@@ -6,7 +6,7 @@
 
 use crate::app::{AgentEntry, App, AuditTrail, Known, TokenId, TokenKind, TokenStatus};
 use crate::broker::BrokerError;
-use crate::broker::types::{AuditEvent, ChainBreak, RevokeLevel};
+use crate::broker::types::{AuditEvent, RevokeLevel};
 use crate::jwt::{Claims, DelegRecord};
 
 use super::{EndHow, Liveness, NodeId, Observed, Status};
@@ -155,16 +155,7 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
         }
     }
     let chain = match &o.first_broken {
-        Some(b) if b.event <= at => Err(match b.what {
-            "hash" => ChainBreak::BadHash {
-                index: b.event,
-                id: b.id.clone(),
-            },
-            _ => ChainBreak::BadLink {
-                index: b.event,
-                id: b.id.clone(),
-            },
-        }),
+        Some(b) if b.event <= at => Err(b.to_break()),
         _ => Ok(()),
     };
     // `recent` are the trail's last events: those up to `at` are shown.
@@ -178,6 +169,9 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
         at: ms / 1000,
         events: shown,
         chain,
+        total: Some(at as i64 + 1),
+        first,
+        stopped: o.stopped.clone(),
     }));
     app
 }

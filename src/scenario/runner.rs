@@ -96,13 +96,29 @@ pub struct ProbeLine {
 /// The broker's audit trail as an `audit` step shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditReport {
-    /// Events the broker holds.
+    /// Events the broker holds (its `total`).
     pub total: usize,
+    /// Events read (fewer than `total` when the trail was longer than a
+    /// read takes: then the newest were read).
+    pub read: usize,
+    /// Events of the trail before the first one read.
+    pub first: usize,
+    /// "the newest N of M events (…)" when the events read are not the
+    /// whole trail.
+    pub cut: Option<String>,
     /// The matching events: (id, event type, agent, outcome, detail).
     pub events: Vec<AuditLine>,
-    /// `verified` or where the hash chain first breaks.
+    /// What the hash chain check says (consistent over …), or where it
+    /// first breaks.
     pub chain: String,
     pub chain_ok: bool,
+}
+
+impl AuditReport {
+    /// Whether the events read are the broker's whole trail.
+    pub fn whole(&self) -> bool {
+        self.cut.is_none()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -612,8 +628,16 @@ pub fn audit_report(app: &App, f: &AuditFilter) -> Option<AuditReport> {
         })
         .collect();
     let (chain_ok, chain) = trail.chain_words();
+    let read = trail.events.len();
     Some(AuditReport {
-        total: trail.events.len(),
+        total: trail
+            .total
+            .and_then(|t| usize::try_from(t).ok())
+            .unwrap_or(read)
+            .max(trail.first + read),
+        read,
+        first: trail.first,
+        cut: trail.cut_words(),
         events,
         chain,
         chain_ok,
@@ -753,7 +777,7 @@ mod tests {
                 &mut r,
                 &mut app,
                 &mut out,
-                event(99, Outcome::Audit(Ok(vec![])))
+                event(99, Outcome::Audit(Ok(Default::default())))
             )
             .is_none()
         );

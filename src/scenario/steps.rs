@@ -7,7 +7,7 @@ use super::runner::{
     Ctx, ExpectResult, Fate, Next, NotHeld, StepResult, audit_report, outcome_result, probe_table,
     token_view, worst,
 };
-use super::{ClaimCheck, Expectation, ImportSource, Status, StepKind};
+use super::{ClaimCheck, Cmp, Expectation, ImportSource, Status, StepKind};
 use crate::app::{App, TokenId, TokenStatus, unix_now};
 use crate::broker::types::RevokeLevel;
 use crate::scope;
@@ -493,13 +493,30 @@ fn expect_audit(app: &App, e: &Expectation, evs: Vec<Event>) -> Result<ExpectRes
     };
     let n = rep.events.len();
     let what = filter.event_type.as_deref().unwrap_or("audit");
+    let s = if n == 1 { "" } else { "s" };
+    let want = format!("want count{}{count}", cmp.as_str());
+    let Some(cut) = &rep.cut else {
+        return Ok(verdict(
+            cmp.holds(n, *count) && rep.chain_ok,
+            format!(
+                "{n} matching {what} event{s} of {} ({want}); hash chain {}",
+                rep.read, rep.chain
+            ),
+        ));
+    };
+    // Only part of the trail was read: the whole trail holds at least the
+    // n seen here, so `>=` can hold and `<=`/`=` can fail on it, nothing else.
+    let (ok, judged) = match cmp {
+        Cmp::Ge if n >= *count => (true, "judged on the events read: the rest can only add"),
+        Cmp::Le | Cmp::Eq if n > *count => {
+            (false, "judged on the events read: the rest can only add")
+        }
+        _ => (false, "cannot be judged: the events not read may hold more"),
+    };
     Ok(verdict(
-        cmp.holds(n, *count) && rep.chain_ok,
+        ok && rep.chain_ok,
         format!(
-            "{n} matching {what} event{} of {} (want count{}{count}); hash chain {}",
-            if n == 1 { "" } else { "s" },
-            rep.total,
-            cmp.as_str(),
+            "{n} matching {what} event{s} in {cut} ({want}; {judged}); hash chain {}",
             rep.chain
         ),
     ))

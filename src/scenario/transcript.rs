@@ -365,9 +365,16 @@ fn audit_text(a: &super::runner::AuditReport, out: &mut String) {
         out,
         "    audit: {} of {} events match · hash chain {}",
         a.events.len(),
-        a.total,
+        a.read,
         a.chain
     );
+    if let Some(cut) = &a.cut {
+        let _ = writeln!(
+            out,
+            "    audit: CUT — read {cut}; the broker holds {}",
+            a.total
+        );
+    }
     for e in &a.events {
         let _ = writeln!(
             out,
@@ -471,6 +478,10 @@ pub fn step_json(r: &StepReport) -> Value {
         })).collect::<Vec<_>>(),
         "audit": r.audit.as_ref().map(|a| json!({
             "total": a.total,
+            "read": a.read,
+            "first": a.first,
+            "whole": a.whole(),
+            "cut": a.cut,
             "chain_ok": a.chain_ok,
             "chain": a.chain,
             "events": a.events.iter().map(|e| json!({

@@ -1,6 +1,7 @@
 //! The audit view (`A`): the broker's audit events, filtered as the user
 //! types (event type, agent, task: substrings; an agent name matches its
-//! SPIFFE id), with the hash chain checked end to end over every event.
+//! SPIFFE id), with the hash chain checked over every event read, and —
+//! when the trail was longer than a read takes — which part of it this is.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
@@ -60,16 +61,23 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut AuditView, t: Theme
         .iter()
         .filter(|e| filter.matches(app, e, true))
         .collect();
-    let (ok, words) = trail.chain_words();
+    let (ok, words) = trail.chain_short();
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled(
-                format!("{} hash chain {words}", if ok { "✓" } else { "✗" }),
-                if ok { t.good() } else { t.bad() },
+                format!(" {} of {} events shown", shown.len(), trail.events.len()),
+                t.dim(),
             ),
             Span::styled(
-                format!(" · {} of {} events shown", shown.len(), trail.events.len()),
-                t.dim(),
+                match trail.cut_words() {
+                    Some(cut) => format!(" · CUT: {cut}"),
+                    None => String::new(),
+                },
+                t.warn(),
+            ),
+            Span::styled(
+                format!(" · {} hash chain {words}", if ok { "✓" } else { "✗" }),
+                if ok { t.good() } else { t.bad() },
             ),
         ])),
         chain_a,
@@ -137,11 +145,7 @@ fn event_lines(
     view.offset = view.offset.min(shown.len().saturating_sub(1));
     let first = view.offset.saturating_sub(h - 1);
     let w = list_a.width as usize;
-    let broken_id = match &trail.chain {
-        Err(crate::broker::types::ChainBreak::BadHash { id, .. })
-        | Err(crate::broker::types::ChainBreak::BadLink { id, .. }) => Some(id.as_str()),
-        Ok(()) => None,
-    };
+    let broken_id = trail.chain.as_ref().err().map(|b| b.id.as_str());
     shown
         .iter()
         .enumerate()

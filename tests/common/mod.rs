@@ -180,6 +180,7 @@ impl Env {
             admin_secret: Some(self.admin_secret.clone()),
             timeout: None,
             tls: self.tls_options.clone(),
+            audit_cap: Default::default(),
         }
     }
 

@@ -60,6 +60,9 @@ struct NodeLine<'a> {
     chain_hash: Option<&'a str>,
     app: Option<&'a str>,
     ended_by: Option<&'a str>,
+    /// Built from an event before the first break of the hash chain
+    /// (false: at or after it — nothing about it can be relied on).
+    consistent: bool,
 }
 
 #[derive(Serialize)]
@@ -111,9 +114,22 @@ struct Summary<'a> {
     /// (judged at the time of `as_of`).
     judged_at: &'static str,
     denied: usize,
+    /// `consistent` (what an unkeyed chain proves: not authenticity) or `broken`.
     hash_chain: &'static str,
+    /// The chain check in words.
+    chain: String,
     first_broken: Option<&'a str>,
     from_genesis: bool,
+    /// The `total` the source gave (a page's, a dump's), if any.
+    total: Option<u64>,
+    /// The events read do not reach that total.
+    tail_cut: bool,
+    /// `ok`, or `failed` (exit 1): a broken chain, a cut tail, a read that
+    /// stopped early, a checkpoint that does not match.
+    integrity: &'static str,
+    failures: Vec<String>,
+    /// "matches checkpoint …" or why not, with --checkpoint.
+    checkpoint: Option<&'a str>,
     notes: Vec<&'a str>,
 }
 
@@ -231,6 +247,7 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
                     .as_ref()
                     .filter(|e| e.event <= at)
                     .map(|e| id(e.event)),
+                consistent: o.consistent_at(n.event),
             },
         )?;
     }
@@ -265,6 +282,17 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
         )?;
     }
     let kind = |k: NodeKind| counts[k as usize];
+    let failures = o.failures();
+    let notes: Vec<String> = o
+        .integrity_notes()
+        .into_iter()
+        .chain(
+            o.notes
+                .iter()
+                .filter(|(k, _)| *k <= at)
+                .map(|(_, n)| n.clone()),
+        )
+        .collect();
     line(
         w,
         &Summary {
@@ -286,16 +314,19 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
             hash_chain: if o.first_broken.is_some() {
                 "broken"
             } else {
-                "ok"
+                "consistent"
             },
+            chain: o.chain_words(),
             first_broken: o.first_broken.as_ref().map(|b| b.id.as_str()),
             from_genesis: o.from_genesis,
-            notes: o
-                .notes
-                .iter()
-                .filter(|(k, _)| *k <= at)
-                .map(|(_, n)| n.as_str())
-                .collect(),
+            total: o.total.map(|t| t.claimed),
+            tail_cut: o.total.is_some_and(|t| t.reached < t.claimed),
+            integrity: if failures.is_empty() { "ok" } else { "failed" },
+            failures,
+            checkpoint: o.checkpoint.as_ref().map(|c| match c {
+                Ok(w) | Err(w) => w.as_str(),
+            }),
+            notes: notes.iter().map(String::as_str).collect(),
         },
     )
 }

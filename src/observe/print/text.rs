@@ -50,8 +50,14 @@ pub fn line(o: &Observed, i: NodeId, at: usize) -> String {
         Some(why) => format!(" IMPOSSIBLE: {why}"),
         None => String::new(),
     };
+    let after_break = match &o.first_broken {
+        Some(b) if !o.consistent_at(n.event) => {
+            format!(" ⚠ unverified: at or after the break at {}", b.id)
+        }
+        _ => String::new(),
+    };
     format!(
-        "n{i} {} [{}] {}{mark}{maybe} · {} {}{hop}{impossible}",
+        "n{i} {} [{}] {}{mark}{maybe} · {} {}{hop}{impossible}{after_break}",
         short(&o.agents[n.agent].spiffe),
         n.scope.join(" "),
         j.status.word(),
@@ -61,18 +67,22 @@ pub fn line(o: &Observed, i: NodeId, at: usize) -> String {
 }
 
 pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
-    let chain = match &o.first_broken {
-        None => format!("hash chain verified over {} events", o.events.len()),
-        Some(b) => b.words(),
-    };
     let s = &o.events[at];
-    writeln!(w, "as of {} · {} · {chain}", s.id, s.timestamp)?;
-    if !o.from_genesis {
-        writeln!(
-            w,
-            "note: the trail starts at {}, not the broker's first event",
-            o.events[0].id
-        )?;
+    writeln!(
+        w,
+        "as of {} · {} · hash chain {}",
+        s.id,
+        s.timestamp,
+        o.chain_words()
+    )?;
+    for f in o.failures() {
+        writeln!(w, "INTEGRITY: {f}")?;
+    }
+    if let Some(Ok(c)) = &o.checkpoint {
+        writeln!(w, "the trail {c}")?;
+    }
+    for n in o.integrity_notes() {
+        writeln!(w, "note: {n}")?;
     }
     for root in o.roots(at) {
         walk(o, root, at, w)?;
