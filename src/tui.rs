@@ -140,6 +140,9 @@ struct Others {
     merged: crate::observe::merge::Merged,
     offset: usize,
     polling: bool,
+    /// The same checks as observe's follower: ids that continue, the hash
+    /// chain, the broker's total, the read cap — it stops, saying why.
+    paging: crate::worker::Paging,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -327,7 +330,7 @@ impl Session {
             return;
         }
         let others = self.others.get_or_insert_with(Others::default);
-        if !others.polling {
+        if !others.polling && others.paging.stopped().is_none() {
             others.polling = true;
             self.driver.worker.send(Command::AuditSince {
                 offset: others.offset,
@@ -352,8 +355,9 @@ impl Session {
         others.polling = false;
         match result {
             Ok((events, total)) => {
+                let events = others.paging.take(events, total);
                 others.offset += events.len();
-                for e in &events {
+                for (e, hash_ok) in &events {
                     let e = e.as_ref();
                     if let Some(c) = self.confirming.as_mut()
                         && c.seen.is_none()
@@ -363,14 +367,20 @@ impl Session {
                     {
                         c.seen = Some(e.id.to_string());
                     }
-                    others.o.fold(&e, None);
+                    others.o.fold(&e, Some(*hash_ok));
                 }
                 let merged = crate::observe::merge::merge(
                     &mut self.driver.app,
                     &others.o,
                     &mut others.merged,
                 );
-                let more = (others.offset as i64) < total && !events.is_empty();
+                let more = others.paging.more() && !events.is_empty();
+                if let Some(why) = others.paging.stopped() {
+                    self.view.message = Some(format!(
+                        "other clients' chains: {} — no more of the trail is read",
+                        crate::text::visible(why)
+                    ));
+                }
                 if merged {
                     if self.view.message.as_deref() == Some(READING) {
                         self.view.message = Some(format!(

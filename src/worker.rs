@@ -428,6 +428,13 @@ pub struct Paging {
     stop: Option<String>,
 }
 
+impl Default for Paging {
+    /// A reading from the trail's start, within the default cap.
+    fn default() -> Paging {
+        Paging::new(ReadCap::DEFAULT, 0)
+    }
+}
+
 impl Paging {
     /// A reading from position `first` of the trail on.
     pub fn new(cap: ReadCap, first: usize) -> Paging {
