@@ -18,7 +18,7 @@ def check(what, ok, got=""):
         failures.append(f"{what}: {got}")
 
 
-check("summary last, hash chain ok", summary["kind"] == "summary" and summary["hash_chain"] == "ok", summary)
+check("summary last, hash chain consistent, integrity ok", summary["kind"] == "summary" and summary["hash_chain"] == "consistent" and summary["integrity"] == "ok", summary)
 regs = [n for n in nodes.values() if n["type"] == "registration"]
 dels = [n for n in nodes.values() if n["type"] == "delegation"]
 check("the SDK's agents are registration nodes with their jti", len(regs) >= 3 and all(n["jti"] for n in regs), len(regs))
