@@ -31,7 +31,7 @@ pub async fn run_who_can(
     expect_none: bool,
 ) -> Result<u8, WatchError> {
     let p = Pattern::parse(pattern).map_err(WatchError::Usage)?;
-    let o = gather(settings, src).await?;
+    let o = source(settings, src).await?;
     let at = resolve_at(&o, src.at.as_deref())?;
     let rows = who_can(&o, at, &p, all);
     let out = std::io::stdout().lock();
@@ -60,7 +60,7 @@ pub async fn run_what_if(
             "'{level}' is not a revocation level: token, agent, task or chain"
         ))
     })?;
-    let o = gather(settings, src).await?;
+    let o = source(settings, src).await?;
     let at = resolve_at(&o, src.at.as_deref())?;
     let target = resolve_target(&o, level, target).map_err(WatchError::Usage)?;
     let (effects, plan) = what_if(&o, at, level, &target);
@@ -72,6 +72,55 @@ pub async fn run_what_if(
     };
     finish(r.and_then(|()| out.flush()))?;
     Ok(u8::from(integrity_failed(&o)))
+}
+
+/// The trail a judgment reads: `--from`, a live broker, or `--script FILE`:
+/// the scenario replayed on a fresh embedded broker (so a team can judge
+/// its delegation design in CI before it ships), its trail read back. The
+/// script's own expectations are not judged here (`chainview --script`
+/// does that).
+async fn source(
+    settings: &Settings,
+    src: &ObserveArgs,
+) -> Result<crate::observe::Observed, WatchError> {
+    let Some(path) = &src.script else {
+        return gather(settings, src).await;
+    };
+    let usage = |e: String| WatchError::Usage(format!("--script {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| usage(e.to_string()))?;
+    let bytes = crate::scenario::read_at_most(file, crate::scenario::MAX_SCRIPT)
+        .map_err(|e| usage(e.to_string()))?
+        .ok_or_else(|| usage("larger than a script may be".into()))?;
+    let text = String::from_utf8(bytes).map_err(|_| usage("not UTF-8 text".into()))?;
+    let name = path.display().to_string();
+    let script =
+        crate::scenario::parse(&name, &text).map_err(|e| WatchError::Usage(e.to_string()))?;
+    let embedded = Settings {
+        broker_url: None,
+        ..settings.clone()
+    };
+    let mut replay = crate::scenario::replay::Replay::start(script, &embedded)
+        .await
+        .map_err(|e| WatchError::Broker(e.to_string()))?;
+    while replay.next().await.is_some() {}
+    let trail = Settings {
+        broker_url: Some(replay.target.url.clone()),
+        admin_secret: replay
+            .target
+            .worker
+            .admin_secret
+            .as_ref()
+            .map(|s| s.0.clone()),
+        ..settings.clone()
+    };
+    let from_broker = ObserveArgs {
+        from: None,
+        script: None,
+        ..src.clone()
+    };
+    let o = gather(&trail, &from_broker).await;
+    replay.finish().await;
+    o
 }
 
 /// The trail's integrity failures (a broken chain, a cut tail, ids that do
@@ -239,7 +288,7 @@ pub async fn run_check(
         }
         None => Baseline::default(),
     };
-    let o = gather(settings, src).await?;
+    let o = source(settings, src).await?;
     let at = resolve_at(&o, src.at.as_deref())?;
     let all = check(&o, at);
     let (accepted, counted): (Vec<_>, Vec<_>) = all

@@ -302,6 +302,10 @@ struct Source {
     /// Broker to read (or AGENTWRIT_BROKER_URL); needs AGENTWRIT_ADMIN_SECRET.
     #[arg(long, value_name = "URL", conflicts_with = "from")]
     broker: Option<String>,
+    /// Replay this scenario on a fresh embedded broker and judge its trail
+    /// (a delegation design checked in CI before it ships).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["from", "broker"])]
+    script: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -378,6 +382,7 @@ impl Source {
             interval: Duration::from_secs(2),
             no_color: true,
             checkpoint: None,
+            script: self.script.clone(),
         }
     }
 }
@@ -480,6 +485,7 @@ async fn run_observe(settings: Settings, args: ObserveCli) -> Result<u8> {
         interval: Duration::from_secs_f64(args.interval),
         no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         checkpoint: args.checkpoint,
+        script: None,
     };
     let mut settings = settings;
     if let Some(n) = args.max_events {

@@ -40,6 +40,9 @@ pub struct ObserveArgs {
     pub no_color: bool,
     /// `--checkpoint FILE`: checked against, advanced when the read passes.
     pub checkpoint: Option<PathBuf>,
+    /// The judgment commands' `--script FILE` (see `judging`); observe itself
+    /// reads a broker or `from`.
+    pub script: Option<PathBuf>,
 }
 
 /// Why observing stopped early; each has its exit code.

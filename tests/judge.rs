@@ -353,3 +353,64 @@ fn check_finds_each_rule_where_the_recorded_trail_plants_it() {
     let (code, _, _) = run(&["check", "--from", "/nonexistent/trail.json"]);
     assert_eq!(code, 2);
 }
+
+/// `--script FILE`: the scenario replayed on a fresh embedded broker and
+/// judged — the CI use (`.ci/run` runs these two).
+#[test]
+fn a_scenario_is_judged_before_it_ships() {
+    let deploy = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/scenarios/deploy.chainview"
+    );
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env_remove("AGENTWRIT_BROKER_URL")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, out) = run(&[
+        "check",
+        "--script",
+        deploy,
+        "--fail-on",
+        "error",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // No wildcard reaches the deployer, no chain at the limit, no self-delegation.
+    for rule in [
+        "wildcard-handed-down",
+        "chain-at-depth-limit",
+        "self-delegation",
+        "delegator-not-agent",
+    ] {
+        assert!(!lines.iter().any(|l| l["rule"] == rule), "{rule}: {out}");
+    }
+    // The hop tokens live on after the cleanup released their delegators.
+    assert!(
+        lines.iter().any(|l| l["rule"] == "outlives-delegator"),
+        "{out}"
+    );
+    let (code, out) = run(&["who-can", "admin:*:*", "--script", deploy, "--expect-none"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run(&[
+        "who-can",
+        "write:deploy:web-service",
+        "--script",
+        deploy,
+        "--expect-none",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let (code, _) = run(&["check", "--script", "/nonexistent.chainview"]);
+    assert_eq!(code, 2);
+}
