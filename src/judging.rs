@@ -366,3 +366,63 @@ pub async fn run_check(
         .is_some_and(|t| counted.iter().any(|f| f.severity >= t));
     Ok(u8::from(failing | integrity_failed(&o)))
 }
+
+/// `diff`: from the source as of `--at` (default its first event) to `--to`
+/// (default its last), or to the last event of `against`. Exit 1 with
+/// `fail_on_new_access` when any agent gained reach.
+pub async fn run_diff(
+    settings: &Settings,
+    src: &ObserveArgs,
+    to: Option<&str>,
+    against: Option<&std::path::Path>,
+    format: Format,
+    fail_on_new_access: bool,
+) -> Result<u8, WatchError> {
+    let a = source(settings, src).await?;
+    let at_a = match src.at.as_deref() {
+        Some(_) => resolve_at(&a, src.at.as_deref())?,
+        None if against.is_some() => resolve_at(&a, None)?,
+        None => 0,
+    };
+    let b = match against {
+        Some(p) => Some(crate::watch::read_file(p.to_path_buf()).await?),
+        None => None,
+    };
+    let (later, at_b) = match &b {
+        Some(b) => (b, resolve_at(b, to)?),
+        None => (&a, resolve_at(&a, to)?),
+    };
+    let changes = crate::judge::diff::diff(&a, at_a, later, at_b);
+    let out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(out);
+    let r = match format {
+        Format::Json => json_lines(&mut out, &changes),
+        Format::Text => {
+            let mut w = Visible::text(&mut out);
+            (|| {
+                writeln!(
+                    w,
+                    "from {} to {}{}:",
+                    a.events[at_a].id,
+                    later.events[at_b].id,
+                    if b.is_some() {
+                        " (the other trail)"
+                    } else {
+                        ""
+                    }
+                )?;
+                if changes.is_empty() {
+                    writeln!(w, "  nothing changed")?;
+                }
+                for c in &changes {
+                    writeln!(w, "  {:<12} {}", c.kind, c.message)?;
+                }
+                Ok(())
+            })()
+        }
+    };
+    finish(r.and_then(|()| out.flush()))?;
+    let gained = changes.iter().any(|c| c.kind == "gained");
+    let broken = integrity_failed(&a) | b.as_ref().is_some_and(integrity_failed);
+    Ok(u8::from((fail_on_new_access && gained) | broken))
+}

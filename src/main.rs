@@ -282,6 +282,11 @@ enum Command {
     /// revoked tokens presented … Exit 0, 1 when a finding not in the baseline
     /// is at or above --fail-on, 2 usage or malformed input, 3 unreachable.
     Check(CheckCli),
+    /// What changed between two points of a trail (--at A --to B; by default
+    /// its first and last events) or two trails (--from OLD --against NEW):
+    /// agents that gained or lost reach, chains that appeared or ended, new
+    /// findings. Exit 1 with --fail-on-new-access when anyone gained reach.
+    Diff(DiffCli),
     /// What a revocation would really do, by the broker's rule (it never
     /// cascades).
     WhatIf {
@@ -345,6 +350,24 @@ struct CheckCli {
     /// Write every finding's fingerprint here (never overwrites), to accept them.
     #[arg(long, value_name = "FILE")]
     write_baseline: Option<PathBuf>,
+    #[command(flatten)]
+    source: Source,
+}
+
+#[derive(Debug, Args)]
+struct DiffCli {
+    /// The later point: an event (evt-000123) or time (RFC 3339); default the last event.
+    #[arg(long, value_name = "EVT|TIME")]
+    to: Option<String>,
+    /// Compare with another saved trail (its last event, or --to there).
+    #[arg(long, value_name = "FILE")]
+    against: Option<PathBuf>,
+    /// Exit 1 when any agent gained reach (a "no new access" gate).
+    #[arg(long)]
+    fail_on_new_access: bool,
+    /// text, or json (JSON lines).
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    format: JudgeFormat,
     #[command(flatten)]
     source: Source,
 }
@@ -604,6 +627,7 @@ fn main() -> ExitCode {
         }) => cli.broker = Some(b.clone()),
         Some(Command::WhoCan(WhoCanCli { source, .. }))
         | Some(Command::Check(CheckCli { source, .. }))
+        | Some(Command::Diff(DiffCli { source, .. }))
         | Some(Command::WhatIf {
             what: WhatIfCommand::Revoke { source, .. },
         }) if source.broker.is_some() => cli.broker = source.broker.clone(),
@@ -636,6 +660,21 @@ fn main() -> ExitCode {
                     format,
                     c.all,
                     c.expect_none,
+                );
+                Ok(r.await.unwrap_or_else(|e| {
+                    report!("chainview: {e}");
+                    e.exit_code()
+                }))
+            }
+            Some(Command::Diff(c)) => {
+                let src = c.source.args();
+                let r = chainview::judging::run_diff(
+                    &settings,
+                    &src,
+                    c.to.as_deref(),
+                    c.against.as_deref(),
+                    c.format.format(),
+                    c.fail_on_new_access,
                 );
                 Ok(r.await.unwrap_or_else(|e| {
                     report!("chainview: {e}");

@@ -414,3 +414,82 @@ fn a_scenario_is_judged_before_it_ships() {
     let (code, _) = run(&["check", "--script", "/nonexistent.chainview"]);
     assert_eq!(code, 2);
 }
+
+/// `diff` over the recorded trail: the revocation scenario's reach changes
+/// between two events; the same point twice, or the same trail against
+/// itself, changes nothing; the "no new access" gate.
+#[test]
+fn diff_says_who_gained_and_lost_reach() {
+    let trail = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/real-broker-audit/audit.json"
+    );
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN).args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, out) = run(&[
+        "diff",
+        "--from",
+        trail,
+        "--at",
+        "evt-000080",
+        "--to",
+        "evt-000092",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |kind: &str, agent_part: &str, grant: &str| {
+        lines.iter().any(|l| {
+            l["kind"] == kind
+                && l["agent"].as_str().is_some_and(|a| a.contains(agent_part))
+                && l["grants"].as_array().unwrap().iter().any(|g| g == grant)
+        })
+    };
+    // c gained read:data:z through b's delegation (evt-87); a and b lost
+    // read:data:* to the task- and agent-level revocations.
+    assert!(has("gained", "/revocation/task-c/", "read:data:z"), "{out}");
+    assert!(has("lost", "/revocation/task-b/", "read:data:*"), "{out}");
+    assert!(has("lost", "/revocation/task-a/", "read:data:*"), "{out}");
+    assert!(lines.iter().any(|l| l["kind"] == "new-finding"), "{out}");
+    let (code, _) = run(&[
+        "diff",
+        "--from",
+        trail,
+        "--at",
+        "evt-000080",
+        "--to",
+        "evt-000092",
+        "--fail-on-new-access",
+    ]);
+    assert_eq!(code, 1);
+    let (code, out) = run(&[
+        "diff",
+        "--from",
+        trail,
+        "--at",
+        "evt-000136",
+        "--to",
+        "evt-000136",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing changed"), "{out}");
+    let (code, out) = run(&[
+        "diff",
+        "--from",
+        trail,
+        "--against",
+        trail,
+        "--fail-on-new-access",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing changed"), "{out}");
+}

@@ -4,6 +4,7 @@
 //! return. Statuses are three-valued as observe's: live, may, dead.
 
 pub mod check;
+pub mod diff;
 pub mod report;
 pub mod what_if;
 pub mod who_can;
