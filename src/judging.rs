@@ -426,3 +426,60 @@ pub async fn run_diff(
     let broken = integrity_failed(&a) | b.as_ref().is_some_and(integrity_failed);
     Ok(u8::from((fail_on_new_access && gained) | broken))
 }
+
+/// `explain NODE SCOPE`: the broker's checks for that token and scope, as
+/// of `--at`. Exit 0 allowed, 1 denied or unknown.
+pub async fn run_explain(
+    settings: &Settings,
+    src: &ObserveArgs,
+    node: &str,
+    requested: &str,
+    format: Format,
+) -> Result<u8, WatchError> {
+    let o = source(settings, src).await?;
+    let at = resolve_at(&o, src.at.as_deref())?;
+    let id = node
+        .strip_prefix('n')
+        .and_then(|d| d.parse::<usize>().ok())
+        .filter(|&i| i < o.nodes.len() && o.exists(i, at))
+        .ok_or_else(|| {
+            WatchError::Usage(format!(
+                "'{node}' is not a node of the trail as of {} (node ids as observe --print shows them: n0 … n{})",
+                o.events[at].id,
+                o.nodes.len().saturating_sub(1)
+            ))
+        })?;
+    let (checks, decision) = crate::judge::explain::explain(&o, id, at, requested);
+    let out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(out);
+    let r = match format {
+        Format::Json => {
+            json_lines(&mut out, &checks).and_then(|()| json_lines(&mut out, &[&decision]))
+        }
+        Format::Text => {
+            let mut w = Visible::text(&mut out);
+            (|| {
+                writeln!(
+                    w,
+                    "{} ({}) for {requested}, as of {}:",
+                    decision.node,
+                    with_orch(&o.agents[o.nodes[id].agent].spiffe),
+                    o.events[at].id
+                )?;
+                for c in &checks {
+                    let mark = match c.result {
+                        "pass" => "✓",
+                        "fail" => "✗",
+                        _ => "?",
+                    };
+                    writeln!(w, "  {mark} {:<20} {}", c.check, c.why)?;
+                }
+                writeln!(w, "→ {}: {}", decision.decision, decision.why)
+            })()
+        }
+    };
+    finish(r.and_then(|()| out.flush()))?;
+    Ok(u8::from(
+        decision.decision != "allowed" || integrity_failed(&o),
+    ))
+}

@@ -287,6 +287,19 @@ enum Command {
     /// agents that gained or lost reach, chains that appeared or ended, new
     /// findings. Exit 1 with --fail-on-new-access when anyone gained reach.
     Diff(DiffCli),
+    /// The broker's checks for one token (a node id as observe shows it) and
+    /// one scope, step by step: verification, expiry, each revocation check
+    /// (jti, sub, task, chain root), the scope rule — ending in allowed,
+    /// denied or unknown. Exit 0 allowed, 1 denied or unknown.
+    Explain {
+        node: String,
+        scope: String,
+        /// text, or json (JSON lines: checks, then the decision).
+        #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+        format: JudgeFormat,
+        #[command(flatten)]
+        source: Source,
+    },
     /// What a revocation would really do, by the broker's rule (it never
     /// cascades).
     WhatIf {
@@ -628,6 +641,7 @@ fn main() -> ExitCode {
         Some(Command::WhoCan(WhoCanCli { source, .. }))
         | Some(Command::Check(CheckCli { source, .. }))
         | Some(Command::Diff(DiffCli { source, .. }))
+        | Some(Command::Explain { source, .. })
         | Some(Command::WhatIf {
             what: WhatIfCommand::Revoke { source, .. },
         }) if source.broker.is_some() => cli.broker = source.broker.clone(),
@@ -660,6 +674,25 @@ fn main() -> ExitCode {
                     format,
                     c.all,
                     c.expect_none,
+                );
+                Ok(r.await.unwrap_or_else(|e| {
+                    report!("chainview: {e}");
+                    e.exit_code()
+                }))
+            }
+            Some(Command::Explain {
+                node,
+                scope,
+                format,
+                source,
+            }) => {
+                let src = source.args();
+                let r = chainview::judging::run_explain(
+                    &settings,
+                    &src,
+                    &node,
+                    &scope,
+                    format.format(),
                 );
                 Ok(r.await.unwrap_or_else(|e| {
                     report!("chainview: {e}");

@@ -493,3 +493,57 @@ fn diff_says_who_gained_and_lost_reach() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("nothing changed"), "{out}");
 }
+
+/// `explain`: the broker's checks in order, over the recorded trail: an
+/// agent-level entry fails the sub check; a release fails the jti check; a
+/// scope the token does not hold fails the scope rule; a young delegation
+/// whose ttl the trail does not carry is unknown.
+#[test]
+fn explain_walks_the_brokers_checks() {
+    let trail = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/real-broker-audit/audit.json"
+    );
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN).args(args).output().unwrap();
+        let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (out.status.code().unwrap_or(-1), lines)
+    };
+    let decision = |args: &[&str]| {
+        let mut a = vec!["explain"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--from", trail, "--format", "json"]);
+        let (code, lines) = run(&a);
+        let d = lines.last().unwrap().clone();
+        let failed: Vec<String> = lines
+            .iter()
+            .filter(|l| l["result"] == "fail")
+            .map(|l| l["check"].as_str().unwrap().to_string())
+            .collect();
+        (code, d["decision"].as_str().unwrap().to_string(), failed)
+    };
+    // b's own token after the agent-level revocation (evt-88).
+    let (code, d, failed) = decision(&["n24", "read:data:x", "--at", "evt-000088"]);
+    assert_eq!((code, d.as_str()), (1, "denied"));
+    assert_eq!(failed, ["revoked: sub"]);
+    // c's own token then: allowed.
+    let (code, d, _) = decision(&["n25", "read:data:x", "--at", "evt-000088"]);
+    assert_eq!((code, d.as_str()), (0, "allowed"));
+    // ... but not for a scope it does not hold.
+    let (_, d, failed) = decision(&["n25", "write:data:x", "--at", "evt-000088"]);
+    assert_eq!((d.as_str(), failed), ("denied", vec!["scope".to_string()]));
+    // The orchestrator's token, released at evt-19.
+    let (_, d, failed) = decision(&["n0", "read:config:x"]);
+    assert_eq!(
+        (d.as_str(), failed),
+        ("denied", vec!["revoked: jti".to_string()])
+    );
+    // A hop 1 delegation of the deploy scenario as of its own event: unknown ttl.
+    let (code, d, _) = decision(&["n3", "read:deploy:web-service", "--at", "evt-000013"]);
+    assert_eq!((code, d.as_str()), (1, "unknown"));
+    let (code, _) = run(&["explain", "n9999", "read:x:y", "--from", trail]);
+    assert_eq!(code, 2);
+}

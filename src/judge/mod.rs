@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod diff;
+pub mod explain;
 pub mod report;
 pub mod what_if;
 pub mod who_can;
