@@ -555,19 +555,7 @@ mod tests {
     use super::*;
 
     fn chain(n: usize) -> Vec<AuditEvent> {
-        let mut prev = crate::rules::chain::GENESIS_PREV.to_string();
-        (1..=n)
-            .map(|i| {
-                let mut e = AuditEvent {
-                    id: format!("evt-{i:06}"),
-                    prev_hash: prev.clone(),
-                    ..AuditEvent::default()
-                };
-                e.hash = e.compute_hash();
-                prev = e.hash.clone();
-                e
-            })
-            .collect()
+        crate::broker::types::test_trail(n)
     }
 
     #[test]

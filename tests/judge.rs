@@ -14,6 +14,23 @@ use common::Env;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_chainview");
+const TRAIL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/real-broker-audit/audit.json"
+);
+
+/// Runs the binary with no broker configured: exit code and standard output.
+fn offline(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .env_remove("AGENTWRIT_BROKER_URL")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
 
 /// Runs the binary against the env's broker.
 async fn chainview(env: &Env, args: &[&str]) -> (i32, Vec<Value>, String) {
@@ -269,21 +286,10 @@ async fn who_can_names_the_holders_with_their_path_and_guards_ci() {
 /// its rule on its node; exit codes, baselines, SARIF and Markdown.
 #[test]
 fn check_finds_each_rule_where_the_recorded_trail_plants_it() {
-    let trail = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/real-broker-audit/audit.json"
-    );
+    let trail = TRAIL;
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(BIN)
-            .args(args)
-            .env_remove("AGENTWRIT_BROKER_URL")
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        let (code, out) = offline(args);
+        (code, out, String::new())
     };
     let (code, out, err) = run(&["check", "--from", trail, "--format", "json"]);
     assert_eq!(code, 1, "warnings fail by default: {err}");
@@ -420,17 +426,7 @@ fn a_scenario_is_judged_before_it_ships() {
 /// itself, changes nothing; the "no new access" gate.
 #[test]
 fn diff_says_who_gained_and_lost_reach() {
-    let trail = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/real-broker-audit/audit.json"
-    );
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(BIN).args(args).output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-        )
-    };
+    let (trail, run) = (TRAIL, offline);
     let (code, out) = run(&[
         "diff",
         "--from",
@@ -500,17 +496,14 @@ fn diff_says_who_gained_and_lost_reach() {
 /// whose ttl the trail does not carry is unknown.
 #[test]
 fn explain_walks_the_brokers_checks() {
-    let trail = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/real-broker-audit/audit.json"
-    );
+    let trail = TRAIL;
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(BIN).args(args).output().unwrap();
-        let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        let (code, out) = offline(args);
+        let lines: Vec<Value> = out
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        (out.status.code().unwrap_or(-1), lines)
+        (code, lines)
     };
     let decision = |args: &[&str]| {
         let mut a = vec!["explain"];

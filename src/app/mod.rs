@@ -1575,18 +1575,8 @@ mod tests {
     }
 
     fn read(ids: std::ops::RangeInclusive<usize>, total: i64, stopped: Option<&str>) -> AuditRead {
-        let mut prev = crate::rules::chain::GENESIS_PREV.to_string();
-        let events: Vec<AuditEvent> = (1..=*ids.end())
-            .map(|i| {
-                let mut e = AuditEvent {
-                    id: format!("evt-{i:06}"),
-                    prev_hash: prev.clone(),
-                    ..AuditEvent::default()
-                };
-                e.hash = e.compute_hash();
-                prev = e.hash.clone();
-                e
-            })
+        let events: Vec<AuditEvent> = crate::broker::types::test_trail(*ids.end())
+            .into_iter()
             .skip(*ids.start() - 1)
             .collect();
         AuditRead {

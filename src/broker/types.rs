@@ -461,6 +461,25 @@ pub struct AppAuthResponse {
 /// Revocation levels (spec §7.1).
 pub use crate::rules::RevokeLevel;
 
+/// Tests: a trail of `n` empty events from the broker's first, with a valid
+/// hash chain.
+#[cfg(test)]
+pub(crate) fn test_trail(n: usize) -> Vec<AuditEvent> {
+    let mut prev = crate::rules::chain::GENESIS_PREV.to_string();
+    (1..=n)
+        .map(|i| {
+            let mut e = AuditEvent {
+                id: format!("evt-{i:06}"),
+                prev_hash: prev.clone(),
+                ..AuditEvent::default()
+            };
+            e.hash = e.compute_hash();
+            prev = e.hash.clone();
+            e
+        })
+        .collect()
+}
+
 /// A SPIFFE path segment (an `orch_id` or `task_id`): non-empty, not
 /// `.`/`..`, only `A-Za-z0-9.-_`. The broker's rule; forms and the scenario
 /// parser check the same one.

@@ -43,32 +43,23 @@ pub fn render(g: &Graph) -> String {
     out.push_str("  classDef dead fill:#eee,stroke:#999,color:#666\n");
     out.push_str("  classDef refused fill:#fee,stroke:#c00,color:#900,stroke-dasharray:4 3\n");
     out.push_str("  classDef maybe fill:#fff4d6,stroke:#c90,stroke-dasharray:2 2\n");
-    let maybe: Vec<&str> = g
-        .nodes
-        .iter()
-        .filter(|n| n.maybe && !n.refused)
-        .map(|n| n.key.as_str())
-        .collect();
-    if !maybe.is_empty() {
-        let _ = writeln!(out, "  class {} maybe", maybe.join(","));
-    }
-    let dead: Vec<&str> = g
-        .nodes
-        .iter()
-        .filter(|n| n.dead && !n.refused)
-        .map(|n| n.key.as_str())
-        .collect();
-    let refused: Vec<&str> = g
-        .nodes
-        .iter()
-        .filter(|n| n.refused)
-        .map(|n| n.key.as_str())
-        .collect();
-    if !dead.is_empty() {
-        let _ = writeln!(out, "  class {} dead", dead.join(","));
-    }
-    if !refused.is_empty() {
-        let _ = writeln!(out, "  class {} refused", refused.join(","));
+    // One class line per kind of node: greyed dead, amber may-be, red refused.
+    type Keep = fn(&super::Node) -> bool;
+    let kinds: [(&str, Keep); 3] = [
+        ("maybe", |n| n.maybe && !n.refused),
+        ("dead", |n| n.dead && !n.refused),
+        ("refused", |n| n.refused),
+    ];
+    for (class, keep) in kinds {
+        let keys: Vec<&str> = g
+            .nodes
+            .iter()
+            .filter(|n| keep(n))
+            .map(|n| n.key.as_str())
+            .collect();
+        if !keys.is_empty() {
+            let _ = writeln!(out, "  class {} {class}", keys.join(","));
+        }
     }
     out
 }
