@@ -400,6 +400,22 @@ fn big(c: &mut Criterion) {
             "chainview observe --from F --print json: {d:.2?}, peak RSS {rss:.0} MiB, ok={ok}"
         );
     }
+    // Judgment over the same trail (issue 20: check adds at most 25 % to
+    // observe --print json).
+    for _ in 0..2 {
+        let (d, rss, ok) = measure(std::process::Command::new(bin).args([
+            "check",
+            "--from",
+            f.path().to_str().unwrap(),
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+        ]));
+        eprintln!(
+            "chainview check --from F --format json: {d:.2?}, peak RSS {rss:.0} MiB, ok={ok}"
+        );
+    }
     let (d, rss, ok) = measure(std::process::Command::new("python3").args([
         "-c",
         &format!("import json; json.load(open({:?}))", f.path()),

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::observe::{Liveness, NodeId, Observed};
-use crate::rules::{RevokeLevel, covers};
+use crate::rules::RevokeLevel;
 
 /// One token's fate under the entry.
 #[derive(Debug, Clone, Serialize)]
@@ -70,33 +70,18 @@ pub fn resolve_target(o: &Observed, level: RevokeLevel, target: &str) -> Result<
 }
 
 /// The tokens an operator would expect the entry to kill, as of `at`: those
-/// it names and everything issued under them (and, at chain level, the
-/// root's own tokens and the chains passing through it).
+/// it names and everything issued under them (and, at agent and chain
+/// level, every token the agent holds and what was issued under those —
+/// which takes in the chains passing through it). From the indexes: the
+/// work is the size of the subtree, not of the trail.
 fn expected(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> Vec<NodeId> {
-    let alive = |i: &NodeId| o.exists(*i, at);
-    let mut seeds: Vec<NodeId> = Vec::new();
-    match level {
-        RevokeLevel::Token => {
-            seeds.extend((0..o.nodes.len()).filter(|&i| o.nodes[i].jti.as_deref() == Some(target)))
-        }
-        RevokeLevel::Task => {
-            seeds.extend((0..o.nodes.len()).filter(|&i| o.nodes[i].task == target))
-        }
-        RevokeLevel::Agent | RevokeLevel::Chain => {
-            if let Some(a) = o.agent_named(target) {
-                seeds.extend(o.agents[a].nodes.iter().copied());
-                seeds.extend(o.agents[a].rooted.iter().copied());
-                if level == RevokeLevel::Chain {
-                    // Chains that pass through it (not rooted at it).
-                    seeds.extend(
-                        (0..o.nodes.len())
-                            .filter(|&i| o.chain(i).iter().any(|&h| o.nodes[h].agent == a)),
-                    );
-                }
-            }
-        }
+    let mut seeds: Vec<NodeId> = o.covered(level, target);
+    if matches!(level, RevokeLevel::Agent | RevokeLevel::Chain)
+        && let Some(a) = o.agent_named(target)
+    {
+        seeds.extend(o.agents[a].nodes.iter().copied());
     }
-    seeds.retain(alive);
+    seeds.retain(|&i| o.exists(i, at));
     let mut all: Vec<NodeId> = seeds.clone();
     for s in seeds {
         all.extend(super::descendants(o, s, at));
@@ -147,8 +132,22 @@ pub fn what_if(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> (Ve
         depth: o.nodes[i].depth,
         why,
     };
-    let known_jti = o.nodes.iter().any(|n| n.jti.as_deref() == Some(target));
-    for i in (0..o.nodes.len()).filter(|&i| o.exists(i, at)) {
+    let covered = o.covered(level, target);
+    let known_jti = level != RevokeLevel::Token || !covered.is_empty();
+    let mut consider: Vec<NodeId> = expected.iter().chain(&covered).copied().collect();
+    if !known_jti {
+        // Any token whose jti the trail does not carry may be it.
+        consider.extend(
+            o.nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.jti.is_none())
+                .map(|(i, _)| i),
+        );
+    }
+    consider.sort_unstable();
+    consider.dedup();
+    for i in consider.into_iter().filter(|&i| o.exists(i, at)) {
         let j = o.status(i, at);
         if j.liveness == Liveness::Dead {
             continue;
@@ -164,7 +163,7 @@ pub fn what_if(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> (Ve
             ));
             continue;
         }
-        let hit = covers(level, target, &o.subject(n));
+        let hit = covered.binary_search(&i).is_ok();
         let root_guess = level == RevokeLevel::Chain && !n.inferred.is_empty();
         if hit {
             let sure = j.liveness == Liveness::Live && !root_guess;
@@ -220,36 +219,28 @@ fn plan(
     survivors: &[NodeId],
     notes: Vec<String>,
 ) -> Plan {
-    let live: Vec<NodeId> = (0..o.nodes.len())
-        .filter(|&i| o.exists(i, at) && o.status(i, at).liveness != Liveness::Dead)
-        .collect();
-    let mut left: Vec<NodeId> = survivors.to_vec();
-    // The entry asked for first, then what it leaves.
-    let asked = |outside: bool| -> Vec<String> {
-        live.iter()
-            .filter(|&&i| {
-                (expected.binary_search(&i).is_err() == outside)
-                    && covers(level, target, &o.subject(&o.nodes[i]))
-            })
-            .map(|i| format!("n{i}"))
-            .collect()
+    let alive = |i: &NodeId| o.exists(*i, at) && o.status(*i, at).liveness != Liveness::Dead;
+    // What an entry kills, split into the subtree and the rest.
+    let kills = |l: RevokeLevel, t: &str| -> (Vec<NodeId>, Vec<NodeId>) {
+        o.covered(l, t)
+            .into_iter()
+            .filter(alive)
+            .partition(|i| expected.binary_search(i).is_ok())
     };
+    let names = |v: &[NodeId]| v.iter().map(|i| format!("n{i}")).collect::<Vec<_>>();
+    let (inside, outside) = kills(level, target);
     let mut entries = vec![Entry {
         level: level.as_str(),
         target: target.to_string(),
-        kills: asked(false),
-        also_kills: asked(true),
+        kills: names(&inside),
+        also_kills: names(&outside),
     }];
+    let mut left: Vec<NodeId> = survivors.to_vec();
     while !left.is_empty() && entries.len() < 33 {
         let mut cands: Vec<(RevokeLevel, String)> = Vec::new();
         for &i in &left {
             let s = o.subject(&o.nodes[i]);
-            for l in [
-                RevokeLevel::Token,
-                RevokeLevel::Chain,
-                RevokeLevel::Agent,
-                RevokeLevel::Task,
-            ] {
+            for l in RevokeLevel::ALL {
                 if l == RevokeLevel::Chain && !o.nodes[i].inferred.is_empty() {
                     continue;
                 }
@@ -260,40 +251,34 @@ fn plan(
         }
         cands.sort();
         cands.dedup();
-        let score = |(l, t): &(RevokeLevel, String)| {
-            let kills = left
-                .iter()
-                .filter(|&&i| covers(*l, t, &o.subject(&o.nodes[i])))
-                .count();
-            let also = live
-                .iter()
-                .filter(|&&i| {
-                    expected.binary_search(&i).is_err() && covers(*l, t, &o.subject(&o.nodes[i]))
-                })
-                .count();
-            (kills, usize::MAX - also)
-        };
-        let Some(best) = cands.iter().max_by_key(|c| score(c)).cloned() else {
+        // Most survivors killed first; on a tie, fewest others.
+        let Some((l, t, inside, outside)) = cands
+            .into_iter()
+            .map(|(l, t)| {
+                let (inside, outside) = kills(l, &t);
+                (l, t, inside, outside)
+            })
+            .max_by_key(|(_, _, inside, outside)| {
+                let hits = inside.iter().filter(|i| left.contains(i)).count();
+                (hits, std::cmp::Reverse(outside.len()))
+            })
+        else {
             break;
         };
-        let (l, t) = best;
-        let hits = |set: &[NodeId], outside: bool| -> Vec<String> {
-            set.iter()
-                .filter(|&&i| {
-                    (!outside || expected.binary_search(&i).is_err())
-                        && covers(l, &t, &o.subject(&o.nodes[i]))
-                })
-                .map(|i| format!("n{i}"))
-                .collect()
-        };
-        let kills = hits(&left, false);
-        let also_kills = hits(&live, true);
-        left.retain(|&i| !covers(l, &t, &o.subject(&o.nodes[i])));
+        let hit: Vec<NodeId> = left
+            .iter()
+            .copied()
+            .filter(|i| inside.contains(i))
+            .collect();
+        if hit.is_empty() {
+            break;
+        }
+        left.retain(|i| !hit.contains(i));
         entries.push(Entry {
             level: l.as_str(),
             target: t,
-            kills,
-            also_kills,
+            kills: names(&hit),
+            also_kills: names(&outside),
         });
     }
     Plan {
@@ -301,7 +286,7 @@ fn plan(
         level: level.as_str(),
         target: target.to_string(),
         entries,
-        uncovered: left.iter().map(|i| format!("n{i}")).collect(),
+        uncovered: names(&left),
         notes,
     }
 }

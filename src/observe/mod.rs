@@ -1210,6 +1210,22 @@ impl Observed {
         })
     }
 
+    /// The tokens an entry `(level, target)` covers (spec §7.1), from the
+    /// indexes — never a scan of every token. Agrees with `rules::covers`
+    /// (tested).
+    pub fn covered(&self, level: RevokeLevel, target: &str) -> Vec<NodeId> {
+        let agent = || self.agent_named(target).map(|a| &self.agents[a]);
+        let mut v: Vec<NodeId> = match level {
+            RevokeLevel::Token => self.by_jti.get(target).copied().into_iter().collect(),
+            RevokeLevel::Agent => agent().map(|a| a.nodes.clone()).unwrap_or_default(),
+            RevokeLevel::Task => self.by_task.get(target).cloned().unwrap_or_default(),
+            RevokeLevel::Chain => agent().map(|a| a.rooted.clone()).unwrap_or_default(),
+        };
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     /// Every revocation entry the trail shows: (its latest event, level,
     /// target), in order of event.
     pub fn revocations(&self) -> impl Iterator<Item = (usize, RevokeLevel, &str)> + '_ {
@@ -1880,6 +1896,13 @@ mod tests {
             for (i, n) in o.nodes.iter().enumerate() {
                 let s = o.subject(n);
                 let want = entries.iter().any(|(l, tg)| covers(*l, tg, &s));
+                for (l, tg) in &entries {
+                    assert_eq!(
+                        o.covered(*l, tg).contains(&i),
+                        covers(*l, tg, &s),
+                        "covered({l}, {tg}) for n{i}"
+                    );
+                }
                 let got = matches!(
                     n.end,
                     Some(End {
