@@ -12,7 +12,9 @@ use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Where logs go when logging is on.
 pub fn log_path() -> PathBuf {
@@ -51,15 +53,20 @@ pub fn init() -> Result<Option<PathBuf>, String> {
     else {
         return Ok(None);
     };
-    let filter =
-        EnvFilter::try_new(&filter).map_err(|e| format!("CHAINVIEW_LOG '{filter}': {e}"))?;
+    // `info`, `chainview=debug`, `chainview::worker=trace,warn`: targets
+    // and levels (no regular expressions, so no regex engine is linked).
+    let targets: Targets = filter
+        .parse()
+        .map_err(|e| format!("CHAINVIEW_LOG '{filter}': {e}"))?;
     let path = log_path();
     let file =
         open_private(&path).map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(Mutex::new(file))
-        .with_ansi(false)
+        .with_ansi(false);
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(targets)
         .try_init()
         .map_err(|e| e.to_string())?;
     Ok(Some(path))

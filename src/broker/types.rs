@@ -194,19 +194,6 @@ impl AuditEvent {
     }
 }
 
-/// An integer in decimal, written into `buf` (no allocation: this runs once
-/// per event when a large trail is verified).
-fn int_text(n: i64, buf: &mut [u8; 24]) -> &str {
-    use std::io::Write;
-    let len = {
-        let mut w = &mut buf[..];
-        // An i64 is at most 20 characters: it always fits.
-        let _ = write!(w, "{n}");
-        24 - w.len()
-    };
-    std::str::from_utf8(&buf[..len]).unwrap_or("0")
-}
-
 /// An audit event's fields borrowed from wherever the event lives (a parsed
 /// page, or a saved trail read without copying).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -230,9 +217,10 @@ pub struct AuditRef<'a> {
 impl AuditRef<'_> {
     /// Feeds the 13 `|`-joined fields of spec §10.3 to `sink`, in order.
     fn feed(&self, mut sink: impl FnMut(&[u8])) {
-        let (mut d, mut b) = ([0u8; 24], [0u8; 24]);
-        let depth = int_text(self.deleg_depth, &mut d);
-        let bytes = int_text(self.bytes_transferred, &mut b);
+        // Decimal without allocating (this runs once per event of a trail).
+        let (mut d, mut b) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let depth = d.format(self.deleg_depth);
+        let bytes = b.format(self.bytes_transferred);
         for (i, f) in [
             self.prev_hash,
             self.id,
