@@ -8,6 +8,7 @@ use ed25519_dalek::VerifyingKey;
 use crate::broker::embedded::{Config, EmbeddedBroker, StartError};
 use crate::broker::tls::ClientTls;
 use crate::broker::{BrokerClient, ClientError};
+use crate::config::ContextLabel;
 use crate::worker::{Secret, WorkerConfig};
 
 /// Where the broker is and how to authenticate, before connecting.
@@ -23,6 +24,8 @@ pub struct Settings {
     pub tls: ClientTls,
     /// How much one reading of the audit trail may take.
     pub audit_cap: crate::worker::ReadCap,
+    /// The context these came from (`--context`), for the status bar.
+    pub context: Option<ContextLabel>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -35,6 +38,7 @@ impl std::fmt::Debug for Settings {
             .field("timeout", &self.timeout)
             .field("tls", &self.tls)
             .field("audit_cap", &self.audit_cap)
+            .field("context", &self.context)
             .finish()
     }
 }
