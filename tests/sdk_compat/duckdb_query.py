@@ -1,0 +1,77 @@
+"""Loads `chainview observe --print json` into DuckDB unchanged and asks, in
+SQL, "which agents hold a live token with write: on production?" — the query
+docs/observe.md shows (the JSON lines load the same way into Spark or Trino).
+
+Against the official SDK's workload (tests/sdk_compat/sdk_compat.py) the
+answer is: none. The only tokens that grant write on production there are the
+orchestrator's and the deployer's registration tokens, with write:deploy:*
+(a `*` identifier covers production), and the SDK released them (the
+deployer's after renewing it). What stays live carries write:deploy:web-service.
+So this checks the three answers that workload has: no live writer on
+production; the same question over every status finds the orchestrator and
+the deployer (released or renewed); and the live writers on web-service are
+the analyst (hop 1) and the deployer (hop 2)."""
+import sys
+
+import duckdb
+
+# The query of docs/observe.md, with the identifier and the statuses as
+# parameters. A scope is action:resource:identifier; `*` covers any
+# identifier. A delegated token carries its delegator's task id, so the
+# agent's own task comes from its agent line.
+QUERY = """
+WITH agents AS (
+  SELECT agent, task FROM lines WHERE kind = 'agent'
+), grants AS (
+  SELECT agent, status, unnest(scope) AS s FROM lines WHERE kind = 'node'
+)
+SELECT g.agent, a.task, list(DISTINCT g.s ORDER BY g.s) AS scopes
+FROM grants g LEFT JOIN agents a USING (agent)
+WHERE list_contains(?, g.status)
+  AND split_part(g.s, ':', 1) = 'write'
+  AND split_part(g.s, ':', 3) IN (?, '*')
+GROUP BY g.agent, a.task
+ORDER BY a.task
+"""
+
+path = sys.argv[1]
+con = duckdb.connect()
+literal = "'" + path.replace("'", "''") + "'"
+con.execute(
+    "CREATE TABLE lines AS SELECT * FROM read_json("
+    + literal
+    + ", format = 'newline_delimited', sample_size = -1)"
+)
+kinds = dict(con.execute("SELECT kind, count(*) FROM lines GROUP BY kind").fetchall())
+failures = []
+
+
+def ask(statuses, identifier):
+    return [(task, scopes) for (_agent, task, scopes) in con.execute(QUERY, [statuses, identifier]).fetchall()]
+
+
+def check(what, got, want):
+    ok = got == want
+    print(("PASS " if ok else "FAIL ") + what + f": {got}")
+    if not ok:
+        failures.append(f"{what}: got {got}, want {want}")
+
+
+print(f"duckdb {duckdb.__version__}: loaded {sum(kinds.values())} lines {kinds}")
+check("every line kind loaded", sorted(kinds), ["agent", "denied", "node", "summary"])
+check("live tokens with write: on production", ask(["live"], "production"), [])
+every = ["live", "revoked", "released", "renewed", "expired", "unknown"]
+check(
+    "tokens with write: on production, any status",
+    ask(every, "production"),
+    [("push-v2.4.1", ["write:deploy:*"]), ("release-v2.4.1", ["write:deploy:*"])],
+)
+check(
+    "live tokens with write: on web-service",
+    ask(["live"], "web-service"),
+    [("push-v2.4.1", ["write:deploy:web-service"]), ("review-v2.4.1", ["write:deploy:web-service"])],
+)
+if failures:
+    print("\n".join(failures))
+    sys.exit(1)
+print("duckdb: 4 passed, 0 failed")
