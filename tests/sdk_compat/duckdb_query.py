@@ -11,6 +11,8 @@ So this checks the three answers that workload has: no live writer on
 production; the same question over every status finds the orchestrator and
 the deployer (released or renewed); and the live writers on web-service are
 the analyst (hop 1) and the deployer (hop 2)."""
+import os
+import re
 import sys
 
 import duckdb
@@ -71,7 +73,17 @@ check(
     ask(["live"], "web-service"),
     [("push-v2.4.1", ["write:deploy:web-service"]), ("review-v2.4.1", ["write:deploy:web-service"])],
 )
+# The query as docs/observe.md shows it, on this file instead of its
+# observed.jsonl, gives the same answer: the page cannot drift from CI.
+doc = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "observe.md")).read()
+sql = re.search(r"```sql\n(.*?)```", doc, re.S).group(1)
+assert sql.count("'observed.jsonl'") == 1, sql
+statements = [st for st in sql.replace("'observed.jsonl'", literal).split(";") if st.strip()]
+docs_con = duckdb.connect()
+for st in statements[:-1]:
+    docs_con.execute(st)
+check("the query in docs/observe.md", [(task, scopes) for (_a, task, scopes) in docs_con.execute(statements[-1]).fetchall()], [])
 if failures:
     print("\n".join(failures))
     sys.exit(1)
-print("duckdb: 4 passed, 0 failed")
+print("duckdb: 5 passed, 0 failed")
