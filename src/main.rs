@@ -74,7 +74,7 @@ EXIT CODES (interactive): 0 after q; 143, 129, 130 after SIGTERM, SIGHUP,
 SIGINT from outside (the terminal is restored first); 3 without a terminal.
 
 SCENARIOS: `chainview language` prints the scenario language (steps, options,
-expectations); the README has it with examples.
+expectations); docs/scenarios.md has it with examples.
 
 chainview broker: AGENTWRIT_DATA_DIR (or --data DIR) keeps the signing key,
 apps, revocations and the audit trail across restarts; see `chainview broker
