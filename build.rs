@@ -1,6 +1,6 @@
 //! Names the commit `chainview --version` was built from: `git rev-parse
-//! --short HEAD` when building from a git checkout, "commit unknown"
-//! otherwise (a source tarball, no git installed).
+//! --short HEAD` when building from a git checkout of this crate, "commit
+//! unknown" otherwise (a source tarball, no git installed).
 
 use std::process::Command;
 
@@ -16,7 +16,23 @@ fn git(args: &[&str]) -> Option<String> {
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    let commit = git(&["rev-parse", "--short", "HEAD"]);
+    // Only this checkout's own commit: a source tree unpacked inside some
+    // other git repository must not take that repository's HEAD.
+    let ours = match (
+        git(&["rev-parse", "--show-toplevel"]),
+        std::env::var("CARGO_MANIFEST_DIR"),
+    ) {
+        (Some(top), Ok(dir)) => {
+            let canon = |p: &str| std::fs::canonicalize(p).ok();
+            canon(&top).is_some() && canon(&top) == canon(&dir)
+        }
+        _ => false,
+    };
+    let commit = if ours {
+        git(&["rev-parse", "--short", "HEAD"])
+    } else {
+        None
+    };
     // Built again when HEAD moves: a commit, a checkout (each updates the
     // reflog of HEAD; in a worktree these live in its own git directory).
     for file in ["HEAD", "logs/HEAD"] {

@@ -402,3 +402,49 @@ fn the_status_bar_names_the_context_and_marks_production() {
         );
     }
 }
+
+/// Without --config: $XDG_CONFIG_HOME/chainview/config.toml, else
+/// ~/.config/chainview/config.toml; a missing file is named.
+#[test]
+fn the_config_file_is_found_in_the_xdg_place_then_under_home() {
+    let xdg = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    for (dir, name) in [
+        (xdg.path().join("chainview"), "from-xdg"),
+        (home.path().join(".config/chainview"), "from-home"),
+    ] {
+        std::fs::create_dir_all(&dir).unwrap();
+        write_config(
+            &dir,
+            &format!("[context.{name}]\nurl = \"http://127.0.0.1:9\"\n"),
+            0o600,
+        );
+    }
+    let xdg_s = xdg.path().to_str().unwrap();
+    let home_s = home.path().to_str().unwrap();
+    let (code, out, err) = run(
+        &["context", "list"],
+        &[("XDG_CONFIG_HOME", xdg_s), ("HOME", home_s)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("from-xdg") && !out.contains("from-home"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["context", "list"], &[("HOME", home_s)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("from-home"), "{out}");
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(
+        &["--context", "x", "observe", "--print", "json"],
+        &[("HOME", empty.path().to_str().unwrap())],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "no config file at {}/.config/chainview/config.toml",
+            empty.path().display()
+        )),
+        "{err}"
+    );
+}
