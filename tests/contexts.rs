@@ -401,6 +401,34 @@ fn the_status_bar_names_the_context_and_marks_production() {
             screen[0]
         );
     }
+    // In colour: production in a colour of its own (red, reversed), another
+    // context in the accent colour.
+    use ratatui::style::{Color, Modifier};
+    for (production, first, fg, reversed) in [
+        (true, "▲", Color::Red, true),
+        (false, "context", Color::Cyan, false),
+    ] {
+        let mut view = chainview::view::View::new(None, false);
+        view.context = Some(ContextLabel {
+            name: "ctx".into(),
+            production,
+        });
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 30)).unwrap();
+        let mut cache = chainview::ui::ProbeCache::default();
+        term.draw(|f| chainview::ui::draw(f, &app, &mut view, &mut cache, 0))
+            .unwrap();
+        let buf = term.backend().buffer().clone();
+        let row: String = (0..160).map(|x| buf[(x, 0)].symbol().to_string()).collect();
+        let at = row.find(first).unwrap_or_else(|| panic!("{row}"));
+        let x = row[..at].chars().count() as u16;
+        let cell = &buf[(x, 0)];
+        assert_eq!(cell.fg, fg, "{row}");
+        assert_eq!(
+            cell.modifier.contains(Modifier::REVERSED),
+            reversed,
+            "{row}"
+        );
+    }
 }
 
 /// Without --config: $XDG_CONFIG_HOME/chainview/config.toml, else
