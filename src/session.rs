@@ -63,6 +63,8 @@ pub struct Target {
     pub worker: WorkerConfig,
     /// Known for the embedded broker: signatures can be verified offline.
     pub key: Option<VerifyingKey>,
+    /// The context (`--context`) the broker came from.
+    pub context: Option<ContextLabel>,
 }
 
 impl Target {
@@ -74,7 +76,16 @@ impl Target {
                 self.url
             )
         } else {
-            format!("AgentWrit broker at {}", self.url)
+            match &self.context {
+                Some(c) if c.production => {
+                    format!(
+                        "AgentWrit broker at {} (context {}, production)",
+                        self.url, c.name
+                    )
+                }
+                Some(c) => format!("AgentWrit broker at {} (context {})", self.url, c.name),
+                None => format!("AgentWrit broker at {}", self.url),
+            }
         }
     }
 
@@ -108,6 +119,7 @@ pub async fn connect(s: &Settings) -> Result<Target, SessionError> {
                 key: Some(broker.public_key()),
                 url,
                 embedded: Some(broker),
+                context: None,
             })
         }
         Some(url) => {
@@ -132,6 +144,7 @@ pub async fn connect(s: &Settings) -> Result<Target, SessionError> {
                     audit_cap: s.audit_cap,
                 },
                 key: None,
+                context: s.context.clone(),
             })
         }
     }

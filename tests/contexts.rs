@@ -134,6 +134,14 @@ admin_secret_cmd = ["sh", "-c", "echo half-a-secret; exit 7"]
     .unwrap();
     let (script, observed, by_env, nocert, broken) = result;
     assert_eq!(script.0, 0, "{}{}", script.1, script.2);
+    // The transcript says which broker, by its context too.
+    assert!(
+        script
+            .1
+            .contains(&format!("AgentWrit broker at {url} (context staging)")),
+        "{}",
+        script.1
+    );
     let (code, out, err) = observed;
     assert_eq!(code, 0, "{err}");
     let v = lines(&out);
