@@ -257,7 +257,13 @@ impl Context {
             Some(p) => p.display().to_string(),
             None => "-".into(),
         };
+        // Whether a variable is set here is said (never its value), so a
+        // missing one shows before a command needs it.
         let source = |s: &Option<Source>| match s {
+            Some(Source::Env(v)) if std::env::var_os(v).is_none_or(|x| x.is_empty()) => {
+                format!("${v} (not set here)")
+            }
+            Some(Source::Env(v)) => format!("${v} (set)"),
             Some(s) => s.describe(),
             None => "- (AGENTWRIT_… variables only)".into(),
         };
@@ -701,7 +707,10 @@ production = true
         );
         assert!(c.read_only && c.production);
         let shown = c.show();
-        assert!(shown.contains("$STAGING_SECRET"), "{shown}");
+        assert!(
+            shown.contains("client_secret  $STAGING_SECRET (not set here)"),
+            "{shown}"
+        );
         assert!(
             shown.contains("the output of `pass show agentwrit/staging`"),
             "{shown}"

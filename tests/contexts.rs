@@ -122,17 +122,25 @@ admin_secret_cmd = ["sh", "-c", "echo half-a-secret; exit 7"]
             &["--config", &config, "observe", "--print", "json"],
             &[("CHAINVIEW_CONTEXT", "staging")],
         );
+        let saved = config.replace("config.toml", "trail.json");
+        let mut args = with("staging");
+        args.extend(["audit", "dump", "--out", saved.as_str()]);
+        let dumped = run(&args, &[]);
+        let dump = std::fs::read_to_string(&saved).unwrap_or_default();
         let mut args = with("nocert");
         args.extend(["observe", "--print", "json"]);
         let nocert = run(&args, &[]);
         let mut args = with("broken");
         args.extend(["observe", "--print", "json"]);
         let broken = run(&args, &[]);
-        (script, observed, by_env, nocert, broken)
+        (script, observed, by_env, (dumped, dump), nocert, broken)
     })
     .await
     .unwrap();
-    let (script, observed, by_env, nocert, broken) = result;
+    let (script, observed, by_env, (dumped, dump), nocert, broken) = result;
+    // audit dump through the context, too.
+    assert_eq!(dumped.0, 0, "{}", dumped.2);
+    assert!(dump.contains("delegation_created"), "{dump}");
     assert_eq!(script.0, 0, "{}{}", script.1, script.2);
     // The transcript says which broker, by its context too.
     assert!(
@@ -295,7 +303,7 @@ production = true
         &[("DEV_ADMIN", "dev-admin-secret-value")],
     );
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("admin_secret   $DEV_ADMIN"), "{out}");
+    assert!(out.contains("admin_secret   $DEV_ADMIN (set)"), "{out}");
     assert!(!out.contains("dev-admin-secret-value"), "{out}");
     let (code, out, _) = run(
         &["--config", &config, "--context", "prod", "context", "show"],
