@@ -8,8 +8,8 @@ orchestrator's and the deployer's registration tokens, with write:deploy:*
 (a `*` identifier covers production), and the SDK released them (the
 deployer's after renewing it). What stays live carries write:deploy:web-service.
 So this checks the three answers that workload has: no live writer on
-production; the same question over every status finds the orchestrator and
-the deployer (released or renewed); and the live writers on web-service are
+production; the same question counting dead tokens finds the orchestrator and
+the deployer (dead: released, or renewed then released); and the live writers on web-service are
 the analyst (hop 1) and the deployer (hop 2)."""
 import os
 import re
@@ -17,7 +17,7 @@ import sys
 
 import duckdb
 
-# The query of docs/observe.md, with the identifier and the statuses as
+# The query of docs/observe.md, with the identifier and the livenesses as
 # parameters. A scope is action:resource:identifier; `*` covers any
 # identifier. A delegated token carries its delegator's task id, so the
 # agent's own task comes from its agent line.
@@ -25,11 +25,11 @@ QUERY = """
 WITH agents AS (
   SELECT agent, task FROM lines WHERE kind = 'agent'
 ), grants AS (
-  SELECT agent, status, unnest(scope) AS s FROM lines WHERE kind = 'node'
+  SELECT agent, liveness, unnest(scope) AS s FROM lines WHERE kind = 'node'
 )
 SELECT g.agent, a.task, list(DISTINCT g.s ORDER BY g.s) AS scopes
 FROM grants g LEFT JOIN agents a USING (agent)
-WHERE list_contains(?, g.status)
+WHERE list_contains(?, g.liveness)
   AND split_part(g.s, ':', 1) = 'write'
   AND split_part(g.s, ':', 3) IN (?, '*')
 GROUP BY g.agent, a.task
@@ -48,8 +48,8 @@ kinds = dict(con.execute("SELECT kind, count(*) FROM lines GROUP BY kind").fetch
 failures = []
 
 
-def ask(statuses, identifier):
-    return [(task, scopes) for (_agent, task, scopes) in con.execute(QUERY, [statuses, identifier]).fetchall()]
+def ask(liveness, identifier):
+    return [(task, scopes) for (_agent, task, scopes) in con.execute(QUERY, [liveness, identifier]).fetchall()]
 
 
 def check(what, got, want):
@@ -61,16 +61,19 @@ def check(what, got, want):
 
 print(f"duckdb {duckdb.__version__}: loaded {sum(kinds.values())} lines {kinds}")
 check("every line kind loaded", sorted(kinds), ["agent", "denied", "node", "summary"])
-check("live tokens with write: on production", ask(["live"], "production"), [])
-every = ["live", "revoked", "released", "renewed", "expired", "unknown"]
+# "Live" is what may still be used: liveness live (the trail says so) or
+# maybe (it cannot settle it: the SDK's delegated tokens, whose ttl the trail
+# does not carry) — never only the certain ones for a question like this.
+live = ["live", "maybe"]
+check("live tokens with write: on production", ask(live, "production"), [])
 check(
-    "tokens with write: on production, any status",
-    ask(every, "production"),
+    "tokens with write: on production, dead ones too",
+    ask(live + ["dead"], "production"),
     [("push-v2.4.1", ["write:deploy:*"]), ("release-v2.4.1", ["write:deploy:*"])],
 )
 check(
     "live tokens with write: on web-service",
-    ask(["live"], "web-service"),
+    ask(live, "web-service"),
     [("push-v2.4.1", ["write:deploy:web-service"]), ("review-v2.4.1", ["write:deploy:web-service"])],
 )
 # The query as docs/observe.md shows it, on this file instead of its
