@@ -377,9 +377,9 @@ enum Command {
     /// client certificate and key, and where each secret comes from: an
     /// environment variable (admin_secret_env = "VAR") or a command whose
     /// output is the secret (admin_secret_cmd = ["pass", "show", "x"], run
-    /// without a shell); never the secret itself. read_only = true allows only
-    /// observe and audit dump against it; production = true marks it in the
-    /// status bar.
+    /// without a shell); never the secret itself. read_only = true allows
+    /// only what reads the audit trail (observe, audit dump, who-can,
+    /// what-if); production = true marks it in the status bar.
     Context {
         #[command(subcommand)]
         what: ContextCommand,
@@ -775,10 +775,7 @@ fn main() -> ExitCode {
             cli.revalidate = r;
         }
     }
-    let reads_only = matches!(
-        cli.command,
-        Some(Command::Observe(_) | Command::Audit { .. })
-    );
+    let reads_only = reads_only(&cli.command);
     let settings = match settings(&cli, context, !reads_only) {
         Ok(s) => s,
         Err(e) => {
@@ -973,8 +970,8 @@ enum ContextError {
     #[error(transparent)]
     Config(#[from] chainview::config::ConfigError),
     #[error(
-        "context '{0}' is read_only: only `chainview observe` and `chainview audit dump` run against it \
-         (the explorer, demo and --script register agents, delegate and revoke)"
+        "context '{0}' is read_only: only `chainview observe`, `audit dump`, `who-can` and `what-if` run against it, \
+         which only read its audit trail (the explorer, demo and --script register agents, delegate and revoke)"
     )]
     ReadOnly(String),
 }
@@ -998,6 +995,20 @@ fn config_path(cli: &Cli) -> Result<PathBuf, chainview::config::ConfigError> {
     }
 }
 
+/// Whether the command only reads the broker (its audit trail, as admin):
+/// what a read_only context allows, and what needs no app credentials.
+fn reads_only(command: &Option<Command>) -> bool {
+    matches!(
+        command,
+        Some(
+            Command::Observe(_)
+                | Command::Audit { .. }
+                | Command::WhoCan(_)
+                | Command::WhatIf { .. }
+        )
+    )
+}
+
 /// The context --context (or CHAINVIEW_CONTEXT) picks, if any, checked
 /// against what the command does. The config file is read only then.
 fn chosen_context(cli: &Cli) -> Result<Option<chainview::config::Context>, ContextError> {
@@ -1013,10 +1024,7 @@ fn chosen_context(cli: &Cli) -> Result<Option<chainview::config::Context>, Conte
     }
     let file = chainview::config::load(&config_path(cli)?)?;
     let ctx = file.context(name)?.clone();
-    let reads_only = matches!(
-        cli.command,
-        Some(Command::Observe(_) | Command::Audit { .. })
-    );
+    let reads_only = reads_only(&cli.command);
     if ctx.read_only && !reads_only {
         return Err(ContextError::ReadOnly(ctx.name));
     }
@@ -1088,7 +1096,7 @@ fn run_context(cli: &Cli, what: &ContextCommand) -> u8 {
 
 /// Where the broker is and how to reach it: flags and environment
 /// variables first, then the context. `app_credentials`: fetch the app's
-/// credentials from the context (observe and audit dump need only the admin
+/// credentials from the context (what only reads needs only the admin
 /// secret, so a command for the others is not run for them).
 fn settings(
     cli: &Cli,

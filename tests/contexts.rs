@@ -343,25 +343,22 @@ fn a_read_only_context_runs_observe_but_not_the_explorer_or_a_script() {
         let (code, _, err) = run(&all, &[]);
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(
-            err.contains("context 'prod' is read_only: only `chainview observe` and `chainview audit dump` run against it"),
+            err.contains("context 'prod' is read_only: only `chainview observe`, `audit dump`, `who-can` and `what-if` run against it"),
             "{args:?}: {err}"
         );
     }
-    // observe is let through (and needs the admin secret it was not given).
-    let (code, _, err) = run(
-        &[
-            "--config",
-            &config,
-            "--context",
-            "prod",
-            "observe",
-            "--print",
-            "json",
-        ],
-        &[],
-    );
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("needs the admin secret"), "{err}");
+    // What only reads is let through (and needs the admin secret it was not given).
+    for args in [
+        vec!["observe", "--print", "json"],
+        vec!["who-can", "write:*:production"],
+        vec!["what-if", "revoke", "agent", "n0"],
+    ] {
+        let mut all = vec!["--config", config.as_str(), "--context", "prod"];
+        all.extend(args.iter().copied());
+        let (code, _, err) = run(&all, &[]);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("needs the admin secret"), "{args:?}: {err}");
+    }
 }
 
 #[test]
