@@ -1,8 +1,9 @@
 //! The JSON Schemas in docs/schema/ (draft 2020-12) against real output:
 //! `chainview observe --print json` over the real broker's trail (whole, as
 //! of an earlier event, tampered) and over a live embedded broker that a
-//! scenario drove. Every line must validate against the schema of its kind,
-//! and every kind must be seen. The schemas are open (new fields are
+//! scenario drove; `who-can` and `what-if revoke` over the same trail.
+//! Every line must validate against the schema of its kind, and every kind
+//! must be seen. The schemas are open (new fields are
 //! additive), and they do refuse what is wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,8 +18,17 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The schema file of a line kind: observe's four, who-can's and what-if's.
+fn file_of(kind: &str) -> String {
+    match kind {
+        "access" => "who-can-access".into(),
+        "effect" | "plan" => format!("what-if-{kind}"),
+        _ => format!("observe-{kind}"),
+    }
+}
+
 fn schema(kind: &str) -> Value {
-    let path = root().join(format!("docs/schema/observe-{kind}.schema.json"));
+    let path = root().join(format!("docs/schema/{}.schema.json", file_of(kind)));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -29,7 +39,7 @@ fn validator(kind: &str) -> jsonschema::Validator {
         "{kind}"
     );
     jsonschema::meta::validate(&s)
-        .unwrap_or_else(|e| panic!("observe-{kind}.schema.json is not a valid schema: {e}"));
+        .unwrap_or_else(|e| panic!("{}.schema.json is not a valid schema: {e}", file_of(kind)));
     jsonschema::draft202012::new(&s).unwrap()
 }
 
@@ -54,10 +64,11 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     )
 }
 
-/// Checks every line of one output; returns the kinds seen.
-fn check(name: &str, out: &str, seen: &mut Vec<String>) {
+/// Checks every line of one output against the schemas of `kinds`;
+/// returns the kinds seen.
+fn check_lines(name: &str, out: &str, kinds: &[&str], seen: &mut Vec<String>) -> Vec<Value> {
     let validators: Vec<(&str, jsonschema::Validator)> =
-        KINDS.iter().map(|k| (*k, validator(k))).collect();
+        kinds.iter().map(|k| (*k, validator(k))).collect();
     let lines: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -71,11 +82,18 @@ fn check(name: &str, out: &str, seen: &mut Vec<String>) {
         let errors: Vec<String> = v.iter_errors(line).map(|e| e.to_string()).collect();
         assert!(
             errors.is_empty(),
-            "{name} line {} ({kind}) does not fit docs/schema/observe-{kind}.schema.json: {errors:?}\n{line}",
-            i + 1
+            "{name} line {} ({kind}) does not fit docs/schema/{}.schema.json: {errors:?}\n{line}",
+            i + 1,
+            file_of(kind)
         );
         seen.push(kind.to_string());
     }
+    lines
+}
+
+/// observe's output: every line fits, the summary comes last, once.
+fn check(name: &str, out: &str, seen: &mut Vec<String>) {
+    let lines = check_lines(name, out, &KINDS, seen);
     assert_eq!(
         lines.last().unwrap()["kind"],
         "summary",
@@ -211,4 +229,54 @@ fn the_schemas_refuse_what_is_wrong_and_allow_new_fields() {
     assert!(!validator("agent").is_valid(&node));
     assert!(!validator("denied").is_valid(&agent));
     assert!(!nv.is_valid(&denied));
+}
+
+/// who-can and what-if's JSON lines, over the real broker's trail.
+#[test]
+fn judgment_json_fits_the_schemas() {
+    let fixture = root().join("tests/fixtures/real-broker-audit/audit.json");
+    let f = fixture.to_str().unwrap();
+    let mut seen = Vec::new();
+    for pattern in ["write:*:*", "read:config:production", "*:*:*"] {
+        for extra in [vec!["--all"], vec!["--at", "evt-000016"]] {
+            let mut args = vec!["who-can", pattern, "--from", f, "--format", "json"];
+            args.extend(extra.iter().copied());
+            let (code, out, err) = run(&args, &[]);
+            assert_eq!(code, 0, "{args:?}: {err}");
+            check_lines(&format!("{args:?}"), &out, &["access"], &mut seen);
+        }
+    }
+    for level in ["token", "agent", "task", "chain"] {
+        for target in ["n0", "n3"] {
+            let args = [
+                "what-if", "revoke", level, target, "--from", f, "--format", "json",
+            ];
+            let (code, out, err) = run(&args, &[]);
+            if code == 2 {
+                // A target the trail cannot name at that level (a delegated
+                // token's jti is not audited): said, and nothing printed.
+                assert!(out.is_empty() && !err.is_empty(), "{args:?}");
+                continue;
+            }
+            assert_eq!(code, 0, "{args:?}: {err}");
+            let lines = check_lines(&format!("{args:?}"), &out, &["effect", "plan"], &mut seen);
+            assert_eq!(lines.last().unwrap()["kind"], "plan", "{args:?}");
+            assert_eq!(
+                lines.iter().filter(|l| l["kind"] == "plan").count(),
+                1,
+                "{args:?}"
+            );
+        }
+    }
+    for kind in ["access", "effect", "plan"] {
+        assert!(seen.iter().any(|k| k == kind), "no {kind} line was checked");
+    }
+    // And they refuse what is wrong.
+    let access = validator("access");
+    let mut bad = json!({"kind": "access", "agent": "a", "status": "maybe", "grants": [], "node": "n1", "status_why": "", "path": []});
+    assert!(!access.is_valid(&bad));
+    bad["status"] = json!("may");
+    assert!(access.is_valid(&bad));
+    let plan = validator("plan");
+    assert!(!plan.is_valid(&json!({"kind": "plan", "level": "everything", "target": "x", "entries": [], "uncovered": [], "notes": []})));
 }
