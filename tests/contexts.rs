@@ -343,13 +343,14 @@ fn a_read_only_context_runs_observe_but_not_the_explorer_or_a_script() {
         let (code, _, err) = run(&all, &[]);
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(
-            err.contains("context 'prod' is read_only: only `chainview observe`, `audit dump`, `who-can` and `what-if` run against it"),
+            err.contains("context 'prod' is read_only: only `chainview observe`, `audit dump`, `check`, `who-can` and `what-if` run against it"),
             "{args:?}: {err}"
         );
     }
     // What only reads is let through (and needs the admin secret it was not given).
     for args in [
         vec!["observe", "--print", "json"],
+        vec!["check"],
         vec!["who-can", "write:*:production"],
         vec!["what-if", "revoke", "agent", "n0"],
     ] {

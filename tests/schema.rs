@@ -18,10 +18,12 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The schema file of a line kind: observe's four, who-can's and what-if's.
+/// The schema file of a line kind: observe's four, check's (`check-summary`
+/// for its summary), who-can's and what-if's.
 fn file_of(kind: &str) -> String {
     match kind {
         "access" => "who-can-access".into(),
+        "finding" | "check-summary" => format!("check-{}", kind.trim_start_matches("check-")),
         "effect" | "plan" => format!("what-if-{kind}"),
         _ => format!("observe-{kind}"),
     }
@@ -231,12 +233,48 @@ fn the_schemas_refuse_what_is_wrong_and_allow_new_fields() {
     assert!(!nv.is_valid(&denied));
 }
 
-/// who-can and what-if's JSON lines, over the real broker's trail.
+/// check, who-can and what-if's JSON lines, over the real broker's trail.
 #[test]
 fn judgment_json_fits_the_schemas() {
     let fixture = root().join("tests/fixtures/real-broker-audit/audit.json");
     let f = fixture.to_str().unwrap();
     let mut seen = Vec::new();
+    let finding = validator("finding");
+    let summary = validator("check-summary");
+    for at in [None, Some("evt-000016"), Some("evt-000090")] {
+        let mut args = vec![
+            "check",
+            "--from",
+            f,
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+        ];
+        if let Some(at) = at {
+            args.extend(["--at", at]);
+        }
+        let (code, out, err) = run(&args, &[]);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        let lines: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let (last, findings) = lines.split_last().unwrap();
+        assert_eq!(last["kind"], "summary", "{args:?}");
+        let errors: Vec<String> = summary.iter_errors(last).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{args:?} summary: {errors:?}\n{last}");
+        for l in findings {
+            let errors: Vec<String> = finding.iter_errors(l).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{args:?} finding: {errors:?}\n{l}");
+            seen.push("finding".to_string());
+        }
+    }
+    assert!(
+        seen.len() > 5,
+        "check found {} findings in the recorded trail",
+        seen.len()
+    );
     for pattern in ["write:*:*", "read:config:production", "*:*:*"] {
         for extra in [vec!["--all"], vec!["--at", "evt-000016"]] {
             let mut args = vec!["who-can", pattern, "--from", f, "--format", "json"];
@@ -268,7 +306,7 @@ fn judgment_json_fits_the_schemas() {
             );
         }
     }
-    for kind in ["access", "effect", "plan"] {
+    for kind in ["finding", "access", "effect", "plan"] {
         assert!(seen.iter().any(|k| k == kind), "no {kind} line was checked");
     }
     // And they refuse what is wrong.
@@ -277,6 +315,10 @@ fn judgment_json_fits_the_schemas() {
     assert!(!access.is_valid(&bad));
     bad["status"] = json!("may");
     assert!(access.is_valid(&bad));
+    let mut bad = json!({"kind": "summary", "schema_version": 1, "findings": 0, "counted": 0, "baselined": 0, "errors": 0, "warnings": 0, "notes": 0, "fail_on": "warning", "as_of": "evt-000001"});
+    assert!(validator("check-summary").is_valid(&bad));
+    bad.as_object_mut().unwrap().remove("schema_version");
+    assert!(!validator("check-summary").is_valid(&bad));
     let plan = validator("plan");
     assert!(!plan.is_valid(&json!({"kind": "plan", "level": "everything", "target": "x", "entries": [], "uncovered": [], "notes": []})));
 }
