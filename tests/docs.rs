@@ -284,8 +284,9 @@ fn the_command_checker_catches_what_does_not_exist() {
     assert_eq!(check("observe --from t.json --print json --at evt-1"), None);
     assert_eq!(check("--context staging observe"), None);
     assert_eq!(check("demo assets/x.chainview"), None);
-    let e = check("check --baseline b.json").unwrap();
-    assert!(e.contains("no subcommand 'check'"), "{e}");
+    assert_eq!(check("check --baseline b.json --format sarif"), None);
+    let e = check("diff --from a.json").unwrap();
+    assert!(e.contains("no subcommand 'diff'"), "{e}");
     let e = check("observe --follow").unwrap();
     assert!(
         e.contains("`chainview observe` has no flag --follow"),
