@@ -378,8 +378,8 @@ enum Command {
     /// environment variable (admin_secret_env = "VAR") or a command whose
     /// output is the secret (admin_secret_cmd = ["pass", "show", "x"], run
     /// without a shell); never the secret itself. read_only = true allows
-    /// only what reads the audit trail (observe, audit dump, check,
-    /// who-can, what-if); production = true marks it in the status bar.
+    /// only what reads the audit trail (observe, audit dump, check, diff,
+    /// explain, who-can, what-if); production = true marks it in the status bar.
     Context {
         #[command(subcommand)]
         what: ContextCommand,
@@ -970,8 +970,9 @@ enum ContextError {
     #[error(transparent)]
     Config(#[from] chainview::config::ConfigError),
     #[error(
-        "context '{0}' is read_only: only `chainview observe`, `audit dump`, `check`, `who-can` and `what-if` run against it, \
-         which only read its audit trail (the explorer, demo and --script register agents, delegate and revoke)"
+        "context '{0}' is read_only: only the commands that read its audit trail run against it \
+         (observe, audit dump, check, diff, explain, who-can, what-if); the explorer, demo and --script \
+         register agents, delegate and revoke"
     )]
     ReadOnly(String),
 }
@@ -1004,6 +1005,8 @@ fn reads_only(command: &Option<Command>) -> bool {
             Command::Observe(_)
                 | Command::Audit { .. }
                 | Command::Check(_)
+                | Command::Diff(_)
+                | Command::Explain { .. }
                 | Command::WhoCan(_)
                 | Command::WhatIf { .. }
         )

@@ -343,7 +343,7 @@ fn a_read_only_context_runs_observe_but_not_the_explorer_or_a_script() {
         let (code, _, err) = run(&all, &[]);
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(
-            err.contains("context 'prod' is read_only: only `chainview observe`, `audit dump`, `check`, `who-can` and `what-if` run against it"),
+            err.contains("context 'prod' is read_only: only the commands that read its audit trail run against it (observe, audit dump, check, diff, explain, who-can, what-if)"),
             "{args:?}: {err}"
         );
     }
@@ -351,6 +351,8 @@ fn a_read_only_context_runs_observe_but_not_the_explorer_or_a_script() {
     for args in [
         vec!["observe", "--print", "json"],
         vec!["check"],
+        vec!["diff"],
+        vec!["explain", "n0", "read:data:x"],
         vec!["who-can", "write:*:production"],
         vec!["what-if", "revoke", "agent", "n0"],
     ] {
