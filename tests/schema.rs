@@ -24,6 +24,8 @@ fn file_of(kind: &str) -> String {
     match kind {
         "access" => "who-can-access".into(),
         "finding" | "check-summary" => format!("check-{}", kind.trim_start_matches("check-")),
+        "gained" | "lost" | "new-chain" | "ended-chain" | "new-finding" => "diff-change".into(),
+        "check" | "decision" => format!("explain-{kind}"),
         "effect" | "plan" => format!("what-if-{kind}"),
         _ => format!("observe-{kind}"),
     }
@@ -233,7 +235,8 @@ fn the_schemas_refuse_what_is_wrong_and_allow_new_fields() {
     assert!(!nv.is_valid(&denied));
 }
 
-/// check, who-can and what-if's JSON lines, over the real broker's trail.
+/// check, who-can, what-if, diff and explain's JSON lines, over the real
+/// broker's trail.
 #[test]
 fn judgment_json_fits_the_schemas() {
     let fixture = root().join("tests/fixtures/real-broker-audit/audit.json");
@@ -306,7 +309,48 @@ fn judgment_json_fits_the_schemas() {
             );
         }
     }
-    for kind in ["finding", "access", "effect", "plan"] {
+    // diff between points of the trail, and between two trails.
+    let diff_kinds = ["gained", "lost", "new-chain", "ended-chain", "new-finding"];
+    for (at, to) in [
+        ("evt-000001", "evt-000136"),
+        ("evt-000016", "evt-000090"),
+        ("evt-000090", "evt-000136"),
+    ] {
+        let args = [
+            "diff", "--from", f, "--at", at, "--to", to, "--format", "json",
+        ];
+        let (code, out, err) = run(&args, &[]);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        check_lines(&format!("{args:?}"), &out, &diff_kinds, &mut seen);
+    }
+    // explain: every check, then the decision, for tokens and scopes that
+    // come out allowed, denied and unknown.
+    let mut decisions = Vec::new();
+    for node in ["n3", "n17", "n38", "n43"] {
+        for scope in [
+            "read:config:production",
+            "write:deploy:web-service",
+            "read:data:x",
+        ] {
+            let args = ["explain", node, scope, "--from", f, "--format", "json"];
+            let (code, out, err) = run(&args, &[]);
+            assert!(code == 0 || code == 1, "{args:?}: {err}");
+            let lines = check_lines(
+                &format!("{args:?}"),
+                &out,
+                &["check", "decision"],
+                &mut seen,
+            );
+            let last = lines.last().unwrap();
+            assert_eq!(last["kind"], "decision", "{args:?}");
+            decisions.push(last["decision"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(decisions.iter().any(|d| d == "allowed"), "{decisions:?}");
+    assert!(decisions.iter().any(|d| d != "allowed"), "{decisions:?}");
+    for kind in [
+        "finding", "access", "effect", "plan", "gained", "check", "decision",
+    ] {
         assert!(seen.iter().any(|k| k == kind), "no {kind} line was checked");
     }
     // And they refuse what is wrong.
