@@ -285,8 +285,9 @@ fn the_command_checker_catches_what_does_not_exist() {
     assert_eq!(check("--context staging observe"), None);
     assert_eq!(check("demo assets/x.chainview"), None);
     assert_eq!(check("check --baseline b.json --format sarif"), None);
-    let e = check("diff --from a.json").unwrap();
-    assert!(e.contains("no subcommand 'diff'"), "{e}");
+    assert_eq!(check("diff --from a.json --at evt-1 --to evt-2"), None);
+    let e = check("lint --from a.json").unwrap();
+    assert!(e.contains("no subcommand 'lint'"), "{e}");
     let e = check("observe --follow").unwrap();
     assert!(
         e.contains("`chainview observe` has no flag --follow"),
