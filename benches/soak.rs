@@ -2,7 +2,7 @@
 //! validate → release, against the embedded broker for SOAK_SECS (default
 //! 600), with the process's resident memory measured every minute. The
 //! broker keeps its data as `chainview broker --data DIR` does (DIR a
-//! temporary folder). Documented in the README; not run in CI.
+//! temporary folder). Documented in docs/benchmarks.md; not run in CI.
 //!
 //!     SOAK_SECS=600 cargo bench --bench soak
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -3,7 +3,7 @@
 //! Starts the real binary (`chainview broker`, its own process, so its RSS
 //! is the broker's alone) and drives a mix of requests that need no
 //! credentials, at full speed from 32 keep-alive connections, for FLOOD_SECS
-//! (default 60; the README's figure is 600):
+//! (default 60; docs/benchmarks.md's figure is 600):
 //!
 //! - `POST /v1/app/auth` with a unique 64 KiB `client_id` (every 50th: 1 MiB − 1 KiB)
 //! - `POST /v1/token/renew` with an unsigned token whose `exp` is a 300 KB string

@@ -256,6 +256,8 @@ struct Baseline {
 #[derive(serde::Serialize)]
 struct CheckSummary<'a> {
     kind: &'static str,
+    /// docs/schema/check-summary.schema.json (one version for all schemas).
+    schema_version: u32,
     findings: usize,
     counted: usize,
     baselined: usize,
@@ -320,6 +322,7 @@ pub async fn run_check(
     let count = |s: Severity| counted.iter().filter(|f| f.severity == s).count();
     let summary = CheckSummary {
         kind: "summary",
+        schema_version: crate::observe::print::json::SCHEMA_VERSION,
         findings: all.len(),
         counted: counted.len(),
         baselined: accepted.len(),

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod broker;
+pub mod config;
 pub mod diagram;
 pub mod export;
 pub mod judge;

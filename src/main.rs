@@ -52,6 +52,9 @@ ENVIRONMENT:
   SSL_CERT_FILE            CA certificates (PEM) to trust, when --ca-cert is not given
   CHAINVIEW_CLIENT_CERT    client certificate for an mtls broker (--client-cert)
   CHAINVIEW_CLIENT_KEY     its private key (--client-key)
+  CHAINVIEW_CONTEXT        the named broker to use from the config file (--context)
+  CHAINVIEW_CONFIG         the config file (--config; default
+                           $XDG_CONFIG_HOME/chainview/config.toml)
   CHAINVIEW_REVALIDATE     seconds between live checks of every live token (default 5, 0 = off)
   CHAINVIEW_TOKEN_<LABEL>  read by exported scenarios' `import LABEL env=…` steps
   CHAINVIEW_LOG            log filter (e.g. info, debug); logs go to a file, never the terminal
@@ -71,14 +74,22 @@ EXIT CODES (interactive): 0 after q; 143, 129, 130 after SIGTERM, SIGHUP,
 SIGINT from outside (the terminal is restored first); 3 without a terminal.
 
 SCENARIOS: `chainview language` prints the scenario language (steps, options,
-expectations); the README has it with examples.
+expectations); docs/scenarios.md has it with examples.
 
 chainview broker: AGENTWRIT_DATA_DIR (or --data DIR) keeps the signing key,
 apps, revocations and the audit trail across restarts; see `chainview broker
 --help`.";
 
+/// `chainview --version`: the crate's version and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CHAINVIEW_BUILD_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
-#[command(name = "chainview", version, about = ABOUT)]
+#[command(name = "chainview", version = VERSION, about = ABOUT)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -113,6 +124,23 @@ struct Cli {
     revalidate: f64,
     #[command(flatten)]
     tls: TlsClientArgs,
+    #[command(flatten)]
+    contexts: ContextArgs,
+}
+
+/// Named brokers from the config file.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Contexts (named brokers from the config file)")]
+struct ContextArgs {
+    /// Use the broker named NAME in the config file: its URL, CA, client
+    /// certificate and where its secrets come from. Flags and AGENTWRIT_…/
+    /// CHAINVIEW_CLIENT_… variables still win over what the context says.
+    #[arg(long, env = "CHAINVIEW_CONTEXT", value_name = "NAME", global = true)]
+    context: Option<String>,
+    /// The config file (default: $XDG_CONFIG_HOME/chainview/config.toml, else
+    /// ~/.config/chainview/config.toml).
+    #[arg(long, env = "CHAINVIEW_CONFIG", value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
 }
 
 /// How chainview trusts a TLS broker and proves itself to an mtls one.
@@ -164,20 +192,57 @@ struct DemoConnection {
     revalidate: Option<f64>,
 }
 
-/// The command line, its long help carrying the keys from the one keymap.
-fn parse_cli() -> Cli {
+/// The command definition, its long help carrying the keys from the one
+/// keymap (the man page is made from it too).
+fn command() -> clap::Command {
     use chainview::view::keymap;
-    use clap::{CommandFactory, FromArgMatches};
+    use clap::CommandFactory;
     let keys = keymap::summary(80);
     let observe_keys = keymap::summary_of(keymap::Mode::Observe, 80);
-    let cmd = Cli::command()
+    Cli::command()
         .long_about(LONG_ABOUT.replace("{KEYS}", &keys))
         .mut_subcommand("observe", |c| {
             c.after_long_help(format!(
                 "KEYS (interactive; ? shows them all, per pane):\n{observe_keys}"
             ))
-        });
-    match Cli::from_arg_matches(&cmd.get_matches()) {
+        })
+}
+
+/// `chainview man [SUBCOMMAND]`: the manual page, from the clap definitions.
+fn man(subcommand: Option<&str>) -> u8 {
+    let mut cmd = command();
+    cmd.build();
+    let page = match subcommand {
+        None => cmd,
+        Some(name) => match cmd.find_subcommand(name) {
+            Some(sub) => sub.clone().version(VERSION),
+            None => {
+                let names: Vec<&str> = cmd
+                    .get_subcommands()
+                    .map(|c| c.get_name())
+                    .filter(|n| *n != "help")
+                    .collect();
+                report!(
+                    "chainview: no subcommand '{name}'; the pages are: {}",
+                    names.join(", ")
+                );
+                return 2;
+            }
+        },
+    };
+    let mut buf = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(page).render(&mut buf) {
+        report!("chainview: cannot render the manual page: {e}");
+        return 3;
+    }
+    let _ = std::io::stdout().write_all(&buf);
+    0
+}
+
+/// The command line.
+fn parse_cli() -> Cli {
+    use clap::FromArgMatches;
+    match Cli::from_arg_matches(&command().get_matches()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     }
@@ -305,6 +370,37 @@ enum Command {
     WhatIf {
         #[command(subcommand)]
         what: WhatIfCommand,
+    },
+    /// The named brokers in the config file (see --context).
+    ///
+    /// A context table in config.toml names a broker's URL, CA file(s),
+    /// client certificate and key, and where each secret comes from: an
+    /// environment variable (admin_secret_env = "VAR") or a command whose
+    /// output is the secret (admin_secret_cmd = ["pass", "show", "x"], run
+    /// without a shell); never the secret itself. read_only = true allows
+    /// only what reads the audit trail (observe, audit dump, check, diff,
+    /// explain, who-can, what-if); production = true marks it in the status bar.
+    Context {
+        #[command(subcommand)]
+        what: ContextCommand,
+    },
+    /// Print the manual page (roff, for man), made from these definitions:
+    /// `chainview man > chainview.1 && man ./chainview.1`.
+    Man {
+        /// A subcommand's page instead, chainview-SUBCOMMAND(1) (e.g. observe).
+        subcommand: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ContextCommand {
+    /// List the contexts in the config file (* marks the one --context or CHAINVIEW_CONTEXT picks).
+    List,
+    /// Show one context (default: the one --context picks): its settings and
+    /// where each secret comes from, never a secret.
+    Show {
+        /// The context to show.
+        name: Option<String>,
     },
 }
 
@@ -620,8 +716,29 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    // Commands that never talk to a broker, and `context`, which reads the
+    // config file itself.
+    match &cli.command {
+        Some(Command::Context { what }) => return ExitCode::from(run_context(&cli, what)),
+        Some(Command::Man { subcommand }) => return ExitCode::from(man(subcommand.as_deref())),
+        _ => {}
+    }
+    let context = match chosen_context(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            report!("chainview: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let context = context.as_ref();
     if let Some(path) = cli.script.clone() {
-        let settings = settings(&cli);
+        let settings = match settings(&cli, context, true) {
+            Ok(s) => s,
+            Err(e) => {
+                report!("chainview: {e}");
+                return ExitCode::from(e.exit_code());
+            }
+        };
         let opts = ScriptOptions {
             format: cli.format,
             frames: cli.frames,
@@ -658,7 +775,14 @@ fn main() -> ExitCode {
             cli.revalidate = r;
         }
     }
-    let settings = settings(&cli);
+    let reads_only = reads_only(&cli.command);
+    let settings = match settings(&cli, context, !reads_only) {
+        Ok(s) => s,
+        Err(e) => {
+            report!("chainview: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
     let live = (cli.revalidate > 0.0).then(|| Duration::from_secs_f64(cli.revalidate));
     let result = rt.block_on(async {
         match cli.command {
@@ -781,6 +905,7 @@ fn main() -> ExitCode {
                 let _ = std::io::stdout().write_all(chainview::scenario::REFERENCE.as_bytes());
                 Ok(0)
             }
+            Some(Command::Context { .. } | Command::Man { .. }) => Ok(0),
             Some(Command::Completions { shell }) => {
                 let mut cmd = <Cli as clap::CommandFactory>::command();
                 let mut buf = Vec::new();
@@ -839,28 +964,212 @@ async fn interactive(
     }
 }
 
-fn settings(cli: &Cli) -> Settings {
+/// Why a command-line problem with contexts stops chainview, and its exit code.
+#[derive(Debug, thiserror::Error)]
+enum ContextError {
+    #[error(transparent)]
+    Config(#[from] chainview::config::ConfigError),
+    #[error(
+        "context '{0}' is read_only: only the commands that read its audit trail run against it \
+         (observe, audit dump, check, diff, explain, who-can, what-if); the explorer, demo and --script \
+         register agents, delegate and revoke"
+    )]
+    ReadOnly(String),
+}
+
+impl ContextError {
+    /// 3 when a secret could not be had (the broker cannot be set up), 2
+    /// for a config file or command line to fix.
+    fn exit_code(&self) -> u8 {
+        use chainview::config::ConfigError as C;
+        match self {
+            ContextError::Config(C::EnvUnset { .. } | C::Command { .. }) => 3,
+            _ => 2,
+        }
+    }
+}
+
+fn config_path(cli: &Cli) -> Result<PathBuf, chainview::config::ConfigError> {
+    match &cli.contexts.config {
+        Some(p) => Ok(p.clone()),
+        None => chainview::config::default_path(),
+    }
+}
+
+/// Whether the command only reads the broker (its audit trail, as admin):
+/// what a read_only context allows, and what needs no app credentials.
+fn reads_only(command: &Option<Command>) -> bool {
+    matches!(
+        command,
+        Some(
+            Command::Observe(_)
+                | Command::Audit { .. }
+                | Command::Check(_)
+                | Command::Diff(_)
+                | Command::Explain { .. }
+                | Command::WhoCan(_)
+                | Command::WhatIf { .. }
+        )
+    )
+}
+
+/// The context --context (or CHAINVIEW_CONTEXT) picks, if any, checked
+/// against what the command does. The config file is read only then.
+fn chosen_context(cli: &Cli) -> Result<Option<chainview::config::Context>, ContextError> {
+    let Some(name) = cli.contexts.context.as_deref().filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    // The embedded broker and the offline commands have no use for one.
+    if matches!(
+        cli.command,
+        Some(Command::Broker(_) | Command::Language | Command::Completions { .. })
+    ) {
+        return Ok(None);
+    }
+    let file = chainview::config::load(&config_path(cli)?)?;
+    let ctx = file.context(name)?.clone();
+    let reads_only = reads_only(&cli.command);
+    if ctx.read_only && !reads_only {
+        return Err(ContextError::ReadOnly(ctx.name));
+    }
+    Ok(Some(ctx))
+}
+
+/// `chainview context list|show`.
+fn run_context(cli: &Cli, what: &ContextCommand) -> u8 {
+    let file = match config_path(cli).and_then(|p| chainview::config::load(&p)) {
+        Ok(f) => f,
+        Err(e) => {
+            report!("chainview: {e}");
+            return 2;
+        }
+    };
+    let chosen = cli.contexts.context.as_deref().filter(|n| !n.is_empty());
+    let out = match what {
+        ContextCommand::List => {
+            let mut out = String::new();
+            for c in file.contexts.values() {
+                let mut marks = Vec::new();
+                if c.read_only {
+                    marks.push("read-only");
+                }
+                if c.production {
+                    marks.push("production");
+                }
+                out.push_str(&format!(
+                    "{} {:<16} {}{}\n",
+                    if chosen == Some(c.name.as_str()) {
+                        "*"
+                    } else {
+                        " "
+                    },
+                    c.name,
+                    c.url,
+                    if marks.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  ({})", marks.join(", "))
+                    }
+                ));
+            }
+            if out.is_empty() {
+                out = format!(
+                    "# no contexts in {}: add a [context.NAME] table\n",
+                    file.path.display()
+                );
+            }
+            visible(&out).into_owned()
+        }
+        ContextCommand::Show { name } => {
+            let Some(name) = name.as_deref().or(chosen) else {
+                report!("chainview: name the context to show: chainview context show NAME");
+                return 2;
+            };
+            match file.context(name) {
+                Ok(c) => c.show(),
+                Err(e) => {
+                    report!("chainview: {e}");
+                    return 2;
+                }
+            }
+        }
+    };
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    0
+}
+
+/// Where the broker is and how to reach it: flags and environment
+/// variables first, then the context. `app_credentials`: fetch the app's
+/// credentials from the context (what only reads needs only the admin
+/// secret, so a command for the others is not run for them).
+fn settings(
+    cli: &Cli,
+    context: Option<&chainview::config::Context>,
+    app_credentials: bool,
+) -> Result<Settings, ContextError> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    Settings {
+    let from_context = |source: Option<&chainview::config::Source>,
+                        ctx: &chainview::config::Context,
+                        what: &'static str|
+     -> Result<Option<String>, ContextError> {
+        match source {
+            Some(s) => Ok(Some(s.fetch(&ctx.name, what)?)),
+            None => Ok(None),
+        }
+    };
+    let mut s = Settings {
         broker_url: cli.broker.clone().filter(|u| !u.is_empty()),
         client_id: env("AGENTWRIT_CLIENT_ID"),
         client_secret: env("AGENTWRIT_CLIENT_SECRET"),
         admin_secret: env("AGENTWRIT_ADMIN_SECRET"),
         timeout: Some(Duration::from_secs_f64(cli.timeout)),
         tls: chainview::broker::tls::ClientTls {
-            ca_files: if cli.tls.ca_cert.is_empty() {
-                env("SSL_CERT_FILE")
-                    .map(PathBuf::from)
-                    .into_iter()
-                    .collect()
-            } else {
-                cli.tls.ca_cert.clone()
-            },
+            ca_files: cli.tls.ca_cert.clone(),
             client_cert: cli.tls.client_cert.clone(),
             client_key: cli.tls.client_key.clone(),
         },
         audit_cap: chainview::worker::ReadCap::DEFAULT,
+        context: None,
+    };
+    if let Some(ctx) = context {
+        match &s.broker_url {
+            Some(url) if url != &ctx.url => report!(
+                "chainview: note: --broker/AGENTWRIT_BROKER_URL ({url}) wins over context '{}' ({}); the context's certificates and secrets go to it",
+                ctx.name,
+                ctx.url
+            ),
+            Some(_) => {}
+            None => s.broker_url = Some(ctx.url.clone()),
+        }
+        if s.admin_secret.is_none() {
+            s.admin_secret = from_context(ctx.admin_secret.as_ref(), ctx, "admin secret")?;
+        }
+        if app_credentials {
+            if s.client_id.is_none() {
+                s.client_id = from_context(ctx.client_id.as_ref(), ctx, "client id")?;
+            }
+            if s.client_secret.is_none() {
+                s.client_secret = from_context(ctx.client_secret.as_ref(), ctx, "client secret")?;
+            }
+        }
+        // The context's CAs are for its broker: they come before
+        // SSL_CERT_FILE (a machine-wide setting), after --ca-cert.
+        if s.tls.ca_files.is_empty() {
+            s.tls.ca_files = ctx.ca_files.clone();
+        }
+        if s.tls.client_cert.is_none() {
+            s.tls.client_cert = ctx.client_cert.clone();
+            s.tls.client_key = ctx.client_key.clone();
+        }
+        s.context = Some(ctx.label());
     }
+    if s.tls.ca_files.is_empty() {
+        s.tls.ca_files = env("SSL_CERT_FILE")
+            .map(PathBuf::from)
+            .into_iter()
+            .collect();
+    }
+    Ok(s)
 }
 
 /// Reads a script (a file or `-` for standard input), at most

@@ -8,6 +8,7 @@ use ed25519_dalek::VerifyingKey;
 use crate::broker::embedded::{Config, EmbeddedBroker, StartError};
 use crate::broker::tls::ClientTls;
 use crate::broker::{BrokerClient, ClientError};
+use crate::config::ContextLabel;
 use crate::worker::{Secret, WorkerConfig};
 
 /// Where the broker is and how to authenticate, before connecting.
@@ -23,6 +24,8 @@ pub struct Settings {
     pub tls: ClientTls,
     /// How much one reading of the audit trail may take.
     pub audit_cap: crate::worker::ReadCap,
+    /// The context these came from (`--context`), for the status bar.
+    pub context: Option<ContextLabel>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -35,6 +38,7 @@ impl std::fmt::Debug for Settings {
             .field("timeout", &self.timeout)
             .field("tls", &self.tls)
             .field("audit_cap", &self.audit_cap)
+            .field("context", &self.context)
             .finish()
     }
 }
@@ -59,6 +63,8 @@ pub struct Target {
     pub worker: WorkerConfig,
     /// Known for the embedded broker: signatures can be verified offline.
     pub key: Option<VerifyingKey>,
+    /// The context (`--context`) the broker came from.
+    pub context: Option<ContextLabel>,
 }
 
 impl Target {
@@ -70,7 +76,16 @@ impl Target {
                 self.url
             )
         } else {
-            format!("AgentWrit broker at {}", self.url)
+            match &self.context {
+                Some(c) if c.production => {
+                    format!(
+                        "AgentWrit broker at {} (context {}, production)",
+                        self.url, c.name
+                    )
+                }
+                Some(c) => format!("AgentWrit broker at {} (context {})", self.url, c.name),
+                None => format!("AgentWrit broker at {}", self.url),
+            }
         }
     }
 
@@ -104,6 +119,7 @@ pub async fn connect(s: &Settings) -> Result<Target, SessionError> {
                 key: Some(broker.public_key()),
                 url,
                 embedded: Some(broker),
+                context: None,
             })
         }
         Some(url) => {
@@ -128,6 +144,7 @@ pub async fn connect(s: &Settings) -> Result<Target, SessionError> {
                     audit_cap: s.audit_cap,
                 },
                 key: None,
+                context: s.context.clone(),
             })
         }
     }

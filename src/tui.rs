@@ -161,8 +161,10 @@ impl Session {
     ) -> Result<Session, TuiError> {
         let script = script.unwrap_or_else(Script::empty);
         let (target, driver) = Driver::connect(&settings, script.clone()).await?;
+        let mut view = View::new(Some(&script), no_color);
+        view.context = settings.context.clone();
         let mut s = Session {
-            view: View::new(Some(&script), no_color),
+            view,
             settings,
             script,
             target,

@@ -699,6 +699,7 @@ pub async fn interactive(settings: &Settings, args: &ObserveArgs) -> Result<u8, 
     };
     let mut view = crate::view::View::new(None, args.no_color);
     view.observing = true;
+    view.context = settings.context.clone();
     let mut obs = Observer {
         o,
         at: 0,

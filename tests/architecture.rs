@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// Bottom to top. A module may use its own layer and those below.
 const LAYERS: &[&[&str]] = &[
-    &["text", "logging"],
+    &["text", "logging", "config"],
     &["scope", "jwt", "rules"],
     &["broker"],
     &["protocol"],

@@ -380,6 +380,10 @@ fn shell_completions_and_version() {
         "CHAINVIEW_TOKEN_<LABEL>",
         "CHAINVIEW_LOG",
         "CHAINVIEW_LOG_FILE",
+        "CHAINVIEW_CONTEXT",
+        "CHAINVIEW_CONFIG",
+        "--context",
+        "--config",
         "NO_COLOR",
     ] {
         assert!(help.contains(want), "--help lacks {want}");
@@ -394,10 +398,64 @@ fn shell_completions_and_version() {
             assert!(help.contains(&want), "--help lacks the key {want}");
         }
     }
+    // The version names the commit it was built from (build.rs), or says it
+    // is unknown outside a git checkout.
     let o = chainview(&["--version"], None, &[]);
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let commit = match head {
+        Some(h) => format!("commit {h}"),
+        None => "commit unknown".to_string(),
+    };
     assert_eq!(
         stdout(&o).trim(),
-        format!("chainview {}", env!("CARGO_PKG_VERSION"))
+        format!("chainview {} ({commit})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// `chainview man`: a roff manual page made from the clap definitions, so
+/// it names what --help names (the options, the subcommands, the version).
+#[test]
+fn man_prints_a_manual_page_from_the_command_definitions() {
+    let o = chainview(&["man"], None, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    let page = stdout(&o);
+    assert!(page.contains(".TH chainview 1"), "{page}");
+    assert!(
+        page.contains(&format!("chainview {} (commit", env!("CARGO_PKG_VERSION"))),
+        "{page}"
+    );
+    assert!(page.contains(".SH NAME"), "{page}");
+    assert!(
+        page.contains("chainview \\- Terminal explorer for AgentWrit delegation chains"),
+        "{page}"
+    );
+    assert!(page.contains(".SH SUBCOMMANDS"), "{page}");
+    for want in [
+        "\\-\\-script",
+        "\\-\\-context",
+        "chainview\\-observe",
+        "chainview\\-man",
+        "AGENTWRIT_ADMIN_SECRET",
+    ] {
+        assert!(page.contains(want), "the page lacks {want}:\n{page}");
+    }
+    // The pages it refers to, chainview-observe(1) and the others, too.
+    let o = chainview(&["man", "observe"], None, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    let page = stdout(&o);
+    assert!(page.contains(".TH chainview-observe 1"), "{page}");
+    assert!(page.contains("\\fBchainview observe\\fR"), "{page}");
+    assert!(page.contains("\\-\\-from"), "{page}");
+    let o = chainview(&["man", "nope"], None, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no subcommand 'nope'; the pages are: demo,")
     );
 }
 

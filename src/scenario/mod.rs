@@ -1,5 +1,5 @@
 //! The scenario language (`*.chainview`): one step per line, `#` comments,
-//! comma-separated lists without spaces. See the README ("Scenario language").
+//! comma-separated lists without spaces. See docs/scenarios.md ("The scenario language").
 //!
 //! [`parse`] turns text into a [`Script`] and checks every reference before
 //! anything runs; [`runner::Runner`] executes it against a broker through the

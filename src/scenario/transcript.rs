@@ -1,5 +1,5 @@
 //! Rendering step reports: a readable text transcript, and one JSON object
-//! per step (field names documented in the README, "JSON transcript").
+//! per step (field names documented in docs/scenarios.md, "JSON transcript").
 //! Raw tokens never appear: only their redacted form.
 
 use std::fmt::Write;

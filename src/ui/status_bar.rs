@@ -67,6 +67,22 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme) {
         spans.push(Span::styled(fit(m, room), t.warn()));
     }
     spans.push(Span::styled(" │ ", t.dim()));
+    if let Some(c) = &view.context {
+        // A production context in a colour of its own (and a mark, for
+        // NO_COLOR), before the broker it names.
+        if c.production {
+            spans.push(Span::styled(
+                format!("▲ {} (production)", fit(&c.name, 24)),
+                t.bad().add_modifier(ratatui::style::Modifier::REVERSED),
+            ));
+        } else {
+            spans.push(Span::styled(
+                format!("context {}", fit(&c.name, 24)),
+                t.accent(),
+            ));
+        }
+        spans.push(Span::raw(" "));
+    }
     spans.push(Span::raw(broker));
     spans.push(Span::styled(" │ ", t.dim()));
     spans.push(Span::raw(format!("app {app_part}")));

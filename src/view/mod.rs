@@ -273,6 +273,8 @@ pub struct View {
     pub as_of: Option<String>,
     /// Observe: what must stay in sight (a broken hash chain), in red.
     pub alarm: Option<String>,
+    /// The context (`--context`) the broker came from, for the status bar.
+    pub context: Option<crate::config::ContextLabel>,
 }
 
 impl View {
@@ -326,6 +328,7 @@ impl View {
             side: Vec::new(),
             as_of: None,
             alarm: None,
+            context: None,
         }
     }
 

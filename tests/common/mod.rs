@@ -25,7 +25,7 @@ pub struct Env {
     /// external broker (real time only).
     pub clock: Option<chainview::broker::embedded::Clock>,
     broker: Option<EmbeddedBroker>,
-    pki: Option<pki::Pki>,
+    pub pki: Option<pki::Pki>,
     /// The TLS files a client of this broker needs.
     pub tls_options: chainview::broker::tls::ClientTls,
 }
@@ -181,6 +181,7 @@ impl Env {
             timeout: None,
             tls: self.tls_options.clone(),
             audit_cap: Default::default(),
+            context: None,
         }
     }
 

@@ -93,9 +93,14 @@ struct DeniedLine<'a> {
     node_inferred: bool,
 }
 
+/// The version of the JSON lines' schemas (docs/schema/observe-*.schema.json).
+pub const SCHEMA_VERSION: u32 = 1;
+
 #[derive(Serialize)]
 struct Summary<'a> {
     kind: &'static str,
+    /// docs/schema/: fields are only added under one version.
+    schema_version: u32,
     events: usize,
     events_read: usize,
     as_of: &'a str,
@@ -297,6 +302,7 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
         w,
         &Summary {
             kind: "summary",
+            schema_version: SCHEMA_VERSION,
             events: at + 1,
             events_read: o.events.len(),
             as_of: id(at),
