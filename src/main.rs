@@ -692,6 +692,10 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
         report!("chainview broker: internal error{at}; the request was answered 500");
     }));
     let bind = format!("{}:{}", args.bind, args.port);
+    let mut cfg = cfg;
+    cfg.console = Some(chainview::broker::embedded::Console(std::sync::Arc::new(
+        |line: &str| report!("{line}"),
+    )));
     let broker = EmbeddedBroker::start_on(&bind, cfg)
         .await
         .wrap_err("cannot start the embedded broker")?;
@@ -709,6 +713,9 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
     announce_tls(&broker, &args);
     say!("export AGENTWRIT_BROKER_URL={}", broker.url());
     announce_apps(&broker, &args.apps)?;
+    // What start-up recorded (app registrations) is on disk before the
+    // credentials are printed.
+    broker.flush().await;
     if generated {
         say!(
             "# generated admin secret (set AGENTWRIT_ADMIN_SECRET or --admin-secret to choose one):"
@@ -718,9 +725,23 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
     say!("# press Ctrl-C to stop");
     wait_for_shutdown().await;
     say!("# stopping");
-    broker.shutdown().await;
+    let (db, _) = broker.database();
+    let db = db.to_path_buf();
+    let unwritten = broker.shutdown().await;
+    if unwritten > 0 {
+        report!(
+            "chainview broker: {unwritten} audit event{} could not be written to {} (their requests were refused with 503); the trail on disk ends before them",
+            if unwritten == 1 { "" } else { "s" },
+            db.display()
+        );
+        return Ok(BROKER_EVENTS_UNWRITTEN);
+    }
     Ok(0)
 }
+
+/// `chainview broker`'s exit code when it stops with audit events it could
+/// not write (a full disk).
+const BROKER_EVENTS_UNWRITTEN: u8 = 4;
 
 /// The embedded broker's configuration from `chainview broker`'s flags.
 fn broker_config(args: &BrokerArgs) -> Result<Config> {

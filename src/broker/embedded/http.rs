@@ -270,7 +270,22 @@ async fn dispatch(
             let m = ctx.method.as_str();
             let effective = if m == "HEAD" { "GET" } else { m };
             if methods.contains(&effective) {
-                handle_guarded(&state, r, &ctx)
+                super::store::begin_request();
+                let resp = handle_guarded(&state, r, &ctx);
+                // Answered means written: the events this request recorded
+                // are committed before it is answered, or it is refused.
+                match super::store::request_events() {
+                    (_, true) => ctx.problem(handlers::unavailable(
+                        "the broker cannot write its audit trail (queue full); retry later",
+                    )),
+                    (0, false) => resp,
+                    (seq, false) => match state.store.written(seq).await {
+                        Ok(()) => resp,
+                        Err(why) => ctx.problem(handlers::unavailable(format!(
+                            "{why}; the request is refused rather than answered unrecorded"
+                        ))),
+                    },
+                }
             } else {
                 let mut resp =
                     text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");

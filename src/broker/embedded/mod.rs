@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 pub use crate::broker::types::valid_segment;
 pub use audit::{MAX_DETAIL, MAX_FIELD, sanitize};
-pub use store::StoreError;
+pub use store::{Console, StoreError};
 
 use crate::broker::tls::{self, ServerTls, TlsFileError};
 use crate::broker::types::{App, RevokeLevel};
@@ -89,6 +89,9 @@ pub struct Config {
     pub tls: Option<ServerTls>,
     /// The clock tokens, nonces and audit times are judged by.
     pub clock: Clock,
+    /// Where to say what the operator must know at once (the audit trail
+    /// cannot be written); `None`: only the log.
+    pub console: Option<Console>,
 }
 
 /// The real broker's server timeouts (spec §1.1).
@@ -142,6 +145,7 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             tls: None,
             clock: Clock::default(),
+            console: None,
         }
     }
 }
@@ -407,7 +411,11 @@ impl std::fmt::Display for Invalid {
 
 impl State {
     fn new(cfg: Config) -> Result<Self, StoreError> {
-        let (store, loaded) = store::Store::open(cfg.data_dir.as_deref(), cfg.signing_seed)?;
+        let (store, loaded) = store::Store::open(
+            cfg.data_dir.as_deref(),
+            cfg.signing_seed,
+            cfg.console.clone(),
+        )?;
         let key = loaded.key;
         let kid = jwt::kid(&key.verifying_key());
         let now = cfg.clock.now().timestamp();
@@ -772,8 +780,9 @@ impl EmbeddedBroker {
     }
 
     /// Stops accepting connections, waits for the server task to end, and
-    /// writes what the audit writer still holds.
-    pub async fn shutdown(mut self) {
+    /// writes what the audit writer still holds. Returns how many audit
+    /// events could not be written (0: the trail is whole on disk).
+    pub async fn shutdown(mut self) -> u64 {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -781,7 +790,14 @@ impl EmbeddedBroker {
             let _ = task.await;
         }
         let state = self.state.clone();
-        let _ = tokio::task::spawn_blocking(move || state.store.close()).await;
+        tokio::task::spawn_blocking(move || state.store.close())
+            .await
+            .unwrap_or(0)
+    }
+
+    /// Why the audit trail cannot be written, while it cannot.
+    pub fn audit_failing(&self) -> Option<String> {
+        self.state.store.failing()
     }
 }
 

@@ -7,11 +7,19 @@
 //! stays flat however long the broker runs: the audit trail is on disk, not
 //! in RAM, in both modes.
 //!
-//! Audit events are written off the request path: the handler computes the
-//! event (id, hash chain) under a short lock and queues it; a writer thread
-//! commits the queue in one transaction per batch. Queries see committed rows
-//! (SQL, with filters and paging) plus the queued ones, so a client never
-//! misses an event the broker answered for.
+//! Answered means written (group commit): the handler computes the event
+//! (id, hash chain) under a short lock and queues it; a writer thread commits
+//! whatever is queued in one transaction (one sync) as soon as its previous
+//! commit ends, and the request is answered only once its events are
+//! committed ([`Store::written`]). Concurrent requests share a commit, so
+//! durability costs latency, not throughput. Queries see committed rows (SQL,
+//! with filters and paging) plus the queued ones.
+//!
+//! When the writer cannot write (a full disk, an I/O error) the store is
+//! *failing*: health says why, the requests waiting for their events are
+//! refused (503) instead of answered, the writer retries in small batches so
+//! freed space is used, and [`Store::close`] says how many events were never
+//! written.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -32,15 +40,19 @@ pub const DB_FILE: &str = "broker.db";
 /// The Ed25519 signing key (PKCS#8 PEM, mode 0600) inside the data directory.
 pub const KEY_FILE: &str = "signing.key";
 
-/// How long the audit writer lets a batch fill before committing it: the
-/// most a crash (kill -9) can lose is the events answered within this
-/// interval plus one commit.
-pub const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// The most events one transaction carries.
 const MAX_BATCH: usize = 20_000;
+/// While writes fail, the writer retries this many events at a time, so a
+/// little freed space is enough to make progress (a big failing batch would
+/// regrow the WAL it could not fit).
+const RETRY_BATCH: usize = 64;
 /// Past this many queued events a request waits (up to a second) for the
-/// writer to catch up: back-pressure instead of unbounded memory.
+/// writer to catch up: back-pressure instead of unbounded memory, healthy or
+/// not.
 const MAX_QUEUE: usize = 50_000;
+/// While writes fail, an event past this many queued ones is refused (its
+/// request answered 503) instead of queued.
+const MAX_QUEUE_FAILING: usize = 10_000;
 
 /// Schema migrations, in order; the database's `user_version` is how many
 /// have run.
@@ -115,6 +127,39 @@ pub enum StoreError {
         "{path}: this data directory is in use by another chainview broker; stop it first or choose another --data directory"
     )]
     InUse { path: PathBuf },
+    #[error("{path}: {detail}")]
+    Full { path: PathBuf, detail: String },
+}
+
+impl StoreError {
+    /// A write refused for want of space (the disk or the database is full).
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Full { .. })
+    }
+}
+
+/// Why an audited request cannot be answered: its event is not written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the audit trail cannot be written: {0}")]
+pub struct NotWritten(pub String);
+
+thread_local! {
+    /// What the request being handled on this thread recorded: the highest
+    /// sequence number, and whether an event was refused. Handlers run
+    /// synchronously on one thread, between [`begin_request`] and
+    /// [`request_events`].
+    static RECORDED: std::cell::Cell<(u64, bool)> = const { std::cell::Cell::new((0, false)) };
+}
+
+/// Starts counting the events the request about to be handled records.
+pub fn begin_request() {
+    RECORDED.set((0, false));
+}
+
+/// The events the request handled since [`begin_request`] recorded: the
+/// last sequence number (0: none) and whether one was refused.
+pub fn request_events() -> (u64, bool) {
+    RECORDED.get()
 }
 
 /// An app as stored (the secret only as its SHA-256).
@@ -155,7 +200,16 @@ struct AuditState {
     /// Every event with `seq <= committed` is in the database.
     committed: u64,
     stop: bool,
-    healthy: bool,
+    /// Why the last write failed; `None` while writes succeed.
+    failing: Option<String>,
+}
+
+/// What waiting requests watch: how far the trail is committed, and why
+/// writes fail (if they do).
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    committed: u64,
+    failing: Option<String>,
 }
 
 struct Shared {
@@ -164,6 +218,23 @@ struct Shared {
     wake: Condvar,
     /// Signalled after each commit.
     done: Condvar,
+    /// Published after each commit or failure, for the requests waiting.
+    progress: tokio::sync::watch::Sender<Progress>,
+    db_path: PathBuf,
+    /// Told once when writes start failing, and when they recover.
+    console: Option<Console>,
+}
+
+/// Where the broker says what an operator must know (a full disk): the
+/// terminal of `chainview broker`; nowhere in the explorer, whose terminal
+/// is the TUI.
+#[derive(Clone)]
+pub struct Console(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Console")
+    }
 }
 
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -197,6 +268,10 @@ fn sql_err(path: &Path, e: rusqlite::Error) -> StoreError {
             path: path.to_path_buf(),
             detail,
         },
+        Some(DiskFull) => StoreError::Full {
+            path: path.to_path_buf(),
+            detail: "the disk is full (SQLite: database or disk is full)".into(),
+        },
         _ => StoreError::Io {
             path: path.to_path_buf(),
             detail,
@@ -204,17 +279,23 @@ fn sql_err(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+/// A connection in WAL mode (readers never wait for the writer). `durable`:
+/// `synchronous=FULL`, each commit synced to disk before it returns — what
+/// "answered means written" needs to survive a machine crash, not only a
+/// killed process; the scratch store of a broker without `--data` (removed
+/// at stop, useless after any crash) does without the sync.
+fn open_conn(path: &Path, durable: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| sql_err(path, e))?;
     conn.busy_timeout(Duration::from_secs(5))
         .map_err(|e| sql_err(path, e))?;
-    // WAL: readers never wait for the writer; NORMAL: a commit survives a
-    // crash of this process (not of the machine before the next checkpoint).
     let _mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .map_err(|e| sql_err(path, e))?;
-    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
-        .map_err(|e| sql_err(path, e))?;
+    let sync = if durable { "FULL" } else { "OFF" };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=4194304;"
+    ))
+    .map_err(|e| sql_err(path, e))?;
     Ok(conn)
 }
 
@@ -311,7 +392,11 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`, or in a private
     /// temporary directory when `dir` is `None`. `seed` fixes a new signing
     /// key (tests); an existing key file always wins.
-    pub fn open(dir: Option<&Path>, seed: Option<[u8; 32]>) -> Result<(Store, Loaded), StoreError> {
+    pub fn open(
+        dir: Option<&Path>,
+        seed: Option<[u8; 32]>,
+        console: Option<Console>,
+    ) -> Result<(Store, Loaded), StoreError> {
         let (dir_path, temp) = match dir {
             Some(d) => {
                 std::fs::create_dir_all(d).map_err(|e| StoreError::Dir {
@@ -340,7 +425,8 @@ impl Store {
             Some(_) => SigningKey::from_bytes(&seed.unwrap_or_else(rand::random)),
             None => load_or_create_key(&dir_path.join(KEY_FILE), seed)?,
         };
-        let mut conn = open_conn(&db_path)?;
+        let durable = temp.is_none();
+        let mut conn = open_conn(&db_path, durable)?;
         migrate(&mut conn, &db_path)?;
         let apps = load_apps(&conn).map_err(|e| sql_err(&db_path, e))?;
         let revocations = load_revocations(&conn).map_err(|e| sql_err(&db_path, e))?;
@@ -353,7 +439,11 @@ impl Store {
             .optional()
             .map_err(|e| sql_err(&db_path, e))?
             .unwrap_or((0, "0".repeat(64)));
-        let writer_conn = open_conn(&db_path)?;
+        let writer_conn = open_conn(&db_path, durable)?;
+        let (progress, _) = tokio::sync::watch::channel(Progress {
+            committed: last_seq,
+            failing: None,
+        });
         let shared = Arc::new(Shared {
             state: Mutex::new(AuditState {
                 last_seq,
@@ -361,10 +451,13 @@ impl Store {
                 queue: VecDeque::new(),
                 committed: last_seq,
                 stop: false,
-                healthy: true,
+                failing: None,
             }),
             wake: Condvar::new(),
             done: Condvar::new(),
+            progress,
+            db_path: db_path.clone(),
+            console,
         });
         let writer = {
             let shared = shared.clone();
@@ -403,9 +496,34 @@ impl Store {
         self.persistent
     }
 
-    /// Records an audit event: id and hash chain now, the write later.
+    /// Records an audit event: id and hash chain now, the write by the writer
+    /// thread. The request that recorded it must not be answered before
+    /// [`Store::written`] says so. While writes fail and many events wait
+    /// already, the event is refused (not queued): its request is answered
+    /// 503.
     pub fn record(&self, e: NewEvent, now: DateTime<Utc>) {
         let mut st = guard(&self.shared.state);
+        if st.queue.len() > MAX_QUEUE {
+            // Back-pressure, healthy or not: wait for the writer to catch up.
+            st = match self
+                .shared
+                .done
+                .wait_timeout_while(st, Duration::from_secs(1), |st| {
+                    st.queue.len() > MAX_QUEUE / 2
+                }) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        let full = if st.failing.is_some() {
+            MAX_QUEUE_FAILING
+        } else {
+            MAX_QUEUE
+        };
+        if st.queue.len() >= full {
+            RECORDED.with(|r| r.set((r.get().0, true)));
+            return;
+        }
         let seq = st.last_seq + 1;
         let ev = build_event(seq, &st.last_hash, e, now);
         st.last_seq = seq;
@@ -419,14 +537,30 @@ impl Store {
         if was_empty {
             self.shared.wake.notify_one();
         }
-        if st.queue.len() > MAX_QUEUE {
-            let _ = self
-                .shared
-                .done
-                .wait_timeout_while(st, Duration::from_secs(1), |st| {
-                    st.queue.len() > MAX_QUEUE / 2 && st.healthy
-                });
+        drop(st);
+        RECORDED.with(|r| r.set((seq, r.get().1)));
+    }
+
+    /// Waits until event `seq` is committed; an error (why) when writes fail.
+    pub async fn written(&self, seq: u64) -> Result<(), NotWritten> {
+        let mut rx = self.shared.progress.subscribe();
+        let p = rx
+            .wait_for(|p| p.committed >= seq || p.failing.is_some())
+            .await
+            .map(|p| p.clone())
+            .unwrap_or_else(|_| Progress {
+                committed: 0,
+                failing: Some("the audit writer stopped".into()),
+            });
+        if p.committed >= seq {
+            return Ok(());
         }
+        Err(NotWritten(p.failing.unwrap_or_default()))
+    }
+
+    /// Why audit writes fail, while they do.
+    pub fn failing(&self) -> Option<String> {
+        guard(&self.shared.state).failing.clone()
     }
 
     /// How many audit events exist (committed or queued).
@@ -436,7 +570,7 @@ impl Store {
 
     /// True while the database answers and the last audit batch was written.
     pub fn healthy(&self) -> bool {
-        let writer_ok = guard(&self.shared.state).healthy;
+        let writer_ok = guard(&self.shared.state).failing.is_none();
         writer_ok
             && guard(&self.conn)
                 .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
@@ -630,8 +764,9 @@ impl Store {
             .map_err(|e| sql_err(&self.db_path, e))
     }
 
-    /// Commits what is queued and stops the writer.
-    pub fn close(&self) {
+    /// Commits what is queued and stops the writer. Returns how many
+    /// recorded events could not be written (0 when all are on disk).
+    pub fn close(&self) -> u64 {
         {
             let mut st = guard(&self.shared.state);
             st.stop = true;
@@ -640,12 +775,13 @@ impl Store {
         if let Some(h) = guard(&self.writer).take() {
             let _ = h.join();
         }
+        guard(&self.shared.state).queue.len() as u64
     }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
-        self.close();
+        let _ = self.close();
     }
 }
 
@@ -736,10 +872,28 @@ fn write_batch(
     tx.commit()
 }
 
+/// The words for a failed batch (shown to clients too: no path): a full
+/// disk said as such.
+fn failure_cause(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => "the broker's disk is full".into(),
+        _ => format!("the database refused the write ({e})"),
+    }
+}
+
+fn publish(shared: &Shared, st: &AuditState) {
+    shared.progress.send_replace(Progress {
+        committed: st.committed,
+        failing: st.failing.clone(),
+    });
+}
+
+/// Commits the queue, batch after batch, each as soon as the previous one
+/// ends (group commit). On failure: retries in small batches, says so once.
 fn writer_loop(mut conn: Connection, shared: &Shared) {
     let mut failures = 0u32;
     loop {
-        let stopping = {
+        let limit = {
             let mut st = guard(&shared.state);
             while st.queue.is_empty() && !st.stop {
                 st = match shared.wake.wait(st) {
@@ -750,28 +904,16 @@ fn writer_loop(mut conn: Connection, shared: &Shared) {
             if st.queue.is_empty() {
                 return;
             }
-            st.stop
-        };
-        if !stopping {
-            // Let the batch fill: one transaction for many events. A stop
-            // cuts the wait short, so shutting down never waits it out.
-            let until = std::time::Instant::now() + BATCH_INTERVAL;
-            let mut st = guard(&shared.state);
-            while !st.stop {
-                let left = until.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                st = match shared.wake.wait_timeout(st, left) {
-                    Ok((g, _)) => g,
-                    Err(e) => e.into_inner().0,
-                };
+            if st.failing.is_some() {
+                RETRY_BATCH
+            } else {
+                MAX_BATCH
             }
-        }
+        };
         let (batch, seqs): (Vec<Arc<AuditEvent>>, Vec<(u64, i64)>) = guard(&shared.state)
             .queue
             .iter()
-            .take(MAX_BATCH)
+            .take(limit)
             .map(|q| (q.event.clone(), (q.seq, q.ts_ns)))
             .unzip();
         match write_batch(&mut conn, &batch, &seqs) {
@@ -782,22 +924,54 @@ fn writer_loop(mut conn: Connection, shared: &Shared) {
                 if let Some((last, _)) = seqs.last() {
                     st.committed = *last;
                 }
-                st.healthy = true;
+                if st.failing.take().is_some() {
+                    tell(
+                        shared,
+                        &format!(
+                            "audit trail written again to {}; {} events still queued",
+                            shared.db_path.display(),
+                            st.queue.len()
+                        ),
+                    );
+                }
+                publish(shared, &st);
                 drop(st);
                 shared.done.notify_all();
             }
             Err(e) => {
                 failures += 1;
+                let cause = failure_cause(&e);
                 tracing::error!(error = %e, "audit batch not written; retrying");
+                // A failed transaction may leave a grown WAL behind: give the
+                // space back so a retry has room.
+                let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
                 let mut st = guard(&shared.state);
-                st.healthy = false;
+                if st.failing.is_none() {
+                    tell(
+                        shared,
+                        &format!(
+                            "{}: audit events cannot be written: {cause}; audited requests are \
+                             refused (503) until they can; free space there and the broker \
+                             resumes by itself",
+                            shared.db_path.display()
+                        ),
+                    );
+                }
+                st.failing = Some(cause);
+                publish(shared, &st);
                 if st.stop && failures >= 3 {
                     // Stopping and the disk refuses: give up rather than hang.
                     return;
                 }
-                drop(st);
-                std::thread::sleep(Duration::from_millis(200 * u64::from(failures.min(10))));
+                let pause = Duration::from_millis(50 * u64::from(failures.min(20)));
+                let _ = shared.wake.wait_timeout_while(st, pause, |st| !st.stop);
             }
         }
+    }
+}
+
+fn tell(shared: &Shared, what: &str) {
+    if let Some(c) = &shared.console {
+        (c.0)(&format!("chainview broker: {what}"));
     }
 }
