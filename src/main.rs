@@ -372,6 +372,11 @@ struct BrokerArgs {
     /// directory removed when the broker stops.
     #[arg(long, env = "AGENTWRIT_DATA_DIR", value_name = "DIR")]
     data: Option<PathBuf>,
+    /// With --data: start over on purpose — delete the directory's signing
+    /// key, apps, revocations and audit trail first. (A damaged directory is
+    /// refused, never reset silently.)
+    #[arg(long, requires = "data")]
+    reset: bool,
     /// Take the client IP for rate limits from X-Forwarded-For. Only behind a
     /// reverse proxy that sets it: otherwise any client can pick its own IP.
     #[arg(long)]
@@ -430,7 +435,17 @@ fn main() -> ExitCode {
             frames: cli.frames,
             reveal: cli.reveal_secrets,
         };
-        return ExitCode::from(rt.block_on(run_script(path, opts, settings)));
+        // A signal ends the replay at once; the embedded broker's scratch
+        // directory goes with it.
+        return ExitCode::from(rt.block_on(async {
+            tokio::select! {
+                code = run_script(path, opts, settings) => code,
+                code = stop_signal() => {
+                    chainview::broker::embedded::remove_scratch_dirs();
+                    code
+                }
+            }
+        }));
     }
     match &cli.command {
         Some(Command::Observe(ObserveCli {
@@ -691,6 +706,9 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
             .unwrap_or_default();
         report!("chainview broker: internal error{at}; the request was answered 500");
     }));
+    // From here on, a signal stops the broker cleanly (scratch directory
+    // removed, audit trail written) whenever it comes.
+    let stop = stop_signal();
     let bind = format!("{}:{}", args.bind, args.port);
     let mut cfg = cfg;
     cfg.console = Some(chainview::broker::embedded::Console(std::sync::Arc::new(
@@ -710,6 +728,9 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
             db.display()
         );
     }
+    if let Some(r) = broker.restored() {
+        announce_restored(r, args.reset, generated);
+    }
     announce_tls(&broker, &args);
     say!("export AGENTWRIT_BROKER_URL={}", broker.url());
     announce_apps(&broker, &args.apps)?;
@@ -723,7 +744,7 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
         say!("export AGENTWRIT_ADMIN_SECRET={}", broker.admin_secret());
     }
     say!("# press Ctrl-C to stop");
-    wait_for_shutdown().await;
+    stop.await;
     say!("# stopping");
     let (db, _) = broker.database();
     let db = db.to_path_buf();
@@ -759,6 +780,7 @@ fn broker_config(args: &BrokerArgs) -> Result<Config> {
     };
     cfg.strict_500s = args.strict_500s;
     cfg.data_dir = args.data.clone();
+    cfg.reset = args.reset;
     cfg.trust_proxy = args.trust_proxy;
     cfg.max_connections = args.max_connections as usize;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
@@ -771,10 +793,66 @@ fn broker_config(args: &BrokerArgs) -> Result<Config> {
     Ok(cfg)
 }
 
+/// What a data directory held: one banner line, and a warning when the
+/// admin secret is not the one it was last run with.
+fn announce_restored(r: &chainview::broker::embedded::Restored, reset: bool, generated: bool) {
+    let plural = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    if reset {
+        say!(
+            "# --reset: started over (the earlier signing key, apps, revocations and audit trail were deleted)"
+        );
+    } else if r.events == 0 && r.apps == 0 && r.revocations == 0 {
+        say!("# new data directory");
+    } else {
+        say!(
+            "# restored: {}, {}, {} in force",
+            plural(r.events, "audit event"),
+            plural(r.apps as u64, "app"),
+            plural(r.revocations as u64, "revocation")
+        );
+    }
+    if r.admin_secret_changed {
+        if generated {
+            report!(
+                "chainview broker: warning: no admin secret was given, so a new one was generated; \
+                 admin clients using the one this data directory was last run with now get 401 \
+                 (set AGENTWRIT_ADMIN_SECRET or --admin-secret to keep using it)"
+            );
+        } else {
+            report!(
+                "chainview broker: warning: the admin secret differs from the one this data directory \
+                 was last run with; admin clients using the old one now get 401 (admin tokens issued \
+                 before stay valid until they expire)"
+            );
+        }
+    }
+}
+
+/// The shell variable for an app's credential when several `--app` are
+/// given: `AGENTWRIT_CLIENT_ID_WEATHER_BOT` for `weather-bot` (app names are
+/// lowercase letters, digits and hyphens, so no two collide).
+fn app_var(base: &str, name: &str, several: bool) -> String {
+    if several {
+        format!("{base}_{}", name.to_ascii_uppercase().replace('-', "_"))
+    } else {
+        base.to_string()
+    }
+}
+
 /// `--app NAME=SCOPES`: each app registered (or found from an earlier run)
-/// and its export lines.
+/// and its export lines. One app: `AGENTWRIT_CLIENT_ID`/`_SECRET`, what the
+/// SDK reads; several: one block each, the variables suffixed with the name.
 fn announce_apps(broker: &EmbeddedBroker, apps: &[(String, Vec<String>)]) -> Result<()> {
+    let several = apps.len() > 1;
+    if several {
+        say!(
+            "# {} apps: each block's variables end with the app's name; set AGENTWRIT_CLIENT_ID/AGENTWRIT_CLIENT_SECRET from the one a client should use",
+            apps.len()
+        );
+    }
     for (name, scopes) in apps {
+        let id_var = app_var("AGENTWRIT_CLIENT_ID", name, several);
+        let secret_var = app_var("AGENTWRIT_CLIENT_SECRET", name, several);
         match broker.ensure_app(name, scopes)? {
             EnsuredApp::Created(app) => {
                 say!(
@@ -782,9 +860,9 @@ fn announce_apps(broker: &EmbeddedBroker, apps: &[(String, Vec<String>)]) -> Res
                     app.app_id,
                     scopes.join(",")
                 );
-                say!("export AGENTWRIT_CLIENT_ID={}", app.client_id);
+                say!("export {id_var}={}", app.client_id);
                 say!(
-                    "export AGENTWRIT_CLIENT_SECRET={}",
+                    "export {secret_var}={}",
                     app.client_secret.unwrap_or_default()
                 );
             }
@@ -804,7 +882,7 @@ fn announce_apps(broker: &EmbeddedBroker, apps: &[(String, Vec<String>)]) -> Res
                         app.app_id
                     );
                 }
-                say!("export AGENTWRIT_CLIENT_ID={}", app.client_id);
+                say!("export {id_var}={}", app.client_id);
                 say!(
                     "# its client secret was shown when the app was created; the broker keeps only a hash of it"
                 );
@@ -837,24 +915,32 @@ fn announce_tls(broker: &EmbeddedBroker, args: &BrokerArgs) {
     }
 }
 
-async fn wait_for_shutdown() {
+/// Waits for SIGTERM, SIGHUP or SIGINT (Ctrl-C); resolves to the exit code a
+/// shell reports for it (128 + its number). The handlers are installed when
+/// this is called, not when it is first polled, so a signal that arrives in
+/// between is not lost.
+fn stop_signal() -> impl std::future::Future<Output = u8> {
     #[cfg(unix)]
-    {
+    let sigs = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+        (|| {
+            Some((
+                signal(SignalKind::terminate()).ok()?,
+                signal(SignalKind::hangup()).ok()?,
+                signal(SignalKind::interrupt()).ok()?,
+            ))
+        })()
+    };
+    async move {
+        #[cfg(unix)]
+        if let Some((mut term, mut hup, mut int)) = sigs {
+            return tokio::select! {
+                _ = term.recv() => 143,
+                _ = hup.recv() => 129,
+                _ = int.recv() => 130,
+            };
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
+        130
     }
 }

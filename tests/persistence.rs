@@ -693,3 +693,226 @@ fn a_data_directory_serves_one_broker_at_a_time() {
     again.kill().unwrap();
     again.wait().unwrap();
 }
+
+/// A directory with some history: an admin login, an app, a revocation.
+fn populated(dir: &Path) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (broker, client, admin) = start(dir).await;
+        client
+            .create_app(
+                &admin,
+                &CreateAppRequest {
+                    name: "kept".into(),
+                    scopes: vec!["read:data:*".into()],
+                    token_ttl: None,
+                },
+            )
+            .await
+            .unwrap();
+        client
+            .revoke(&admin, RevokeLevel::Task, "gone")
+            .await
+            .unwrap();
+        assert_eq!(broker.shutdown().await, 0);
+    });
+}
+
+/// A damaged directory is refused with what is missing named (exit 3),
+/// never a silent fresh start; `--reset` starts over on purpose.
+#[test]
+fn damaged_data_directories_are_refused_and_reset_starts_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = |name: &str| {
+        let d = tmp.path().join(name);
+        populated(&d);
+        d
+    };
+    let sql = |d: &Path, q: &str| {
+        let c = rusqlite::Connection::open(d.join("broker.db")).unwrap();
+        c.execute_batch(q).unwrap();
+    };
+
+    // signing.key without broker.db.
+    let d = fresh("no-db");
+    for f in ["broker.db", "broker.db-wal", "broker.db-shm"] {
+        let _ = std::fs::remove_file(d.join(f));
+    }
+    let err = refused(&d);
+    assert!(
+        err.contains("damaged")
+            && err.contains("broker.db")
+            && err.contains("missing")
+            && err.contains("--reset"),
+        "{err}"
+    );
+    assert!(
+        !d.join("broker.db").exists(),
+        "nothing created in its place"
+    );
+
+    // A 0-byte database.
+    let d = fresh("empty-db");
+    for f in ["broker.db-wal", "broker.db-shm"] {
+        let _ = std::fs::remove_file(d.join(f));
+    }
+    std::fs::write(d.join("broker.db"), b"").unwrap();
+    let err = refused(&d);
+    assert!(err.contains("empty (0 bytes)"), "{err}");
+
+    // A trail that does not start at genesis.
+    let d = fresh("no-genesis");
+    sql(&d, "DELETE FROM audit WHERE seq = 1;");
+    let err = refused(&d);
+    assert!(err.contains("does not start at genesis"), "{err}");
+
+    // A head that does not verify.
+    let d = fresh("bad-head");
+    sql(
+        &d,
+        "UPDATE audit SET detail = 'edited' WHERE seq = (SELECT MAX(seq) FROM audit);",
+    );
+    let err = refused(&d);
+    assert!(err.contains("does not match its hash"), "{err}");
+
+    // A database with history but no key.
+    let d = fresh("no-key");
+    std::fs::remove_file(d.join("signing.key")).unwrap();
+    let err = refused(&d);
+    assert!(err.contains("signing.key is missing"), "{err}");
+
+    // An empty key file, in words.
+    let d = fresh("empty-key");
+    std::fs::write(d.join("signing.key"), b"").unwrap();
+    let err = refused(&d);
+    assert!(err.contains("signing.key is empty"), "{err}");
+
+    // --reset: on purpose, a new start.
+    let (mut child, url, out) = spawn_broker(&d, &["--reset"]);
+    assert!(
+        out.iter().any(|l| l.contains("--reset: started over")),
+        "{out:?}"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let health = rt.block_on(async { BrokerClient::new(&url).unwrap().health().await.unwrap() });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(health.audit_events_count, 0, "the old trail is gone");
+}
+
+/// Runs `chainview broker` to its banner, then SIGTERM: (stdout lines,
+/// stderr, exit code).
+fn banner_of(
+    dir: Option<&Path>,
+    extra: &[&str],
+    secret: Option<&str>,
+) -> (Vec<String>, String, i32) {
+    let mut cmd = Command::new(bin());
+    cmd.args(["broker", "--port", "0"]);
+    if let Some(d) = dir {
+        cmd.arg("--data").arg(d);
+    }
+    cmd.args(extra).env_remove("AGENTWRIT_ADMIN_SECRET");
+    if let Some(s) = secret {
+        cmd.env("AGENTWRIT_ADMIN_SECRET", s);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.starts_with("# press Ctrl-C");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    // SAFETY: a signal to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    seen.extend(lines.map_while(Result::ok));
+    let out = child.wait_with_output().unwrap();
+    (
+        seen,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn the_banner_says_what_was_restored_and_warns_of_another_admin_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err, code) = banner_of(Some(dir.path()), &[], Some(SECRET));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.iter().any(|l| l == "# new data directory"), "{out:?}");
+    populated(dir.path());
+    let (out, err, _) = banner_of(Some(dir.path()), &[], Some(SECRET));
+    let restored = out.iter().find(|l| l.starts_with("# restored: ")).unwrap();
+    assert!(
+        restored.contains("audit events, 1 app, 1 revocation in force"),
+        "{restored}"
+    );
+    assert!(!err.contains("warning"), "same secret, no warning: {err}");
+
+    let (_, err, _) = banner_of(Some(dir.path()), &[], Some("another-admin-secret-entirely"));
+    assert!(
+        err.contains("admin secret differs") && err.contains("401"),
+        "{err}"
+    );
+    let (_, err, _) = banner_of(Some(dir.path()), &[], None);
+    assert!(
+        err.contains("a new one was generated") && err.contains("401"),
+        "{err}"
+    );
+}
+
+#[test]
+fn several_apps_get_one_export_block_each_one_app_prints_as_before() {
+    let (out, _, _) = banner_of(
+        None,
+        &[
+            "--app",
+            "alpha-one=read:data:*",
+            "--app",
+            "beta=write:data:*",
+        ],
+        Some(SECRET),
+    );
+    let exports: Vec<&String> = out
+        .iter()
+        .filter(|l| l.starts_with("export AGENTWRIT_CLIENT"))
+        .collect();
+    let names: Vec<&str> = exports
+        .iter()
+        .map(|l| l.trim_start_matches("export ").split('=').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "AGENTWRIT_CLIENT_ID_ALPHA_ONE",
+            "AGENTWRIT_CLIENT_SECRET_ALPHA_ONE",
+            "AGENTWRIT_CLIENT_ID_BETA",
+            "AGENTWRIT_CLIENT_SECRET_BETA"
+        ],
+        "{out:?}"
+    );
+    assert!(out.iter().any(|l| l.starts_with("# app 'beta'")), "{out:?}");
+    let (out, _, _) = banner_of(None, &["--app", "solo=read:data:*"], Some(SECRET));
+    let exports: Vec<&String> = out
+        .iter()
+        .filter(|l| l.starts_with("export AGENTWRIT_CLIENT"))
+        .collect();
+    assert_eq!(exports.len(), 2, "{out:?}");
+    assert!(
+        exports[0].starts_with("export AGENTWRIT_CLIENT_ID="),
+        "{out:?}"
+    );
+    assert!(
+        exports[1].starts_with("export AGENTWRIT_CLIENT_SECRET="),
+        "{out:?}"
+    );
+}

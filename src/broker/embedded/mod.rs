@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 pub use crate::broker::types::valid_segment;
 pub use audit::{MAX_DETAIL, MAX_FIELD, sanitize};
-pub use store::{Console, StoreError};
+pub use store::{Console, StoreError, remove_scratch_dirs};
 
 use crate::broker::tls::{self, ServerTls, TlsFileError};
 use crate::broker::types::{App, RevokeLevel};
@@ -92,6 +92,9 @@ pub struct Config {
     /// Where to say what the operator must know at once (the audit trail
     /// cannot be written); `None`: only the log.
     pub console: Option<Console>,
+    /// Start over on `data_dir`: delete its key, apps, revocations and
+    /// audit trail first (`chainview broker --reset`).
+    pub reset: bool,
 }
 
 /// The real broker's server timeouts (spec §1.1).
@@ -146,6 +149,7 @@ impl Default for Config {
             tls: None,
             clock: Clock::default(),
             console: None,
+            reset: false,
         }
     }
 }
@@ -304,8 +308,24 @@ struct Metrics {
     launch_tokens: u64,
 }
 
+/// What a data directory held when the broker started on it.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// Audit events in the trail.
+    pub events: u64,
+    pub apps: usize,
+    /// Revocations still in force.
+    pub revocations: usize,
+    /// The directory was last run with another admin secret: admin clients
+    /// holding that one now get 401.
+    pub admin_secret_changed: bool,
+    save_secret: Option<([u8; 16], [u8; 32])>,
+}
+
 /// The broker's shared state.
 pub(crate) struct State {
+    /// `None` without a data directory.
+    restored: Option<Restored>,
     cfg: Config,
     key: SigningKey,
     kid: String,
@@ -415,6 +435,7 @@ impl State {
             cfg.data_dir.as_deref(),
             cfg.signing_seed,
             cfg.console.clone(),
+            store::OpenOptions { reset: cfg.reset },
         )?;
         let key = loaded.key;
         let kid = jwt::kid(&key.verifying_key());
@@ -424,7 +445,32 @@ impl State {
             revoked.insert(level, &target, exp, now);
         }
         let next_app = loaded.apps.iter().map(|a| a.seq + 1).max().unwrap_or(0);
+        let restored = store.persistent().then(|| {
+            let salted = |salt: &[u8; 16]| -> [u8; 32] {
+                let mut h = Sha256::new();
+                h.update(salt);
+                h.update(cfg.admin_secret.as_bytes());
+                h.finalize().into()
+            };
+            let before = loaded.admin_secret;
+            let same = before.is_some_and(|(salt, hash)| bool::from(salted(&salt).ct_eq(&hash)));
+            Restored {
+                events: loaded.events,
+                apps: loaded.apps.len(),
+                revocations: revoked.sets.values().map(HashSet::len).sum::<usize>()
+                    + revoked.tokens.len(),
+                admin_secret_changed: before.is_some() && !same,
+                save_secret: (!same).then(|| {
+                    let salt: [u8; 16] = rand::random();
+                    (salt, salted(&salt))
+                }),
+            }
+        });
+        if let Some((salt, hash)) = restored.as_ref().and_then(|r| r.save_secret) {
+            store.save_admin_secret(&salt, &hash)?;
+        }
         Ok(State {
+            restored,
             admin_secret_hash: sha256(&cfg.admin_secret),
             cfg,
             key,
@@ -793,6 +839,11 @@ impl EmbeddedBroker {
         tokio::task::spawn_blocking(move || state.store.close())
             .await
             .unwrap_or(0)
+    }
+
+    /// What the data directory held at start; `None` without one.
+    pub fn restored(&self) -> Option<&Restored> {
+        self.state.restored.as_ref()
     }
 
     /// Why the audit trail cannot be written, while it cannot.

@@ -56,7 +56,8 @@ const MAX_QUEUE_FAILING: usize = 10_000;
 
 /// Schema migrations, in order; the database's `user_version` is how many
 /// have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE apps (
     app_id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -100,7 +101,14 @@ CREATE INDEX audit_agent_id ON audit(agent_id);
 CREATE INDEX audit_task_id ON audit(task_id);
 CREATE INDEX audit_outcome ON audit(outcome);
 CREATE INDEX audit_ts ON audit(ts_ns);
-"#];
+"#,
+    r#"
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+"#,
+];
 
 /// Why the data directory cannot be used. Each names the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +137,14 @@ pub enum StoreError {
     InUse { path: PathBuf },
     #[error("{path}: {detail}")]
     Full { path: PathBuf, detail: String },
+    #[error(
+        "{path}: this data directory is damaged: {detail}; restore the missing or damaged file from a backup, or start over on purpose with --reset (which deletes the key, apps, revocations and audit trail)"
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "{path}: is a symbolic link; refusing to follow it (use the real path, or remove the link)"
+    )]
+    Symlink { path: PathBuf },
 }
 
 impl StoreError {
@@ -183,6 +199,18 @@ pub struct Loaded {
     pub apps: Vec<StoredApp>,
     /// (level, target, expiry of a released/renewed token).
     pub revocations: Vec<Revocation>,
+    /// Audit events already in the trail (restored from the directory).
+    pub events: u64,
+    /// The admin secret this directory was last run with: (salt, SHA-256 of
+    /// salt and secret); `None` for a new directory.
+    pub admin_secret: Option<([u8; 16], [u8; 32])>,
+}
+
+/// How to open a data directory.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OpenOptions {
+    /// Delete what the directory holds (key, database) and start over.
+    pub reset: bool,
 }
 
 struct Queued {
@@ -324,6 +352,10 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
 /// Loads the signing key from `path`, or writes a new one there (mode 0600).
 fn load_or_create_key(path: &Path, seed: Option<[u8; 32]>) -> Result<SigningKey, StoreError> {
     match std::fs::read_to_string(path) {
+        Ok(pem) if pem.trim().is_empty() => Err(StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail: "signing.key is empty".into(),
+        }),
         Ok(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|e| StoreError::Key {
             path: path.to_path_buf(),
             detail: e.to_string(),
@@ -336,9 +368,13 @@ fn load_or_create_key(path: &Path, seed: Option<[u8; 32]>) -> Result<SigningKey,
                     path: path.to_path_buf(),
                     detail: e.to_string(),
                 })?;
-            write_private(path, pem.as_bytes())?;
+            create_private(path, pem.as_bytes())?;
             Ok(key)
         }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(StoreError::Key {
+            path: path.to_path_buf(),
+            detail: "not text".into(),
+        }),
         Err(e) => Err(StoreError::Key {
             path: path.to_path_buf(),
             detail: e.to_string(),
@@ -346,13 +382,82 @@ fn load_or_create_key(path: &Path, seed: Option<[u8; 32]>) -> Result<SigningKey,
     }
 }
 
+/// Mode 0700 for the data and scratch directories.
+#[cfg(unix)]
+fn private_dir_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o700)
+}
+
+/// A symbolic link at `path` is refused: the broker's files are created and
+/// opened only where they are named.
+fn refuse_symlink(path: &Path) -> Result<(), StoreError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(StoreError::Symlink {
+            path: path.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The data directory: created 0700 (parents as needed); an existing one
+/// must be a real directory, and is made 0700 if it was more open.
+fn make_private_dir(d: &Path) -> Result<(), StoreError> {
+    let dir_err = |detail: String| StoreError::Dir {
+        path: d.to_path_buf(),
+        detail,
+    };
+    refuse_symlink(d)?;
+    match std::fs::symlink_metadata(d) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(dir_err(
+                "it exists and is not a directory (--data names a directory; choose another path)"
+                    .into(),
+            ));
+        }
+        Err(_) => {
+            let mut b = std::fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                b.mode(0o700);
+            }
+            b.create(d).map_err(|e| dir_err(e.to_string()))?;
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let m = std::fs::metadata(d).map_err(|e| dir_err(e.to_string()))?;
+        if m.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(d, private_dir_permissions())
+                .map_err(|e| dir_err(format!("cannot make it private (0700): {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Options for a file the broker creates: 0600, never through a link.
+fn private_open_options() -> std::fs::OpenOptions {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    opts
+}
+
 /// Takes the data directory's lock file; another broker on it is refused.
 fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
     let path = dir.join("broker.lock");
-    let f = std::fs::OpenOptions::new()
+    refuse_symlink(&path)?;
+    let f = private_open_options()
         .create(true)
         .truncate(false)
-        .write(true)
         .open(&path)
         .map_err(|e| StoreError::Dir {
             path: path.clone(),
@@ -370,22 +475,117 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+/// Creates `path` (it must not exist: O_EXCL, no link followed), mode 0600,
+/// with `bytes`, synced.
+fn create_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let io = |e: std::io::Error| StoreError::Dir {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
+    let io = |e: std::io::Error| {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return StoreError::Symlink {
+                path: path.to_path_buf(),
+            };
+        }
+        StoreError::Dir {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        }
     };
-    let mut f = opts.open(path).map_err(io)?;
+    let mut f = private_open_options()
+        .create_new(true)
+        .open(path)
+        .map_err(io)?;
     f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)
+}
+
+/// The trail's head, checked at start: it starts at genesis and its last
+/// event verifies against the one before (the whole trail is not re-read,
+/// to keep start-up fast). Returns (last seq, last hash).
+fn check_trail(conn: &Connection, db_path: &Path) -> Result<(u64, String), StoreError> {
+    let damaged = |detail: String| StoreError::Damaged {
+        path: db_path.to_path_buf(),
+        detail,
+    };
+    let sql = |e| sql_err(db_path, e);
+    let Some(first) = event_at(conn, "ORDER BY seq LIMIT 1").map_err(sql)? else {
+        return Ok((0, GENESIS.to_string()));
+    };
+    if first.0 != 1 || first.1.id != "evt-000001" || first.1.prev_hash != GENESIS {
+        return Err(damaged(format!(
+            "the audit trail does not start at genesis (its first event is {}, seq {})",
+            first.1.id, first.0
+        )));
+    }
+    let Some((seq, last)) = event_at(conn, "ORDER BY seq DESC LIMIT 1").map_err(sql)? else {
+        return Ok((0, GENESIS.to_string()));
+    };
+    if !last.as_ref().hash_matches() {
+        return Err(damaged(format!(
+            "the last audit event ({}) does not match its hash",
+            last.id
+        )));
+    }
+    if seq > 1 {
+        let prev = event_at(conn, &format!("WHERE seq = {} LIMIT 1", seq - 1)).map_err(sql)?;
+        if prev.is_none_or(|(_, p)| p.hash != last.prev_hash) {
+            return Err(damaged(format!(
+                "the last audit event ({}) does not follow the one before it in the hash chain",
+                last.id
+            )));
+        }
+    }
+    Ok((seq, last.hash))
+}
+
+/// The previous hash of the first event.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+const EVENT_COLUMNS: &str = "id, timestamp, event_type, agent_id, task_id, orch_id, detail, \
+     resource, outcome, deleg_depth, deleg_chain_hash, bytes_transferred, hash, prev_hash";
+
+fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
+    Ok(AuditEvent {
+        id: r.get(0)?,
+        timestamp: r.get(1)?,
+        event_type: r.get(2)?,
+        agent_id: r.get(3)?,
+        task_id: r.get(4)?,
+        orch_id: r.get(5)?,
+        detail: r.get(6)?,
+        resource: r.get(7)?,
+        outcome: r.get(8)?,
+        deleg_depth: r.get(9)?,
+        deleg_chain_hash: r.get(10)?,
+        bytes_transferred: r.get(11)?,
+        hash: r.get(12)?,
+        prev_hash: r.get(13)?,
+    })
+}
+
+fn event_at(conn: &Connection, tail: &str) -> rusqlite::Result<Option<(u64, AuditEvent)>> {
+    conn.query_row(
+        &format!("SELECT {EVENT_COLUMNS}, seq FROM audit {tail}"),
+        [],
+        |r| Ok((r.get::<_, i64>(14)? as u64, row_event(r)?)),
+    )
+    .optional()
+}
+
+fn load_admin_secret(conn: &Connection) -> rusqlite::Result<Option<([u8; 16], [u8; 32])>> {
+    let v: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'admin_secret'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.filter(|v| v.len() == 48).map(|v| {
+        let mut salt = [0u8; 16];
+        let mut hash = [0u8; 32];
+        salt.copy_from_slice(&v[..16]);
+        hash.copy_from_slice(&v[16..]);
+        (salt, hash)
+    }))
 }
 
 impl Store {
@@ -396,49 +596,104 @@ impl Store {
         dir: Option<&Path>,
         seed: Option<[u8; 32]>,
         console: Option<Console>,
+        opts: OpenOptions,
     ) -> Result<(Store, Loaded), StoreError> {
         let (dir_path, temp) = match dir {
             Some(d) => {
-                std::fs::create_dir_all(d).map_err(|e| StoreError::Dir {
-                    path: d.to_path_buf(),
-                    detail: e.to_string(),
-                })?;
+                make_private_dir(d)?;
                 (d.to_path_buf(), None)
             }
             None => {
-                let t = tempfile::Builder::new()
-                    .prefix("chainview-broker-")
-                    .tempdir()
-                    .map_err(|e| StoreError::Dir {
-                        path: std::env::temp_dir(),
-                        detail: e.to_string(),
-                    })?;
+                let mut b = tempfile::Builder::new();
+                b.prefix("chainview-broker-");
+                #[cfg(unix)]
+                b.permissions(private_dir_permissions());
+                let t = b.tempdir().map_err(|e| StoreError::Dir {
+                    path: std::env::temp_dir(),
+                    detail: e.to_string(),
+                })?;
+                guard(&SCRATCH).push(t.path().to_path_buf());
                 (t.path().to_path_buf(), Some(t))
             }
         };
         let db_path = dir_path.join(DB_FILE);
+        let key_path = dir_path.join(KEY_FILE);
         let lock = match temp {
             Some(_) => None,
             None => Some(lock_dir(&dir_path)?),
         };
-        let key = match temp {
-            Some(_) => SigningKey::from_bytes(&seed.unwrap_or_else(rand::random)),
-            None => load_or_create_key(&dir_path.join(KEY_FILE), seed)?,
+        for p in [&db_path, &key_path] {
+            refuse_symlink(p)?;
+        }
+        if temp.is_none() && opts.reset {
+            for name in [DB_FILE, "broker.db-wal", "broker.db-shm", KEY_FILE] {
+                let p = dir_path.join(name);
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(StoreError::Dir {
+                            path: p,
+                            detail: format!("cannot remove it for --reset: {e}"),
+                        });
+                    }
+                }
+            }
+        }
+        let key_existed = temp.is_none() && key_path.exists();
+        // A key file that is there must be a key, whatever else is wrong.
+        let existing_key = if key_existed {
+            Some(load_or_create_key(&key_path, None)?)
+        } else {
+            None
         };
+        match std::fs::metadata(&db_path) {
+            Ok(m) if m.len() == 0 => {
+                return Err(StoreError::Damaged {
+                    path: db_path,
+                    detail: "broker.db is empty (0 bytes)".into(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if key_existed {
+                    return Err(StoreError::Damaged {
+                        path: dir_path,
+                        detail: "signing.key is there but broker.db (apps, revocations, audit trail) is missing".into(),
+                    });
+                }
+                // New: created private (0600) and only here (O_EXCL, no link
+                // followed); SQLite gives its -wal and -shm the same mode.
+                create_private(&db_path, b"")?;
+            }
+            Err(e) => {
+                return Err(StoreError::Dir {
+                    path: db_path,
+                    detail: e.to_string(),
+                });
+            }
+        }
         let durable = temp.is_none();
         let mut conn = open_conn(&db_path, durable)?;
         migrate(&mut conn, &db_path)?;
         let apps = load_apps(&conn).map_err(|e| sql_err(&db_path, e))?;
         let revocations = load_revocations(&conn).map_err(|e| sql_err(&db_path, e))?;
-        let (last_seq, last_hash) = conn
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
-            )
-            .optional()
-            .map_err(|e| sql_err(&db_path, e))?
-            .unwrap_or((0, "0".repeat(64)));
+        let (last_seq, last_hash) = check_trail(&conn, &db_path)?;
+        if temp.is_none() && !key_existed && (last_seq > 0 || !apps.is_empty()) {
+            return Err(StoreError::Damaged {
+                path: dir_path,
+                detail: format!(
+                    "broker.db holds {last_seq} audit events and {} apps but signing.key is missing (tokens issued before could not be verified)",
+                    apps.len()
+                ),
+            });
+        }
+        let key = match (temp.is_some(), existing_key) {
+            (true, _) => SigningKey::from_bytes(&seed.unwrap_or_else(rand::random)),
+            (false, Some(k)) => k,
+            (false, None) => load_or_create_key(&key_path, seed)?,
+        };
+        let admin_secret = load_admin_secret(&conn).map_err(|e| sql_err(&db_path, e))?;
         let writer_conn = open_conn(&db_path, durable)?;
         let (progress, _) = tokio::sync::watch::channel(Progress {
             committed: last_seq,
@@ -484,8 +739,24 @@ impl Store {
                 key,
                 apps,
                 revocations,
+                events: last_seq,
+                admin_secret,
             },
         ))
+    }
+
+    /// Remembers (a salted hash of) the admin secret, so that a restart with
+    /// another one can say so.
+    pub fn save_admin_secret(&self, salt: &[u8; 16], hash: &[u8; 32]) -> Result<(), StoreError> {
+        let mut v = salt.to_vec();
+        v.extend_from_slice(hash);
+        guard(&self.conn)
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('admin_secret', ?1)",
+                params![v],
+            )
+            .map(|_| ())
+            .map_err(|e| sql_err(&self.db_path, e))
     }
 
     pub fn db_path(&self) -> &Path {
@@ -695,30 +966,9 @@ impl Store {
         } else {
             format!("ORDER BY seq LIMIT ?{} OFFSET ?{}", n + 1, n + 2)
         };
-        let sql = format!(
-            "SELECT id, timestamp, event_type, agent_id, task_id, orch_id, detail, resource, \
-             outcome, deleg_depth, deleg_chain_hash, bytes_transferred, hash, prev_hash \
-             FROM audit WHERE {cond} {page}"
-        );
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM audit WHERE {cond} {page}");
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok(AuditEvent {
-                id: r.get(0)?,
-                timestamp: r.get(1)?,
-                event_type: r.get(2)?,
-                agent_id: r.get(3)?,
-                task_id: r.get(4)?,
-                orch_id: r.get(5)?,
-                detail: r.get(6)?,
-                resource: r.get(7)?,
-                outcome: r.get(8)?,
-                deleg_depth: r.get(9)?,
-                deleg_chain_hash: r.get(10)?,
-                bytes_transferred: r.get(11)?,
-                hash: r.get(12)?,
-                prev_hash: r.get(13)?,
-            })
-        })?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), row_event)?;
         let events = rows.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok((total, events))
     }
@@ -782,6 +1032,22 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.close();
+        if let Some(t) = &self._temp {
+            guard(&SCRATCH).retain(|p| p != t.path());
+        }
+    }
+}
+
+/// The scratch directories of the stores open in this process, for
+/// [`remove_scratch_dirs`].
+static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes the scratch directory of every store open in this process: for
+/// a process about to exit on a signal without stopping its brokers (their
+/// directories would otherwise stay behind in the temporary folder).
+pub fn remove_scratch_dirs() {
+    for p in guard(&SCRATCH).drain(..) {
+        let _ = std::fs::remove_dir_all(p);
     }
 }
 
