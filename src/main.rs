@@ -751,9 +751,15 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
     let unwritten = broker.shutdown().await;
     if unwritten > 0 {
         report!(
-            "chainview broker: {unwritten} audit event{} could not be written to {} (their requests were refused with 503); the trail on disk ends before them",
+            "chainview broker: {unwritten} audit event{} could not be written to {} ({} refused with 503); the trail on disk ends before {}",
             if unwritten == 1 { "" } else { "s" },
-            db.display()
+            db.display(),
+            if unwritten == 1 {
+                "its request was"
+            } else {
+                "their requests were"
+            },
+            if unwritten == 1 { "it" } else { "them" }
         );
         return Ok(BROKER_EVENTS_UNWRITTEN);
     }

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chainview::broker::BrokerClient;
 use chainview::broker::embedded::{Config, EmbeddedBroker};
 use chainview::broker::types::*;
+use chainview::broker::{BrokerClient, BrokerError};
 use common::{assert_refused, payload, uniq};
 use ed25519_dalek::SigningKey;
 
@@ -915,4 +915,166 @@ fn several_apps_get_one_export_block_each_one_app_prints_as_before() {
         exports[1].starts_with("export AGENTWRIT_CLIENT_SECRET="),
         "{out:?}"
     );
+}
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop;
+/// `None` (with a message) where mounting is not allowed.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (not root, or no mount permission)");
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a filler file until the disk is full.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.path().join("filler")).unwrap();
+        for chunk in [1 << 16, 4096, 512, 1] {
+            let buf = vec![0u8; chunk];
+            while f.write_all(&buf).is_ok() {}
+        }
+        let _ = f.sync_all();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Sends audited requests (each a bad Bearer: a `token_auth_failed` event)
+/// until one is refused with 503; returns that refusal.
+async fn until_refused(client: &BrokerClient) -> BrokerError {
+    for _ in 0..20_000 {
+        match client.release("not-a-token").await {
+            Err(e) if e.broker().is_some_and(|b| b.status == 503) => {
+                return e.broker().unwrap().clone();
+            }
+            Err(e) if e.broker().is_some_and(|b| b.status == 401) => {}
+            other => panic!("unexpected answer: {other:?}"),
+        }
+    }
+    panic!("a full disk never refused a request");
+}
+
+/// A full disk: audited requests are refused with 503 naming the cause
+/// (not answered and lost), health says `degraded` and why, the console
+/// says so once with the path; freed space is used again without a
+/// restart; a stop with events still unwritten says how many and exits 4.
+#[test]
+fn a_full_disk_refuses_audited_requests_and_recovers() {
+    let Some(disk) = SmallDisk::mount("24m") else {
+        return;
+    };
+    let data = disk.path().join("data");
+    let logs = tempfile::tempdir().unwrap();
+    let stderr_path = logs.path().join("stderr");
+    let mut child = Command::new(bin())
+        .args(["broker", "--port", "0", "--data"])
+        .arg(&data)
+        .env("AGENTWRIT_ADMIN_SECRET", SECRET)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(u) = line.strip_prefix("export AGENTWRIT_BROKER_URL=") {
+            break u.to_string();
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = BrokerClient::new(&url).unwrap();
+    rt.block_on(async {
+        client.admin_auth(SECRET).await.unwrap();
+        disk.fill();
+        let refusal = until_refused(&client).await;
+        assert_eq!(refusal.error_code, "service_unavailable");
+        assert!(refusal.detail.contains("disk is full"), "{refusal:?}");
+        // Refused again, not answered: every audited request while full.
+        let again = client.admin_auth(SECRET).await.unwrap_err();
+        assert_eq!(again.broker().map(|b| b.status), Some(503), "{again:?}");
+        let h = client.health().await.unwrap();
+        assert_eq!(h.status, "degraded");
+        assert!(
+            h.reason.as_deref().unwrap_or("").contains("disk is full"),
+            "{h:?}"
+        );
+
+        // Space freed: the broker resumes by itself.
+        disk.free();
+        let mut h = client.health().await.unwrap();
+        for _ in 0..400 {
+            if h.status == "ok" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            h = client.health().await.unwrap();
+        }
+        assert_eq!(h.status, "ok", "{h:?}");
+        assert!(h.reason.is_none());
+        client.admin_auth(SECRET).await.unwrap();
+
+        // Full again, then stopped with events unwritten.
+        disk.fill();
+        until_refused(&client).await;
+    });
+    drop(lines);
+    // SAFETY: a signal to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(status.code(), Some(4), "{err}");
+    let db = data.join("broker.db").display().to_string();
+    let told: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("audit events cannot be written"))
+        .collect();
+    assert_eq!(told.len(), 2, "once per time the disk filled: {err}");
+    assert!(
+        told.iter()
+            .all(|l| l.contains(&db) && l.contains("disk is full")),
+        "{err}"
+    );
+    assert!(err.contains("written again"), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("could not be written to") && l.contains(&db)),
+        "{err}"
+    );
+    eprintln!("full disk: the console said\n{err}");
 }
