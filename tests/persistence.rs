@@ -1078,3 +1078,153 @@ fn a_full_disk_refuses_audited_requests_and_recovers() {
     );
     eprintln!("full disk: the console said\n{err}");
 }
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// The data directory is 0700 and every file in it 0600 (they hold the
+/// trail and the secrets' hashes), also the scratch directory without
+/// `--data`; a link where a file should be created is refused, not followed.
+#[cfg(unix)]
+#[test]
+fn data_files_are_private_and_links_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (mut child, url, _) = spawn_broker(&dir, &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        BrokerClient::new(&url)
+            .unwrap()
+            .admin_auth(SECRET)
+            .await
+            .unwrap();
+    });
+    assert_eq!(mode(&dir), 0o700);
+    for f in [
+        "broker.db",
+        "broker.db-wal",
+        "broker.db-shm",
+        "broker.lock",
+        "signing.key",
+    ] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The scratch directory of an in-process broker without --data.
+    rt.block_on(async {
+        let broker = EmbeddedBroker::start(Config::with_admin_secret(SECRET))
+            .await
+            .unwrap();
+        let client = BrokerClient::new(&broker.url()).unwrap();
+        client.admin_auth(SECRET).await.unwrap();
+        let (db, persistent) = broker.database();
+        assert!(!persistent);
+        let scratch = db.parent().unwrap().to_path_buf();
+        assert_eq!(mode(&scratch), 0o700);
+        for f in ["broker.db", "broker.db-wal", "broker.db-shm"] {
+            assert_eq!(mode(&scratch.join(f)), 0o600, "{f}");
+        }
+        broker.shutdown().await;
+        assert!(!scratch.exists(), "removed at stop");
+    });
+
+    // Dangling links: refused by name, nothing created at their target.
+    for name in ["broker.lock", "broker.db", "signing.key"] {
+        let d = tmp.path().join(format!("link-{name}"));
+        std::fs::create_dir(&d).unwrap();
+        let target = tmp.path().join(format!("target-of-{name}"));
+        std::os::unix::fs::symlink(&target, d.join(name)).unwrap();
+        let err = refused(&d);
+        assert!(err.contains(name) && err.contains("symbolic link"), "{err}");
+        assert!(!target.exists(), "{name}: the link was followed");
+    }
+    // The directory itself as a link.
+    let real = tmp.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = tmp.path().join("link-dir");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let err = refused(&link);
+    assert!(err.contains("symbolic link"), "{err}");
+}
+
+/// The scratch directory (no `--data`) is removed on SIGTERM, SIGHUP and
+/// SIGINT, for `chainview broker` and for `--script`.
+#[cfg(unix)]
+#[test]
+fn the_scratch_directory_goes_on_every_stop_signal() {
+    let scratch_in = |tmp: &Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(tmp)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("chainview-broker-")
+            })
+            .collect()
+    };
+    let script_dir = tempfile::tempdir().unwrap();
+    let script = script_dir.path().join("long.chainview");
+    std::fs::write(
+        &script,
+        "app ceiling=read:data:*\nagent a orch=o task=t scope=read:data:*\nwait 1m\n",
+    )
+    .unwrap();
+    for (sig, code) in [
+        (libc::SIGTERM, 143),
+        (libc::SIGHUP, 129),
+        (libc::SIGINT, 130),
+    ] {
+        for mode in ["broker", "script"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut cmd = Command::new(bin());
+            if mode == "broker" {
+                cmd.args(["broker", "--port", "0"]);
+            } else {
+                cmd.arg("--script").arg(&script);
+            }
+            let mut child = cmd
+                .env("TMPDIR", tmp.path())
+                .env("AGENTWRIT_ADMIN_SECRET", SECRET)
+                .env_remove("AGENTWRIT_BROKER_URL")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            // Running: its scratch directory exists and the first output is out.
+            let mut out = BufReader::new(child.stdout.take().unwrap());
+            let mut first = String::new();
+            out.read_line(&mut first).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while scratch_in(tmp.path()).is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(
+                scratch_in(tmp.path()).len(),
+                1,
+                "{mode}: one scratch directory"
+            );
+            // SAFETY: a signal to our own child.
+            assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+            let status = child.wait().unwrap();
+            drop(out);
+            assert!(
+                scratch_in(tmp.path()).is_empty(),
+                "{mode}, signal {sig}: scratch directory left behind"
+            );
+            if mode == "script" {
+                assert_eq!(status.code(), Some(code), "{mode}, signal {sig}");
+            } else {
+                assert_eq!(status.code(), Some(0), "{mode}, signal {sig}");
+            }
+        }
+    }
+}
