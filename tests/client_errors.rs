@@ -206,3 +206,67 @@ async fn calls_carry_the_real_status() {
     assert_eq!(ev.calls.len(), 1);
     assert_eq!(ev.calls[0].status, Some(200), "{:?}", ev.calls);
 }
+
+/// A broker URL that redirects (307, 308, 301 …): the client reports it as
+/// what it is and re-sends nothing — the secrets in the body never reach
+/// the other origin.
+#[tokio::test]
+async fn a_redirect_is_reported_and_nothing_is_re_sent() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Where the redirect points: counts what reaches it.
+    let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_addr = other.local_addr().unwrap();
+    let reached = Arc::new(AtomicUsize::new(0));
+    let r = reached.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = other.accept().await {
+            r.fetch_add(1, Ordering::SeqCst);
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                .await;
+        }
+    });
+    for status in [
+        "307 Temporary Redirect",
+        "308 Permanent Redirect",
+        "301 Moved Permanently",
+    ] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let n = requests.clone();
+        let answer = format!(
+            "HTTP/1.1 {status}\r\nLocation: http://{other_addr}/v1/admin/auth\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                n.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(answer.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            }
+        });
+        let client = BrokerClient::new(&url).unwrap();
+        let err = client
+            .admin_auth("a-secret-that-must-stay-here")
+            .await
+            .unwrap_err();
+        let code = &status[..3];
+        assert!(matches!(err, ClientError::Redirect { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!(
+                "answered {code} to http://{other_addr}/v1/admin/auth"
+            )) && msg.contains("AgentWrit never redirects; check the URL"),
+            "{msg}"
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 1, "{status}: sent once");
+    }
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "nothing went to the redirect's target"
+    );
+}

@@ -65,6 +65,14 @@ pub enum ClientError {
         expected: &'static str,
         reason: String,
     },
+    #[error(
+        "{url}: the broker answered {status} to {location} — AgentWrit never redirects; check the URL (nothing was re-sent)"
+    )]
+    Redirect {
+        url: String,
+        status: u16,
+        location: String,
+    },
     #[error("invalid broker URL '{0}': expected http://host:port or https://host:port")]
     InvalidUrl(String),
     #[error("{0}")]
@@ -260,7 +268,11 @@ impl BrokerClient {
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(ClientError::InvalidUrl(base));
         }
+        // No redirects: the AgentWrit API never sends one, and following it
+        // would re-post the admin or app secret (in the body) to wherever it
+        // points, https to http included.
         let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("chainview/", env!("CARGO_PKG_VERSION")));
@@ -428,6 +440,16 @@ impl BrokerClient {
     /// Turns a non-2xx answer into the right error.
     fn error_for(&self, path: &str, raw: &RawResponse) -> ClientError {
         let url = self.url(path);
+        if (300..400).contains(&raw.status) {
+            return ClientError::Redirect {
+                url,
+                status: raw.status,
+                location: raw
+                    .header("location")
+                    .map(|l| snippet(l.as_bytes()))
+                    .unwrap_or_else(|| "(no Location)".into()),
+            };
+        }
         if raw.status == 400 && raw.text().contains(tls::GO_PLAIN_HTTP_TO_TLS) {
             let host = reqwest::Url::parse(&url)
                 .ok()
