@@ -377,6 +377,12 @@ struct BrokerArgs {
     /// refused, never reset silently.)
     #[arg(long, requires = "data")]
     reset: bool,
+    /// With --data: do not sync each commit to disk. Faster; an answered
+    /// audit event still survives the broker being killed (kill -9), but a
+    /// power loss or kernel crash may lose the last ones. Off by default:
+    /// every audited request is answered only once its event is synced.
+    #[arg(long, requires = "data")]
+    power_loss_may_lose_events: bool,
     /// Take the client IP for rate limits from X-Forwarded-For. Only behind a
     /// reverse proxy that sets it: otherwise any client can pick its own IP.
     #[arg(long)]
@@ -787,6 +793,7 @@ fn broker_config(args: &BrokerArgs) -> Result<Config> {
     cfg.strict_500s = args.strict_500s;
     cfg.data_dir = args.data.clone();
     cfg.reset = args.reset;
+    cfg.power_loss_may_lose_events = args.power_loss_may_lose_events;
     cfg.trust_proxy = args.trust_proxy;
     cfg.max_connections = args.max_connections as usize;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {

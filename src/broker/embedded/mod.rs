@@ -95,6 +95,10 @@ pub struct Config {
     /// Start over on `data_dir`: delete its key, apps, revocations and
     /// audit trail first (`chainview broker --reset`).
     pub reset: bool,
+    /// With `data_dir`: commits are not synced to disk (SQLite
+    /// `synchronous=NORMAL`): an answered event survives kill -9 but maybe
+    /// not a power loss or a kernel crash. Off: each commit is synced.
+    pub power_loss_may_lose_events: bool,
 }
 
 /// The real broker's server timeouts (spec §1.1).
@@ -150,6 +154,7 @@ impl Default for Config {
             clock: Clock::default(),
             console: None,
             reset: false,
+            power_loss_may_lose_events: false,
         }
     }
 }
@@ -435,7 +440,10 @@ impl State {
             cfg.data_dir.as_deref(),
             cfg.signing_seed,
             cfg.console.clone(),
-            store::OpenOptions { reset: cfg.reset },
+            store::OpenOptions {
+                reset: cfg.reset,
+                power_loss_may_lose_events: cfg.power_loss_may_lose_events,
+            },
         )?;
         let key = loaded.key;
         let kid = jwt::kid(&key.verifying_key());

@@ -211,6 +211,8 @@ pub struct Loaded {
 pub struct OpenOptions {
     /// Delete what the directory holds (key, database) and start over.
     pub reset: bool,
+    /// Commits not synced to disk (`--power-loss-may-lose-events`).
+    pub power_loss_may_lose_events: bool,
 }
 
 struct Queued {
@@ -277,6 +279,7 @@ pub struct Store {
     conn: Mutex<Connection>,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
     /// Held (locked) for the store's life, released after the connections
     /// close: one broker per data directory.
     _lock: Option<std::fs::File>,
@@ -307,21 +310,39 @@ fn sql_err(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// A connection in WAL mode (readers never wait for the writer). `durable`:
-/// `synchronous=FULL`, each commit synced to disk before it returns — what
-/// "answered means written" needs to survive a machine crash, not only a
-/// killed process; the scratch store of a broker without `--data` (removed
-/// at stop, useless after any crash) does without the sync.
-fn open_conn(path: &Path, durable: bool) -> Result<Connection, StoreError> {
+/// How each commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `synchronous=FULL`: each commit is synced (fsync) before it returns —
+    /// an answered event survives a crash of the broker and of the machine.
+    Full,
+    /// `synchronous=NORMAL`: a commit is in the OS before it returns (it
+    /// survives kill -9), synced only at checkpoints — a power loss or a
+    /// kernel crash can lose the last answered events. Opt-in.
+    PowerLossMayLoseEvents,
+    /// No sync at all: the scratch store without `--data`, removed at stop
+    /// and of no use after any crash.
+    Off,
+}
+
+/// A connection in WAL mode (readers never wait for the writer). Nobody
+/// checkpoints on commit: the checkpointer thread does it off the writer's
+/// path (a checkpoint inside a commit made that request wait for it).
+fn open_conn(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| sql_err(path, e))?;
     conn.busy_timeout(Duration::from_secs(5))
         .map_err(|e| sql_err(path, e))?;
     let _mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .map_err(|e| sql_err(path, e))?;
-    let sync = if durable { "FULL" } else { "OFF" };
+    let sync = match sync {
+        SyncMode::Full => "FULL",
+        SyncMode::PowerLossMayLoseEvents => "NORMAL",
+        SyncMode::Off => "OFF",
+    };
     conn.execute_batch(&format!(
-        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=4194304;"
+        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=4194304; \
+         PRAGMA wal_autocheckpoint=0;"
     ))
     .map_err(|e| sql_err(path, e))?;
     Ok(conn)
@@ -673,8 +694,12 @@ impl Store {
                 });
             }
         }
-        let durable = temp.is_none();
-        let mut conn = open_conn(&db_path, durable)?;
+        let sync = match (temp.is_some(), opts.power_loss_may_lose_events) {
+            (true, _) => SyncMode::Off,
+            (false, false) => SyncMode::Full,
+            (false, true) => SyncMode::PowerLossMayLoseEvents,
+        };
+        let mut conn = open_conn(&db_path, sync)?;
         migrate(&mut conn, &db_path)?;
         let apps = load_apps(&conn).map_err(|e| sql_err(&db_path, e))?;
         let revocations = load_revocations(&conn).map_err(|e| sql_err(&db_path, e))?;
@@ -694,7 +719,8 @@ impl Store {
             (false, None) => load_or_create_key(&key_path, seed)?,
         };
         let admin_secret = load_admin_secret(&conn).map_err(|e| sql_err(&db_path, e))?;
-        let writer_conn = open_conn(&db_path, durable)?;
+        let writer_conn = open_conn(&db_path, sync)?;
+        let checkpoint_conn = open_conn(&db_path, sync)?;
         let (progress, _) = tokio::sync::watch::channel(Progress {
             committed: last_seq,
             failing: None,
@@ -724,7 +750,18 @@ impl Store {
                     detail: format!("cannot start the audit writer: {e}"),
                 })?
         };
+        let checkpointer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("audit-checkpoint".into())
+                .spawn(move || checkpoint_loop(checkpoint_conn, &shared))
+                .map_err(|e| StoreError::Io {
+                    path: db_path.clone(),
+                    detail: format!("cannot start the checkpointer: {e}"),
+                })?
+        };
         let store = Store {
+            checkpointer: Mutex::new(Some(checkpointer)),
             _lock: lock,
             db_path,
             persistent: temp.is_none(),
@@ -1022,7 +1059,11 @@ impl Store {
             st.stop = true;
         }
         self.shared.wake.notify_all();
+        self.shared.done.notify_all();
         if let Some(h) = guard(&self.writer).take() {
+            let _ = h.join();
+        }
+        if let Some(h) = guard(&self.checkpointer).take() {
             let _ = h.join();
         }
         guard(&self.shared.state).queue.len() as u64
@@ -1233,6 +1274,28 @@ fn writer_loop(mut conn: Connection, shared: &Shared) {
                 let _ = shared.wake.wait_timeout_while(st, pause, |st| !st.stop);
             }
         }
+    }
+}
+
+/// Copies the WAL into the database every 100 ms (a passive checkpoint:
+/// it never blocks the writer), and once more at stop.
+fn checkpoint_loop(conn: Connection, shared: &Shared) {
+    let mut st = guard(&shared.state);
+    loop {
+        st = match shared
+            .done
+            .wait_timeout_while(st, Duration::from_millis(100), |st| !st.stop)
+        {
+            Ok((g, _)) => g,
+            Err(e) => e.into_inner().0,
+        };
+        let stopping = st.stop;
+        drop(st);
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if stopping {
+            return;
+        }
+        st = guard(&shared.state);
     }
 }
 
