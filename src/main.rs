@@ -30,6 +30,73 @@ macro_rules! report {
     };
 }
 use chainview::broker::embedded::{Config, EmbeddedBroker, EnsuredApp};
+
+/// Standard output for a command's result, remembering the first write
+/// error that matters: a closed pipe (`| head`, EPIPE) is the reader's
+/// choice and ignored; anything else (a full disk, /dev/full, EIO) is
+/// reported and exits 2 ([`output_failed`]).
+struct Out<W> {
+    inner: W,
+    failed: std::rc::Rc<std::cell::RefCell<Option<std::io::Error>>>,
+}
+
+impl<W: Write> Out<W> {
+    fn new(
+        inner: W,
+    ) -> (
+        Self,
+        std::rc::Rc<std::cell::RefCell<Option<std::io::Error>>>,
+    ) {
+        let failed = std::rc::Rc::default();
+        (
+            Out {
+                inner,
+                failed: std::rc::Rc::clone(&failed),
+            },
+            failed,
+        )
+    }
+
+    fn note<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            let mut f = self.failed.borrow_mut();
+            if f.is_none() {
+                *f = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        }
+        r
+    }
+}
+
+impl<W: Write> Write for Out<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.note(r)
+    }
+}
+
+/// Writes a command's whole output; Err only for a write error that
+/// matters (not EPIPE).
+fn emit(bytes: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The report and exit code for output that could not be written.
+fn output_failed(e: &std::io::Error) -> u8 {
+    report!("chainview: cannot write to standard output: {e}");
+    2
+}
 use chainview::scenario::replay::Replay;
 use chainview::scenario::transcript::{self, Format};
 use chainview::session::Settings;
@@ -177,10 +244,28 @@ fn parse_cli() -> Cli {
                 "KEYS (interactive; ? shows them all, per pane):\n{observe_keys}"
             ))
         });
-    match Cli::from_arg_matches(&cmd.get_matches()) {
+    let matches = match cmd.try_get_matches() {
+        Ok(m) => m,
+        Err(e) => clap_exit(e),
+    };
+    match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => clap_exit(e),
     }
+}
+
+/// clap's exit, except that `--help`/`--version` output that cannot be
+/// written (other than into a closed pipe) is reported, exit 2.
+fn clap_exit(e: clap::Error) -> ! {
+    use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+    if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+        let text = e.render().to_string();
+        if let Err(err) = emit(text.as_bytes()) {
+            std::process::exit(i32::from(output_failed(&err)));
+        }
+        std::process::exit(0);
+    }
+    e.exit()
 }
 
 fn parse_interval(s: &str) -> Result<f64, String> {
@@ -490,17 +575,14 @@ fn main() -> ExitCode {
                     report!("chainview: {e}");
                     e.exit_code()
                 })),
-            Some(Command::Language) => {
-                let _ = std::io::stdout().write_all(chainview::scenario::REFERENCE.as_bytes());
-                Ok(0)
-            }
+            Some(Command::Language) => Ok(emit(chainview::scenario::REFERENCE.as_bytes())
+                .map_or_else(|e| output_failed(&e), |()| 0)),
             Some(Command::Completions { shell }) => {
                 let mut cmd = <Cli as clap::CommandFactory>::command();
                 let mut buf = Vec::new();
                 clap_complete::generate(shell, &mut cmd, "chainview", &mut buf);
                 // A closed pipe (e.g. `| head`) is not an error worth a report.
-                let _ = std::io::stdout().write_all(&buf);
-                Ok(0)
+                Ok(emit(&buf).map_or_else(|e| output_failed(&e), |()| 0))
             }
             None => interactive(settings, None, live).await,
         }
@@ -645,9 +727,10 @@ async fn run_script(path: PathBuf, opts: ScriptOptions, settings: Settings) -> u
         }
     };
     replay.reveal_secrets(reveal);
+    let (stdout, failed) = Out::new(std::io::stdout().lock());
     let mut out = match format {
-        Format::Json => Visible::json(std::io::stdout().lock()),
-        _ => Visible::text(std::io::stdout().lock()),
+        Format::Json => Visible::json(stdout),
+        _ => Visible::text(stdout),
     };
     if format == Format::Text {
         let title = replay.script().title().map(str::to_string);
@@ -697,6 +780,10 @@ async fn run_script(path: PathBuf, opts: ScriptOptions, settings: Settings) -> u
         Format::Dot => write!(out, "{}", chainview::diagram::dot::render(&graph)),
     };
     let _ = out.flush();
+    drop(out);
+    if let Some(e) = failed.borrow().as_ref() {
+        return output_failed(e);
+    }
     summary.exit_code()
 }
 

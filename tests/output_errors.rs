@@ -1,0 +1,80 @@
+//! Output that cannot be written: through the binary, into /dev/full (every
+//! write fails with ENOSPC) and into a pipe whose reader is gone (EPIPE).
+//! A closed pipe is the reader's choice (`| head`) and stays quiet; any
+//! other write error is reported, exit 2.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(unix)]
+
+use std::process::{Command, Stdio};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_chainview")
+}
+
+const COMMANDS: &[&[&str]] = &[
+    &["--help"],
+    &["--version"],
+    &["broker", "--help"],
+    &["language"],
+    &["completions", "bash"],
+    &["--script", "assets/scenarios/deploy.chainview"],
+    &[
+        "--script",
+        "assets/scenarios/deploy.chainview",
+        "--format",
+        "json",
+    ],
+    &[
+        "observe",
+        "--from",
+        "tests/fixtures/real-broker-audit/audit.json",
+        "--print",
+        "text",
+    ],
+];
+
+#[test]
+fn a_write_error_other_than_a_closed_pipe_is_reported_exit_2() {
+    for args in COMMANDS {
+        let out = Command::new(bin())
+            .args(*args)
+            .env_remove("AGENTWRIT_BROKER_URL")
+            .stdin(Stdio::null())
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/full")
+                    .unwrap(),
+            )
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("cannot write")
+                && err.contains("standard output")
+                && err.contains("No space left"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_closed_pipe_stays_quiet() {
+    for args in COMMANDS {
+        let mut child = Command::new(bin())
+            .args(*args)
+            .env_remove("AGENTWRIT_BROKER_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before reading anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("cannot write"), "{args:?}: {err}");
+        assert_ne!(out.status.code(), Some(2), "{args:?}: {err}");
+    }
+}
