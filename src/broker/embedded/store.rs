@@ -967,18 +967,10 @@ impl Store {
             }
         }
         if let Some(s) = f.since {
-            add(
-                "ts_ns",
-                ">=",
-                s.timestamp_nanos_opt().unwrap_or(i64::MIN).into(),
-            );
+            add("ts_ns", ">=", super::audit::saturating_ns(s).into());
         }
         if let Some(u) = f.until {
-            add(
-                "ts_ns",
-                "<=",
-                u.timestamp_nanos_opt().unwrap_or(i64::MAX).into(),
-            );
+            add("ts_ns", "<=", super::audit::saturating_ns(u).into());
         }
         let conn = guard(&self.conn);
         let total: i64 = if args.len() == 1 {
