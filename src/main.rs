@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -258,7 +258,8 @@ fn parse_cli() -> Cli {
 /// written (other than into a closed pipe) is reported, exit 2.
 fn clap_exit(e: clap::Error) -> ! {
     use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
-    if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+    // On a terminal clap prints it (in colour); elsewhere the write is checked.
+    if matches!(e.kind(), DisplayHelp | DisplayVersion) && !std::io::stdout().is_terminal() {
         let text = e.render().to_string();
         if let Err(err) = emit(text.as_bytes()) {
             std::process::exit(i32::from(output_failed(&err)));

@@ -643,8 +643,8 @@ impl Store {
             Some(_) => None,
             None => Some(lock_dir(&dir_path)?),
         };
-        for p in [&db_path, &key_path] {
-            refuse_symlink(p)?;
+        for name in [DB_FILE, "broker.db-wal", "broker.db-shm", KEY_FILE] {
+            refuse_symlink(&dir_path.join(name))?;
         }
         if temp.is_none() && opts.reset {
             for name in [DB_FILE, "broker.db-wal", "broker.db-shm", KEY_FILE] {
