@@ -364,7 +364,10 @@ fn unusable_data_directories_are_refused_with_the_file_named() {
     std::fs::write(&file, "x").unwrap();
     let err = refused(&file);
     assert!(
-        err.contains("not-a-dir") && err.contains("cannot use this data directory"),
+        err.contains("not-a-dir")
+            && err.contains("cannot use this data directory")
+            && err.contains("it exists and is not a directory")
+            && !err.contains("os error"),
         "{err}"
     );
 

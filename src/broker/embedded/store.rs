@@ -248,6 +248,9 @@ struct Shared {
     wake: Condvar,
     /// Signalled after each commit.
     done: Condvar,
+    /// Signalled at stop (for the checkpointer, which must not wake at
+    /// every commit).
+    stopping: Condvar,
     /// Published after each commit or failure, for the requests waiting.
     progress: tokio::sync::watch::Sender<Progress>,
     db_path: PathBuf,
@@ -736,6 +739,7 @@ impl Store {
             }),
             wake: Condvar::new(),
             done: Condvar::new(),
+            stopping: Condvar::new(),
             progress,
             db_path: db_path.clone(),
             console,
@@ -1051,7 +1055,7 @@ impl Store {
             st.stop = true;
         }
         self.shared.wake.notify_all();
-        self.shared.done.notify_all();
+        self.shared.stopping.notify_all();
         if let Some(h) = guard(&self.writer).take() {
             let _ = h.join();
         }
@@ -1223,19 +1227,20 @@ fn writer_loop(mut conn: Connection, shared: &Shared) {
                 if let Some((last, _)) = seqs.last() {
                     st.committed = *last;
                 }
-                if st.failing.take().is_some() {
-                    tell(
-                        shared,
-                        &format!(
-                            "audit trail written again to {}; {} events still queued",
-                            shared.db_path.display(),
-                            st.queue.len()
-                        ),
-                    );
-                }
+                let resumed = st.failing.take().is_some().then(|| {
+                    format!(
+                        "audit trail written again to {}; {} events still queued",
+                        shared.db_path.display(),
+                        st.queue.len()
+                    )
+                });
                 publish(shared, &st);
                 drop(st);
                 shared.done.notify_all();
+                // Said with no lock held: a slow console never stalls requests.
+                if let Some(line) = resumed {
+                    tell(shared, &line);
+                }
             }
             Err(e) => {
                 failures += 1;
@@ -1245,19 +1250,21 @@ fn writer_loop(mut conn: Connection, shared: &Shared) {
                 // space back so a retry has room.
                 let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
                 let mut st = guard(&shared.state);
-                if st.failing.is_none() {
-                    tell(
-                        shared,
-                        &format!(
-                            "{}: audit events cannot be written: {cause}; audited requests are \
-                             refused (503) until they can; free space there and the broker \
-                             resumes by itself",
-                            shared.db_path.display()
-                        ),
-                    );
-                }
+                let first = st.failing.is_none().then(|| {
+                    format!(
+                        "{}: audit events cannot be written: {cause}; audited requests are \
+                         refused (503) until they can; free space there and the broker \
+                         resumes by itself",
+                        shared.db_path.display()
+                    )
+                });
                 st.failing = Some(cause);
                 publish(shared, &st);
+                if let Some(line) = first {
+                    drop(st);
+                    tell(shared, &line);
+                    st = guard(&shared.state);
+                }
                 if st.stop && failures >= 3 {
                     // Stopping and the disk refuses: give up rather than hang.
                     return;
@@ -1269,14 +1276,14 @@ fn writer_loop(mut conn: Connection, shared: &Shared) {
     }
 }
 
-/// Copies the WAL into the database every 100 ms (a passive checkpoint:
+/// Copies the WAL into the database every 500 ms (a passive checkpoint:
 /// it never blocks the writer), and once more at stop.
 fn checkpoint_loop(conn: Connection, shared: &Shared) {
     let mut st = guard(&shared.state);
     loop {
         st = match shared
-            .done
-            .wait_timeout_while(st, Duration::from_millis(100), |st| !st.stop)
+            .stopping
+            .wait_timeout_while(st, Duration::from_millis(500), |st| !st.stop)
         {
             Ok((g, _)) => g,
             Err(e) => e.into_inner().0,
