@@ -232,15 +232,13 @@ struct AuditState {
     stop: bool,
     /// Why the last write failed; `None` while writes succeed.
     failing: Option<String>,
+    /// Requests waiting for their events, by the last sequence number each
+    /// needs committed: each is told once, when it is (or when writes fail),
+    /// so a commit wakes only the requests it concerns.
+    waiters: std::collections::BTreeMap<u64, Vec<Waiter>>,
 }
 
-/// What waiting requests watch: how far the trail is committed, and why
-/// writes fail (if they do).
-#[derive(Debug, Clone, Default)]
-struct Progress {
-    committed: u64,
-    failing: Option<String>,
-}
+type Waiter = tokio::sync::oneshot::Sender<Result<(), NotWritten>>;
 
 struct Shared {
     state: Mutex<AuditState>,
@@ -251,8 +249,6 @@ struct Shared {
     /// Signalled at stop (for the checkpointer, which must not wake at
     /// every commit).
     stopping: Condvar,
-    /// Published after each commit or failure, for the requests waiting.
-    progress: tokio::sync::watch::Sender<Progress>,
     db_path: PathBuf,
     /// Told once when writes start failing, and when they recover.
     console: Option<Console>,
@@ -724,10 +720,6 @@ impl Store {
         let admin_secret = load_admin_secret(&conn).map_err(|e| sql_err(&db_path, e))?;
         let writer_conn = open_conn(&db_path, sync)?;
         let checkpoint_conn = open_conn(&db_path, sync)?;
-        let (progress, _) = tokio::sync::watch::channel(Progress {
-            committed: last_seq,
-            failing: None,
-        });
         let shared = Arc::new(Shared {
             state: Mutex::new(AuditState {
                 last_seq,
@@ -736,11 +728,11 @@ impl Store {
                 committed: last_seq,
                 stop: false,
                 failing: None,
+                waiters: std::collections::BTreeMap::new(),
             }),
             wake: Condvar::new(),
             done: Condvar::new(),
             stopping: Condvar::new(),
-            progress,
             db_path: db_path.clone(),
             console,
         });
@@ -855,19 +847,20 @@ impl Store {
 
     /// Waits until event `seq` is committed; an error (why) when writes fail.
     pub async fn written(&self, seq: u64) -> Result<(), NotWritten> {
-        let mut rx = self.shared.progress.subscribe();
-        let p = rx
-            .wait_for(|p| p.committed >= seq || p.failing.is_some())
-            .await
-            .map(|p| p.clone())
-            .unwrap_or_else(|_| Progress {
-                committed: 0,
-                failing: Some("the audit writer stopped".into()),
-            });
-        if p.committed >= seq {
-            return Ok(());
-        }
-        Err(NotWritten(p.failing.unwrap_or_default()))
+        let rx = {
+            let mut st = guard(&self.shared.state);
+            if st.committed >= seq {
+                return Ok(());
+            }
+            if let Some(why) = &st.failing {
+                return Err(NotWritten(why.clone()));
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            st.waiters.entry(seq).or_default().push(tx);
+            rx
+        };
+        rx.await
+            .unwrap_or_else(|_| Err(NotWritten("the audit writer stopped".into())))
     }
 
     /// Why audit writes fail, while they do.
@@ -1184,11 +1177,27 @@ fn failure_cause(e: &rusqlite::Error) -> String {
     }
 }
 
-fn publish(shared: &Shared, st: &AuditState) {
-    shared.progress.send_replace(Progress {
-        committed: st.committed,
-        failing: st.failing.clone(),
-    });
+/// The requests the last commit (or failure) concerns, taken out of the
+/// waiting list under the lock; told after it is dropped ([`tell_waiters`]).
+fn due_waiters(st: &mut AuditState) -> Vec<Waiter> {
+    let keep = if st.failing.is_some() {
+        std::collections::BTreeMap::new()
+    } else {
+        st.waiters.split_off(&(st.committed + 1))
+    };
+    std::mem::replace(&mut st.waiters, keep)
+        .into_values()
+        .flatten()
+        .collect()
+}
+
+fn tell_waiters(due: Vec<Waiter>, failing: Option<&str>) {
+    for w in due {
+        let _ = w.send(match failing {
+            None => Ok(()),
+            Some(why) => Err(NotWritten(why.to_string())),
+        });
+    }
 }
 
 /// Commits the queue, batch after batch, each as soon as the previous one
@@ -1234,9 +1243,10 @@ fn writer_loop(mut conn: Connection, shared: &Shared) {
                         st.queue.len()
                     )
                 });
-                publish(shared, &st);
+                let due = due_waiters(&mut st);
                 drop(st);
                 shared.done.notify_all();
+                tell_waiters(due, None);
                 // Said with no lock held: a slow console never stalls requests.
                 if let Some(line) = resumed {
                     tell(shared, &line);
@@ -1258,13 +1268,14 @@ fn writer_loop(mut conn: Connection, shared: &Shared) {
                         shared.db_path.display()
                     )
                 });
-                st.failing = Some(cause);
-                publish(shared, &st);
+                st.failing = Some(cause.clone());
+                let due = due_waiters(&mut st);
+                drop(st);
+                tell_waiters(due, Some(&cause));
                 if let Some(line) = first {
-                    drop(st);
                     tell(shared, &line);
-                    st = guard(&shared.state);
                 }
+                let st = guard(&shared.state);
                 if st.stop && failures >= 3 {
                     // Stopping and the disk refuses: give up rather than hang.
                     return;
