@@ -16,12 +16,29 @@ use chainview::text::{Visible, visible};
 /// a broker's problem detail): control characters are shown, never sent.
 /// `println!` for `chainview broker`: a closed standard output (the
 /// terminal gone, a pipe whose reader quit) must not stop a running broker,
-/// so write errors are ignored rather than turned into a panic.
+/// so write errors never end it; any other (a full disk, /dev/full) is said
+/// once on standard error ([`banner_unwritten`]), since the banner holds the
+/// URL and credentials.
 macro_rules! say {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($t)*);
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            banner_unwritten(&e);
+        }
     }};
+}
+
+/// Says once that the broker's banner could not be written (not for a
+/// closed pipe: the reader chose to go).
+fn banner_unwritten(e: &std::io::Error) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if e.kind() != std::io::ErrorKind::BrokenPipe
+        && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        eprintln!(
+            "chainview broker: cannot write its export lines to standard output: {e}; it keeps running"
+        );
+    }
 }
 
 macro_rules! report {

@@ -78,3 +78,43 @@ fn a_closed_pipe_stays_quiet() {
         assert_ne!(out.status.code(), Some(2), "{args:?}: {err}");
     }
 }
+
+/// `chainview broker` keeps serving when its banner cannot be written (a
+/// closed stdout must not stop it), but says so once when the cause is not
+/// a closed pipe.
+#[test]
+fn the_broker_says_once_that_its_banner_could_not_be_written() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(bin())
+        .args(["broker", "--port", "0"])
+        .env("AGENTWRIT_ADMIN_SECRET", "output-errors-admin-secret")
+        .stdin(Stdio::null())
+        .stdout(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("cannot write its export lines") && line.contains("No space left"),
+        "{line}"
+    );
+    // Still running: it stops on SIGTERM, cleanly, having said it once.
+    assert!(child.try_wait().unwrap().is_none(), "the broker stopped");
+    // SAFETY: a signal to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert!(
+        !rest.contains("cannot write its export lines"),
+        "said once: {rest}"
+    );
+}
