@@ -10,8 +10,10 @@
 //!     LOAD_SECS=10 LOAD_CLIENTS=64 cargo bench --bench broker_load
 //!
 //! The broker runs as `chainview broker --data DIR` does (a data directory
-//! in a temporary folder): every audit event goes to SQLite through the
-//! batched writer, every release/renewal revocation is a synchronous insert.
+//! in a temporary folder): a request is answered once its audit event is
+//! committed and synced (group commit), every release/renewal revocation is
+//! a synchronous insert. `LOAD_UNSYNCED=1` runs it as
+//! `--power-loss-may-lose-events` (commits not synced).
 //!
 //! The load generator runs in the same process and on the same 2 cores as the
 //! broker, so the figures include its cost too.
@@ -182,7 +184,13 @@ fn main() {
         .expect("runtime");
     rt.block_on(async move {
         let data = tempfile::tempdir().expect("data dir");
-        let cfg = Config { data_dir: Some(data.path().to_path_buf()), ..Config::default() };
+        // LOAD_UNSYNCED=1: as --power-loss-may-lose-events (commits not synced).
+        let unsynced = env_num("LOAD_UNSYNCED", 0) == 1;
+        let cfg = Config {
+            data_dir: Some(data.path().to_path_buf()),
+            power_loss_may_lose_events: unsynced,
+            ..Config::default()
+        };
         let broker = EmbeddedBroker::start(cfg).await.expect("broker");
         let client = BrokerClient::new(&broker.url()).expect("client");
         let admin = client.admin_auth(broker.admin_secret()).await.expect("admin").access_token;
@@ -190,9 +198,10 @@ fn main() {
         let a = client.create_agent(&admin, "load", "a", &scope, Some(3600)).await.expect("agent a");
         let b = client.create_agent(&admin, "load", "b", &scope, Some(3600)).await.expect("agent b");
         println!(
-            "broker_load: {clients} concurrent clients, {secs} s per scenario, {} cores, --data {}",
+            "broker_load: {clients} concurrent clients, {secs} s per scenario, {} cores, --data {}, {}",
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            data.path().display()
+            data.path().display(),
+            if unsynced { "commits not synced (--power-loss-may-lose-events)" } else { "each commit synced (durable default)" }
         );
 
         let addr = broker.addr();

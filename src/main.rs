@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -16,12 +16,29 @@ use chainview::text::{Visible, visible};
 /// a broker's problem detail): control characters are shown, never sent.
 /// `println!` for `chainview broker`: a closed standard output (the
 /// terminal gone, a pipe whose reader quit) must not stop a running broker,
-/// so write errors are ignored rather than turned into a panic.
+/// so write errors never end it; any other (a full disk, /dev/full) is said
+/// once on standard error ([`banner_unwritten`]), since the banner holds the
+/// URL and credentials.
 macro_rules! say {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($t)*);
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            banner_unwritten(&e);
+        }
     }};
+}
+
+/// Says once that the broker's banner could not be written (not for a
+/// closed pipe: the reader chose to go).
+fn banner_unwritten(e: &std::io::Error) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if e.kind() != std::io::ErrorKind::BrokenPipe
+        && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        eprintln!(
+            "chainview broker: cannot write its export lines to standard output: {e}; it keeps running"
+        );
+    }
 }
 
 macro_rules! report {
@@ -30,6 +47,73 @@ macro_rules! report {
     };
 }
 use chainview::broker::embedded::{Config, EmbeddedBroker, EnsuredApp};
+
+/// Standard output for a command's result, remembering the first write
+/// error that matters: a closed pipe (`| head`, EPIPE) is the reader's
+/// choice and ignored; anything else (a full disk, /dev/full, EIO) is
+/// reported and exits 2 ([`output_failed`]).
+struct Out<W> {
+    inner: W,
+    failed: std::rc::Rc<std::cell::RefCell<Option<std::io::Error>>>,
+}
+
+impl<W: Write> Out<W> {
+    fn new(
+        inner: W,
+    ) -> (
+        Self,
+        std::rc::Rc<std::cell::RefCell<Option<std::io::Error>>>,
+    ) {
+        let failed = std::rc::Rc::default();
+        (
+            Out {
+                inner,
+                failed: std::rc::Rc::clone(&failed),
+            },
+            failed,
+        )
+    }
+
+    fn note<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            let mut f = self.failed.borrow_mut();
+            if f.is_none() {
+                *f = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        }
+        r
+    }
+}
+
+impl<W: Write> Write for Out<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.note(r)
+    }
+}
+
+/// Writes a command's whole output; Err only for a write error that
+/// matters (not EPIPE).
+fn emit(bytes: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The report and exit code for output that could not be written.
+fn output_failed(e: &std::io::Error) -> u8 {
+    report!("chainview: cannot write to standard output: {e}");
+    2
+}
 use chainview::scenario::replay::Replay;
 use chainview::scenario::transcript::{self, Format};
 use chainview::session::Settings;
@@ -242,10 +326,29 @@ fn man(subcommand: Option<&str>) -> u8 {
 /// The command line.
 fn parse_cli() -> Cli {
     use clap::FromArgMatches;
-    match Cli::from_arg_matches(&command().get_matches()) {
+    let matches = match command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => clap_exit(e),
+    };
+    match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => clap_exit(e),
     }
+}
+
+/// clap's exit, except that `--help`/`--version` output that cannot be
+/// written (other than into a closed pipe) is reported, exit 2.
+fn clap_exit(e: clap::Error) -> ! {
+    use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+    // On a terminal clap prints it (in colour); elsewhere the write is checked.
+    if matches!(e.kind(), DisplayHelp | DisplayVersion) && !std::io::stdout().is_terminal() {
+        let text = e.render().to_string();
+        if let Err(err) = emit(text.as_bytes()) {
+            std::process::exit(i32::from(output_failed(&err)));
+        }
+        std::process::exit(0);
+    }
+    e.exit()
 }
 
 fn parse_interval(s: &str) -> Result<f64, String> {
@@ -665,6 +768,17 @@ struct BrokerArgs {
     /// directory removed when the broker stops.
     #[arg(long, env = "AGENTWRIT_DATA_DIR", value_name = "DIR")]
     data: Option<PathBuf>,
+    /// With --data: start over on purpose — delete the directory's signing
+    /// key, apps, revocations and audit trail first. (A damaged directory is
+    /// refused, never reset silently.)
+    #[arg(long, requires = "data")]
+    reset: bool,
+    /// With --data: do not sync each commit to disk. Faster; an answered
+    /// audit event still survives the broker being killed (kill -9), but a
+    /// power loss or kernel crash may lose the last ones. Off by default:
+    /// every audited request is answered only once its event is synced.
+    #[arg(long, requires = "data")]
+    power_loss_may_lose_events: bool,
     /// Take the client IP for rate limits from X-Forwarded-For. Only behind a
     /// reverse proxy that sets it: otherwise any client can pick its own IP.
     #[arg(long)]
@@ -744,7 +858,17 @@ fn main() -> ExitCode {
             frames: cli.frames,
             reveal: cli.reveal_secrets,
         };
-        return ExitCode::from(rt.block_on(run_script(path, opts, settings)));
+        // A signal ends the replay at once; the embedded broker's scratch
+        // directory goes with it.
+        return ExitCode::from(rt.block_on(async {
+            tokio::select! {
+                code = run_script(path, opts, settings) => code,
+                code = stop_signal() => {
+                    chainview::broker::embedded::remove_scratch_dirs();
+                    code
+                }
+            }
+        }));
     }
     match &cli.command {
         Some(Command::Observe(ObserveCli {
@@ -901,18 +1025,15 @@ fn main() -> ExitCode {
                 report!("chainview: {e}");
                 e.exit_code()
             })),
-            Some(Command::Language) => {
-                let _ = std::io::stdout().write_all(chainview::scenario::REFERENCE.as_bytes());
-                Ok(0)
-            }
+            Some(Command::Language) => Ok(emit(chainview::scenario::REFERENCE.as_bytes())
+                .map_or_else(|e| output_failed(&e), |()| 0)),
             Some(Command::Context { .. } | Command::Man { .. }) => Ok(0),
             Some(Command::Completions { shell }) => {
                 let mut cmd = <Cli as clap::CommandFactory>::command();
                 let mut buf = Vec::new();
                 clap_complete::generate(shell, &mut cmd, "chainview", &mut buf);
                 // A closed pipe (e.g. `| head`) is not an error worth a report.
-                let _ = std::io::stdout().write_all(&buf);
-                Ok(0)
+                Ok(emit(&buf).map_or_else(|e| output_failed(&e), |()| 0))
             }
             None => interactive(settings, None, live).await,
         }
@@ -1242,9 +1363,10 @@ async fn run_script(path: PathBuf, opts: ScriptOptions, settings: Settings) -> u
         }
     };
     replay.reveal_secrets(reveal);
+    let (stdout, failed) = Out::new(std::io::stdout().lock());
     let mut out = match format {
-        Format::Json => Visible::json(std::io::stdout().lock()),
-        _ => Visible::text(std::io::stdout().lock()),
+        Format::Json => Visible::json(stdout),
+        _ => Visible::text(stdout),
     };
     if format == Format::Text {
         let title = replay.script().title().map(str::to_string);
@@ -1294,6 +1416,10 @@ async fn run_script(path: PathBuf, opts: ScriptOptions, settings: Settings) -> u
         Format::Dot => write!(out, "{}", chainview::diagram::dot::render(&graph)),
     };
     let _ = out.flush();
+    drop(out);
+    if let Some(e) = failed.borrow().as_ref() {
+        return output_failed(e);
+    }
     summary.exit_code()
 }
 
@@ -1309,7 +1435,14 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
             .unwrap_or_default();
         report!("chainview broker: internal error{at}; the request was answered 500");
     }));
+    // From here on, a signal stops the broker cleanly (scratch directory
+    // removed, audit trail written) whenever it comes.
+    let stop = stop_signal();
     let bind = format!("{}:{}", args.bind, args.port);
+    let mut cfg = cfg;
+    cfg.console = Some(chainview::broker::embedded::Console(std::sync::Arc::new(
+        |line: &str| report!("{line}"),
+    )));
     let broker = EmbeddedBroker::start_on(&bind, cfg)
         .await
         .wrap_err("cannot start the embedded broker")?;
@@ -1324,9 +1457,15 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
             db.display()
         );
     }
+    if let Some(r) = broker.restored() {
+        announce_restored(r, args.reset, generated);
+    }
     announce_tls(&broker, &args);
     say!("export AGENTWRIT_BROKER_URL={}", broker.url());
     announce_apps(&broker, &args.apps)?;
+    // What start-up recorded (app registrations) is on disk before the
+    // credentials are printed.
+    broker.flush().await;
     if generated {
         say!(
             "# generated admin secret (set AGENTWRIT_ADMIN_SECRET or --admin-secret to choose one):"
@@ -1334,11 +1473,31 @@ async fn run_broker(args: BrokerArgs) -> Result<u8> {
         say!("export AGENTWRIT_ADMIN_SECRET={}", broker.admin_secret());
     }
     say!("# press Ctrl-C to stop");
-    wait_for_shutdown().await;
+    stop.await;
     say!("# stopping");
-    broker.shutdown().await;
+    let (db, _) = broker.database();
+    let db = db.to_path_buf();
+    let unwritten = broker.shutdown().await;
+    if unwritten > 0 {
+        report!(
+            "chainview broker: {unwritten} audit event{} could not be written to {} ({} refused with 503); the trail on disk ends before {}",
+            if unwritten == 1 { "" } else { "s" },
+            db.display(),
+            if unwritten == 1 {
+                "its request was"
+            } else {
+                "their requests were"
+            },
+            if unwritten == 1 { "it" } else { "them" }
+        );
+        return Ok(BROKER_EVENTS_UNWRITTEN);
+    }
     Ok(0)
 }
+
+/// `chainview broker`'s exit code when it stops with audit events it could
+/// not write (a full disk).
+const BROKER_EVENTS_UNWRITTEN: u8 = 4;
 
 /// The embedded broker's configuration from `chainview broker`'s flags.
 fn broker_config(args: &BrokerArgs) -> Result<Config> {
@@ -1356,6 +1515,8 @@ fn broker_config(args: &BrokerArgs) -> Result<Config> {
     };
     cfg.strict_500s = args.strict_500s;
     cfg.data_dir = args.data.clone();
+    cfg.reset = args.reset;
+    cfg.power_loss_may_lose_events = args.power_loss_may_lose_events;
     cfg.trust_proxy = args.trust_proxy;
     cfg.max_connections = args.max_connections as usize;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
@@ -1368,10 +1529,66 @@ fn broker_config(args: &BrokerArgs) -> Result<Config> {
     Ok(cfg)
 }
 
+/// What a data directory held: one banner line, and a warning when the
+/// admin secret is not the one it was last run with.
+fn announce_restored(r: &chainview::broker::embedded::Restored, reset: bool, generated: bool) {
+    let plural = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    if reset {
+        say!(
+            "# --reset: started over (the earlier signing key, apps, revocations and audit trail were deleted)"
+        );
+    } else if r.events == 0 && r.apps == 0 && r.revocations == 0 {
+        say!("# new data directory");
+    } else {
+        say!(
+            "# restored: {}, {}, {} in force",
+            plural(r.events, "audit event"),
+            plural(r.apps as u64, "app"),
+            plural(r.revocations as u64, "revocation")
+        );
+    }
+    if r.admin_secret_changed {
+        if generated {
+            report!(
+                "chainview broker: warning: no admin secret was given, so a new one was generated; \
+                 admin clients using the one this data directory was last run with now get 401 \
+                 (set AGENTWRIT_ADMIN_SECRET or --admin-secret to keep using it)"
+            );
+        } else {
+            report!(
+                "chainview broker: warning: the admin secret differs from the one this data directory \
+                 was last run with; admin clients using the old one now get 401 (admin tokens issued \
+                 before stay valid until they expire)"
+            );
+        }
+    }
+}
+
+/// The shell variable for an app's credential when several `--app` are
+/// given: `AGENTWRIT_CLIENT_ID_WEATHER_BOT` for `weather-bot` (app names are
+/// lowercase letters, digits and hyphens, so no two collide).
+fn app_var(base: &str, name: &str, several: bool) -> String {
+    if several {
+        format!("{base}_{}", name.to_ascii_uppercase().replace('-', "_"))
+    } else {
+        base.to_string()
+    }
+}
+
 /// `--app NAME=SCOPES`: each app registered (or found from an earlier run)
-/// and its export lines.
+/// and its export lines. One app: `AGENTWRIT_CLIENT_ID`/`_SECRET`, what the
+/// SDK reads; several: one block each, the variables suffixed with the name.
 fn announce_apps(broker: &EmbeddedBroker, apps: &[(String, Vec<String>)]) -> Result<()> {
+    let several = apps.len() > 1;
+    if several {
+        say!(
+            "# {} apps: each block's variables end with the app's name; set AGENTWRIT_CLIENT_ID/AGENTWRIT_CLIENT_SECRET from the one a client should use",
+            apps.len()
+        );
+    }
     for (name, scopes) in apps {
+        let id_var = app_var("AGENTWRIT_CLIENT_ID", name, several);
+        let secret_var = app_var("AGENTWRIT_CLIENT_SECRET", name, several);
         match broker.ensure_app(name, scopes)? {
             EnsuredApp::Created(app) => {
                 say!(
@@ -1379,9 +1596,9 @@ fn announce_apps(broker: &EmbeddedBroker, apps: &[(String, Vec<String>)]) -> Res
                     app.app_id,
                     scopes.join(",")
                 );
-                say!("export AGENTWRIT_CLIENT_ID={}", app.client_id);
+                say!("export {id_var}={}", app.client_id);
                 say!(
-                    "export AGENTWRIT_CLIENT_SECRET={}",
+                    "export {secret_var}={}",
                     app.client_secret.unwrap_or_default()
                 );
             }
@@ -1401,7 +1618,7 @@ fn announce_apps(broker: &EmbeddedBroker, apps: &[(String, Vec<String>)]) -> Res
                         app.app_id
                     );
                 }
-                say!("export AGENTWRIT_CLIENT_ID={}", app.client_id);
+                say!("export {id_var}={}", app.client_id);
                 say!(
                     "# its client secret was shown when the app was created; the broker keeps only a hash of it"
                 );
@@ -1434,24 +1651,32 @@ fn announce_tls(broker: &EmbeddedBroker, args: &BrokerArgs) {
     }
 }
 
-async fn wait_for_shutdown() {
+/// Waits for SIGTERM, SIGHUP or SIGINT (Ctrl-C); resolves to the exit code a
+/// shell reports for it (128 + its number). The handlers are installed when
+/// this is called, not when it is first polled, so a signal that arrives in
+/// between is not lost.
+fn stop_signal() -> impl std::future::Future<Output = u8> {
     #[cfg(unix)]
-    {
+    let sigs = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+        (|| {
+            Some((
+                signal(SignalKind::terminate()).ok()?,
+                signal(SignalKind::hangup()).ok()?,
+                signal(SignalKind::interrupt()).ok()?,
+            ))
+        })()
+    };
+    async move {
+        #[cfg(unix)]
+        if let Some((mut term, mut hup, mut int)) = sigs {
+            return tokio::select! {
+                _ = term.recv() => 143,
+                _ = hup.recv() => 129,
+                _ = int.recv() => 130,
+            };
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
+        130
     }
 }

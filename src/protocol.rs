@@ -196,7 +196,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The transport failure behind this outcome, if the broker could not be reached.
+    /// The transport failure behind this outcome, if the broker could not be
+    /// reached at all (connect, timeout, TLS, transport).
     pub fn unreachable(&self) -> Option<&ClientError> {
         let e = match self {
             Outcome::Health(Err(e))
@@ -215,12 +216,10 @@ impl Outcome {
             },
             _ => return None,
         };
-        (e.is_unreachable()
-            || matches!(
-                e,
-                ClientError::Unexpected { .. } | ClientError::Decode { .. }
-            ))
-        .then_some(e)
+        // A broker that answered, however oddly (a 200 that is not JSON, a
+        // 204 or 418 where JSON was due), was reached: that step failed with
+        // what it answered, and the rest still runs.
+        e.is_unreachable().then_some(e)
     }
 }
 

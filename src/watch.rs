@@ -381,8 +381,16 @@ pub async fn print_headless(
     // The input was read whole and is sound: print as it is written.
     let stdout = std::io::stdout().lock();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout);
-    // A closed pipe (`| head`) is not worth a report.
-    let _ = print(&o, at, format, &mut out).and_then(|()| out.flush());
+    // A closed pipe (`| head`) is not worth a report; any other write
+    // error (a full disk, /dev/full) is.
+    if let Err(source) = print(&o, at, format, &mut out).and_then(|()| out.flush())
+        && source.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(WatchError::Write {
+            path: "standard output".into(),
+            source,
+        });
+    }
     drop(out);
     let failures = o.failures();
     for f in &failures {

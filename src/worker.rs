@@ -124,6 +124,11 @@ where
 }
 
 /// Tokens are refreshed when less than a tenth of their lifetime (at least 5 s) is left.
+/// The broker refused the bearer token (401) of an admin call.
+fn refused_token<T>(r: &Result<T, ClientError>) -> bool {
+    matches!(r, Err(ClientError::Broker(b)) if b.status == 401)
+}
+
 fn fresh(tok: &Option<(String, Instant)>) -> Option<String> {
     tok.as_ref()
         .filter(|(_, until)| Instant::now() < *until)
@@ -162,6 +167,13 @@ impl Worker {
         })?;
         self.session.lock().await.admin_token = Some((r.access_token.clone(), until(r.expires_in)));
         Ok(r.access_token)
+    }
+
+    /// Forgets the cached admin token after the broker refused it (401: it
+    /// restarted with another key, the token was revoked): the next call
+    /// logs in again. True when there was one to forget.
+    async fn drop_admin_token(&self) -> bool {
+        self.session.lock().await.admin_token.take().is_some()
     }
 
     async fn app_token(&self, calls: &mut Vec<Call>) -> Result<String, ClientError> {
@@ -288,21 +300,30 @@ impl Worker {
                 result: timed(calls, c.release(&raw.0)).await,
             },
             Command::Revoke { level, target } => {
-                let result = match self.admin_token(calls).await {
-                    Ok(admin) => timed(calls, c.revoke(&admin, level, &target)).await,
-                    Err(e) => Err(e),
-                };
+                let mut result = self.revoke_once(calls, level, &target).await;
+                if refused_token(&result) && self.drop_admin_token().await {
+                    result = self.revoke_once(calls, level, &target).await;
+                }
                 Outcome::Revoked {
                     level,
                     target,
                     result,
                 }
             }
-            Command::Audit => Outcome::Audit(self.audit(calls).await),
-            Command::AuditSince { offset, pages } => Outcome::AuditSince {
-                offset,
-                result: self.audit_since(calls, offset, pages).await,
-            },
+            Command::Audit => {
+                let mut result = self.audit(calls).await;
+                if refused_token(&result) && self.drop_admin_token().await {
+                    result = self.audit(calls).await;
+                }
+                Outcome::Audit(result)
+            }
+            Command::AuditSince { offset, pages } => {
+                let mut result = self.audit_since(calls, offset, pages).await;
+                if refused_token(&result) && self.drop_admin_token().await {
+                    result = self.audit_since(calls, offset, pages).await;
+                }
+                Outcome::AuditSince { offset, result }
+            }
             Command::Revalidate(tokens) => {
                 use futures::StreamExt;
                 let checks = futures::stream::iter(tokens).map(|(token, raw)| async move {
@@ -320,6 +341,16 @@ impl Worker {
                 )
             }
         }
+    }
+
+    async fn revoke_once(
+        &self,
+        calls: &mut Vec<Call>,
+        level: RevokeLevel,
+        target: &str,
+    ) -> Result<RevokeResponse, ClientError> {
+        let admin = self.admin_token(calls).await?;
+        timed(calls, self.client().revoke(&admin, level, target)).await
     }
 
     /// Pages from `offset` on: the broker says how many it returned (at most

@@ -1976,3 +1976,206 @@ async fn also_whitespace_around_a_token_is_refused() {
         "/v1/token/renew",
     );
 }
+
+// ── HTTP as Go's server (beyond §16; each also holds for the real broker) ──
+
+/// The broker's `host:port`.
+fn host_port(env: &Env) -> String {
+    env.client
+        .base_url()
+        .trim_start_matches("http://")
+        .to_string()
+}
+
+/// Sends `request` as raw bytes and reads until the broker closes the
+/// connection (or 20 s pass): the whole answer, as text.
+async fn raw_tcp(env: &Env, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(host_port(env))
+        .await
+        .unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Go's `ReadHeaderTimeout` runs from the accept: a connection that never
+/// sends a byte is closed (silently) then, not after the idle timeout.
+#[tokio::test]
+async fn also_a_silent_connection_is_closed_at_the_header_timeout() {
+    use tokio::io::AsyncReadExt;
+    let env = Env::with_config(Config {
+        timeouts: chainview::broker::embedded::Timeouts {
+            read_header: Duration::from_millis(300),
+            idle: Duration::from_secs(600),
+            ..Default::default()
+        },
+        ..Config::with_admin_secret("conformance-admin-secret")
+    })
+    .await;
+    let mut s = tokio::net::TcpStream::connect(host_port(&env))
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    // Real broker: 5 s. Bounded so a broker that never closes fails here.
+    let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was never closed");
+    assert!(
+        buf.is_empty(),
+        "closed silently: {:?}",
+        String::from_utf8_lossy(&buf)
+    );
+}
+
+#[tokio::test]
+async fn also_a_request_without_host_is_400() {
+    let env = Env::new().await;
+    let r = raw_tcp(&env, b"GET /v1/health HTTP/1.1\r\n\r\n").await;
+    assert!(
+        r.starts_with("HTTP/1.1 400 Bad Request: missing required Host header\r\n"),
+        "{r}"
+    );
+    assert!(
+        r.ends_with("\r\n\r\n400 Bad Request: missing required Host header"),
+        "{r}"
+    );
+    // HTTP/1.0 needs no Host.
+    let r = raw_tcp(&env, b"GET /v1/health HTTP/1.0\r\n\r\n").await;
+    assert!(r.starts_with("HTTP/1.0 200 OK\r\n"), "{r}");
+}
+
+/// Go's ServeMux matches the unescaped path, and redirects (301) a path
+/// that is not clean to the clean one, query kept.
+#[tokio::test]
+async fn also_paths_are_unescaped_and_cleaned_as_gos_mux() {
+    let env = Env::new().await;
+    let r = env.raw(Method::GET, "/v1/%68ealth", &[], None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Dot segments as sent (chainview's client, like a browser, would
+    // resolve them itself before sending).
+    let host = host_port(&env);
+    for path in ["/v1/./health", "/v1/admin/../health"] {
+        let r = raw_tcp(
+            &env,
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(
+            r.starts_with("HTTP/1.1 301 Moved Permanently\r\n"),
+            "{path}: {r}"
+        );
+        assert!(
+            r.to_lowercase().contains("\r\nlocation: /v1/health\r\n"),
+            "{path}: {r}"
+        );
+    }
+    for (path, location) in [
+        ("/v1//health", "/v1/health"),
+        ("/v1//audit/events?limit=1", "/v1/audit/events?limit=1"),
+    ] {
+        let r = env.raw(Method::GET, path, &[], None).await;
+        assert_eq!(r.status, 301, "{path}");
+        assert_eq!(r.header("location"), Some(location), "{path}");
+        assert_eq!(
+            r.text(),
+            format!(
+                "<a href=\"{}\">Moved Permanently</a>.\n\n",
+                location.replace('&', "&amp;")
+            ),
+            "{path}"
+        );
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+    }
+    // Any method is redirected; only GET and HEAD get the HTML body.
+    let r = env
+        .raw(
+            Method::POST,
+            "/v1//token/validate",
+            &[],
+            Some(json!({"token": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (301, Some("/v1/token/validate"))
+    );
+    assert!(r.body.is_empty());
+    // A malformed escape is refused by the server itself.
+    let r = raw_tcp(
+        &env,
+        format!("GET /v1/%zz HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{r}");
+}
+
+/// Go limits request headers by size (1 MiB), not by count.
+#[tokio::test]
+async fn also_headers_are_limited_by_bytes_not_by_count() {
+    let env = Env::new().await;
+    let host = host_port(&env);
+    let many: String = (0..300).map(|i| format!("X-Extra-{i}: v\r\n")).collect();
+    let r = raw_tcp(
+        &env,
+        format!("GET /v1/health HTTP/1.1\r\nHost: {host}\r\n{many}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    assert!(
+        r.starts_with("HTTP/1.1 200 OK\r\n"),
+        "{}",
+        &r[..r.len().min(200)]
+    );
+    // 600 KiB in one header is still under the limit…
+    let big = "a".repeat(600 << 10);
+    let r = raw_tcp(
+        &env,
+        format!(
+            "GET /v1/health HTTP/1.1\r\nHost: {host}\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(
+        r.starts_with("HTTP/1.1 200 OK\r\n"),
+        "{}",
+        &r[..r.len().min(200)]
+    );
+    // …1.1 MiB is not.
+    let huge = "a".repeat(1100 << 10);
+    let r = raw_tcp(
+        &env,
+        format!("GET /v1/health HTTP/1.1\r\nHost: {host}\r\nX-Big: {huge}\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 431 "), "{}", &r[..r.len().min(200)]);
+}
+
+/// `since`/`until` far outside the range of nanoseconds in an i64 still
+/// compare as times: after every event, before every event.
+#[tokio::test]
+async fn also_since_and_until_compare_without_overflow() {
+    let env = Env::new().await;
+    let adm = env.admin().await;
+    let total = |q: &'static str| {
+        let (env, adm) = (&env, &adm);
+        async move {
+            let r = env
+                .raw(
+                    Method::GET,
+                    &format!("/v1/audit/events?{q}"),
+                    &[("authorization", &format!("Bearer {adm}"))],
+                    None,
+                )
+                .await;
+            r.json().unwrap()["total"].as_i64().unwrap()
+        }
+    };
+    let all = total("limit=1").await;
+    assert!(all > 0);
+    assert_eq!(total("since=3000-01-01T00:00:00Z").await, 0);
+    assert_eq!(total("until=1500-01-01T00:00:00Z").await, 0);
+    assert!(total("since=1500-01-01T00:00:00Z").await >= all);
+    assert!(total("until=3000-01-01T00:00:00Z").await >= all);
+}

@@ -526,7 +526,10 @@ mod bodies {
         auth: Option<&str>,
         body: Vec<u8>,
     ) -> (u16, Vec<u8>) {
-        let mut req = Request::builder().method(method).uri(path);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "127.0.0.1");
         if let Some(t) = auth {
             req = req.header("authorization", format!("Bearer {t}"));
         }

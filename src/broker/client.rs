@@ -65,6 +65,14 @@ pub enum ClientError {
         expected: &'static str,
         reason: String,
     },
+    #[error(
+        "{url}: the broker answered {status} to {location} — AgentWrit never redirects; check the URL (nothing was re-sent)"
+    )]
+    Redirect {
+        url: String,
+        status: u16,
+        location: String,
+    },
     #[error("invalid broker URL '{0}': expected http://host:port or https://host:port")]
     InvalidUrl(String),
     #[error("{0}")]
@@ -235,6 +243,57 @@ fn snippet(body: &[u8]) -> String {
     }
 }
 
+/// Why an answer's body is not the JSON expected, in words that point at
+/// the cause: an empty body, a compressed one, a raw control character in a
+/// string, and where (line, column from 1, byte offset).
+fn json_failure(raw: &RawResponse, e: &serde_json::Error) -> String {
+    if raw.body.is_empty() {
+        return "the body is empty".into();
+    }
+    if let Some(enc) = raw
+        .header("content-encoding")
+        .filter(|c| !c.eq_ignore_ascii_case("identity"))
+    {
+        return format!(
+            "the body is compressed (Content-Encoding: {}), which chainview neither asks for nor decodes; a proxy between chainview and the broker may be compressing it",
+            snippet(enc.as_bytes())
+        );
+    }
+    // serde_json counts columns from 1, and reports an error at a newline
+    // as column 0 of the next line: point at the byte itself.
+    let (line, column) = (e.line(), e.column());
+    let line_start = raw
+        .body
+        .split(|b| *b == b'\n')
+        .take(line.saturating_sub(1))
+        .map(|l| l.len() + 1)
+        .sum::<usize>();
+    let offset = if column == 0 {
+        line_start.saturating_sub(1)
+    } else {
+        line_start + column - 1
+    };
+    let (line, column) = if column == 0 && line > 1 {
+        let prev = raw.body[..offset]
+            .rsplit(|b| *b == b'\n')
+            .next()
+            .map_or(0, <[u8]>::len);
+        (line - 1, prev + 1)
+    } else {
+        (line, column)
+    };
+    let text = e.to_string();
+    let what = text.split(" at line ").next().unwrap_or(&text);
+    let what = match raw.body.get(offset) {
+        Some(c) if c.is_ascii_control() && what.contains("control character") => format!(
+            "a raw control character (U+{:04X}) inside a JSON string; JSON needs it escaped",
+            c
+        ),
+        _ => what.to_string(),
+    };
+    format!("{what} at line {line}, column {column} (byte {offset})")
+}
+
 impl BrokerClient {
     /// A client with the default 10 s timeout.
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
@@ -260,7 +319,11 @@ impl BrokerClient {
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(ClientError::InvalidUrl(base));
         }
+        // No redirects: the AgentWrit API never sends one, and following it
+        // would re-post the admin or app secret (in the body) to wherever it
+        // points, https to http included.
         let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("chainview/", env!("CARGO_PKG_VERSION")));
@@ -428,6 +491,16 @@ impl BrokerClient {
     /// Turns a non-2xx answer into the right error.
     fn error_for(&self, path: &str, raw: &RawResponse) -> ClientError {
         let url = self.url(path);
+        if (300..400).contains(&raw.status) {
+            return ClientError::Redirect {
+                url,
+                status: raw.status,
+                location: raw
+                    .header("location")
+                    .map(|l| snippet(l.as_bytes()))
+                    .unwrap_or_else(|| "(no Location)".into()),
+            };
+        }
         if raw.status == 400 && raw.text().contains(tls::GO_PLAIN_HTTP_TO_TLS) {
             let host = reqwest::Url::parse(&url)
                 .ok()
@@ -481,7 +554,7 @@ impl BrokerClient {
             url: self.url(path),
             status: raw.status,
             expected,
-            reason: e.to_string(),
+            reason: json_failure(&raw, &e),
         })
     }
 

@@ -40,6 +40,10 @@ pub struct Health {
     pub uptime: i64,
     pub db_connected: bool,
     pub audit_events_count: i64,
+    /// Why `status` is not `ok` (chainview's broker, while it cannot write
+    /// its audit trail); absent otherwise, as from the real broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

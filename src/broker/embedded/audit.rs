@@ -119,17 +119,27 @@ pub fn build_event(seq: u64, prev_hash: &str, e: NewEvent, now: DateTime<Utc>) -
     ev
 }
 
+/// `t` in unix nanoseconds, saturating outside 1677–2262 (where an i64 of
+/// nanoseconds ends): a bound far in the future stays after every event, one
+/// far in the past before every event, as Go's time comparison has it.
+pub fn saturating_ns(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() > 0 {
+        i64::MAX
+    } else {
+        i64::MIN
+    })
+}
+
 impl Filter {
     /// Whether an event (recorded at `ts_ns`) passes the filters.
     pub fn matches(&self, e: &AuditEvent, ts_ns: i64) -> bool {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-        let ns = |t: DateTime<Utc>, dflt: i64| t.timestamp_nanos_opt().unwrap_or(dflt);
         eq(&self.agent_id, &e.agent_id)
             && eq(&self.task_id, &e.task_id)
             && eq(&self.event_type, &e.event_type)
             && eq(&self.outcome, &e.outcome)
-            && self.since.is_none_or(|s| ts_ns >= ns(s, i64::MIN))
-            && self.until.is_none_or(|u| ts_ns <= ns(u, i64::MAX))
+            && self.since.is_none_or(|s| ts_ns >= saturating_ns(s))
+            && self.until.is_none_or(|u| ts_ns <= saturating_ns(u))
     }
 }
 

@@ -80,10 +80,22 @@ fn ok<T: serde::Serialize>(body: &T) -> Outcome {
     Ok(json_response(StatusCode::OK, body))
 }
 
-/// The database refused a write the answer depends on.
+/// The database refused a write the answer depends on: 503 naming the cause
+/// when the disk is full (it passes once space is freed), else 500.
 fn store_failed(e: super::StoreError) -> Reject {
     tracing::error!(error = %e, "broker store write failed");
+    if e.is_full() {
+        return unavailable("the broker's disk is full; nothing was changed");
+    }
     Reject::new(500, "internal_error", "internal error")
+}
+
+/// 503: the broker cannot keep what this request would change or record.
+pub fn unavailable(detail: impl Into<String>) -> Reject {
+    Reject {
+        retry_after: Some(5),
+        ..Reject::new(503, "service_unavailable", detail)
+    }
 }
 
 pub fn handle(s: &State, route: Route, ctx: &Ctx) -> Response {
@@ -1064,13 +1076,21 @@ fn app_auth(s: &State, ctx: &Ctx) -> Outcome {
     })
 }
 
+/// Always 200, as the real broker's; `degraded` with the reason while the
+/// audit trail cannot be written (the real broker has no such state: it
+/// answers and loses the event).
 fn health(s: &State) -> Outcome {
+    let reason = s
+        .store
+        .failing()
+        .map(|why| format!("audit trail cannot be written: {why}"));
     ok(&Health {
-        status: "ok".into(),
+        status: if reason.is_some() { "degraded" } else { "ok" }.into(),
         version: "2.0.0".into(),
         uptime: s.started.elapsed().as_secs() as i64,
         db_connected: s.store.healthy(),
         audit_events_count: s.store.audit_count() as i64,
+        reason,
     })
 }
 

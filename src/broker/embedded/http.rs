@@ -229,23 +229,152 @@ fn handle_guarded(state: &State, r: Route, ctx: &Ctx) -> Response {
     }
 }
 
+/// What Go's server answers, before any handler, to a request it cannot
+/// take: `HTTP/1.1 400 Bad Request[: why]`, the same words as the body, and
+/// the connection closed.
+fn go_bad_request(why: Option<&'static str>) -> Response {
+    let (reason, body): (&'static [u8], &'static str) = match why {
+        Some("missing required Host header") => (
+            b"Bad Request: missing required Host header",
+            "400 Bad Request: missing required Host header",
+        ),
+        _ => (b"Bad Request", "400 Bad Request"),
+    };
+    let mut resp = text_response(StatusCode::BAD_REQUEST, body);
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp.extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(reason));
+    resp
+}
+
+/// `%XX` decoded as Go's `url.URL.Path`; `None` for a malformed escape.
+fn unescape_path(raw: &str) -> Option<String> {
+    if !raw.contains('%') {
+        return Some(raw.to_string());
+    }
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let s = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(s, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Go's `path.Clean` for a rooted path, keeping a trailing slash (as
+/// `ServeMux`'s `cleanPath`).
+fn clean_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    let mut out = format!("/{}", parts.join("/"));
+    if p.ends_with('/') && out != "/" {
+        out.push('/');
+    }
+    out
+}
+
+/// A path escaped as Go's `url.URL.EscapedPath` does (what `ServeMux`
+/// puts in its redirects).
+fn escape_path(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for &c in p.as_bytes() {
+        if c.is_ascii_alphanumeric() || b"-_.~$&+,/:;=@".contains(&c) {
+            out.push(c as char);
+        } else {
+            out.push_str(&format!("%{c:02X}"));
+        }
+    }
+    out
+}
+
+/// Go's `ServeMux` redirect to the clean path: 301, and for GET/HEAD the
+/// small HTML body `http.Redirect` writes.
+fn moved_permanently(method: &Method, location: &str) -> Response {
+    let get = method == Method::GET || method == Method::HEAD;
+    let mut resp = if get {
+        let html = format!(
+            "<a href=\"{}\">Moved Permanently</a>.\n\n",
+            location
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&#34;")
+                .replace('\'', "&#39;")
+        );
+        let mut r = Response::new(Body::from(html));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        r
+    } else {
+        Response::new(Body::empty())
+    };
+    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
 async fn dispatch(
     AxState(state): AxState<Arc<State>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
+    // Go's server refuses these before any handler (no request id, no
+    // security headers): an HTTP/1.1 request without Host, a path with a
+    // malformed escape.
+    if parts.version == axum::http::Version::HTTP_11
+        && !parts.headers.contains_key(header::HOST)
+        && parts.uri.authority().is_none()
+    {
+        return go_bad_request(Some("missing required Host header"));
+    }
+    let Some(path) = unescape_path(parts.uri.path()) else {
+        return go_bad_request(None);
+    };
     let rid = request_id(&parts.headers);
+    let rid_value = HeaderValue::from_str(&rid).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    let clean = clean_path(&path);
+    if clean != path {
+        let mut location = escape_path(&clean);
+        if let Some(q) = parts.uri.query().filter(|q| !q.is_empty()) {
+            location.push('?');
+            location.push_str(q);
+        }
+        let mut resp = moved_permanently(&parts.method, &location);
+        set_security_headers(resp.headers_mut(), state.cfg.tls.is_some());
+        resp.headers_mut().insert("x-request-id", rid_value);
+        return resp;
+    }
     let mut ctx = Ctx {
         method: parts.method,
-        path: parts.uri.path().to_string(),
+        path,
         query: parts.uri.query().unwrap_or_default().to_string(),
         headers: parts.headers,
         peer,
         body: Bytes::new(),
         request_id: rid.clone(),
     };
-    let rid_value = HeaderValue::from_str(&rid).unwrap_or_else(|_| HeaderValue::from_static("-"));
     match read_body(body, state.cfg.timeouts.read).await {
         Ok(b) => ctx.body = b,
         Err(too_large) => {
@@ -270,7 +399,22 @@ async fn dispatch(
             let m = ctx.method.as_str();
             let effective = if m == "HEAD" { "GET" } else { m };
             if methods.contains(&effective) {
-                handle_guarded(&state, r, &ctx)
+                super::store::begin_request();
+                let resp = handle_guarded(&state, r, &ctx);
+                // Answered means written: the events this request recorded
+                // are committed before it is answered, or it is refused.
+                match super::store::request_events() {
+                    (_, true) => ctx.problem(handlers::unavailable(
+                        "the broker cannot write its audit trail (queue full); retry later",
+                    )),
+                    (0, false) => resp,
+                    (seq, false) => match state.store.written(seq).await {
+                        Ok(()) => resp,
+                        Err(why) => ctx.problem(handlers::unavailable(format!(
+                            "{why}; the request is refused rather than answered unrecorded"
+                        ))),
+                    },
+                }
             } else {
                 let mut resp =
                     text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
@@ -299,6 +443,21 @@ mod tests {
             allow_header(&["DELETE", "GET", "PUT"]),
             "DELETE, GET, HEAD, PUT"
         );
+    }
+
+    #[test]
+    fn paths_are_cleaned_and_unescaped_as_go_does() {
+        assert_eq!(clean_path("/v1//health"), "/v1/health");
+        assert_eq!(clean_path("/v1/./health"), "/v1/health");
+        assert_eq!(clean_path("/v1/admin/../health"), "/v1/health");
+        assert_eq!(clean_path("/../v1/health"), "/v1/health");
+        assert_eq!(clean_path("/v1/admin/apps/"), "/v1/admin/apps/");
+        assert_eq!(clean_path("/v1//admin/apps//"), "/v1/admin/apps/");
+        assert_eq!(clean_path("/"), "/");
+        assert_eq!(unescape_path("/v1/%68ealth").as_deref(), Some("/v1/health"));
+        assert_eq!(unescape_path("/v1/%zz"), None);
+        assert_eq!(unescape_path("/v1/%6"), None);
+        assert_eq!(escape_path("/v1/a b"), "/v1/a%20b");
     }
 
     #[test]

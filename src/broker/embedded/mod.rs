@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 pub use crate::broker::types::valid_segment;
 pub use audit::{MAX_DETAIL, MAX_FIELD, sanitize};
-pub use store::StoreError;
+pub use store::{Console, StoreError, remove_scratch_dirs};
 
 use crate::broker::tls::{self, ServerTls, TlsFileError};
 use crate::broker::types::{App, RevokeLevel};
@@ -89,6 +89,16 @@ pub struct Config {
     pub tls: Option<ServerTls>,
     /// The clock tokens, nonces and audit times are judged by.
     pub clock: Clock,
+    /// Where to say what the operator must know at once (the audit trail
+    /// cannot be written); `None`: only the log.
+    pub console: Option<Console>,
+    /// Start over on `data_dir`: delete its key, apps, revocations and
+    /// audit trail first (`chainview broker --reset`).
+    pub reset: bool,
+    /// With `data_dir`: commits are not synced to disk (SQLite
+    /// `synchronous=NORMAL`): an answered event survives kill -9 but maybe
+    /// not a power loss or a kernel crash. Off: each commit is synced.
+    pub power_loss_may_lose_events: bool,
 }
 
 /// The real broker's server timeouts (spec §1.1).
@@ -142,6 +152,9 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             tls: None,
             clock: Clock::default(),
+            console: None,
+            reset: false,
+            power_loss_may_lose_events: false,
         }
     }
 }
@@ -298,8 +311,24 @@ struct Metrics {
     launch_tokens: u64,
 }
 
+/// What a data directory held when the broker started on it.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// Audit events in the trail.
+    pub events: u64,
+    pub apps: usize,
+    /// Revocations still in force.
+    pub revocations: usize,
+    /// The directory was last run with another admin secret: admin clients
+    /// holding that one now get 401.
+    pub admin_secret_changed: bool,
+    save_secret: Option<([u8; 16], [u8; 32])>,
+}
+
 /// The broker's shared state.
 pub(crate) struct State {
+    /// `None` without a data directory.
+    restored: Option<Restored>,
     cfg: Config,
     key: SigningKey,
     kid: String,
@@ -405,7 +434,15 @@ impl std::fmt::Display for Invalid {
 
 impl State {
     fn new(cfg: Config) -> Result<Self, StoreError> {
-        let (store, loaded) = store::Store::open(cfg.data_dir.as_deref(), cfg.signing_seed)?;
+        let (store, loaded) = store::Store::open(
+            cfg.data_dir.as_deref(),
+            cfg.signing_seed,
+            cfg.console.clone(),
+            store::OpenOptions {
+                reset: cfg.reset,
+                power_loss_may_lose_events: cfg.power_loss_may_lose_events,
+            },
+        )?;
         let key = loaded.key;
         let kid = jwt::kid(&key.verifying_key());
         let now = cfg.clock.now().timestamp();
@@ -414,7 +451,32 @@ impl State {
             revoked.insert(level, &target, exp, now);
         }
         let next_app = loaded.apps.iter().map(|a| a.seq + 1).max().unwrap_or(0);
+        let restored = store.persistent().then(|| {
+            let salted = |salt: &[u8; 16]| -> [u8; 32] {
+                let mut h = Sha256::new();
+                h.update(salt);
+                h.update(cfg.admin_secret.as_bytes());
+                h.finalize().into()
+            };
+            let before = loaded.admin_secret;
+            let same = before.is_some_and(|(salt, hash)| bool::from(salted(&salt).ct_eq(&hash)));
+            Restored {
+                events: loaded.events,
+                apps: loaded.apps.len(),
+                revocations: revoked.sets.values().map(HashSet::len).sum::<usize>()
+                    + revoked.tokens.len(),
+                admin_secret_changed: before.is_some() && !same,
+                save_secret: (!same).then(|| {
+                    let salt: [u8; 16] = rand::random();
+                    (salt, salted(&salt))
+                }),
+            }
+        });
+        if let Some((salt, hash)) = restored.as_ref().and_then(|r| r.save_secret) {
+            store.save_admin_secret(&salt, &hash)?;
+        }
         Ok(State {
+            restored,
             admin_secret_hash: sha256(&cfg.admin_secret),
             cfg,
             key,
@@ -770,8 +832,9 @@ impl EmbeddedBroker {
     }
 
     /// Stops accepting connections, waits for the server task to end, and
-    /// writes what the audit writer still holds.
-    pub async fn shutdown(mut self) {
+    /// writes what the audit writer still holds. Returns how many audit
+    /// events could not be written (0: the trail is whole on disk).
+    pub async fn shutdown(mut self) -> u64 {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -779,7 +842,19 @@ impl EmbeddedBroker {
             let _ = task.await;
         }
         let state = self.state.clone();
-        let _ = tokio::task::spawn_blocking(move || state.store.close()).await;
+        tokio::task::spawn_blocking(move || state.store.close())
+            .await
+            .unwrap_or(0)
+    }
+
+    /// What the data directory held at start; `None` without one.
+    pub fn restored(&self) -> Option<&Restored> {
+        self.state.restored.as_ref()
+    }
+
+    /// Why the audit trail cannot be written, while it cannot.
+    pub fn audit_failing(&self) -> Option<String> {
+        self.state.store.failing()
     }
 }
 

@@ -37,6 +37,14 @@ use super::Timeouts;
 
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
+/// The most bytes of request headers read (Go: 1 MiB + 4096).
+const MAX_HEADER_BYTES: usize = (1 << 20) + 4096;
+/// The most header lines in a request. Go counts only bytes; the parser
+/// reserves room for this many per request, so it is bounded — far beyond
+/// what any client sends (Go's default would take ~100 extra headers, which
+/// used to get 431 here).
+const MAX_HEADER_LINES: usize = 4096;
+
 /// Milliseconds since the process's epoch; never 0.
 fn now_ms() -> u64 {
     EPOCH.elapsed().as_millis() as u64 + 1
@@ -305,6 +313,10 @@ pub(super) async fn serve(listen: Listen, stop: tokio::sync::oneshot::Receiver<(
         };
         let st = Arc::new(ConnState::default());
         st.last_activity.store(now_ms(), Ordering::Relaxed);
+        // As Go's ReadHeaderTimeout: the first request's headers are due
+        // `read_header` after the accept (a connection that never sends a
+        // byte is closed then, silently), later ones after their first byte.
+        st.pending_since.store(now_ms(), Ordering::Relaxed);
         let id = {
             let mut reg = super::lock(&registry);
             if !reg.admit(max_connections) {
@@ -427,6 +439,11 @@ impl Conn {
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new());
+        // Go's limit is on bytes (DefaultMaxHeaderBytes, 1 MiB, plus its
+        // 4 KiB of slack), not on the number of headers; past it, 431.
+        builder.max_header_size(MAX_HEADER_BYTES);
+        builder.max_buf_size(MAX_HEADER_BYTES + (64 << 10));
+        builder.max_headers(MAX_HEADER_LINES);
         let conn = builder.serve_connection(io, svc);
         tokio::pin!(conn);
         tokio::select! {

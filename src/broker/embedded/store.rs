@@ -7,11 +7,19 @@
 //! stays flat however long the broker runs: the audit trail is on disk, not
 //! in RAM, in both modes.
 //!
-//! Audit events are written off the request path: the handler computes the
-//! event (id, hash chain) under a short lock and queues it; a writer thread
-//! commits the queue in one transaction per batch. Queries see committed rows
-//! (SQL, with filters and paging) plus the queued ones, so a client never
-//! misses an event the broker answered for.
+//! Answered means written (group commit): the handler computes the event
+//! (id, hash chain) under a short lock and queues it; a writer thread commits
+//! whatever is queued in one transaction (one sync) as soon as its previous
+//! commit ends, and the request is answered only once its events are
+//! committed ([`Store::written`]). Concurrent requests share a commit, so
+//! durability costs latency, not throughput. Queries see committed rows (SQL,
+//! with filters and paging) plus the queued ones.
+//!
+//! When the writer cannot write (a full disk, an I/O error) the store is
+//! *failing*: health says why, the requests waiting for their events are
+//! refused (503) instead of answered, the writer retries in small batches so
+//! freed space is used, and [`Store::close`] says how many events were never
+//! written.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -32,19 +40,24 @@ pub const DB_FILE: &str = "broker.db";
 /// The Ed25519 signing key (PKCS#8 PEM, mode 0600) inside the data directory.
 pub const KEY_FILE: &str = "signing.key";
 
-/// How long the audit writer lets a batch fill before committing it: the
-/// most a crash (kill -9) can lose is the events answered within this
-/// interval plus one commit.
-pub const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// The most events one transaction carries.
 const MAX_BATCH: usize = 20_000;
+/// While writes fail, the writer retries this many events at a time, so a
+/// little freed space is enough to make progress (a big failing batch would
+/// regrow the WAL it could not fit).
+const RETRY_BATCH: usize = 64;
 /// Past this many queued events a request waits (up to a second) for the
-/// writer to catch up: back-pressure instead of unbounded memory.
+/// writer to catch up: back-pressure instead of unbounded memory, healthy or
+/// not.
 const MAX_QUEUE: usize = 50_000;
+/// While writes fail, an event past this many queued ones is refused (its
+/// request answered 503) instead of queued.
+const MAX_QUEUE_FAILING: usize = 10_000;
 
 /// Schema migrations, in order; the database's `user_version` is how many
 /// have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE apps (
     app_id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -88,7 +101,14 @@ CREATE INDEX audit_agent_id ON audit(agent_id);
 CREATE INDEX audit_task_id ON audit(task_id);
 CREATE INDEX audit_outcome ON audit(outcome);
 CREATE INDEX audit_ts ON audit(ts_ns);
-"#];
+"#,
+    r#"
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+"#,
+];
 
 /// Why the data directory cannot be used. Each names the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +135,47 @@ pub enum StoreError {
         "{path}: this data directory is in use by another chainview broker; stop it first or choose another --data directory"
     )]
     InUse { path: PathBuf },
+    #[error("{path}: {detail}")]
+    Full { path: PathBuf, detail: String },
+    #[error(
+        "{path}: this data directory is damaged: {detail}; restore the missing or damaged file from a backup, or start over on purpose with --reset (which deletes the key, apps, revocations and audit trail)"
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "{path}: is a symbolic link; refusing to follow it (use the real path, or remove the link)"
+    )]
+    Symlink { path: PathBuf },
+}
+
+impl StoreError {
+    /// A write refused for want of space (the disk or the database is full).
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Full { .. })
+    }
+}
+
+/// Why an audited request cannot be answered: its event is not written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the audit trail cannot be written: {0}")]
+pub struct NotWritten(pub String);
+
+thread_local! {
+    /// What the request being handled on this thread recorded: the highest
+    /// sequence number, and whether an event was refused. Handlers run
+    /// synchronously on one thread, between [`begin_request`] and
+    /// [`request_events`].
+    static RECORDED: std::cell::Cell<(u64, bool)> = const { std::cell::Cell::new((0, false)) };
+}
+
+/// Starts counting the events the request about to be handled records.
+pub fn begin_request() {
+    RECORDED.set((0, false));
+}
+
+/// The events the request handled since [`begin_request`] recorded: the
+/// last sequence number (0: none) and whether one was refused.
+pub fn request_events() -> (u64, bool) {
+    RECORDED.get()
 }
 
 /// An app as stored (the secret only as its SHA-256).
@@ -138,6 +199,20 @@ pub struct Loaded {
     pub apps: Vec<StoredApp>,
     /// (level, target, expiry of a released/renewed token).
     pub revocations: Vec<Revocation>,
+    /// Audit events already in the trail (restored from the directory).
+    pub events: u64,
+    /// The admin secret this directory was last run with: (salt, SHA-256 of
+    /// salt and secret); `None` for a new directory.
+    pub admin_secret: Option<([u8; 16], [u8; 32])>,
+}
+
+/// How to open a data directory.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OpenOptions {
+    /// Delete what the directory holds (key, database) and start over.
+    pub reset: bool,
+    /// Commits not synced to disk (`--power-loss-may-lose-events`).
+    pub power_loss_may_lose_events: bool,
 }
 
 struct Queued {
@@ -155,8 +230,15 @@ struct AuditState {
     /// Every event with `seq <= committed` is in the database.
     committed: u64,
     stop: bool,
-    healthy: bool,
+    /// Why the last write failed; `None` while writes succeed.
+    failing: Option<String>,
+    /// Requests waiting for their events, by the last sequence number each
+    /// needs committed: each is told once, when it is (or when writes fail),
+    /// so a commit wakes only the requests it concerns.
+    waiters: std::collections::BTreeMap<u64, Vec<Waiter>>,
 }
+
+type Waiter = tokio::sync::oneshot::Sender<Result<(), NotWritten>>;
 
 struct Shared {
     state: Mutex<AuditState>,
@@ -164,6 +246,24 @@ struct Shared {
     wake: Condvar,
     /// Signalled after each commit.
     done: Condvar,
+    /// Signalled at stop (for the checkpointer, which must not wake at
+    /// every commit).
+    stopping: Condvar,
+    db_path: PathBuf,
+    /// Told once when writes start failing, and when they recover.
+    console: Option<Console>,
+}
+
+/// Where the broker says what an operator must know (a full disk): the
+/// terminal of `chainview broker`; nowhere in the explorer, whose terminal
+/// is the TUI.
+#[derive(Clone)]
+pub struct Console(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Console")
+    }
 }
 
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -178,6 +278,7 @@ pub struct Store {
     conn: Mutex<Connection>,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
     /// Held (locked) for the store's life, released after the connections
     /// close: one broker per data directory.
     _lock: Option<std::fs::File>,
@@ -197,6 +298,10 @@ fn sql_err(path: &Path, e: rusqlite::Error) -> StoreError {
             path: path.to_path_buf(),
             detail,
         },
+        Some(DiskFull) => StoreError::Full {
+            path: path.to_path_buf(),
+            detail: "the disk is full (SQLite: database or disk is full)".into(),
+        },
         _ => StoreError::Io {
             path: path.to_path_buf(),
             detail,
@@ -204,17 +309,41 @@ fn sql_err(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+/// How each commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `synchronous=FULL`: each commit is synced (fsync) before it returns —
+    /// an answered event survives a crash of the broker and of the machine.
+    Full,
+    /// `synchronous=NORMAL`: a commit is in the OS before it returns (it
+    /// survives kill -9), synced only at checkpoints — a power loss or a
+    /// kernel crash can lose the last answered events. Opt-in.
+    PowerLossMayLoseEvents,
+    /// No sync at all: the scratch store without `--data`, removed at stop
+    /// and of no use after any crash.
+    Off,
+}
+
+/// A connection in WAL mode (readers never wait for the writer). Nobody
+/// checkpoints on commit: the checkpointer thread does it off the writer's
+/// path (a checkpoint inside a commit made that request wait for it).
+fn open_conn(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| sql_err(path, e))?;
     conn.busy_timeout(Duration::from_secs(5))
         .map_err(|e| sql_err(path, e))?;
-    // WAL: readers never wait for the writer; NORMAL: a commit survives a
-    // crash of this process (not of the machine before the next checkpoint).
     let _mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .map_err(|e| sql_err(path, e))?;
-    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
-        .map_err(|e| sql_err(path, e))?;
+    let sync = match sync {
+        SyncMode::Full => "FULL",
+        SyncMode::PowerLossMayLoseEvents => "NORMAL",
+        SyncMode::Off => "OFF",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=4194304; \
+         PRAGMA wal_autocheckpoint=0;"
+    ))
+    .map_err(|e| sql_err(path, e))?;
     Ok(conn)
 }
 
@@ -243,6 +372,10 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
 /// Loads the signing key from `path`, or writes a new one there (mode 0600).
 fn load_or_create_key(path: &Path, seed: Option<[u8; 32]>) -> Result<SigningKey, StoreError> {
     match std::fs::read_to_string(path) {
+        Ok(pem) if pem.trim().is_empty() => Err(StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail: "signing.key is empty".into(),
+        }),
         Ok(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|e| StoreError::Key {
             path: path.to_path_buf(),
             detail: e.to_string(),
@@ -255,9 +388,13 @@ fn load_or_create_key(path: &Path, seed: Option<[u8; 32]>) -> Result<SigningKey,
                     path: path.to_path_buf(),
                     detail: e.to_string(),
                 })?;
-            write_private(path, pem.as_bytes())?;
+            create_private(path, pem.as_bytes())?;
             Ok(key)
         }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(StoreError::Key {
+            path: path.to_path_buf(),
+            detail: "not text".into(),
+        }),
         Err(e) => Err(StoreError::Key {
             path: path.to_path_buf(),
             detail: e.to_string(),
@@ -265,13 +402,82 @@ fn load_or_create_key(path: &Path, seed: Option<[u8; 32]>) -> Result<SigningKey,
     }
 }
 
+/// Mode 0700 for the data and scratch directories.
+#[cfg(unix)]
+fn private_dir_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o700)
+}
+
+/// A symbolic link at `path` is refused: the broker's files are created and
+/// opened only where they are named.
+fn refuse_symlink(path: &Path) -> Result<(), StoreError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(StoreError::Symlink {
+            path: path.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The data directory: created 0700 (parents as needed); an existing one
+/// must be a real directory, and is made 0700 if it was more open.
+fn make_private_dir(d: &Path) -> Result<(), StoreError> {
+    let dir_err = |detail: String| StoreError::Dir {
+        path: d.to_path_buf(),
+        detail,
+    };
+    refuse_symlink(d)?;
+    match std::fs::symlink_metadata(d) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(dir_err(
+                "it exists and is not a directory (--data names a directory; choose another path)"
+                    .into(),
+            ));
+        }
+        Err(_) => {
+            let mut b = std::fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                b.mode(0o700);
+            }
+            b.create(d).map_err(|e| dir_err(e.to_string()))?;
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let m = std::fs::metadata(d).map_err(|e| dir_err(e.to_string()))?;
+        if m.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(d, private_dir_permissions())
+                .map_err(|e| dir_err(format!("cannot make it private (0700): {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Options for a file the broker creates: 0600, never through a link.
+fn private_open_options() -> std::fs::OpenOptions {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    opts
+}
+
 /// Takes the data directory's lock file; another broker on it is refused.
 fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
     let path = dir.join("broker.lock");
-    let f = std::fs::OpenOptions::new()
+    refuse_symlink(&path)?;
+    let f = private_open_options()
         .create(true)
         .truncate(false)
-        .write(true)
         .open(&path)
         .map_err(|e| StoreError::Dir {
             path: path.clone(),
@@ -289,71 +495,231 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+/// Creates `path` (it must not exist: O_EXCL, no link followed), mode 0600,
+/// with `bytes`, synced.
+fn create_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let io = |e: std::io::Error| StoreError::Dir {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
+    let io = |e: std::io::Error| {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return StoreError::Symlink {
+                path: path.to_path_buf(),
+            };
+        }
+        StoreError::Dir {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        }
     };
-    let mut f = opts.open(path).map_err(io)?;
+    let mut f = private_open_options()
+        .create_new(true)
+        .open(path)
+        .map_err(io)?;
     f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)
+}
+
+/// The trail's head, checked at start: it starts at genesis and its last
+/// event verifies against the one before (the whole trail is not re-read,
+/// to keep start-up fast). Returns (last seq, last hash).
+fn check_trail(conn: &Connection, db_path: &Path) -> Result<(u64, String), StoreError> {
+    let damaged = |detail: String| StoreError::Damaged {
+        path: db_path.to_path_buf(),
+        detail,
+    };
+    let sql = |e| sql_err(db_path, e);
+    let Some(first) = event_at(conn, "ORDER BY seq LIMIT 1").map_err(sql)? else {
+        return Ok((0, GENESIS.to_string()));
+    };
+    if first.0 != 1 || first.1.id != "evt-000001" || first.1.prev_hash != GENESIS {
+        return Err(damaged(format!(
+            "the audit trail does not start at genesis (its first event is {}, seq {})",
+            first.1.id, first.0
+        )));
+    }
+    let Some((seq, last)) = event_at(conn, "ORDER BY seq DESC LIMIT 1").map_err(sql)? else {
+        return Ok((0, GENESIS.to_string()));
+    };
+    if !last.as_ref().hash_matches() {
+        return Err(damaged(format!(
+            "the last audit event ({}) does not match its hash",
+            last.id
+        )));
+    }
+    if seq > 1 {
+        let prev = event_at(conn, &format!("WHERE seq = {} LIMIT 1", seq - 1)).map_err(sql)?;
+        if prev.is_none_or(|(_, p)| p.hash != last.prev_hash) {
+            return Err(damaged(format!(
+                "the last audit event ({}) does not follow the one before it in the hash chain",
+                last.id
+            )));
+        }
+    }
+    Ok((seq, last.hash))
+}
+
+/// The previous hash of the first event.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+const EVENT_COLUMNS: &str = "id, timestamp, event_type, agent_id, task_id, orch_id, detail, \
+     resource, outcome, deleg_depth, deleg_chain_hash, bytes_transferred, hash, prev_hash";
+
+fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
+    Ok(AuditEvent {
+        id: r.get(0)?,
+        timestamp: r.get(1)?,
+        event_type: r.get(2)?,
+        agent_id: r.get(3)?,
+        task_id: r.get(4)?,
+        orch_id: r.get(5)?,
+        detail: r.get(6)?,
+        resource: r.get(7)?,
+        outcome: r.get(8)?,
+        deleg_depth: r.get(9)?,
+        deleg_chain_hash: r.get(10)?,
+        bytes_transferred: r.get(11)?,
+        hash: r.get(12)?,
+        prev_hash: r.get(13)?,
+    })
+}
+
+fn event_at(conn: &Connection, tail: &str) -> rusqlite::Result<Option<(u64, AuditEvent)>> {
+    conn.query_row(
+        &format!("SELECT {EVENT_COLUMNS}, seq FROM audit {tail}"),
+        [],
+        |r| Ok((r.get::<_, i64>(14)? as u64, row_event(r)?)),
+    )
+    .optional()
+}
+
+fn load_admin_secret(conn: &Connection) -> rusqlite::Result<Option<([u8; 16], [u8; 32])>> {
+    let v: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'admin_secret'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.filter(|v| v.len() == 48).map(|v| {
+        let mut salt = [0u8; 16];
+        let mut hash = [0u8; 32];
+        salt.copy_from_slice(&v[..16]);
+        hash.copy_from_slice(&v[16..]);
+        (salt, hash)
+    }))
 }
 
 impl Store {
     /// Opens (creating if needed) the store in `dir`, or in a private
     /// temporary directory when `dir` is `None`. `seed` fixes a new signing
     /// key (tests); an existing key file always wins.
-    pub fn open(dir: Option<&Path>, seed: Option<[u8; 32]>) -> Result<(Store, Loaded), StoreError> {
+    pub fn open(
+        dir: Option<&Path>,
+        seed: Option<[u8; 32]>,
+        console: Option<Console>,
+        opts: OpenOptions,
+    ) -> Result<(Store, Loaded), StoreError> {
         let (dir_path, temp) = match dir {
             Some(d) => {
-                std::fs::create_dir_all(d).map_err(|e| StoreError::Dir {
-                    path: d.to_path_buf(),
-                    detail: e.to_string(),
-                })?;
+                make_private_dir(d)?;
                 (d.to_path_buf(), None)
             }
             None => {
-                let t = tempfile::Builder::new()
-                    .prefix("chainview-broker-")
-                    .tempdir()
-                    .map_err(|e| StoreError::Dir {
-                        path: std::env::temp_dir(),
-                        detail: e.to_string(),
-                    })?;
+                let mut b = tempfile::Builder::new();
+                b.prefix("chainview-broker-");
+                #[cfg(unix)]
+                b.permissions(private_dir_permissions());
+                let t = b.tempdir().map_err(|e| StoreError::Dir {
+                    path: std::env::temp_dir(),
+                    detail: e.to_string(),
+                })?;
+                guard(&SCRATCH).push(t.path().to_path_buf());
                 (t.path().to_path_buf(), Some(t))
             }
         };
         let db_path = dir_path.join(DB_FILE);
+        let key_path = dir_path.join(KEY_FILE);
         let lock = match temp {
             Some(_) => None,
             None => Some(lock_dir(&dir_path)?),
         };
-        let key = match temp {
-            Some(_) => SigningKey::from_bytes(&seed.unwrap_or_else(rand::random)),
-            None => load_or_create_key(&dir_path.join(KEY_FILE), seed)?,
+        for name in [DB_FILE, "broker.db-wal", "broker.db-shm", KEY_FILE] {
+            refuse_symlink(&dir_path.join(name))?;
+        }
+        if temp.is_none() && opts.reset {
+            for name in [DB_FILE, "broker.db-wal", "broker.db-shm", KEY_FILE] {
+                let p = dir_path.join(name);
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(StoreError::Dir {
+                            path: p,
+                            detail: format!("cannot remove it for --reset: {e}"),
+                        });
+                    }
+                }
+            }
+        }
+        let key_existed = temp.is_none() && key_path.exists();
+        // A key file that is there must be a key, whatever else is wrong.
+        let existing_key = if key_existed {
+            Some(load_or_create_key(&key_path, None)?)
+        } else {
+            None
         };
-        let mut conn = open_conn(&db_path)?;
+        match std::fs::metadata(&db_path) {
+            Ok(m) if m.len() == 0 => {
+                return Err(StoreError::Damaged {
+                    path: db_path,
+                    detail: "broker.db is empty (0 bytes)".into(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if key_existed {
+                    return Err(StoreError::Damaged {
+                        path: dir_path,
+                        detail: "signing.key is there but broker.db (apps, revocations, audit trail) is missing".into(),
+                    });
+                }
+                // New: created private (0600) and only here (O_EXCL, no link
+                // followed); SQLite gives its -wal and -shm the same mode.
+                create_private(&db_path, b"")?;
+            }
+            Err(e) => {
+                return Err(StoreError::Dir {
+                    path: db_path,
+                    detail: e.to_string(),
+                });
+            }
+        }
+        let sync = match (temp.is_some(), opts.power_loss_may_lose_events) {
+            (true, _) => SyncMode::Off,
+            (false, false) => SyncMode::Full,
+            (false, true) => SyncMode::PowerLossMayLoseEvents,
+        };
+        let mut conn = open_conn(&db_path, sync)?;
         migrate(&mut conn, &db_path)?;
         let apps = load_apps(&conn).map_err(|e| sql_err(&db_path, e))?;
         let revocations = load_revocations(&conn).map_err(|e| sql_err(&db_path, e))?;
-        let (last_seq, last_hash) = conn
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
-            )
-            .optional()
-            .map_err(|e| sql_err(&db_path, e))?
-            .unwrap_or((0, "0".repeat(64)));
-        let writer_conn = open_conn(&db_path)?;
+        let (last_seq, last_hash) = check_trail(&conn, &db_path)?;
+        if temp.is_none() && !key_existed && (last_seq > 0 || !apps.is_empty()) {
+            return Err(StoreError::Damaged {
+                path: dir_path,
+                detail: format!(
+                    "broker.db holds {last_seq} audit events and {} apps but signing.key is missing (tokens issued before could not be verified)",
+                    apps.len()
+                ),
+            });
+        }
+        let key = match (temp.is_some(), existing_key) {
+            (true, _) => SigningKey::from_bytes(&seed.unwrap_or_else(rand::random)),
+            (false, Some(k)) => k,
+            (false, None) => load_or_create_key(&key_path, seed)?,
+        };
+        let admin_secret = load_admin_secret(&conn).map_err(|e| sql_err(&db_path, e))?;
+        let writer_conn = open_conn(&db_path, sync)?;
+        let checkpoint_conn = open_conn(&db_path, sync)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(AuditState {
                 last_seq,
@@ -361,10 +727,14 @@ impl Store {
                 queue: VecDeque::new(),
                 committed: last_seq,
                 stop: false,
-                healthy: true,
+                failing: None,
+                waiters: std::collections::BTreeMap::new(),
             }),
             wake: Condvar::new(),
             done: Condvar::new(),
+            stopping: Condvar::new(),
+            db_path: db_path.clone(),
+            console,
         });
         let writer = {
             let shared = shared.clone();
@@ -376,7 +746,18 @@ impl Store {
                     detail: format!("cannot start the audit writer: {e}"),
                 })?
         };
+        let checkpointer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("audit-checkpoint".into())
+                .spawn(move || checkpoint_loop(checkpoint_conn, &shared))
+                .map_err(|e| StoreError::Io {
+                    path: db_path.clone(),
+                    detail: format!("cannot start the checkpointer: {e}"),
+                })?
+        };
         let store = Store {
+            checkpointer: Mutex::new(Some(checkpointer)),
             _lock: lock,
             db_path,
             persistent: temp.is_none(),
@@ -391,8 +772,24 @@ impl Store {
                 key,
                 apps,
                 revocations,
+                events: last_seq,
+                admin_secret,
             },
         ))
+    }
+
+    /// Remembers (a salted hash of) the admin secret, so that a restart with
+    /// another one can say so.
+    pub fn save_admin_secret(&self, salt: &[u8; 16], hash: &[u8; 32]) -> Result<(), StoreError> {
+        let mut v = salt.to_vec();
+        v.extend_from_slice(hash);
+        guard(&self.conn)
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('admin_secret', ?1)",
+                params![v],
+            )
+            .map(|_| ())
+            .map_err(|e| sql_err(&self.db_path, e))
     }
 
     pub fn db_path(&self) -> &Path {
@@ -403,9 +800,34 @@ impl Store {
         self.persistent
     }
 
-    /// Records an audit event: id and hash chain now, the write later.
+    /// Records an audit event: id and hash chain now, the write by the writer
+    /// thread. The request that recorded it must not be answered before
+    /// [`Store::written`] says so. While writes fail and many events wait
+    /// already, the event is refused (not queued): its request is answered
+    /// 503.
     pub fn record(&self, e: NewEvent, now: DateTime<Utc>) {
         let mut st = guard(&self.shared.state);
+        if st.queue.len() > MAX_QUEUE {
+            // Back-pressure, healthy or not: wait for the writer to catch up.
+            st = match self
+                .shared
+                .done
+                .wait_timeout_while(st, Duration::from_secs(1), |st| {
+                    st.queue.len() > MAX_QUEUE / 2
+                }) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        let full = if st.failing.is_some() {
+            MAX_QUEUE_FAILING
+        } else {
+            MAX_QUEUE
+        };
+        if st.queue.len() >= full {
+            RECORDED.with(|r| r.set((r.get().0, true)));
+            return;
+        }
         let seq = st.last_seq + 1;
         let ev = build_event(seq, &st.last_hash, e, now);
         st.last_seq = seq;
@@ -419,14 +841,31 @@ impl Store {
         if was_empty {
             self.shared.wake.notify_one();
         }
-        if st.queue.len() > MAX_QUEUE {
-            let _ = self
-                .shared
-                .done
-                .wait_timeout_while(st, Duration::from_secs(1), |st| {
-                    st.queue.len() > MAX_QUEUE / 2 && st.healthy
-                });
-        }
+        drop(st);
+        RECORDED.with(|r| r.set((seq, r.get().1)));
+    }
+
+    /// Waits until event `seq` is committed; an error (why) when writes fail.
+    pub async fn written(&self, seq: u64) -> Result<(), NotWritten> {
+        let rx = {
+            let mut st = guard(&self.shared.state);
+            if st.committed >= seq {
+                return Ok(());
+            }
+            if let Some(why) = &st.failing {
+                return Err(NotWritten(why.clone()));
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            st.waiters.entry(seq).or_default().push(tx);
+            rx
+        };
+        rx.await
+            .unwrap_or_else(|_| Err(NotWritten("the audit writer stopped".into())))
+    }
+
+    /// Why audit writes fail, while they do.
+    pub fn failing(&self) -> Option<String> {
+        guard(&self.shared.state).failing.clone()
     }
 
     /// How many audit events exist (committed or queued).
@@ -436,7 +875,7 @@ impl Store {
 
     /// True while the database answers and the last audit batch was written.
     pub fn healthy(&self) -> bool {
-        let writer_ok = guard(&self.shared.state).healthy;
+        let writer_ok = guard(&self.shared.state).failing.is_none();
         writer_ok
             && guard(&self.conn)
                 .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
@@ -525,18 +964,10 @@ impl Store {
             }
         }
         if let Some(s) = f.since {
-            add(
-                "ts_ns",
-                ">=",
-                s.timestamp_nanos_opt().unwrap_or(i64::MIN).into(),
-            );
+            add("ts_ns", ">=", super::audit::saturating_ns(s).into());
         }
         if let Some(u) = f.until {
-            add(
-                "ts_ns",
-                "<=",
-                u.timestamp_nanos_opt().unwrap_or(i64::MAX).into(),
-            );
+            add("ts_ns", "<=", super::audit::saturating_ns(u).into());
         }
         let conn = guard(&self.conn);
         let total: i64 = if args.len() == 1 {
@@ -561,30 +992,9 @@ impl Store {
         } else {
             format!("ORDER BY seq LIMIT ?{} OFFSET ?{}", n + 1, n + 2)
         };
-        let sql = format!(
-            "SELECT id, timestamp, event_type, agent_id, task_id, orch_id, detail, resource, \
-             outcome, deleg_depth, deleg_chain_hash, bytes_transferred, hash, prev_hash \
-             FROM audit WHERE {cond} {page}"
-        );
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM audit WHERE {cond} {page}");
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok(AuditEvent {
-                id: r.get(0)?,
-                timestamp: r.get(1)?,
-                event_type: r.get(2)?,
-                agent_id: r.get(3)?,
-                task_id: r.get(4)?,
-                orch_id: r.get(5)?,
-                detail: r.get(6)?,
-                resource: r.get(7)?,
-                outcome: r.get(8)?,
-                deleg_depth: r.get(9)?,
-                deleg_chain_hash: r.get(10)?,
-                bytes_transferred: r.get(11)?,
-                hash: r.get(12)?,
-                prev_hash: r.get(13)?,
-            })
-        })?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), row_event)?;
         let events = rows.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok((total, events))
     }
@@ -630,22 +1040,44 @@ impl Store {
             .map_err(|e| sql_err(&self.db_path, e))
     }
 
-    /// Commits what is queued and stops the writer.
-    pub fn close(&self) {
+    /// Commits what is queued and stops the writer. Returns how many
+    /// recorded events could not be written (0 when all are on disk).
+    pub fn close(&self) -> u64 {
         {
             let mut st = guard(&self.shared.state);
             st.stop = true;
         }
         self.shared.wake.notify_all();
+        self.shared.stopping.notify_all();
         if let Some(h) = guard(&self.writer).take() {
             let _ = h.join();
         }
+        if let Some(h) = guard(&self.checkpointer).take() {
+            let _ = h.join();
+        }
+        guard(&self.shared.state).queue.len() as u64
     }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
-        self.close();
+        let _ = self.close();
+        if let Some(t) = &self._temp {
+            guard(&SCRATCH).retain(|p| p != t.path());
+        }
+    }
+}
+
+/// The scratch directories of the stores open in this process, for
+/// [`remove_scratch_dirs`].
+static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes the scratch directory of every store open in this process: for
+/// a process about to exit on a signal without stopping its brokers (their
+/// directories would otherwise stay behind in the temporary folder).
+pub fn remove_scratch_dirs() {
+    for p in guard(&SCRATCH).drain(..) {
+        let _ = std::fs::remove_dir_all(p);
     }
 }
 
@@ -736,10 +1168,44 @@ fn write_batch(
     tx.commit()
 }
 
+/// The words for a failed batch (shown to clients too: no path): a full
+/// disk said as such.
+fn failure_cause(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => "the broker's disk is full".into(),
+        _ => format!("the database refused the write ({e})"),
+    }
+}
+
+/// The requests the last commit (or failure) concerns, taken out of the
+/// waiting list under the lock; told after it is dropped ([`tell_waiters`]).
+fn due_waiters(st: &mut AuditState) -> Vec<Waiter> {
+    let keep = if st.failing.is_some() {
+        std::collections::BTreeMap::new()
+    } else {
+        st.waiters.split_off(&(st.committed + 1))
+    };
+    std::mem::replace(&mut st.waiters, keep)
+        .into_values()
+        .flatten()
+        .collect()
+}
+
+fn tell_waiters(due: Vec<Waiter>, failing: Option<&str>) {
+    for w in due {
+        let _ = w.send(match failing {
+            None => Ok(()),
+            Some(why) => Err(NotWritten(why.to_string())),
+        });
+    }
+}
+
+/// Commits the queue, batch after batch, each as soon as the previous one
+/// ends (group commit). On failure: retries in small batches, says so once.
 fn writer_loop(mut conn: Connection, shared: &Shared) {
     let mut failures = 0u32;
     loop {
-        let stopping = {
+        let limit = {
             let mut st = guard(&shared.state);
             while st.queue.is_empty() && !st.stop {
                 st = match shared.wake.wait(st) {
@@ -750,28 +1216,16 @@ fn writer_loop(mut conn: Connection, shared: &Shared) {
             if st.queue.is_empty() {
                 return;
             }
-            st.stop
-        };
-        if !stopping {
-            // Let the batch fill: one transaction for many events. A stop
-            // cuts the wait short, so shutting down never waits it out.
-            let until = std::time::Instant::now() + BATCH_INTERVAL;
-            let mut st = guard(&shared.state);
-            while !st.stop {
-                let left = until.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                st = match shared.wake.wait_timeout(st, left) {
-                    Ok((g, _)) => g,
-                    Err(e) => e.into_inner().0,
-                };
+            if st.failing.is_some() {
+                RETRY_BATCH
+            } else {
+                MAX_BATCH
             }
-        }
+        };
         let (batch, seqs): (Vec<Arc<AuditEvent>>, Vec<(u64, i64)>) = guard(&shared.state)
             .queue
             .iter()
-            .take(MAX_BATCH)
+            .take(limit)
             .map(|q| (q.event.clone(), (q.seq, q.ts_ns)))
             .unzip();
         match write_batch(&mut conn, &batch, &seqs) {
@@ -782,22 +1236,81 @@ fn writer_loop(mut conn: Connection, shared: &Shared) {
                 if let Some((last, _)) = seqs.last() {
                     st.committed = *last;
                 }
-                st.healthy = true;
+                let resumed = st.failing.take().is_some().then(|| {
+                    format!(
+                        "audit trail written again to {}; {} events still queued",
+                        shared.db_path.display(),
+                        st.queue.len()
+                    )
+                });
+                let due = due_waiters(&mut st);
                 drop(st);
                 shared.done.notify_all();
+                tell_waiters(due, None);
+                // Said with no lock held: a slow console never stalls requests.
+                if let Some(line) = resumed {
+                    tell(shared, &line);
+                }
             }
             Err(e) => {
                 failures += 1;
+                let cause = failure_cause(&e);
                 tracing::error!(error = %e, "audit batch not written; retrying");
+                // A failed transaction may leave a grown WAL behind: give the
+                // space back so a retry has room.
+                let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
                 let mut st = guard(&shared.state);
-                st.healthy = false;
+                let first = st.failing.is_none().then(|| {
+                    format!(
+                        "{}: audit events cannot be written: {cause}; audited requests are \
+                         refused (503) until they can; free space there and the broker \
+                         resumes by itself",
+                        shared.db_path.display()
+                    )
+                });
+                st.failing = Some(cause.clone());
+                let due = due_waiters(&mut st);
+                drop(st);
+                tell_waiters(due, Some(&cause));
+                if let Some(line) = first {
+                    tell(shared, &line);
+                }
+                let st = guard(&shared.state);
                 if st.stop && failures >= 3 {
                     // Stopping and the disk refuses: give up rather than hang.
                     return;
                 }
-                drop(st);
-                std::thread::sleep(Duration::from_millis(200 * u64::from(failures.min(10))));
+                let pause = Duration::from_millis(50 * u64::from(failures.min(20)));
+                let _ = shared.wake.wait_timeout_while(st, pause, |st| !st.stop);
             }
         }
+    }
+}
+
+/// Copies the WAL into the database every 500 ms (a passive checkpoint:
+/// it never blocks the writer), and once more at stop.
+fn checkpoint_loop(conn: Connection, shared: &Shared) {
+    let mut st = guard(&shared.state);
+    loop {
+        st = match shared
+            .stopping
+            .wait_timeout_while(st, Duration::from_millis(500), |st| !st.stop)
+        {
+            Ok((g, _)) => g,
+            Err(e) => e.into_inner().0,
+        };
+        let stopping = st.stop;
+        drop(st);
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if stopping {
+            return;
+        }
+        st = guard(&shared.state);
+    }
+}
+
+fn tell(shared: &Shared, what: &str) {
+    if let Some(c) = &shared.console {
+        (c.0)(&format!("chainview broker: {what}"));
     }
 }
