@@ -70,6 +70,9 @@ pub struct Fate {
     pub valid_after: Option<bool>,
     /// What spec §7.1 predicts.
     pub predicted_dead: bool,
+    /// Its status was one the trail cannot settle (observe's "may be"): a
+    /// prediction that it dies is a prediction that it dies *if* it lived.
+    pub unsure: bool,
     /// Another client's token (the merged view): no raw token to ask the
     /// broker about, the audit trail is to confirm.
     pub trail: bool,

@@ -339,6 +339,8 @@ fn revoke(ctx: &mut Ctx<'_>, level: RevokeLevel, target: &str) -> Next {
                                 t.validated.as_ref().map(|v| v.valid)
                             },
                             predicted_dead: dying.contains(&id),
+                            unsure: t.liveness_at(crate::app::unix_now())
+                                == crate::app::Liveness::Maybe,
                             trail,
                         });
                     }

@@ -990,6 +990,20 @@ pub fn revoke_message(fates: &[crate::scenario::runner::Fate]) -> String {
             names(&predicted)
         )
     };
+    // Three buckets: those whose status the trail cannot settle may have
+    // been dead already.
+    let unsure: Vec<&str> = fates
+        .iter()
+        .filter(|f| f.predicted_dead && f.unsure)
+        .map(|f| f.label.as_str())
+        .collect();
+    if !unsure.is_empty() {
+        out.push_str(&format!(
+            ", of which {} may already have been dead (the trail cannot settle {})",
+            unsure.len(),
+            names(&unsure)
+        ));
+    }
     let waiting: Vec<&str> = fates
         .iter()
         .filter(|f| f.trail && f.predicted_dead)
@@ -1070,12 +1084,24 @@ mod tests {
             holder: String::new(),
             valid_after,
             predicted_dead,
+            unsure: false,
             trail,
         }
     }
 
     /// Issue 26: never "0 tokens died ()": the prediction, the broker's
     /// answers for the explorer's own tokens, the trail for the rest.
+    #[test]
+    fn a_prediction_names_the_tokens_that_may_already_have_been_dead() {
+        let mut unsure = fate("other n7", None, true, true);
+        unsure.unsure = true;
+        let msg = revoke_message(&[fate("other n3", None, true, true), unsure]);
+        assert!(
+            msg.starts_with("✓ revoked: predicted 2 (other n3, other n7), of which 1 may already have been dead (the trail cannot settle other n7)"),
+            "{msg}"
+        );
+    }
+
     #[test]
     fn a_revocation_says_what_it_predicted_and_who_confirms_it() {
         assert_eq!(
