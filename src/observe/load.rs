@@ -200,6 +200,18 @@ fn read_blocks(
         }
         buf.truncate(have + got);
         let spans = sc.scan(&buf, base).map_err(Failure::Bad)?;
+        // The cap is on each event, exactly (not on what a block held).
+        if let Some(big) = spans.iter().find(|sp| sp.end - sp.start > MAX_EVENT) {
+            return Err(Failure::Bad(Bad {
+                line: big.line,
+                col: big.col,
+                why: format!(
+                    "an event of {} bytes, larger than {} MiB",
+                    big.end - big.start,
+                    MAX_EVENT >> 20
+                ),
+            }));
+        }
         if eof {
             claim = sc.finish().map_err(Failure::Bad)?;
         }
@@ -909,6 +921,28 @@ mod tests {
         let mut o = Observed::new();
         read_bytes(text.as_bytes(), "t.json", &mut o, &mut |_, _| {})?;
         Ok(o)
+    }
+
+    /// Issue 23: the 16 MiB cap is on each event, exactly — one of
+    /// 16 MiB + 1 MiB used to pass when it ended inside a block.
+    #[test]
+    fn an_event_over_the_cap_is_refused_whatever_the_blocks() {
+        let mut big = event(1, &"0".repeat(64));
+        big.detail = "x".repeat(MAX_EVENT + (1 << 20));
+        big.hash = big.compute_hash();
+        let text = serde_json::to_string(&vec![big]).unwrap();
+        let mut o = Observed::new();
+        let err = read_bytes(text.as_bytes(), "t.json", &mut o, &mut |_, _| {})
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("larger than 16 MiB"), "{err}");
+        // Just under the cap: read.
+        let mut fits = event(1, &"0".repeat(64));
+        fits.detail = "x".repeat(MAX_EVENT - 4096);
+        fits.hash = fits.compute_hash();
+        let text = serde_json::to_string(&vec![fits]).unwrap();
+        assert_eq!(load(&text).unwrap().events.len(), 1);
     }
 
     #[test]
