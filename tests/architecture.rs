@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &["view"],
     &["ui"],
     &["tui", "watch", "judging"],
-    &["main", "lib"],
+    &["main", "lib", "cli"],
 ];
 
 /// Who may name the embedded broker: itself, the session set-up, the binary.
