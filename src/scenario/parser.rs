@@ -10,6 +10,9 @@ use super::{
 };
 use crate::broker::types::RevokeLevel;
 
+mod tokens;
+use tokens::{Tok, tokenize};
+
 /// One problem in a script, at a position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
@@ -70,74 +73,6 @@ pub fn suggest<'a, I: IntoIterator<Item = &'a str>>(word: &str, candidates: I) -
 fn did_you_mean(s: Option<&str>) -> String {
     s.map(|c| format!(" — did you mean '{c}'?"))
         .unwrap_or_default()
-}
-
-#[derive(Debug, Clone)]
-struct Tok {
-    text: String,
-    col: usize,
-    quoted: bool,
-}
-
-/// Splits a line into tokens (double quotes group, `\"` and `\\` escape),
-/// dropping a `#` comment. Returns the tokens and the source without comment.
-fn tokenize(line: &str) -> Result<(Vec<Tok>, String), (usize, String)> {
-    let chars: Vec<char> = line.chars().collect();
-    let mut toks = Vec::new();
-    let mut i = 0;
-    let mut end = chars.len();
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_whitespace() {
-            i += 1;
-            continue;
-        }
-        if c == '#' {
-            end = i;
-            break;
-        }
-        let col = i + 1;
-        if c == '"' {
-            let mut text = String::new();
-            i += 1;
-            loop {
-                match chars.get(i) {
-                    None => {
-                        return Err((col, "unterminated string: expected a closing '\"'".into()));
-                    }
-                    Some('"') => {
-                        i += 1;
-                        break;
-                    }
-                    Some('\\') if matches!(chars.get(i + 1), Some('"') | Some('\\')) => {
-                        text.push(chars[i + 1]);
-                        i += 2;
-                    }
-                    Some(ch) => {
-                        text.push(*ch);
-                        i += 1;
-                    }
-                }
-            }
-            toks.push(Tok {
-                text,
-                col,
-                quoted: true,
-            });
-        } else {
-            let start = i;
-            while i < chars.len() && !chars[i].is_whitespace() && chars[i] != '#' {
-                i += 1;
-            }
-            toks.push(Tok {
-                text: chars[start..i].iter().collect(),
-                col,
-                quoted: false,
-            });
-        }
-    }
-    let source: String = chars[..end].iter().collect();
-    Ok((toks, source.trim().to_string()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
