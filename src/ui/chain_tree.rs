@@ -144,7 +144,8 @@ fn chains_title(app: &App, now: i64) -> String {
     if maybe == 0 {
         format!(" Delegation chains ({all} tokens) ")
     } else {
-        format!(" Delegation chains ({all} tokens: {live} live · {maybe} may be · {dead} dead) ")
+        // Short, so it fits the pane at 80x24.
+        format!(" Delegation chains ({all}: {live} live · {maybe} may · {dead} dead) ")
     }
 }
 

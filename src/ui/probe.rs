@@ -229,7 +229,7 @@ fn summary_line(f: &mut Frame, inner: Rect, cache: &ProbeCache, input: &str, t: 
     let summary = match &cache.error {
         Some(e) => Line::from(Span::styled(format!("✗ {e}"), t.bad())),
         None if input.trim().is_empty() => Line::from(Span::styled(
-            "every token: permits · may permit · denies · dead",
+            "per token: permits · may permit · denies · dead",
             t.dim(),
         )),
         None => Line::from(vec![
