@@ -15,7 +15,8 @@ use ratatui::DefaultTerminal;
 
 use crate::app::unix_now;
 use crate::scenario::driver::Driver;
-use crate::scenario::runner::{Started, StepReport, StepResult};
+use crate::scenario::report::{StepReport, StepResult};
+use crate::scenario::runner::Started;
 use crate::scenario::{Keyword, Script};
 use crate::session::{self, SessionError, Settings, Target};
 use crate::ui::{self, ProbeCache};

@@ -93,7 +93,7 @@ fn clear_field(replay: &Replay, view: &mut View) {
 async fn submit(
     replay: &mut Replay,
     view: &mut View,
-) -> Option<chainview::scenario::runner::StepReport> {
+) -> Option<chainview::scenario::report::StepReport> {
     assert_eq!(
         view.handle_key(&replay.driver.app, key(KeyCode::Enter)),
         Action::Submit
@@ -660,7 +660,7 @@ async fn a_refused_agent_name_can_be_taken_again() {
     assert!(
         matches!(
             r.result,
-            chainview::scenario::runner::StepResult::Refused(_)
+            chainview::scenario::report::StepResult::Refused(_)
         ),
         "{:?}",
         r.result
@@ -670,7 +670,7 @@ async fn a_refused_agent_name_can_be_taken_again() {
     clear_field(&replay, &mut view);
     type_text(&replay, &mut view, "read:config:x");
     let r = submit(&mut replay, &mut view).await.expect("a step");
-    assert_eq!(r.result, chainview::scenario::runner::StepResult::Ok);
+    assert_eq!(r.result, chainview::scenario::report::StepResult::Ok);
     let app = &replay.driver.app;
     let (_, agent) = app.agent_by_name("agent1").unwrap();
     assert!(agent.agent_id.is_some());

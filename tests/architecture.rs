@@ -212,11 +212,11 @@ fn the_checker_catches_an_upward_import() {
     // The app state using the engine above it: caught, with the line.
     let v = violations(&[file(
         "src/app/mod.rs",
-        "use crate::jwt;\nuse crate::scenario::runner::StepReport;\n",
+        "use crate::jwt;\nuse crate::scenario::report::StepReport;\n",
     )]);
     assert_eq!(v.len(), 1, "{v:?}");
     assert!(v[0].contains("src/app/mod.rs:2"), "{v:?}");
-    assert!(v[0].contains("'scenario::runner'"), "{v:?}");
+    assert!(v[0].contains("'scenario::report'"), "{v:?}");
     // In a group, and through `super`.
     let v = violations(&[
         file("src/worker.rs", "use crate::{broker::types, app::App};\n"),

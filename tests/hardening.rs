@@ -16,7 +16,7 @@ use chainview::broker::embedded::{Config, EmbeddedBroker};
 use chainview::broker::types::{AuditQuery, DelegateRequest, RevokeLevel, verify_audit_chain};
 use chainview::jwt::{self, Claims};
 use chainview::scenario::replay::Replay;
-use chainview::scenario::runner::StepResult;
+use chainview::scenario::report::StepResult;
 use chainview::scenario::transcript;
 use chainview::session::Settings;
 use chainview::view::View;

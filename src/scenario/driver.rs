@@ -5,7 +5,8 @@
 
 use std::time::Instant;
 
-use super::runner::{Runner, Started, StepReport};
+use super::report::StepReport;
+use super::runner::{Runner, Started};
 use super::{Script, StepKind};
 use crate::app::App;
 use crate::session::{self, SessionError, Settings, Target};

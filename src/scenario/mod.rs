@@ -11,6 +11,7 @@ pub mod driver;
 pub const REFERENCE: &str = include_str!("reference.txt");
 mod parser;
 pub mod replay;
+pub mod report;
 pub mod rules;
 pub mod runner;
 mod steps;

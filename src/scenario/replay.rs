@@ -4,7 +4,7 @@
 
 use super::Script;
 use super::driver::Driver;
-use super::runner::StepReport;
+use super::report::StepReport;
 use super::transcript::Summary;
 use crate::app::App;
 use crate::broker::ClientError;
@@ -101,7 +101,7 @@ impl Replay {
             None => {
                 let mut r = StepReport::empty();
                 r.result =
-                    super::runner::StepResult::Unreachable("the broker worker stopped".into());
+                    super::report::StepResult::Unreachable("the broker worker stopped".into());
                 r
             }
         }

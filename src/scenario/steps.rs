@@ -3,8 +3,10 @@
 //! No I/O and no waiting here: the [`Runner`](super::runner::Runner) sends
 //! and routes answers, the caller's loop keeps drawing.
 
-use super::runner::{
-    Ctx, ExpectResult, Fate, Next, NotHeld, StepResult, audit_report, outcome_result, probe_table,
+use std::time::Duration;
+
+use super::report::{
+    ExpectResult, Fate, NotHeld, StepReport, StepResult, audit_report, outcome_result, probe_table,
     token_view, worst,
 };
 use super::{ClaimCheck, Cmp, Expectation, ImportSource, Status, StepKind};
@@ -12,6 +14,28 @@ use crate::app::{App, TokenId, TokenStatus, unix_now};
 use crate::broker::types::RevokeLevel;
 use crate::scope;
 use crate::worker::{Command, Event, Outcome, Secret};
+
+/// What a step does next: a small state machine, one transition per answer.
+pub enum Next {
+    /// Send these commands; when every answer is in, go on with them.
+    Send(Vec<Command>, Then),
+    /// Wait this long (a `wait` step); checked on tick, never slept on.
+    Sleep(Duration),
+    /// The step is over.
+    Done(StepResult),
+}
+
+/// The rest of a step, given the answers it waited for (in arrival order).
+pub type Then = Box<dyn FnOnce(&mut Ctx<'_>, Vec<Event>) -> Next + Send>;
+
+/// What a step may touch while it runs.
+pub struct Ctx<'a> {
+    pub app: &'a mut App,
+    pub r: &'a mut StepReport,
+    pub(crate) app_ready: &'a mut bool,
+    /// The ceiling for an app set up on demand: every scope the script's agents ask for.
+    pub(crate) default_ceiling: &'a [String],
+}
 
 /// The first transition of a step.
 pub(crate) fn begin(ctx: &mut Ctx<'_>, kind: &StepKind, line: usize) -> Next {

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use serde_json::{Value, json};
 
 use super::Keyword;
-use super::runner::{StepReport, StepResult};
+use super::report::{StepReport, StepResult};
 use crate::app::Hop;
 use crate::scope::Fate;
 use crate::worker::Call;
@@ -289,9 +289,9 @@ fn tokens_text(r: &StepReport, out: &mut String) {
 }
 
 /// A probe table.
-fn probe_text(p: &super::runner::Probe, out: &mut String) {
+fn probe_text(p: &super::report::Probe, out: &mut String) {
     let _ = writeln!(out, "    probe {}:", p.scope);
-    let widest = |of: fn(&super::runner::ProbeLine) -> &str, min: usize| {
+    let widest = |of: fn(&super::report::ProbeLine) -> &str, min: usize| {
         p.rows
             .iter()
             .map(|r| of(r).chars().count())
@@ -360,7 +360,7 @@ fn fates_text(r: &StepReport, out: &mut String) {
 }
 
 /// The audit events a step fetched.
-fn audit_text(a: &super::runner::AuditReport, out: &mut String) {
+fn audit_text(a: &super::report::AuditReport, out: &mut String) {
     let _ = writeln!(
         out,
         "    audit: {} of {} events match · hash chain {}",

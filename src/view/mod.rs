@@ -22,7 +22,7 @@ use report::{action_message, step_why};
 
 use crate::app::{App, TokenId};
 use crate::scenario::AuditFilter;
-use crate::scenario::runner::{StepReport, StepResult};
+use crate::scenario::report::{StepReport, StepResult};
 use crate::scenario::{Keyword, Script};
 use form::{Form, FormKind, FormStatus, Submit};
 use keymap::{Mode, Verb};

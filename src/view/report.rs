@@ -84,7 +84,7 @@ pub(super) fn names(list: &[&str]) -> String {
 /// After a revocation: what spec §7.1 predicted, what the broker says of
 /// the explorer's own tokens (asked at once), and that the audit trail is
 /// to confirm the rest (other clients' tokens, the merged view's).
-pub fn revoke_message(fates: &[crate::scenario::runner::Fate]) -> String {
+pub fn revoke_message(fates: &[crate::scenario::report::Fate]) -> String {
     let predicted: Vec<&str> = fates
         .iter()
         .filter(|f| f.predicted_dead)

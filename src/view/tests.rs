@@ -1,5 +1,5 @@
 use super::revoke_message;
-use crate::scenario::runner::Fate;
+use crate::scenario::report::Fate;
 
 fn fate(label: &str, valid_after: Option<bool>, predicted_dead: bool, trail: bool) -> Fate {
     Fate {
