@@ -41,14 +41,9 @@ fn module_of(path: &str) -> String {
     p.replace('/', "::")
 }
 
-/// Whether the file is a `mod.rs` (or lib/main), so `super` goes one level less.
-fn is_dir_module(path: &str) -> bool {
-    path.ends_with("/mod.rs")
-}
-
 /// The crate-level module paths a line names: `crate::a::b`, the items of
 /// `crate::{a, b::c}`, and `super::x` resolved against `module`.
-fn named(line: &str, module: &str, dir_module: bool) -> Vec<String> {
+fn named(line: &str, module: &str) -> Vec<String> {
     let mut out = Vec::new();
     let code = line.trim_start();
     if code.starts_with("//") {
@@ -70,11 +65,9 @@ fn named(line: &str, module: &str, dir_module: bool) -> Vec<String> {
         }
         rest = after;
     }
-    // `super::…`: relative to the file's module.
-    let mut parts: Vec<&str> = module.split("::").collect();
-    if !dir_module {
-        parts.pop();
-    }
+    // `super::…`: the module's parent, whether the module is a file
+    // (`a/b.rs` → `a`) or a folder (`a/mod.rs` → the crate root).
+    let parts: Vec<&str> = module.split("::").collect();
     let mut rest = code;
     while let Some(i) = rest.find("super::") {
         let before_ok = i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric();
@@ -146,7 +139,7 @@ fn violations(files: &[(String, String)]) -> Vec<String> {
             continue;
         };
         for (n, line) in text.lines().enumerate() {
-            for target in named(line, &module, is_dir_module(path)) {
+            for target in named(line, &module) {
                 if target.is_empty() {
                     continue;
                 }
@@ -244,4 +237,113 @@ fn the_checker_catches_an_upward_import() {
         ),
     ]);
     assert!(v.is_empty(), "{v:?}");
+}
+
+/// Import circles between the files of one folder: `a.rs` naming `b` and
+/// `b.rs` naming `a` (directly or round a longer loop). Each is a list of
+/// the modules on the loop, in order. Comments are skipped, test modules
+/// inside a file count (they are code of that file too).
+fn circles(files: &[(String, String)]) -> Vec<Vec<String>> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let modules: BTreeSet<String> = files.iter().map(|(p, _)| module_of(p)).collect();
+    // Edges between siblings: `folder::a` → `folder::b`, where the name is
+    // `folder::b` or anything inside it.
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (path, text) in files {
+        let module = module_of(path);
+        let Some((folder, _)) = module.rsplit_once("::") else {
+            continue;
+        };
+        for line in text.lines() {
+            for target in named(line, &module) {
+                let Some(rest) = target.strip_prefix(&format!("{folder}::")) else {
+                    continue;
+                };
+                let sibling = format!("{folder}::{}", rest.split("::").next().unwrap_or(rest));
+                if sibling != module && modules.contains(&sibling) {
+                    edges.entry(module.clone()).or_default().insert(sibling);
+                }
+            }
+        }
+    }
+    // Every elementary loop found by a depth-first walk from each module,
+    // reported once (starting at its smallest member).
+    fn walk(
+        at: &str,
+        start: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        out: &mut BTreeSet<Vec<String>>,
+    ) {
+        for next in edges.get(at).into_iter().flatten() {
+            if next == start {
+                out.insert(path.clone());
+            } else if next.as_str() > start && !path.contains(next) {
+                path.push(next.clone());
+                walk(next, start, edges, path, out);
+                path.pop();
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    for m in edges.keys() {
+        walk(m, m, &edges, &mut vec![m.clone()], &mut out);
+    }
+    out.into_iter().collect()
+}
+
+#[test]
+fn no_import_circle_inside_a_folder() {
+    let found = circles(&source_files());
+    assert!(
+        found.is_empty(),
+        "files of one folder that import each other (move what both need into a third file):\n{}",
+        found
+            .iter()
+            .map(|c| format!("  {} → {}", c.join(" → "), c[0]))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn the_checker_catches_a_circle_inside_a_folder() {
+    let file = |path: &str, text: &str| (path.to_string(), text.to_string());
+    // Two siblings naming each other, one through `super`, one through `crate`.
+    let c = circles(&[
+        file("src/scenario/runner.rs", "use super::steps::begin;\n"),
+        file(
+            "src/scenario/steps.rs",
+            "use crate::scenario::runner::Ctx;\n",
+        ),
+        file("src/scenario/mod.rs", "pub mod runner;\npub mod steps;\n"),
+    ]);
+    assert_eq!(
+        c,
+        vec![vec![
+            "scenario::runner".to_string(),
+            "scenario::steps".to_string()
+        ]]
+    );
+    // A longer loop, and a grouped import.
+    let c = circles(&[
+        file("src/broker/embedded/a.rs", "use super::{b::X, State};\n"),
+        file("src/broker/embedded/b.rs", "use super::c::Y;\n"),
+        file("src/broker/embedded/c.rs", "use super::a;\n"),
+    ]);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0].len(), 3, "{c:?}");
+    // One way only, a file and its parent, and comments: no circle.
+    let c = circles(&[
+        file(
+            "src/scenario/runner.rs",
+            "use super::steps::begin;\nuse super::Script;\n",
+        ),
+        file(
+            "src/scenario/steps.rs",
+            "// see super::runner::Runner\n/// [`R`](super::runner::Runner)\n",
+        ),
+        file("src/scenario/mod.rs", "use runner::Runner;\n"),
+    ]);
+    assert!(c.is_empty(), "{c:?}");
 }

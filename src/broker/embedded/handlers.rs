@@ -13,7 +13,7 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::de::DeserializeOwned;
 
 use super::audit::{Filter, NewEvent};
-use super::http::{Ctx, Route, json_response};
+use super::wire::{Ctx, Reject, Route, json_response, unavailable};
 use super::{AppRecord, LaunchToken, Nonce, State, lock, random_hex, read, sha256};
 use crate::broker::types::*;
 use crate::jwt::gojson::{rfc3339_nano, rfc3339_secs};
@@ -27,41 +27,6 @@ use apps::*;
 const ADMIN_SCOPES: [&str; 3] = ["admin:launch-tokens:*", "admin:revoke:*", "admin:audit:*"];
 const APP_SCOPES: [&str; 3] = ["app:launch-tokens:*", "app:agents:*", "app:audit:read"];
 const NONCE_TTL_SECS: i64 = 30;
-
-/// A refusal: becomes a problem+json response.
-#[derive(Debug, Clone)]
-pub struct Reject {
-    pub status: u16,
-    pub code: &'static str,
-    pub detail: String,
-    pub retry_after: Option<u32>,
-}
-
-impl Reject {
-    pub fn new(status: u16, code: &'static str, detail: impl Into<String>) -> Self {
-        Reject {
-            status,
-            code,
-            detail: detail.into(),
-            retry_after: None,
-        }
-    }
-    pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(400, "invalid_request", detail)
-    }
-    fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(401, "unauthorized", detail)
-    }
-    fn malformed() -> Self {
-        Self::bad_request("malformed JSON body")
-    }
-    fn rate_limited(retry_after: u32) -> Self {
-        Reject {
-            retry_after: Some(retry_after),
-            ..Self::new(429, "rate_limited", "rate limit exceeded, try again later")
-        }
-    }
-}
 
 type Outcome = Result<Response, Reject>;
 
@@ -92,14 +57,6 @@ fn store_failed(e: super::StoreError) -> Reject {
         return unavailable("the broker's disk is full; nothing was changed");
     }
     Reject::new(500, "internal_error", "internal error")
-}
-
-/// 503: the broker cannot keep what this request would change or record.
-pub fn unavailable(detail: impl Into<String>) -> Reject {
-    Reject {
-        retry_after: Some(5),
-        ..Reject::new(503, "service_unavailable", detail)
-    }
 }
 
 pub fn handle(s: &State, route: Route, ctx: &Ctx) -> Response {

@@ -11,99 +11,15 @@ use axum::extract::{ConnectInfo, Request, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde::Serialize;
 
 use super::State;
-use super::handlers::{self, Reject};
-use crate::broker::types::Problem;
-use crate::jwt::gojson;
+use super::handlers;
+use super::wire::{Ctx, Reject, Route, unavailable};
 
 pub const BODY_LIMIT: usize = 1 << 20;
 
 pub fn router(state: Arc<State>) -> Router {
     Router::new().fallback(dispatch).with_state(state)
-}
-
-/// Everything a handler may need from the request.
-pub struct Ctx {
-    pub method: Method,
-    pub path: String,
-    pub query: String,
-    pub headers: HeaderMap,
-    pub peer: SocketAddr,
-    pub body: Bytes,
-    pub request_id: String,
-}
-
-impl Ctx {
-    /// The client's IP for rate limits: the peer's, or — only when the
-    /// broker is told it sits behind a proxy — the first element of
-    /// `X-Forwarded-For` (untrimmed, as the real broker takes it always).
-    pub fn client_ip(&self, trust_proxy: bool) -> String {
-        let forwarded = self
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .filter(|_| trust_proxy);
-        match forwarded {
-            Some(v) => v.split(',').next().unwrap_or_default().to_string(),
-            None => self.peer.ip().to_string(),
-        }
-    }
-
-    pub fn authorization(&self) -> Option<&str> {
-        self.headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-    }
-
-    /// A problem response for this request.
-    pub fn problem(&self, r: Reject) -> Response {
-        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = Problem {
-            type_: format!("urn:agentwrit:error:{}", r.code),
-            title: reason(status),
-            status: r.status,
-            detail: r.detail,
-            instance: self.path.clone(),
-            error_code: r.code.to_string(),
-            request_id: self.request_id.clone(),
-        };
-        let mut resp = json_response(status, &body);
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if let Some(ra) = r.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(ra));
-        }
-        resp
-    }
-}
-
-/// The HTTP reason phrase the Go broker puts in `title`.
-fn reason(status: StatusCode) -> String {
-    match status.as_u16() {
-        413 => "Request Entity Too Large".into(),
-        s => status
-            .canonical_reason()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("HTTP {s}")),
-    }
-}
-
-/// Compact Go-style JSON followed by `\n`.
-pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    let mut bytes = gojson::to_vec(body);
-    bytes.push(b'\n');
-    let mut resp = Response::new(Body::from(bytes));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
 }
 
 fn text_response(status: StatusCode, text: &'static str) -> Response {
@@ -114,27 +30,6 @@ fn text_response(status: StatusCode, text: &'static str) -> Response {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
-}
-
-/// Routes of spec §1.2 with their methods (GET implies HEAD).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Challenge,
-    Register,
-    Validate,
-    Renew,
-    Release,
-    Delegate,
-    Revoke,
-    Audit,
-    AdminAuth,
-    AdminLaunch,
-    AppLaunch,
-    Apps,
-    AppById,
-    AppAuth,
-    Health,
-    Metrics,
 }
 
 fn route(path: &str) -> Option<(Route, &'static [&'static str])> {
@@ -404,13 +299,13 @@ async fn dispatch(
                 // Answered means written: the events this request recorded
                 // are committed before it is answered, or it is refused.
                 match super::store::request_events() {
-                    (_, true) => ctx.problem(handlers::unavailable(
+                    (_, true) => ctx.problem(unavailable(
                         "the broker cannot write its audit trail (queue full); retry later",
                     )),
                     (0, false) => resp,
                     (seq, false) => match state.store.written(seq).await {
                         Ok(()) => resp,
-                        Err(why) => ctx.problem(handlers::unavailable(format!(
+                        Err(why) => ctx.problem(unavailable(format!(
                             "{why}; the request is refused rather than answered unrecorded"
                         ))),
                     },

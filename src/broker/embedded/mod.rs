@@ -13,6 +13,7 @@ mod http;
 mod ratelimit;
 mod serve;
 pub mod store;
+mod wire;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -640,7 +641,7 @@ impl State {
         name: &str,
         scopes: &[String],
         token_ttl: Option<i64>,
-    ) -> Result<App, handlers::Reject> {
+    ) -> Result<App, wire::Reject> {
         handlers::create_app(self, name, scopes, token_ttl)
     }
 }
