@@ -24,7 +24,7 @@ use common::*;
 use ed25519_dalek::SigningKey;
 use reqwest::Method;
 use serde_json::json;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 /// Every route that takes a Bearer token, with a body that would be valid.
 fn bearer_routes() -> Vec<(Method, &'static str, Option<serde_json::Value>)> {
@@ -64,16 +64,10 @@ fn bearer_routes() -> Vec<(Method, &'static str, Option<serde_json::Value>)> {
 }
 
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
-    let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
-    let inner = Sha256::digest([ipad.as_slice(), msg].concat());
-    Sha256::digest([opad.as_slice(), inner.as_slice()].concat()).to_vec()
+    use hmac::{KeyInit, Mac};
+    let mut h = hmac::Hmac::<Sha256>::new_from_slice(key).unwrap();
+    h.update(msg);
+    h.finalize().into_bytes().to_vec()
 }
 
 fn b64(v: &[u8]) -> String {

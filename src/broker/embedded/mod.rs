@@ -530,13 +530,15 @@ impl State {
         read(&self.agents).contains(&short_key(spiffe))
     }
 
+    /// HMAC-SHA256 of the nonce's body under `nonce_key`, cut to 8 bytes.
     fn nonce_mac(&self, body: &[u8]) -> [u8; 8] {
-        let mut h = Sha256::new();
-        h.update(self.nonce_key);
-        h.update(body);
-        let d = h.finalize();
+        use hmac::{KeyInit, Mac};
         let mut mac = [0u8; 8];
-        mac.copy_from_slice(&d[..8]);
+        // A 32-byte key is always a valid HMAC key; the fallback never runs.
+        if let Ok(mut h) = hmac::Hmac::<Sha256>::new_from_slice(&self.nonce_key) {
+            h.update(body);
+            mac.copy_from_slice(&h.finalize().into_bytes()[..8]);
+        }
         mac
     }
 
