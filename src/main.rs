@@ -537,10 +537,28 @@ enum AuditCommand {
 mod cli;
 use cli::{broker::*, context::*, judge::*, observe::*, script::*};
 
-fn main() -> ExitCode {
-    if let Err(e) = color_eyre::install() {
+/// color-eyre's hooks: an error or a panic prints what happened and where,
+/// then one short section saying where the log is and how to report it; the
+/// backtrace only when `RUST_BACKTRACE` asks for it (color-eyre's rule), and
+/// no environment section. The TUI's own panic hook, installed over this one
+/// while the terminal is raw, restores the terminal first.
+fn install_error_hooks() {
+    let hooks = color_eyre::config::HookBuilder::default()
+        .display_env_section(false)
+        .panic_section(format!(
+            "This is a bug in chainview {}. Please report it with this message and the command \
+             you ran (tokens and secrets are never in it).\nA log of the run is written to {} \
+             when CHAINVIEW_LOG is set (e.g. CHAINVIEW_LOG=debug).",
+            env!("CARGO_PKG_VERSION"),
+            chainview::logging::log_path().display()
+        ));
+    if let Err(e) = hooks.install() {
         report!("chainview: {e}");
     }
+}
+
+fn main() -> ExitCode {
+    install_error_hooks();
     let mut cli = parse_cli();
     if let Err(e) = chainview::logging::init() {
         report!("chainview: logging is off: {e}");
