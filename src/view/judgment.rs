@@ -191,6 +191,10 @@ pub fn refresh(view: &mut View, app: &App, o: &Observed, at: usize) {
     let text = view.probe.value().trim().to_string();
     if j.asks_who(&text) && !text.is_empty() {
         if j.who_key.as_ref() != Some(&(text.clone(), key)) {
+            // Another question: the path of the last answer goes.
+            if j.who_key.as_ref().is_some_and(|(t, _)| *t != text) {
+                j.path.clear();
+            }
             j.who_key = Some((text.clone(), key));
             let answer = Pattern::parse(&text).map(|p| {
                 who_can(o, at, &p, true)
@@ -208,6 +212,9 @@ pub fn refresh(view: &mut View, app: &App, o: &Observed, at: usize) {
             j.who = Some((text, answer));
         }
     } else {
+        if j.who.is_some() {
+            j.path.clear();
+        }
         j.who = None;
         j.who_key = None;
     }
