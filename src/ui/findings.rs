@@ -58,7 +58,7 @@ fn title(view: &View, width: u16) -> String {
     format!(" Findings (F) · {}{at} ", parts.join(" · "))
 }
 
-pub fn draw(f: &mut Frame, area: Rect, view: &mut View, t: Theme) {
+pub fn draw(f: &mut Frame, area: Rect, app: &crate::app::App, view: &mut View, t: Theme) {
     let inner = open_pane(f, area, view, Focus::Findings, title(view, area.width));
     let j = &view.judgment;
     if let Some(why) = &j.unavailable {
@@ -101,7 +101,16 @@ pub fn draw(f: &mut Frame, area: Rect, view: &mut View, t: Theme) {
                 .as_deref()
                 .map(|a| crate::rules::spiffe::short(a, true))
                 .unwrap_or_default();
-            let at = fd.node.as_deref().or(fd.event.as_deref()).unwrap_or("");
+            // The explorer names its tokens (observe's tree shows node ids).
+            let name = r
+                .token
+                .filter(|&t| !view.observing && t < app.tokens.len())
+                .map(|t| app.token_name(t));
+            let at = name
+                .as_deref()
+                .or(fd.node.as_deref())
+                .or(fd.event.as_deref())
+                .unwrap_or("");
             let sev = match fd.severity {
                 Severity::Error => "error",
                 Severity::Warning => "warn",

@@ -308,7 +308,7 @@ pub fn draw(f: &mut Frame, app: &App, view: &mut View, probe: &mut ProbeCache, n
         probe::draw(f, probe_a, app, view, probe, theme, now);
         // The findings take the log's place while they are chosen.
         if view.lower == Focus::Findings {
-            findings::draw(f, log_a, view, theme);
+            findings::draw(f, log_a, app, view, theme);
         } else {
             log::draw(f, log_a, app, view, theme);
             view.areas.log = log_a;
@@ -325,7 +325,7 @@ pub fn draw(f: &mut Frame, app: &App, view: &mut View, probe: &mut ProbeCache, n
                 log::draw(f, lower_a, app, view, theme);
                 view.areas.log = lower_a;
             }
-            Focus::Findings => findings::draw(f, lower_a, view, theme),
+            Focus::Findings => findings::draw(f, lower_a, app, view, theme),
             _ => {
                 detail::draw(f, lower_a, app, view, theme, now);
                 view.areas.detail = lower_a;

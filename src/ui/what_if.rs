@@ -119,7 +119,7 @@ pub fn lines(view: &View, app: &App, width: usize, room: usize, t: Theme) -> Vec
                     .iter()
                     .map(|e| {
                         format!(
-                            "{} d{}",
+                            "{} (d{})",
                             node_name(view, app, &e.node, Some(&e.agent)),
                             e.depth
                         )
