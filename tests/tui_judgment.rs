@@ -345,3 +345,121 @@ async fn until(s: &mut chainview::tui::Session, cond: impl Fn(&chainview::tui::S
         }
     }
 }
+
+/// The explorer on the embedded broker, the depth-limit scenario run whole:
+/// the findings name its own tokens, Enter on chain-at-depth-limit selects
+/// hop5 in the tree and says the fix; who can with a pattern, Enter selects
+/// the holder's token.
+#[tokio::test]
+async fn explorer_enter_on_a_finding_and_a_who_can_row() {
+    use chainview::tui::Session;
+    let script = chainview::scenario::parse(
+        "depth-limit.chainview",
+        include_str!("../assets/scenarios/depth-limit.chainview"),
+    )
+    .unwrap();
+    let steps = script.steps.len();
+    let mut s = Session::start(Default::default(), Some(script), true, None)
+        .await
+        .unwrap();
+    while s.driver.runner.position() < steps {
+        let before = s.driver.runner.position();
+        s.press(key(KeyCode::Char('n'))).await.unwrap();
+        until(&mut s, |s| {
+            !s.driver.runner.busy() && s.driver.runner.position() > before
+        })
+        .await;
+    }
+    // The trail as it is now, read whole.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let start = Instant::now();
+    loop {
+        until(&mut s, |s| {
+            s.others_read().is_some_and(|(n, p)| n > 0 && !p)
+        })
+        .await;
+        s.judge();
+        if s.view
+            .judgment
+            .findings
+            .iter()
+            .any(|r| r.finding.rule == "chain-at-depth-limit")
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            s.view.judgment.findings
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let hop5 = s.driver.app.labels["hop5"];
+    let now = chainview::app::unix_now();
+    let mut out = Vec::new();
+    s.press(key(KeyCode::Char('F'))).await.unwrap();
+    let k = s
+        .view
+        .judgment
+        .findings
+        .iter()
+        .position(|r| r.finding.rule == "chain-at-depth-limit")
+        .unwrap();
+    assert_eq!(s.view.judgment.findings[k].token, Some(hop5));
+    for _ in 0..k {
+        s.press(key(KeyCode::Down)).await.unwrap();
+    }
+    s.press(key(KeyCode::Enter)).await.unwrap();
+    assert_eq!(s.view.selected, Some(hop5), "Enter selects hop5");
+    let said = s.view.message.clone().unwrap();
+    assert!(
+        said.starts_with("chain-at-depth-limit on hop5 — fix:"),
+        "{said}"
+    );
+    s.judge();
+    shots(
+        "explorer: Enter on chain-at-depth-limit",
+        &s.driver.app,
+        &mut s.view,
+        now,
+        &mut out,
+    );
+    let screen = render_text(&s.driver.app, &mut s.view, 120, 40, now).join("\n");
+    assert!(
+        screen.contains("chain-at-depth-limit    hop5"),
+        "the explorer's name:\n{screen}"
+    );
+    // Who can: every agent holds read:data:* on its own registration.
+    s.press(key(KeyCode::Char('W'))).await.unwrap();
+    for c in "read:data:x".chars() {
+        s.press(key(KeyCode::Char(c))).await.unwrap();
+    }
+    s.judge();
+    let rows = s.view.judgment.who_rows().to_vec();
+    assert_eq!(rows.len(), 7, "a1 … a7");
+    s.press(key(KeyCode::Down)).await.unwrap();
+    s.judge();
+    s.press(key(KeyCode::Enter)).await.unwrap();
+    assert_eq!(s.view.selected, rows[1].token);
+    assert!(rows[1].token.is_some());
+    assert_eq!(
+        s.view.judgment.path,
+        rows[1].path.iter().flatten().copied().collect::<Vec<_>>()
+    );
+    s.judge();
+    shots(
+        "explorer: who can read:data:x, Enter on the second",
+        &s.driver.app,
+        &mut s.view,
+        now,
+        &mut out,
+    );
+    let mut filters = common::screen_filters();
+    filters.push((r"\[TIMESTAMP\][^│┃]*", "[TIMESTAMP]…"));
+    filters.push((r"evt-\d{6}", "evt-[N]"));
+    filters.push((r"(depth/t\d)/[0-9a-f]{4}", "$1/[INST]"));
+    insta::with_settings!({ filters => filters }, {
+        insta::assert_snapshot!("judgment_explorer_depth_limit", out.join("\n\n"));
+    });
+    s.shutdown().await;
+}

@@ -9,13 +9,19 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{Theme, fit, open_pane};
+use crate::app::App;
 use crate::view::{Focus, View};
 
-fn short(a: &str) -> String {
-    crate::rules::spiffe::short(a, true)
+/// An agent as the panes name it (the explorer's name, observe's
+/// `task/inst`), a SPIFFE id shortened when it has none.
+fn short(app: &App, a: &str) -> String {
+    match app.agent_name(a) {
+        Some(n) if !n.starts_with("spiffe://") => n.to_string(),
+        _ => crate::rules::spiffe::short(a, true),
+    }
 }
 
-pub fn draw(f: &mut Frame, area: Rect, view: &mut View, t: Theme) {
+pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme) {
     let inner = open_pane(f, area, view, Focus::Probe, " Who can (W) ");
     if inner.height < 2 {
         return;
@@ -98,11 +104,16 @@ pub fn draw(f: &mut Frame, area: Rect, view: &mut View, t: Theme) {
                 "may" => ("◌", t.warn()),
                 _ => ("·", t.dead()),
             };
+            // The explorer's name for the token; observe's tree shows node ids.
+            let token = r
+                .token
+                .filter(|&t| !view.observing && t < app.tokens.len())
+                .map_or_else(|| a.node.clone(), |t| app.token_name(t));
             let text = format!(
                 "{:<4} {:<name_w$} {:<5} by {}",
                 a.status,
-                fit(&short(&a.agent), name_w),
-                a.node,
+                fit(&short(app, &a.agent), name_w),
+                token,
                 a.grants.join(" ")
             );
             let line = Line::from(vec![
@@ -129,7 +140,7 @@ pub fn draw(f: &mut Frame, area: Rect, view: &mut View, t: Theme) {
         let hops: Vec<String> = a
             .path
             .iter()
-            .map(|h| format!("{} [{}]", short(&h.agent), h.scope.join(" ")))
+            .map(|h| format!("{} [{}]", short(app, &h.agent), h.scope.join(" ")))
             .collect();
         let mut foot = vec![Line::from(vec![
             Span::styled("path: ", t.accent()),

@@ -348,19 +348,19 @@ impl View {
             return;
         };
         let a = &row.access;
+        let short = |s: &str| match app.agent_name(s) {
+            Some(n) if !n.starts_with("spiffe://") => n.to_string(),
+            _ => crate::rules::spiffe::short(s, true),
+        };
         match row.token.filter(|&t| t < app.tokens.len()) {
             Some(t) => {
                 self.judgment.path = row.path.iter().flatten().copied().collect();
                 self.select_token(app, t);
-                let hops: Vec<String> = a
-                    .path
-                    .iter()
-                    .map(|h| crate::rules::spiffe::short(&h.agent, true))
-                    .collect();
+                let hops: Vec<String> = a.path.iter().map(|h| short(&h.agent)).collect();
                 self.message = Some(format!(
                     "{} {} by {} — path {}",
                     a.status,
-                    crate::rules::spiffe::short(&a.agent, true),
+                    short(&a.agent),
                     a.grants.join(" "),
                     hops.join(" → ")
                 ));
@@ -369,7 +369,7 @@ impl View {
                 self.message = Some(format!(
                     "{} ({}) is another client's token, not in the tree: O shows other clients' chains",
                     a.node,
-                    crate::rules::spiffe::short(&a.agent, true)
+                    short(&a.agent)
                 ))
             }
         }
