@@ -571,7 +571,7 @@ fn judgment_enter_on_a_finding_and_on_a_who_can_row() {
     // The pane says the whole path, root first, with the scope at each hop.
     let s = t.screen();
     assert!(
-        s.contains("path: release-v2.4.1/f3b5… [read:config:*"),
+        s.contains("path: release-v2.4.1/f3b5 [read:config:*"),
         "{s}"
     );
     // Scrolled up, the tree marks the hops above the holder too.
