@@ -454,6 +454,26 @@ async fn explorer_enter_on_a_finding_and_a_who_can_row() {
         now,
         &mut out,
     );
+    // Revoke a6 (agent level): hop5, a delegation whose ttl the trail does
+    // not carry ("may" there), dies by the broker's answer for the
+    // explorer's own valid token.
+    s.press(key(KeyCode::Esc)).await.unwrap();
+    s.view.select_token(&s.driver.app, hop5);
+    s.press(key(KeyCode::Char('R'))).await.unwrap();
+    s.press(key(KeyCode::Right)).await.unwrap();
+    s.judge();
+    let w = s.view.judgment.what_if.clone().unwrap();
+    let hop5_node = s
+        .view
+        .judgment
+        .findings
+        .iter()
+        .find(|r| r.token == Some(hop5))
+        .and_then(|r| r.finding.node.clone())
+        .unwrap();
+    let e = w.effects.iter().find(|e| e.node == hop5_node).unwrap();
+    assert_eq!(e.effect, "dies", "{e:?}");
+    assert!(e.why.ends_with("(valid by the broker's answer)"), "{e:?}");
     let mut filters = common::screen_filters();
     filters.push((r"\[TIMESTAMP\][^│┃]*", "[TIMESTAMP]…"));
     filters.push((r"evt-\d{6}", "evt-[N]"));

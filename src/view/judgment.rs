@@ -209,6 +209,12 @@ pub fn refresh(view: &mut View, app: &App, o: &Observed, at: usize) {
             j.who_sel = j
                 .who_sel
                 .min(answer.as_ref().map_or(0, |r| r.len().saturating_sub(1)));
+            let answer = answer.map(|mut rows| {
+                if !view.observing {
+                    own_who(app, &mut rows);
+                }
+                rows
+            });
             j.who = Some((text, answer));
         }
     } else {
@@ -229,12 +235,52 @@ pub fn refresh(view: &mut View, app: &App, o: &Observed, at: usize) {
         Some((level, typed)) => {
             if j.what_key.as_ref() != Some(&(level, typed.clone(), key)) {
                 j.what_key = Some((level, typed.clone(), key));
-                j.what_if = Some(answer_what_if(app, o, at, level, &typed));
+                let mut w = answer_what_if(app, o, at, level, &typed);
+                if !view.observing {
+                    own_effects(app, j, &mut w);
+                }
+                j.what_if = Some(w);
             }
         }
         None => {
             j.what_if = None;
             j.what_key = None;
+        }
+    }
+}
+
+/// Whether the explorer's own token `t` is valid by the broker's answers
+/// (issue, validate, the live check), which the trail cannot settle for a
+/// delegation (its ttl is not audited).
+fn own_valid(app: &App, t: Option<TokenId>) -> bool {
+    t.and_then(|t| app.tokens.get(t)).is_some_and(|tok| {
+        !tok.foreign && tok.status_at(crate::app::unix_now()) == crate::app::TokenStatus::Valid
+    })
+}
+
+/// In the explorer, a "may" the trail leaves on one of its own tokens the
+/// broker has answered for: live (and live first, as who-can orders).
+fn own_who(app: &App, rows: &mut [WhoRow]) {
+    for r in rows.iter_mut() {
+        if r.access.status == "may" && own_valid(app, r.token) {
+            r.access.status = "live";
+            r.access.status_why = "valid: the broker's answer for the explorer's own token".into();
+        }
+    }
+    let rank = |s: &str| ["live", "may", "dead"].iter().position(|x| *x == s);
+    rows.sort_by_key(|r| rank(r.access.status));
+}
+
+/// In the explorer, "may die" on one of its own tokens the broker says is
+/// valid: it dies.
+fn own_effects(app: &App, j: &Judgment, w: &mut WhatIf) {
+    for e in &mut w.effects {
+        if e.effect == "may die" && own_valid(app, j.token_of(&e.node)) {
+            e.effect = "dies";
+            if let Some(i) = e.why.find("; unsure") {
+                e.why.truncate(i);
+            }
+            e.why.push_str(" (valid by the broker's answer)");
         }
     }
 }
