@@ -117,7 +117,11 @@ async fn probe_answers_who_can_per_agent_with_the_path() {
     let (o, at, app, mut view) = observed("evt-000048").await;
     let now = now_of(&o, at);
     let mut out = Vec::new();
+    // W starts a new question: the scope typed before goes.
+    typed(&mut view, &app, &o, at, "/read:data:x");
+    press(&mut view, &app, &o, at, KeyCode::Esc);
     press(&mut view, &app, &o, at, KeyCode::Char('W'));
+    assert_eq!(view.probe.value(), "");
     typed(&mut view, &app, &o, at, "write:deploy:*");
     let rows = view.judgment.who_rows().to_vec();
     assert!(!rows.is_empty());

@@ -324,6 +324,11 @@ impl View {
         match (mode, verb) {
             (Mode::Normal | Mode::Observe, Verb::Findings) => self.set_focus(Focus::Findings),
             (Mode::Normal | Mode::Observe, Verb::WhoCan) => {
+                // A new question: the scope asked before is not a pattern.
+                if !self.judgment.who_mode {
+                    self.probe = tui_input::Input::default();
+                    self.probe_offset = 0;
+                }
                 self.judgment.who_mode = true;
                 self.set_focus(Focus::Probe);
             }
