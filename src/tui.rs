@@ -294,7 +294,7 @@ impl Session {
             } else {
                 others.merged = Default::default();
                 others.polling = false;
-                crate::observe::merge::merge(&mut self.driver.app, &others.o, &mut others.merged);
+                judgment::merge_shown(&mut self.driver.app, others);
             }
         }
         self.poll_others();
@@ -329,7 +329,7 @@ impl Session {
 
     /// The merged view: asks for the audit events not read yet.
     fn poll_others(&mut self) {
-        if !self.driver.app.show_others {
+        if !self.driver.app.show_others && !self.judging() {
             return;
         }
         let others = self.others.get_or_insert_with(Others::default);
@@ -372,11 +372,7 @@ impl Session {
                     }
                     others.o.fold(&e, Some(*hash_ok));
                 }
-                let merged = crate::observe::merge::merge(
-                    &mut self.driver.app,
-                    &others.o,
-                    &mut others.merged,
-                );
+                let merged = judgment::merge_shown(&mut self.driver.app, others);
                 let more = others.paging.more() && !events.is_empty();
                 if let Some(why) = others.paging.stopped() {
                     self.view.message = Some(format!(
@@ -629,6 +625,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 fn draw(terminal: &mut DefaultTerminal, s: &mut Session) -> io::Result<()> {
+    s.judge();
     let Session {
         driver,
         view,
@@ -894,5 +891,6 @@ async fn act(
     Ok(None)
 }
 
+mod judgment;
 #[cfg(test)]
 mod tests;

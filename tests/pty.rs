@@ -498,3 +498,85 @@ fn merged_view_survives_b_in_a_real_terminal() {
     t.quit_and_check_restored(&mut child);
     rt.block_on(broker.shutdown());
 }
+
+impl Term {
+    /// Whether the row showing `text` is drawn in reverse video (the
+    /// selection) where `text` starts.
+    fn selected_row_shows(&self, text: &str) -> bool {
+        let p = self.parser.lock().unwrap();
+        let screen = p.screen();
+        for (row, line) in screen.rows(0, COLS).enumerate() {
+            if let Some(byte) = line.find(text) {
+                let col = line[..byte].chars().count() as u16;
+                // Wide characters take two cells: find the cell by walking.
+                let mut cells = 0u16;
+                let mut c = 0u16;
+                while c < COLS && cells < col {
+                    let w = screen
+                        .cell(row as u16, c)
+                        .map_or(1, |cell| if cell.is_wide() { 2 } else { 1 });
+                    c += w;
+                    cells += 1;
+                }
+                return screen
+                    .cell(row as u16, c)
+                    .is_some_and(|cell| cell.inverse());
+            }
+        }
+        false
+    }
+}
+
+/// Issue 20: judgment in a real terminal, observing the real broker's
+/// recorded trail: F opens the findings, Enter on chain-at-depth-limit
+/// selects its node (n17) in the tree and says the fix; W with a pattern
+/// answers per agent, and Enter on a row selects the holder's token and
+/// marks the path from the root.
+#[test]
+fn judgment_enter_on_a_finding_and_on_a_who_can_row() {
+    let trail = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/real-broker-audit/audit.json"
+    );
+    let (mut t, mut child) = Term::spawn(&["observe", "--from", trail, "--at", "evt-000048"], &[]);
+    t.wait_for("Delegation chains");
+    t.keys("F");
+    t.wait_for("Findings (F)");
+    // The order is check's: four wildcard-handed-down, then the depth limit.
+    t.keys("jjjj");
+    t.wait_for("t6/93a0 holds a token at depth 5");
+    assert!(!t.selected_row_shows("(n17)"), "{}", t.screen());
+    t.send(b"\r");
+    // The status bar says which (cut at this width); the pane, the fix.
+    let s = t.wait_for("chain-at-");
+    assert!(s.contains("fix: Shorten the chain"), "{s}");
+    let start = Instant::now();
+    while !t.selected_row_shows("t6/93a0 (n17)") {
+        assert!(start.elapsed() < WAIT, "n17 not selected:\n{}", t.screen());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Who can write anything in deploy: push's token two hops down
+    // release's chain is first (may), Enter selects it, ◆ marks the path.
+    t.keys("W");
+    t.wait_for("who can ›");
+    t.keys("write:deploy:*");
+    t.wait_for("◌ 2 may");
+    t.send(b"\r");
+    t.wait_for("◆ ≈ push-v2.4.1/c8bc (n5)");
+    let start = Instant::now();
+    while !t.selected_row_shows("push-v2.4.1/c8bc (n5)") {
+        assert!(start.elapsed() < WAIT, "n5 not selected:\n{}", t.screen());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The pane says the whole path, root first, with the scope at each hop.
+    let s = t.screen();
+    assert!(
+        s.contains("path: release-v2.4.1/f3b5 [read:config:*"),
+        "{s}"
+    );
+    // Scrolled up, the tree marks the hops above the holder too.
+    t.keys("\x1b");
+    t.keys("kk");
+    t.wait_for("◆ ≈ review-v2.4.1/8e77 (n4)");
+    t.quit_and_check_restored(&mut child);
+}

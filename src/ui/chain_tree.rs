@@ -273,8 +273,12 @@ fn draw_rows(
             .drawn
             .push((lines.len() as u16, text.lines.len() as u16, from + k));
         let is_sel = Some(row.id) == selected;
+        let (mark, on_path) = super::findings::tree_marks(view, row.id, t);
         for (n, line) in text.lines.iter().enumerate() {
             let mut line = line.clone();
+            if n == 0 {
+                super::findings::mark_line(&mut line, mark.clone(), on_path, t);
+            }
             let lead = if n == 0 {
                 format!("{indent}{fold}")
             } else {

@@ -28,7 +28,17 @@ fn popup(area: Rect, lines: u16) -> Rect {
     )
 }
 
-pub fn draw(f: &mut Frame, area: Rect, app: &App, form: &Form, t: Theme) {
+/// `what_if`: the revoke form's judgment lines (`ui::what_if`), after the
+/// notes; `read_only`: observe's what-if (nothing is sent).
+pub fn draw(
+    f: &mut Frame,
+    area: Rect,
+    app: &App,
+    form: &Form,
+    t: Theme,
+    what_if: Vec<Line<'static>>,
+    read_only: bool,
+) {
     let check = form.check(app);
     let label_w = form
         .fields
@@ -44,8 +54,15 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, form: &Form, t: Theme) {
     if !form.fields.is_empty() {
         lines.push(Line::from(""));
     }
-    outcome_lines(&mut lines, form, &check, t);
-    let keys = if form.fields.iter().any(|f| f.is_choice()) {
+    // Observe's what-if sends nothing: the explorer's notes (judged by the
+    // wall clock) would only contradict the trail's answer.
+    if !read_only {
+        outcome_lines(&mut lines, form, &check, t);
+    }
+    lines.extend(what_if);
+    let keys = if read_only {
+        " read-only · ←→ level · Esc close "
+    } else if form.fields.iter().any(|f| f.is_choice()) {
         " Enter submit · Esc cancel · Tab next · ←→ choose "
     } else if form.fields.is_empty() {
         " Enter confirm · Esc cancel "
@@ -62,7 +79,14 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, form: &Form, t: Theme) {
     let block = Block::bordered()
         .border_type(BorderType::Thick)
         .border_style(t.accent())
-        .title(Span::styled(format!(" {} ", form.kind.title()), t.strong()))
+        .title(Span::styled(
+            if read_only {
+                " What if revoked (read-only) ".to_string()
+            } else {
+                format!(" {} ", form.kind.title())
+            },
+            t.strong(),
+        ))
         .title_bottom(Line::from(Span::styled(keys, t.dim())));
     let inner = block.inner(rect);
     f.render_widget(block, rect);

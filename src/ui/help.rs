@@ -54,17 +54,22 @@ pub fn draw(f: &mut Frame, area: Rect, t: Theme, observing: bool) {
     };
     let mut l = vec![Line::from(Span::styled("Everywhere", t.strong()))];
     let global: Vec<_> = help_lines(mode, None).collect();
+    // The judgment's keys share a row in the explorer (80x24 has no more).
+    let judgment = |v: Verb| matches!(v, Verb::Findings | Verb::WhoCan);
     // Ctrl-C is said on the right (it quits in every mode).
-    for b in global.iter().filter(|b| !is_action(b.verb) && !b.ctrl) {
+    for b in global
+        .iter()
+        .filter(|b| !is_action(b.verb) && !b.ctrl && (observing || !judgment(b.verb)))
+    {
         l.push(key(b.label, b.what));
     }
-    let actions: Vec<_> = global.iter().filter(|b| is_action(b.verb)).collect();
-    if !actions.is_empty() && !observing {
-        l.push(Line::from(Span::styled(
-            "Actions (a form each)",
-            t.strong(),
-        )));
+    if !observing {
+        let j: Vec<_> = global.iter().filter(|b| judgment(b.verb)).collect();
+        let labels: Vec<&str> = j.iter().map(|b| b.label).collect();
+        let whats: Vec<&str> = j.iter().map(|b| b.what).collect();
+        l.push(key(&labels.join(" · "), &whats.join(" · ")));
     }
+    let actions: Vec<_> = global.iter().filter(|b| is_action(b.verb)).collect();
     for b in actions {
         l.push(key(b.label, b.what));
     }
@@ -102,9 +107,8 @@ pub fn draw(f: &mut Frame, area: Rect, t: Theme, observing: bool) {
     }
     r.push(line("Audit view".into(), Mode::Audit, None));
     r.push(Line::from(Span::styled(
-        "Click selects; Ctrl-C quits anywhere.",
+        format!("Click selects. {}", super::legend()),
         t.dim(),
     )));
-    r.push(Line::from(Span::styled(super::legend(), t.dim())));
     f.render_widget(Paragraph::new(r).wrap(Wrap { trim: true }), right);
 }

@@ -47,6 +47,8 @@ pub fn items(view: &View, width: usize) -> Vec<(&'static str, &'static str)> {
     let candidates = first.into_iter().chain(
         rest.iter()
             .filter(|b| !(view.running.is_some() && b.verb == Verb::Escape))
+            // Observe's what-if form sends nothing.
+            .filter(|b| !(view.observing && mode == Mode::Form && b.verb == Verb::Submit))
             .map(|b| pair(b)),
     );
     for item in candidates {

@@ -5,6 +5,7 @@ mod agents;
 mod audit;
 mod chain_tree;
 mod detail;
+mod findings;
 mod form;
 mod help;
 mod key_bar;
@@ -13,6 +14,8 @@ mod narration;
 mod probe;
 mod status_bar;
 mod steps;
+mod what_if;
+mod who_can;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
@@ -136,8 +139,9 @@ pub fn legend() -> String {
         .map(|s| format!("{} {}", status_symbol(s), s.word()))
         .collect();
     format!(
-        "Symbols: {}; −scope = dropped at that hop, ~scope→x = narrowed to x.",
-        parts.join("  ")
+        "Symbols: {}; −scope = dropped at that hop, ~scope→x = narrowed to x. {}",
+        parts.join("  "),
+        findings::LEGEND
     )
 }
 
@@ -302,10 +306,15 @@ pub fn draw(f: &mut Frame, app: &App, view: &mut View, probe: &mut ProbeCache, n
             Layout::vertical([Constraint::Percentage(55), Constraint::Fill(1)]).areas(right);
         detail::draw(f, lower_a, app, view, theme, now);
         probe::draw(f, probe_a, app, view, probe, theme, now);
-        log::draw(f, log_a, app, view, theme);
+        // The findings take the log's place while they are chosen.
+        if view.lower == Focus::Findings {
+            findings::draw(f, log_a, app, view, theme);
+        } else {
+            log::draw(f, log_a, app, view, theme);
+            view.areas.log = log_a;
+        }
         view.areas.detail = lower_a;
         view.areas.probe = probe_a;
-        view.areas.log = log_a;
     } else {
         match view.lower {
             Focus::Probe => {
@@ -316,6 +325,7 @@ pub fn draw(f: &mut Frame, app: &App, view: &mut View, probe: &mut ProbeCache, n
                 log::draw(f, lower_a, app, view, theme);
                 view.areas.log = lower_a;
             }
+            Focus::Findings => findings::draw(f, lower_a, app, view, theme),
             _ => {
                 detail::draw(f, lower_a, app, view, theme, now);
                 view.areas.detail = lower_a;
@@ -326,7 +336,16 @@ pub fn draw(f: &mut Frame, app: &App, view: &mut View, probe: &mut ProbeCache, n
         audit::draw(f, area, app, a, theme);
     }
     if let Some(form) = &view.form {
-        form::draw(f, area, app, form, theme);
+        let w = 96.min(area.width.saturating_sub(4)).saturating_sub(2) as usize;
+        // The popup's rows left under its fields (and, in the explorer, notes).
+        let notes = if view.observing {
+            0
+        } else {
+            form.check(app).notes.len()
+        };
+        let room = (area.height as usize).saturating_sub(4 + form.fields.len() + 1 + notes + 1);
+        let lines = what_if::lines(view, app, w, room, theme);
+        form::draw(f, area, app, form, theme, lines, view.observing);
     }
     if view.help {
         help::draw(f, area, theme, view.observing);

@@ -180,6 +180,9 @@ pub fn draw(
     t: Theme,
     now: i64,
 ) {
+    if view.judgment.asks_who(view.probe.value()) {
+        return super::who_can::draw(f, area, app, view, t);
+    }
     let inner = open_pane(f, area, view, Focus::Probe, " Scope probe (/) ");
     if inner.height < 2 {
         return;

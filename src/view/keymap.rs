@@ -87,6 +87,12 @@ pub enum Verb {
     Filter,
     /// Explorer: show or hide other clients' chains (the merged view).
     Others,
+    /// The findings pane (`check`'s findings, Enter jumps to the node).
+    Findings,
+    /// The probe answers "who can" for a pattern (`write:*:production`).
+    WhoCan,
+    /// Observe: what a revocation of the selected token would do (read-only).
+    WhatIf,
 }
 
 /// One line of the keymap.
@@ -261,6 +267,30 @@ pub const KEYMAP: &[Binding] = &[
         Some(1),
     ),
     pane(Focus::Log, &[Down, Char('j')], "", Verb::Down, "", None),
+    pane(
+        Focus::Findings,
+        &[Up, Char('k')],
+        "↑↓/jk",
+        Verb::Up,
+        "select",
+        Some(1),
+    ),
+    pane(
+        Focus::Findings,
+        &[Down, Char('j')],
+        "",
+        Verb::Down,
+        "",
+        None,
+    ),
+    pane(
+        Focus::Findings,
+        &[Enter],
+        "Enter",
+        Verb::Enter,
+        "go to its node",
+        Some(2),
+    ),
     pane(Focus::Log, &[End], "End", Verb::End, "follow", Some(2)),
     pane(
         Focus::Log,
@@ -288,6 +318,17 @@ pub const KEYMAP: &[Binding] = &[
         Verb::OpenProbe,
         "probe",
         Some(3),
+    ),
+    b(N, None, &[Char('F')], "F", Verb::Findings, "findings", None),
+    b(N, None, &[Char('W')], "W", Verb::WhoCan, "who can", None),
+    b(
+        O,
+        None,
+        &[Char('R')],
+        "R",
+        Verb::WhatIf,
+        "what if revoked",
+        None,
     ),
     b(
         E,
@@ -514,6 +555,15 @@ pub const KEYMAP: &[Binding] = &[
     ),
     b(&[Probe], None, &[Up], "↑↓", Verb::Up, "scroll", Some(2)),
     b(&[Probe], None, &[Down], "", Verb::Down, "", None),
+    b(
+        &[Probe],
+        None,
+        &[Enter],
+        "Enter",
+        Verb::Enter,
+        "its holder",
+        Some(4),
+    ),
     b(
         &[Probe],
         None,

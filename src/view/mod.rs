@@ -11,6 +11,7 @@ use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
 pub mod form;
+pub mod judgment;
 pub mod keymap;
 pub mod tree_nav;
 
@@ -37,6 +38,7 @@ pub enum Focus {
     Log,
     Agents,
     Steps,
+    Findings,
 }
 
 impl Focus {
@@ -50,7 +52,13 @@ impl Focus {
     ];
 
     fn index(self) -> usize {
-        Self::ORDER.iter().position(|f| *f == self).unwrap_or(0)
+        // The findings (F) share the log's place, and its place in Tab order.
+        let f = if self == Focus::Findings {
+            Focus::Log
+        } else {
+            self
+        };
+        Self::ORDER.iter().position(|o| *o == f).unwrap_or(0)
     }
 
     pub fn next(self) -> Focus {
@@ -69,12 +77,16 @@ impl Focus {
             Focus::Log => "Event log",
             Focus::Agents => "Agents",
             Focus::Steps => "Steps",
+            Focus::Findings => "Findings",
         }
     }
 
     /// Whether this pane lives in the lower-right slot of the compact layout.
     pub fn is_lower(self) -> bool {
-        matches!(self, Focus::Detail | Focus::Probe | Focus::Log)
+        matches!(
+            self,
+            Focus::Detail | Focus::Probe | Focus::Log | Focus::Findings
+        )
     }
 }
 
@@ -207,6 +219,8 @@ pub struct View {
     pub alarm: Option<String>,
     /// The context (`--context`) the broker came from, for the status bar.
     pub context: Option<crate::config::ContextLabel>,
+    /// Findings, who can, what if: judged over the audit trail.
+    pub judgment: judgment::Judgment,
 }
 
 impl View {
@@ -261,6 +275,7 @@ impl View {
             as_of: None,
             alarm: None,
             context: None,
+            judgment: Default::default(),
         }
     }
 
@@ -589,6 +604,9 @@ impl View {
 
     /// Carries out a verb of the keymap.
     fn apply(&mut self, app: &App, mode: Mode, verb: Verb, key: KeyEvent) -> Action {
+        if let Some(a) = self.judgment_verb(app, mode, verb) {
+            return a;
+        }
         match mode {
             Mode::Form => return self.form_verb(app, verb, key),
             Mode::Audit => return self.audit_verb(verb),
@@ -797,7 +815,7 @@ impl View {
                     self.log_open = false;
                 }
             }
-            Focus::Probe => {}
+            Focus::Probe | Focus::Findings => {}
         }
     }
 

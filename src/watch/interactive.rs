@@ -259,6 +259,7 @@ async fn observe_loop(
             )),
             None => s.narration.clone(),
         };
+        crate::view::judgment::refresh(&mut s.view, &s.app, &s.o, s.at);
         terminal
             .draw(|f| crate::ui::draw(f, &s.app, &mut s.view, &mut s.probe, now))
             .map_err(io_err)?;
