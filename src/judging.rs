@@ -388,7 +388,11 @@ pub async fn run_diff(
         None => 0,
     };
     let b = match against {
-        Some(p) => Some(crate::watch::read_file(p.to_path_buf()).await?),
+        Some(p) => {
+            let mut b = crate::watch::read_file(p.to_path_buf()).await?;
+            b.restrict(&src.filter);
+            Some(b)
+        }
         None => None,
     };
     let (later, at_b) = match &b {

@@ -43,6 +43,8 @@ pub struct ObserveArgs {
     /// The judgment commands' `--script FILE` (see `judging`); observe itself
     /// reads a broker or `from`.
     pub script: Option<PathBuf>,
+    /// `--filter`: the chains kept ([`crate::observe::select`]).
+    pub filter: crate::observe::select::Select,
 }
 
 /// Why observing stopped early; each has its exit code.
@@ -250,6 +252,7 @@ pub async fn gather(settings: &Settings, args: &ObserveArgs) -> Result<Observed,
     if let (Some(cp), Some(path)) = (&cp, &args.checkpoint) {
         o.checkpoint = Some(judge_checkpoint(&o, cp, path));
     }
+    o.restrict(&args.filter);
     Ok(o)
 }
 

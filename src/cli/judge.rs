@@ -21,6 +21,26 @@ pub(crate) struct Source {
     pub(crate) script: Option<PathBuf>,
 }
 
+/// `--filter`, for the judgments that can be narrowed (who-can, check, diff).
+#[derive(Debug, Args)]
+pub(crate) struct FilterArg {
+    /// Judge only these chains: task=…, orch=…, agent=… or app=…
+    /// (repeatable; the same key again is an OR, different keys an AND; a
+    /// value ending in * is a prefix). A token is kept when it matches,
+    /// with every token above it (docs/observe.md).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) filter: Vec<chainview::observe::select::Term>,
+}
+
+impl FilterArg {
+    fn args(&self, source: &Source) -> chainview::watch::ObserveArgs {
+        chainview::watch::ObserveArgs {
+            filter: chainview::observe::select::Select::new(self.filter.clone()),
+            ..source.args()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(crate) enum JudgeFormat {
     Text,
@@ -42,6 +62,8 @@ pub(crate) struct WhoCanCli {
     pub(crate) format: JudgeFormat,
     #[command(flatten)]
     pub(crate) source: Source,
+    #[command(flatten)]
+    pub(crate) filter: FilterArg,
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +82,8 @@ pub(crate) struct CheckCli {
     pub(crate) write_baseline: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) source: Source,
+    #[command(flatten)]
+    pub(crate) filter: FilterArg,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +102,8 @@ pub(crate) struct DiffCli {
     pub(crate) format: JudgeFormat,
     #[command(flatten)]
     pub(crate) source: Source,
+    #[command(flatten)]
+    pub(crate) filter: FilterArg,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -114,6 +140,7 @@ impl Source {
             no_color: true,
             checkpoint: None,
             script: self.script.clone(),
+            filter: Default::default(),
         }
     }
 }
@@ -139,7 +166,7 @@ fn code(r: Result<u8, chainview::watch::WatchError>) -> u8 {
 pub(crate) async fn run(cmd: Command, settings: &Settings) -> u8 {
     match cmd {
         Command::WhoCan(c) => {
-            let (src, format) = (c.source.args(), c.format.format());
+            let (src, format) = (c.filter.args(&c.source), c.format.format());
             let r = chainview::judging::run_who_can(
                 settings,
                 &src,
@@ -161,7 +188,7 @@ pub(crate) async fn run(cmd: Command, settings: &Settings) -> u8 {
             code(r.await)
         }
         Command::Diff(c) => {
-            let src = c.source.args();
+            let src = c.filter.args(&c.source);
             let r = chainview::judging::run_diff(
                 settings,
                 &src,
@@ -174,7 +201,7 @@ pub(crate) async fn run(cmd: Command, settings: &Settings) -> u8 {
         }
         Command::Check(c) => {
             use chainview::judging::{CheckFormat, CheckOptions};
-            let src = c.source.args();
+            let src = c.filter.args(&c.source);
             let opts = CheckOptions {
                 format: match c.format {
                     CheckFormatArg::Text => CheckFormat::Text,

@@ -17,6 +17,7 @@ pub mod load;
 pub mod merge;
 pub mod print;
 pub mod project;
+pub mod select;
 mod status;
 pub mod trail;
 
@@ -344,6 +345,8 @@ pub struct Observed {
     /// The latest events whole (for the audit view), at most `keep` of them.
     pub recent: std::collections::VecDeque<crate::broker::types::AuditEvent>,
     keep: usize,
+    /// What a `--filter` keeps ([`select`]); `None`: everything.
+    pub selection: Option<select::Shown>,
 }
 
 /// Unix milliseconds of an RFC 3339 timestamp.

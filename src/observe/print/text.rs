@@ -124,7 +124,7 @@ fn walk(o: &Observed, root: NodeId, at: usize, w: &mut dyn Write) -> io::Result<
             .denials
             .iter()
             .copied()
-            .filter(|&d| o.denials[d].event <= at)
+            .filter(|&d| o.denials[d].event <= at && o.denial_shown(d))
             .collect();
         for (x, &d) in denials.iter().enumerate() {
             let d = &o.denials[d];
