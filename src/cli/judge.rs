@@ -9,7 +9,9 @@ pub(crate) struct Source {
     /// Read a saved trail instead of a broker.
     #[arg(long, value_name = "FILE")]
     pub(crate) from: Option<PathBuf>,
-    /// Judge as of this event (evt-000123) or time (RFC 3339); default the last event.
+    /// Judge as of this event (evt-000123 or 123) or time (15:20:49 on the
+    /// trail's day, 2026-11-26 15:20:49 local, or RFC 3339); default the
+    /// last event (docs/observe.md#times).
     #[arg(long, value_name = "EVT|TIME")]
     pub(crate) at: Option<String>,
     /// Broker to read (or AGENTWRIT_BROKER_URL); needs AGENTWRIT_ADMIN_SECRET.
@@ -88,7 +90,7 @@ pub(crate) struct CheckCli {
 
 #[derive(Debug, Args)]
 pub(crate) struct DiffCli {
-    /// The later point: an event (evt-000123) or time (RFC 3339); default the last event.
+    /// The later point, in the forms --at takes; default the last event.
     #[arg(long, value_name = "EVT|TIME")]
     pub(crate) to: Option<String>,
     /// Compare with another saved trail (its last event, or --to there).

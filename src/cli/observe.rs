@@ -11,7 +11,9 @@ pub(crate) struct ObserveCli {
     /// agents, nodes, denials, a summary), mermaid or dot (diagrams).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub(crate) print: Option<PrintArg>,
-    /// The state as of this event (evt-000123) or time (RFC 3339); default the last event.
+    /// The state as of this event (evt-000123 or 123) or time (15:20:49 on
+    /// the trail's day, 2026-11-26 15:20:49 local, or RFC 3339); default the
+    /// last event (docs/observe.md#times).
     #[arg(long, value_name = "EVT|TIME")]
     pub(crate) at: Option<String>,
     /// Broker to watch (or AGENTWRIT_BROKER_URL); needs AGENTWRIT_ADMIN_SECRET.

@@ -20,6 +20,7 @@ pub mod project;
 pub mod select;
 mod status;
 pub mod trail;
+pub mod when;
 
 pub use infer::reread;
 
@@ -58,9 +59,10 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// `15:18:37` (UTC), the time of day the status bar shows.
-    pub fn clock(&self) -> &str {
-        self.timestamp.get(11..19).unwrap_or(&self.timestamp)
+    /// `15:18:37 CET` (local, or UTC with `--utc`: see [`when`]), the
+    /// time of day the status bar shows.
+    pub fn clock(&self) -> String {
+        when::clock(self.ms)
     }
 }
 

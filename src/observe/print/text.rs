@@ -72,7 +72,7 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
         w,
         "as of {} · {} · hash chain {}",
         s.id,
-        s.timestamp,
+        crate::observe::when::stamp(s.ms),
         o.chain_words()
     )?;
     for f in o.failures() {
