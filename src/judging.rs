@@ -388,12 +388,16 @@ pub async fn run_diff(
         None => 0,
     };
     let b = match against {
-        Some(p) => Some(crate::watch::read_file(p.to_path_buf()).await?),
+        Some(p) => {
+            let mut b = crate::watch::read_file(p.to_path_buf()).await?;
+            b.restrict(&src.filter);
+            Some(b)
+        }
         None => None,
     };
     let (later, at_b) = match &b {
-        Some(b) => (b, resolve_at(b, to)?),
-        None => (&a, resolve_at(&a, to)?),
+        Some(b) => (b, crate::watch::resolve_flag(b, to, "--to")?),
+        None => (&a, crate::watch::resolve_flag(&a, to, "--to")?),
     };
     let changes = crate::judge::diff::diff(&a, at_a, later, at_b);
     let out = std::io::stdout().lock();
@@ -405,9 +409,11 @@ pub async fn run_diff(
             (|| {
                 writeln!(
                     w,
-                    "from {} to {}{}:",
+                    "from {} ({}) to {} ({}){}:",
                     a.events[at_a].id,
+                    crate::observe::when::stamp(a.events[at_a].ms),
                     later.events[at_b].id,
+                    crate::observe::when::stamp(later.events[at_b].ms),
                     if b.is_some() {
                         " (the other trail)"
                     } else {
@@ -464,10 +470,11 @@ pub async fn run_explain(
             (|| {
                 writeln!(
                     w,
-                    "{} ({}) for {requested}, as of {}:",
+                    "{} ({}) for {requested}, as of {} ({}):",
                     decision.node,
                     with_orch(&o.agents[o.nodes[id].agent].spiffe),
-                    o.events[at].id
+                    o.events[at].id,
+                    crate::observe::when::stamp(o.events[at].ms)
                 )?;
                 for c in &checks {
                     let mark = match c.result {

@@ -206,6 +206,10 @@ struct Cli {
         value_parser = parse_interval
     )]
     revalidate: f64,
+    /// Show times in UTC instead of the local zone (TZ, else the system's),
+    /// and read zone-less --at/t times in UTC. JSON is always RFC 3339 UTC.
+    #[arg(long, global = true)]
+    utc: bool,
     #[command(flatten)]
     tls: TlsClientArgs,
     #[command(flatten)]
@@ -560,6 +564,7 @@ fn install_error_hooks() {
 fn main() -> ExitCode {
     install_error_hooks();
     let mut cli = parse_cli();
+    chainview::observe::when::show_utc(cli.utc);
     if let Err(e) = chainview::logging::init() {
         report!("chainview: logging is off: {e}");
     }

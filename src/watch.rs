@@ -43,6 +43,8 @@ pub struct ObserveArgs {
     /// The judgment commands' `--script FILE` (see `judging`); observe itself
     /// reads a broker or `from`.
     pub script: Option<PathBuf>,
+    /// `--filter`: the chains kept ([`crate::observe::select`]).
+    pub filter: crate::observe::select::Select,
 }
 
 /// Why observing stopped early; each has its exit code.
@@ -250,6 +252,7 @@ pub async fn gather(settings: &Settings, args: &ObserveArgs) -> Result<Observed,
     if let (Some(cp), Some(path)) = (&cp, &args.checkpoint) {
         o.checkpoint = Some(judge_checkpoint(&o, cp, path));
     }
+    o.restrict(&args.filter);
     Ok(o)
 }
 
@@ -315,31 +318,22 @@ async fn read_file_watching(
     }
 }
 
-/// The event index `--at` names (the last event when not given).
+/// The event index `--at` names (the last event when not given), in the
+/// one time syntax of [`crate::observe::when`].
 pub fn resolve_at(o: &Observed, at: Option<&str>) -> Result<usize, WatchError> {
+    resolve_flag(o, at, "--at")
+}
+
+/// [`resolve_at`] for a value typed at `flag` (`--to`, or the `t` key),
+/// which its error names.
+pub fn resolve_flag(o: &Observed, at: Option<&str>, flag: &str) -> Result<usize, WatchError> {
     let head = o
         .head()
         .ok_or_else(|| WatchError::Usage("the trail has no events".into()))?;
-    let Some(at) = at else { return Ok(head) };
-    if at.starts_with("evt-") {
-        return o.find(at).ok_or_else(|| {
-            WatchError::Usage(format!(
-                "--at {at}: no such event in the trail ({} … {})",
-                o.events[0].id, o.events[head].id
-            ))
-        });
+    match at {
+        None => Ok(head),
+        Some(at) => crate::observe::when::resolve(o, at, flag).map_err(WatchError::Usage),
     }
-    if chrono::DateTime::parse_from_rfc3339(at).is_err() {
-        return Err(WatchError::Usage(format!(
-            "--at {at}: expected an event id (evt-000123) or an RFC 3339 time (2026-11-26T15:20:49Z)"
-        )));
-    }
-    o.find(at).ok_or_else(|| {
-        WatchError::Usage(format!(
-            "--at {at}: before the trail's first event ({})",
-            o.events[0].timestamp
-        ))
-    })
 }
 
 /// Prints the reconstruction as of `at` in `format`.

@@ -598,7 +598,7 @@ async fn import_audit_export_live(mode: Mode) {
     // …and the tree as diagrams, beside them.
     let mmd = std::fs::read_to_string(dir.path().join("session.mmd")).unwrap();
     assert!(
-        mmd.starts_with("flowchart TD\n") && mmd.contains("orchestrator"),
+        mmd.starts_with("flowchart LR\n") && mmd.contains("orchestrator"),
         "{mmd}"
     );
     let dot = std::fs::read_to_string(dir.path().join("session.dot")).unwrap();

@@ -512,18 +512,28 @@ fn diagrams_draw_nodes_edges_and_refusals() {
         &[],
     );
     assert_eq!(code, 0);
-    assert!(mmd.starts_with("flowchart TD\n"), "{mmd}");
+    assert!(mmd.starts_with("flowchart LR\n"), "{mmd}");
     assert!(
         mmd.contains("n4 -->|\"−read:config:production −read:deploy:web-service\"| n5"),
         "{mmd}"
     );
+    assert!(mmd.contains("n3 -.-> d0"), "{mmd}");
     assert!(
-        mmd.contains("n3 -.->|\"refused at evt-000014\"| d0"),
+        mmd.contains(
+            "d0[\"✗ d0 · push-v2.4.1/c8bc<br/>write:deploy:web-service<br/>denied at evt-000014"
+        ),
         "{mmd}"
     );
+    // A subgraph per orch, one per task inside it; the refusal sits with
+    // the agent it was for.
+    let push = mmd
+        .find("subgraph task_0_2[\"task push-v2.4.1\"]")
+        .expect(&mmd);
+    assert!(mmd.starts_with("flowchart LR\n  subgraph orch_0[\"orch deploy-pipeline\"]\n"));
     assert!(
-        mmd.contains("d0[\"✗ push-v2.4.1/c8bc<br/>write:deploy:web-service<br/>denied"),
-        "{mmd}"
+        mmd[push..]
+            .find("d0[")
+            .is_some_and(|d| d < mmd[push..].find("end").unwrap())
     );
     let (code, dot, _) = run(
         &[
@@ -538,9 +548,17 @@ fn diagrams_draw_nodes_edges_and_refusals() {
         &[],
     );
     assert_eq!(code, 0);
-    assert!(dot.starts_with("digraph chainview {"), "{dot}");
     assert!(
-        dot.contains("n3 -> d0 [label=\"refused at evt-000014\", style=dashed];"),
+        dot.starts_with("digraph chainview {\n  rankdir=LR;"),
+        "{dot}"
+    );
+    assert!(dot.contains("n3 -> d0 [style=dashed];"), "{dot}");
+    assert!(
+        dot.contains("subgraph cluster_o0 {\n    label=\"orch deploy-pipeline\";"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("subgraph cluster_o0_t0 {\n      label=\"task release-v2.4.1\";"),
         "{dot}"
     );
     assert!(dot.trim_end().ends_with('}'));
@@ -654,10 +672,10 @@ fn script_format_mermaid_and_dot_draw_the_explorers_final_tree() {
     );
     let (code, mmd, err) = run(&["--script", script, "--format", "mermaid"], &[]);
     assert_eq!(code, 0, "{err}");
-    assert!(mmd.starts_with("flowchart TD\n"), "{mmd}");
+    assert!(mmd.starts_with("flowchart LR\n"), "{mmd}");
     assert!(
         mmd.contains(
-            "[\"✗ deployer (hop2)<br/>write:deploy:web-service<br/>refused 403 scope_violation\"]"
+            "[\"✗ t4 · deployer (hop2)<br/>write:deploy:web-service<br/>refused 403 scope_violation\"]"
         ),
         "{mmd}"
     );
@@ -671,7 +689,7 @@ fn script_format_mermaid_and_dot_draw_the_explorers_final_tree() {
     );
     let (code, dot, err) = run(&["--script", script, "--format", "dot"], &[]);
     assert_eq!(code, 0, "{err}");
-    assert!(dot.contains("style=dashed, color=red"), "{dot}");
+    assert!(dot.contains("style=\"rounded,dashed\", color=red"), "{dot}");
     assert!(
         !dot.contains("CI/CD"),
         "no transcript, only the diagram: {dot}"

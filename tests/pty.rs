@@ -580,3 +580,28 @@ fn judgment_enter_on_a_finding_and_on_a_who_can_row() {
     t.wait_for("◆ ≈ review-v2.4.1/8e77 (n4)");
     t.quit_and_check_restored(&mut child);
 }
+
+/// Issue 21 item 8: observe's `t` takes the forms `--at` takes (an event
+/// number, a time of day on the trail's day), in the zone times are shown
+/// in (TZ, here Tokyo), and its errors name `t`, not `--at`.
+#[test]
+fn observe_t_jumps_in_the_local_zone_and_names_itself_in_errors() {
+    let f = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/real-broker-audit/audit.json"
+    );
+    let (mut t, mut child) = Term::spawn(&["observe", "--from", f], &[("TZ", "Asia/Tokyo")]);
+    t.wait_for("as of evt-000136 · 00:21:15 JST");
+    t.keys("t");
+    t.keys("00:20:40\r");
+    t.wait_for("as of evt-000048 · 00:20:33 JST");
+    t.keys("t");
+    t.keys("16\r");
+    t.wait_for("as of evt-000016 · 00:20:25 JST");
+    t.keys("t");
+    t.keys("noon\r");
+    // The status bar is cut at 110 columns; what it starts with is `t`.
+    let s = t.wait_for("│ t no");
+    assert!(!s.contains("--at"), "{s}");
+    t.quit_and_check_restored(&mut child);
+}

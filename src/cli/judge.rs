@@ -9,7 +9,9 @@ pub(crate) struct Source {
     /// Read a saved trail instead of a broker.
     #[arg(long, value_name = "FILE")]
     pub(crate) from: Option<PathBuf>,
-    /// Judge as of this event (evt-000123) or time (RFC 3339); default the last event.
+    /// Judge as of this event (evt-000123 or 123) or time (15:20:49 on the
+    /// trail's day, 2026-11-26 15:20:49 local, or RFC 3339); default the
+    /// last event (docs/observe.md#times).
     #[arg(long, value_name = "EVT|TIME")]
     pub(crate) at: Option<String>,
     /// Broker to read (or AGENTWRIT_BROKER_URL); needs AGENTWRIT_ADMIN_SECRET.
@@ -19,6 +21,26 @@ pub(crate) struct Source {
     /// (a delegation design checked in CI before it ships).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["from", "broker"])]
     pub(crate) script: Option<PathBuf>,
+}
+
+/// `--filter`, for the judgments that can be narrowed (who-can, check, diff).
+#[derive(Debug, Args)]
+pub(crate) struct FilterArg {
+    /// Judge only these chains: task=…, orch=…, agent=… or app=…
+    /// (repeatable; the same key again is an OR, different keys an AND; a
+    /// value ending in * is a prefix). A token is kept when it matches,
+    /// with every token above it (docs/observe.md).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) filter: Vec<chainview::observe::select::Term>,
+}
+
+impl FilterArg {
+    fn args(&self, source: &Source) -> chainview::watch::ObserveArgs {
+        chainview::watch::ObserveArgs {
+            filter: chainview::observe::select::Select::new(self.filter.clone()),
+            ..source.args()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -42,6 +64,8 @@ pub(crate) struct WhoCanCli {
     pub(crate) format: JudgeFormat,
     #[command(flatten)]
     pub(crate) source: Source,
+    #[command(flatten)]
+    pub(crate) filter: FilterArg,
 }
 
 #[derive(Debug, Args)]
@@ -60,11 +84,13 @@ pub(crate) struct CheckCli {
     pub(crate) write_baseline: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) source: Source,
+    #[command(flatten)]
+    pub(crate) filter: FilterArg,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct DiffCli {
-    /// The later point: an event (evt-000123) or time (RFC 3339); default the last event.
+    /// The later point, in the forms --at takes; default the last event.
     #[arg(long, value_name = "EVT|TIME")]
     pub(crate) to: Option<String>,
     /// Compare with another saved trail (its last event, or --to there).
@@ -78,6 +104,8 @@ pub(crate) struct DiffCli {
     pub(crate) format: JudgeFormat,
     #[command(flatten)]
     pub(crate) source: Source,
+    #[command(flatten)]
+    pub(crate) filter: FilterArg,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -114,6 +142,7 @@ impl Source {
             no_color: true,
             checkpoint: None,
             script: self.script.clone(),
+            filter: Default::default(),
         }
     }
 }
@@ -139,7 +168,7 @@ fn code(r: Result<u8, chainview::watch::WatchError>) -> u8 {
 pub(crate) async fn run(cmd: Command, settings: &Settings) -> u8 {
     match cmd {
         Command::WhoCan(c) => {
-            let (src, format) = (c.source.args(), c.format.format());
+            let (src, format) = (c.filter.args(&c.source), c.format.format());
             let r = chainview::judging::run_who_can(
                 settings,
                 &src,
@@ -161,7 +190,7 @@ pub(crate) async fn run(cmd: Command, settings: &Settings) -> u8 {
             code(r.await)
         }
         Command::Diff(c) => {
-            let src = c.source.args();
+            let src = c.filter.args(&c.source);
             let r = chainview::judging::run_diff(
                 settings,
                 &src,
@@ -174,7 +203,7 @@ pub(crate) async fn run(cmd: Command, settings: &Settings) -> u8 {
         }
         Command::Check(c) => {
             use chainview::judging::{CheckFormat, CheckOptions};
-            let src = c.source.args();
+            let src = c.filter.args(&c.source);
             let opts = CheckOptions {
                 format: match c.format {
                     CheckFormatArg::Text => CheckFormat::Text,

@@ -11,12 +11,20 @@ pub(crate) struct ObserveCli {
     /// agents, nodes, denials, a summary), mermaid or dot (diagrams).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub(crate) print: Option<PrintArg>,
-    /// The state as of this event (evt-000123) or time (RFC 3339); default the last event.
+    /// The state as of this event (evt-000123 or 123) or time (15:20:49 on
+    /// the trail's day, 2026-11-26 15:20:49 local, or RFC 3339); default the
+    /// last event (docs/observe.md#times).
     #[arg(long, value_name = "EVT|TIME")]
     pub(crate) at: Option<String>,
     /// Broker to watch (or AGENTWRIT_BROKER_URL); needs AGENTWRIT_ADMIN_SECRET.
     #[arg(long, value_name = "URL", conflicts_with = "from")]
     pub(crate) broker: Option<String>,
+    /// Keep only these chains: task=…, orch=…, agent=… or app=… (repeatable;
+    /// the same key again is an OR, different keys an AND; a value ending
+    /// in * is a prefix). A token is kept when it matches, with every token
+    /// above it, so each path is whole from its root (docs/observe.md).
+    #[arg(long, value_name = "KEY=VALUE", requires = "print")]
+    pub(crate) filter: Vec<chainview::observe::select::Term>,
     /// Seconds between polls of a live broker.
     #[arg(long, default_value_t = 2.0, value_name = "SECS", value_parser = parse_poll)]
     pub(crate) interval: f64,
@@ -65,6 +73,7 @@ pub(crate) async fn run_observe(settings: Settings, args: ObserveCli) -> Result<
         no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         checkpoint: args.checkpoint,
         script: None,
+        filter: chainview::observe::select::Select::new(args.filter),
     };
     let mut settings = settings;
     if let Some(n) = args.max_events {

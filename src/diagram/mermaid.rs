@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Graph, clean};
+use super::{Graph, clean, clusters};
 
 /// Mermaid's own entity escapes, so a label cannot end its quotes.
 fn label(s: &str) -> String {
@@ -14,17 +14,42 @@ fn label(s: &str) -> String {
         .replace('|', "#124;")
 }
 
+/// Chains run left to right, in a subgraph per orch and one per task
+/// inside it (as the DOT clusters).
 pub fn render(g: &Graph) -> String {
-    let mut out = String::from("flowchart TD\n");
-    for n in &g.nodes {
-        let mark = if n.refused { "✗ " } else { "" };
-        let text = format!(
-            "{mark}{}<br/>{}<br/>{}",
-            label(&n.holder),
-            label(&n.scope.join(" ")),
-            label(&n.status)
-        );
-        let _ = writeln!(out, "  {}[\"{text}\"]", n.key);
+    let mut out = String::from("flowchart LR\n");
+    for (o, (orch, tasks)) in clusters(g).into_iter().enumerate() {
+        let indent = if orch.is_empty() { "  " } else { "    " };
+        if !orch.is_empty() {
+            let _ = writeln!(out, "  subgraph orch_{o}[\"orch {}\"]", label(orch));
+        }
+        for (t, (task, members)) in tasks.into_iter().enumerate() {
+            if !task.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "{indent}subgraph task_{o}_{t}[\"task {}\"]",
+                    label(task)
+                );
+            }
+            for i in members {
+                let n = &g.nodes[i];
+                let mark = if n.refused { "✗ " } else { "" };
+                let text = format!(
+                    "{mark}{} · {}<br/>{}<br/>{}",
+                    n.key,
+                    label(&n.holder),
+                    label(&n.scope.join(" ")),
+                    label(&n.status)
+                );
+                let _ = writeln!(out, "{indent}  {}[\"{text}\"]", n.key);
+            }
+            if !task.is_empty() {
+                let _ = writeln!(out, "{indent}end");
+            }
+        }
+        if !orch.is_empty() {
+            out.push_str("  end\n");
+        }
     }
     for e in &g.edges {
         let arrow = if e.dashed { "-.->" } else { "-->" };

@@ -382,7 +382,7 @@ fn revocation_gaps(out: &mut Out<'_>, at: usize) {
 fn denials(out: &mut Out<'_>, at: usize) {
     let o = out.o;
     let mut probing: rustc_hash::FxHashMap<&str, (usize, usize)> = Default::default();
-    for d in o.denials.iter().filter(|d| d.event <= at) {
+    for (_, d) in o.denials_at(at) {
         match d.class() {
             "refused escalation" => {
                 let who = d.by.as_deref().unwrap_or("-");

@@ -73,7 +73,7 @@ pub fn who_can(o: &Observed, at: usize, p: &Pattern, all: bool) -> Vec<Access> {
     let mut best: rustc_hash::FxHashMap<usize, (u8, usize, crate::observe::Judged)> =
         Default::default();
     for (i, n) in o.nodes.iter().enumerate() {
-        if n.event > at || !n.scope.iter().any(|g| p.meets(g)) {
+        if !o.exists(i, at) || !n.scope.iter().any(|g| p.meets(g)) {
             continue;
         }
         let j = o.status(i, at);

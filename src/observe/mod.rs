@@ -17,8 +17,10 @@ pub mod load;
 pub mod merge;
 pub mod print;
 pub mod project;
+pub mod select;
 mod status;
 pub mod trail;
+pub mod when;
 
 pub use infer::reread;
 
@@ -57,9 +59,10 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// `15:18:37` (UTC), the time of day the status bar shows.
-    pub fn clock(&self) -> &str {
-        self.timestamp.get(11..19).unwrap_or(&self.timestamp)
+    /// `15:18:37 CET` (local, or UTC with `--utc`: see [`when`]), the
+    /// time of day the status bar shows.
+    pub fn clock(&self) -> String {
+        when::clock(self.ms)
     }
 }
 
@@ -344,6 +347,8 @@ pub struct Observed {
     /// The latest events whole (for the audit view), at most `keep` of them.
     pub recent: std::collections::VecDeque<crate::broker::types::AuditEvent>,
     keep: usize,
+    /// What a `--filter` keeps ([`select`]); `None`: everything.
+    pub selection: Option<select::Shown>,
 }
 
 /// Unix milliseconds of an RFC 3339 timestamp.

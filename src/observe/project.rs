@@ -147,7 +147,7 @@ pub fn app_at(o: &Observed, at: usize, url: &str, filter: &Filter) -> App {
                 notes: vec![format!(
                     "refused at {} ({}); attempted with n{}{}",
                     o.events[d.event].id,
-                    o.events[d.event].timestamp,
+                    super::when::stamp(o.events[d.event].ms),
                     d.node.unwrap_or_default(),
                     if d.node_inferred { " (inferred)" } else { "" }
                 )],
@@ -201,7 +201,7 @@ pub(crate) fn known(
     let mut notes = vec![format!(
         "issued at {} ({}): {whose}{}",
         o.events[n.event].id,
-        o.events[n.event].timestamp,
+        super::when::stamp(o.events[n.event].ms),
         n.kind.word()
     )];
     if j.inferred

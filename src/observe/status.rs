@@ -5,9 +5,10 @@
 use super::*;
 
 impl Observed {
-    /// Whether the node had been issued by event `at`.
+    /// Whether the node had been issued by event `at` (and a filter, if
+    /// any, keeps it: see [`select`]).
     pub fn exists(&self, id: NodeId, at: usize) -> bool {
-        self.nodes[id].event <= at
+        self.nodes[id].event <= at && self.node_shown(id)
     }
 
     /// When statuses are judged as of event `at`: at that event's time, or —
@@ -344,7 +345,7 @@ impl Observed {
     /// Denials up to `at`, grouped by (class, agent), most frequent first.
     pub fn denial_counts(&self, at: usize) -> Vec<(&'static str, String, usize)> {
         let mut counts: HashMap<(&'static str, String), usize> = HashMap::default();
-        for d in self.denials.iter().filter(|d| d.event <= at) {
+        for (_, d) in self.denials_at(at) {
             let who =
                 d.by.clone()
                     .unwrap_or_else(|| d.path.clone().unwrap_or_else(|| "-".into()));
@@ -364,7 +365,7 @@ impl Observed {
         self.nodes
             .iter()
             .enumerate()
-            .filter(move |(_, n)| n.parent.is_none() && n.event <= at)
+            .filter(move |(i, n)| n.parent.is_none() && self.exists(*i, at))
             .map(|(i, _)| i)
     }
 }

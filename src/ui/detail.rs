@@ -20,10 +20,9 @@ fn badge(ok: Option<bool>, label: &str, t: Theme) -> Span<'static> {
     }
 }
 
+/// Local time with the zone, or UTC with `--utc`.
 fn time(ts: i64) -> String {
-    chrono::DateTime::from_timestamp(ts, 0)
-        .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
-        .unwrap_or_else(|| ts.to_string())
+    crate::observe::when::stamp_secs(ts)
 }
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i64) {
@@ -201,7 +200,7 @@ fn known_lines(lines: &mut Vec<Line<'static>>, app: &App, tok: &crate::app::Toke
         lines.push(Line::from(format!(
             "  [{i}] {who} held {} · delegated at {}",
             r.scope.join(","),
-            r.delegated_at
+            crate::observe::when::stamp_text(&r.delegated_at)
         )));
     }
 }

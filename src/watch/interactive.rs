@@ -381,19 +381,7 @@ async fn observe_loop(
     }
 }
 
-/// Where `t` goes: an event id (`evt-000123` or just `123`), an RFC 3339
-/// time, or a time of day (`15:20:49`) on the trail's day.
+/// Where `t` goes: the same forms as `--at` ([`crate::observe::when`]).
 fn jump_target(o: &Observed, typed: &str) -> Result<usize, WatchError> {
-    if let Ok(n) = typed.parse::<u64>() {
-        return resolve_at(o, Some(&format!("evt-{n:06}")));
-    }
-    if typed.len() <= 12 && typed.contains(':') && !typed.contains('T') {
-        let day = o
-            .events
-            .first()
-            .map(|e| e.timestamp.get(..10).unwrap_or(""))
-            .unwrap_or("");
-        return resolve_at(o, Some(&format!("{day}T{typed}Z")));
-    }
-    resolve_at(o, Some(typed))
+    super::resolve_flag(o, Some(typed), "t")
 }

@@ -430,6 +430,15 @@ pub fn screen_filters() -> Vec<(&'static str, &'static str)> {
         (r"⏱\d+:\d\d", "⏱[TTL]"),
         (r"expires in \d+:\d\d", "expires in [TTL]"),
         (r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?Z", "[TIMESTAMP]"),
+        // Times shown in the local zone (observe::when): whatever TZ says.
+        (
+            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ([A-Z]{2,5}|[+-]\d\d(\d\d)?)\b",
+            "[TIMESTAMP]",
+        ),
+        (
+            r"\b\d\d:\d\d:\d\d ([A-Z]{2,5}|[+-]\d\d(\d\d)?)\b",
+            "[HH:MM:SS] [TZ]",
+        ),
         (r"\b\d\d:\d\d:\d\d\b", "[HH:MM:SS]"),
         (r"\s*\d+\.\dms", " [MS]"),
         (r"kid [A-Za-z0-9_-]{12}…", "kid [KID]…"),

@@ -156,6 +156,9 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
     let id = |k: usize| &*o.events[k].id;
     let mut agents = 0;
     for (i, a) in o.agents.iter().enumerate() {
+        if !o.agent_shown(i) {
+            continue;
+        }
         let registered = a.registered.is_some_and(|k| k <= at);
         agents += usize::from(registered);
         if !registered && a.nodes.first().is_none_or(|&n| o.nodes[n].event > at) {
@@ -177,7 +180,7 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
     }
     let mut counts = [0usize; 3];
     let mut alive = [0usize; 3];
-    for (i, n) in o.nodes.iter().enumerate().filter(|(_, n)| n.event <= at) {
+    for (i, n) in o.nodes.iter().enumerate().filter(|(i, _)| o.exists(*i, at)) {
         counts[n.kind as usize] += 1;
         let j = o.status(i, at);
         let link_inferred = !n.inferred.is_empty() || n.renews_doubt.is_some();
@@ -257,7 +260,7 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
         )?;
     }
     let mut denied = 0;
-    for d in o.denials.iter().filter(|d| d.event <= at) {
+    for (_, d) in o.denials_at(at) {
         denied += 1;
         let delegation = d.event_type == "delegation_attenuation_violation";
         line(

@@ -72,7 +72,7 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
         w,
         "as of {} · {} · hash chain {}",
         s.id,
-        s.timestamp,
+        crate::observe::when::stamp(s.ms),
         o.chain_words()
     )?;
     for f in o.failures() {
@@ -124,7 +124,7 @@ fn walk(o: &Observed, root: NodeId, at: usize, w: &mut dyn Write) -> io::Result<
             .denials
             .iter()
             .copied()
-            .filter(|&d| o.denials[d].event <= at)
+            .filter(|&d| o.denials[d].event <= at && o.denial_shown(d))
             .collect();
         for (x, &d) in denials.iter().enumerate() {
             let d = &o.denials[d];
