@@ -121,6 +121,10 @@ pub struct Session {
     /// A revocation sent whose predicted victims among other clients'
     /// tokens the audit trail is to confirm.
     confirming: Option<Confirming>,
+    /// Whether steps that change the broker may be sent (asked once per
+    /// session on an external broker), and what waits for the answer.
+    changes: gate::Changes,
+    pending: Option<gate::Pending>,
 }
 
 /// A revocation the trail is to confirm: the entry, the other clients'
@@ -159,10 +163,30 @@ impl Session {
         no_color: bool,
         live: Option<Duration>,
     ) -> Result<Session, TuiError> {
+        Self::start_with(settings, script, no_color, live, false).await
+    }
+
+    /// As [`Session::start`]; `read_only` (`--read-only`): nothing that
+    /// would change the broker is ever sent.
+    pub async fn start_with(
+        settings: Settings,
+        script: Option<Script>,
+        no_color: bool,
+        live: Option<Duration>,
+        read_only: bool,
+    ) -> Result<Session, TuiError> {
         let script = script.unwrap_or_else(Script::empty);
         let (target, driver) = Driver::connect(&settings, script.clone()).await?;
         let mut view = View::new(Some(&script), no_color);
         view.context = settings.context.clone();
+        let changes = if read_only {
+            view.read_only = Some(target.url.clone());
+            gate::Changes::ReadOnly
+        } else if target.embedded.is_some() {
+            gate::Changes::Allowed
+        } else {
+            gate::Changes::Ask
+        };
         let mut s = Session {
             view,
             settings,
@@ -179,12 +203,23 @@ impl Session {
             confirm: None,
             others: None,
             confirming: None,
+            changes,
+            pending: None,
         };
         s.driver.worker.send(Command::Health);
         // Before the first frame: the title and app steps are quick, and the
-        // first screen should show them.
+        // first screen should show them. Not one that would change an
+        // external broker: that waits for the first key, which asks.
         let n = s.preamble();
         while s.driver.runner.position() < n && s.driver.runner.halted().is_none() {
+            let pos = s.driver.runner.position();
+            if s.script
+                .steps
+                .get(pos)
+                .is_some_and(|st| s.held_back(&st.kind))
+            {
+                break;
+            }
             let Some(r) = s.driver.step().await else {
                 break;
             };
@@ -253,7 +288,11 @@ impl Session {
     /// Starts the next scripted step; its report comes when it ends.
     fn start_next(&mut self) {
         if let Some(st) = self.script.steps.get(self.driver.runner.position()) {
-            self.revoking(st.kind.clone());
+            let kind = st.kind.clone();
+            if !self.gate(&kind, gate::Pending::Next) {
+                return;
+            }
+            self.revoking(kind);
         }
         match self.driver.start_next() {
             Started::Done(r) => self.finished(*r),
@@ -603,6 +642,7 @@ pub async fn run(
     script: Option<Script>,
     no_color: bool,
     live: Option<Duration>,
+    read_only: bool,
 ) -> Result<Ended, TuiError> {
     use std::io::IsTerminal;
     // Check before touching the terminal, so nothing is written to a pipe.
@@ -612,7 +652,7 @@ pub async fn run(
         )));
     }
     let mut signals = Signals::new();
-    let mut session = Session::start(settings, script, no_color, live).await?;
+    let mut session = Session::start_with(settings, script, no_color, live, read_only).await?;
     let mut terminal = init_terminal()?;
     let result = event_loop(&mut terminal, &mut session, &mut signals).await;
     restore();
@@ -691,86 +731,6 @@ async fn event_loop(
     }
 }
 
-/// `y`: the selected token to the clipboard, through the terminal.
-fn copy_token(s: &mut Session, id: crate::app::TokenId) {
-    if let Some(raw) = s.driver.app.tokens.get(id).and_then(|t| t.raw.clone()) {
-        use std::io::Write as _;
-        let mut out = io::stdout();
-        let sent = out
-            .write_all(osc52(&raw).as_bytes())
-            .and_then(|_| out.flush());
-        let name = s.driver.app.token_name(id);
-        s.view.message = Some(match sent {
-            Ok(()) => format!(
-                "copied {name}'s token (OSC 52; if your terminal does not allow it, Y saves it to a file)"
-            ),
-            Err(e) => format!("could not copy: {e}"),
-        });
-    }
-}
-
-/// `Y`: the selected token to a file.
-fn save_selected(s: &mut Session, id: crate::app::TokenId) {
-    if let Some(raw) = s.driver.app.tokens.get(id).and_then(|t| t.raw.clone()) {
-        let name = s.driver.app.token_name(id);
-        s.view.message = Some(match save_token(&name, &raw, std::path::Path::new(".")) {
-            Ok(path) => format!("saved {name}'s token to {} (0600)", path.display()),
-            Err(e) => format!("could not save the token: {e}"),
-        });
-    }
-}
-
-/// The OSC 52 sequence that asks the terminal to put `text` on the
-/// clipboard (works over ssh; tmux passes it on with `set-clipboard on`).
-fn osc52(text: &str) -> String {
-    use base64::Engine;
-    format!(
-        "\x1b]52;c;{}\x07",
-        base64::engine::general_purpose::STANDARD.encode(text)
-    )
-}
-
-/// Writes a token to `DIR/NAME.jwt` (owner-only), never over an existing
-/// file (`NAME-2.jwt`, …). Returns the path.
-fn save_token(name: &str, raw: &str, dir: &std::path::Path) -> io::Result<std::path::PathBuf> {
-    use std::io::Write as _;
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    for n in 1..1000 {
-        let file = if n == 1 {
-            format!("{safe}.jwt")
-        } else {
-            format!("{safe}-{n}.jwt")
-        };
-        let path = dir.join(file);
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        match opts.open(&path) {
-            Ok(mut f) => {
-                f.write_all(raw.as_bytes())?;
-                f.write_all(b"\n")?;
-                return Ok(path);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::other("too many saved tokens with that name"))
-}
-
 /// `b` and `r` replay the scenario on a fresh state: the user's own actions
 /// (explorer forms) would be lost. Says so, once, when there are any.
 fn drop_warning(journal: &[crate::scenario::Step], action: Action) -> Option<String> {
@@ -793,10 +753,25 @@ async fn act(
     signals: &mut Signals,
     action: Action,
 ) -> Result<Option<Ended>, TuiError> {
-    if !matches!(action, Action::None | Action::BackStep | Action::Restart) {
+    if !matches!(
+        action,
+        Action::None | Action::BackStep | Action::Restart | Action::Allow | Action::Deny
+    ) {
         s.confirm = None;
     }
+    // Yes to "b drops your actions": the replay goes ahead.
+    let action = match (action, s.confirm) {
+        (Action::Allow, Some(replay)) => replay,
+        _ => action,
+    };
     match action {
+        Action::Allow => s.allowed(),
+        Action::Deny => {
+            if s.confirm.take().is_some() {
+                s.view.message = Some("kept: nothing replayed".into());
+            }
+            s.denied();
+        }
         Action::None
         | Action::NextEvent
         | Action::PrevEvent
@@ -832,20 +807,15 @@ async fn act(
                 return Ok(None);
             }
             match s.view.take_submit(&s.driver.app) {
-                None => {}
+                Some(Submit::Step(kind)) if s.gate(&kind, gate::Pending::Adhoc(kind.clone())) => {
+                    s.start_adhoc(kind);
+                }
+                None | Some(Submit::Step(_)) => {}
                 Some(Submit::Export(path)) => {
                     let journal = s.driver.runner.journal();
                     let r = crate::export::write(&s.driver.app, journal, &path)
                         .map_err(|e| e.to_string());
                     s.view.on_export(r);
-                }
-                Some(Submit::Step(kind)) => {
-                    let kind = s.revoking(kind);
-                    match s.driver.start_adhoc(kind) {
-                        Started::Done(r) => s.finished(*r),
-                        Started::Running => s.view.message = None,
-                        Started::Busy | Started::Finished => s.busy_message(),
-                    }
                 }
             }
         }
@@ -860,7 +830,17 @@ async fn act(
             let confirmed = s.confirm.take() == Some(action);
             if !confirmed && let Some(ask) = drop_warning(s.driver.runner.journal(), action) {
                 s.confirm = Some(action);
-                s.view.message = Some(ask);
+                let key = if action == Action::Restart { 'r' } else { 'b' };
+                s.view.ask(crate::view::Ask {
+                    title: format!(
+                        " {key}: {} ",
+                        if key == 'r' { "restart" } else { "back a step" }
+                    ),
+                    lines: vec![ask],
+                    again: Some(key),
+                    yes: format!("y or {key} again: go ahead"),
+                    no: "n/Esc: keep them".into(),
+                });
                 return Ok(None);
             }
             let to = if action == Action::Restart {
@@ -871,9 +851,9 @@ async fn act(
             // The embedded broker is started afresh; an external one is
             // the same broker, and what earlier runs left on it stays.
             let fresh = if s.target.embedded.is_some() {
-                "on a fresh embedded broker"
+                "on a fresh embedded broker".to_string()
             } else {
-                "against the same broker (what earlier runs left there stays)"
+                gate::left_there(&s.driver.app)
             };
             s.view.message = Some(format!("replaying {fresh}…"));
             if let Some(terminal) = terminal {
@@ -892,6 +872,12 @@ async fn act(
     }
     Ok(None)
 }
+
+mod clipboard;
+mod gate;
+use clipboard::{copy_token, save_selected};
+#[cfg(test)]
+use clipboard::{osc52, save_token};
 
 #[cfg(test)]
 mod tests;

@@ -358,7 +358,9 @@ async fn observe_loop(
                     .unwrap_or_default();
                 if s.view.filtering {
                     s.filter.text = typed;
+                    // The matches from the top: the old scroll may be past them.
                     s.view.selected = None;
+                    s.view.tree.offset = 0;
                     s.rebuild();
                     continue;
                 }
