@@ -81,7 +81,7 @@ pub fn left_there(app: &App) -> String {
     let live = app.live_tokens().iter().filter(|(id, _)| own(*id)).count();
     let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
     format!(
-        "against the same broker — this session's {} and {} stay there (x releases, R revokes)",
+        "on the same broker · still there: {}, {}",
         plural(agents, "agent"),
         plural(live, "live token"),
     )
