@@ -2,7 +2,7 @@
 //! scenario position, the notice of the moment. When it does not fit, the
 //! least important part is shortened first, always ending with "…", then
 //! dropped: the app, then the broker, then the context, the step, and last
-//! the notice, the step in flight and the connection.
+//! the connection, the step in flight and the notice.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -22,6 +22,9 @@ struct Part {
     style: Style,
     keep: u8,
     min: usize,
+    /// Follows the part before it after a space, not a separator (the
+    /// context before the broker it names).
+    glue: bool,
 }
 
 const SEP: &str = " │ ";
@@ -33,6 +36,7 @@ fn parts(app: &App, view: &View, t: Theme) -> Vec<Part> {
         style,
         keep,
         min,
+        glue: false,
     };
     let trail = app.broker_url.strip_prefix("file:");
     let mut p = Vec::new();
@@ -66,7 +70,8 @@ fn parts(app: &App, view: &View, t: Theme) -> Vec<Part> {
         ));
     }
     if let Some(m) = &view.message {
-        p.push(part(m.clone(), t.warn(), 7, 24));
+        // What a key just said stays the longest (after the hash-chain alarm).
+        p.push(part(m.clone(), t.warn(), 9, 24));
     }
     if let Some(c) = &view.context {
         // A production context in a colour of its own (and a mark, for
@@ -95,12 +100,15 @@ fn parts(app: &App, view: &View, t: Theme) -> Vec<Part> {
             None => format!("broker {}", app.broker_url),
         }
     };
-    p.push(part(
-        broker,
-        Style::new(),
-        if trail.is_some() { 6 } else { 3 },
-        12,
-    ));
+    p.push(Part {
+        glue: view.context.is_some(),
+        ..part(
+            broker,
+            Style::new(),
+            if trail.is_some() { 6 } else { 3 },
+            12,
+        )
+    });
     // Observe reads as the admin, not as an app.
     if !view.observing {
         let app_part = match &app.app {
@@ -117,7 +125,7 @@ fn fit_parts(mut parts: Vec<Part>, room: usize) -> Vec<Part> {
     let total = |p: &[Part]| -> usize {
         p.iter()
             .filter(|x| !x.text.is_empty())
-            .map(|x| x.text.width() + SEP.width())
+            .map(|x| x.text.width() + if x.glue { 1 } else { SEP.width() })
             .sum::<usize>()
     };
     let mut order: Vec<usize> = (0..parts.len()).collect();
@@ -150,7 +158,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme) {
         t.strong().add_modifier(Modifier::REVERSED),
     )];
     for (i, p) in fit_parts(parts(app, view, t), room).into_iter().enumerate() {
-        spans.push(Span::styled(if i == 0 { " " } else { SEP }, t.dim()));
+        let sep = if i == 0 || p.glue { " " } else { SEP };
+        spans.push(Span::styled(sep, t.dim()));
         spans.push(Span::styled(p.text, p.style));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -166,6 +175,7 @@ mod tests {
             style: Style::new(),
             keep,
             min,
+            glue: false,
         }
     }
 

@@ -79,7 +79,7 @@ pub fn read_only_message(key: KeyCode) -> String {
                 'i' => "import a token",
                 _ => "that",
             };
-            format!("observe is read-only: {c} ({what}) is in the explorer, chainview --broker URL")
+            format!("observe is read-only — {c} ({what}) is the explorer's (chainview --broker URL)")
         }
     }
 }

@@ -594,7 +594,7 @@ pub const KEYMAP: &[Binding] = &[
         &[Char('n'), Esc],
         "n/Esc",
         Verb::Deny,
-        "no, send nothing",
+        "no",
         Some(1),
     ),
     // Typing a scope.
