@@ -125,6 +125,11 @@ pub struct Session {
     /// session on an external broker), and what waits for the answer.
     changes: gate::Changes,
     pending: Option<gate::Pending>,
+    /// While connected, a health check now and then (when the live check
+    /// has nothing to ask), so a broker gone down turns the status bar to
+    /// "unreachable"; its answer stays out of the event log.
+    next_quiet_health: Instant,
+    quiet_health: Option<u64>,
 }
 
 /// A revocation the trail is to confirm: the entry, the other clients'
@@ -150,6 +155,8 @@ struct Others {
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often a connected session checks the broker is still there.
+const QUIET_HEALTH: Duration = Duration::from_secs(5);
 /// `O` before the trail is read.
 const READING: &str = "showing other clients' chains: reading the audit trail… — O hides them";
 
@@ -205,6 +212,8 @@ impl Session {
             confirming: None,
             changes,
             pending: None,
+            next_quiet_health: Instant::now() + QUIET_HEALTH,
+            quiet_health: None,
         };
         s.driver.worker.send(Command::Health);
         // Before the first frame: the title and app steps are quick, and the
@@ -558,6 +567,16 @@ impl Session {
                 self.revalidate();
             }
         }
+        if self.driver.app.connection_error.is_none()
+            && self.quiet_health.is_none()
+            && Instant::now() >= self.next_quiet_health
+        {
+            self.next_quiet_health = Instant::now() + QUIET_HEALTH;
+            let live_check = self.live.is_some() && !self.driver.app.live_tokens().is_empty();
+            if !live_check && !self.driver.runner.busy() {
+                self.quiet_health = Some(self.driver.worker.send(Command::Health));
+            }
+        }
         if self.driver.app.connection_error.is_none() {
             self.backoff = Duration::from_secs(1);
             if self.driver.app.connected && self.driver.runner.halted().is_some() {
@@ -575,6 +594,14 @@ impl Session {
 
     /// One event from the worker, as the event loop takes it.
     pub fn on_worker(&mut self, ev: crate::worker::Event) {
+        let quiet = self.quiet_health.is_some_and(|id| id == ev.request);
+        if quiet {
+            self.quiet_health = None;
+            // Answered: nothing to log. Unreachable: folded as any call.
+            if matches!(ev.outcome, Outcome::Health(Ok(_))) {
+                return;
+            }
+        }
         if let Outcome::AuditSince { offset, result } = ev.outcome {
             self.on_others(offset, result);
         } else if let Some(r) = self.driver.fold(ev) {

@@ -675,3 +675,20 @@ fn read_only_refuses_every_change_and_says_why() {
     assert_eq!(broker.apps(), 0);
     t.quit_and_check_restored(&mut child);
 }
+
+/// Issue 21: the explorer kept "● connected" while the broker was down
+/// (with no token to check, nothing was sent). Now a quiet health check
+/// (kept out of the event log) turns it to "unreachable".
+#[test]
+fn a_broker_gone_down_turns_the_status_bar_to_unreachable() {
+    let mut broker = ExternalBroker::start();
+    let (mut t, mut child) = Term::spawn(
+        &["--broker", &broker.url],
+        &[("AGENTWRIT_ADMIN_SECRET", ExternalBroker::ADMIN)],
+    );
+    t.wait_for("● connected");
+    let _ = broker.child.kill();
+    let _ = broker.child.wait();
+    t.wait_for("✗ unreachable");
+    t.quit_and_check_restored(&mut child);
+}
