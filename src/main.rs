@@ -210,6 +210,11 @@ struct Cli {
     /// and read zone-less --at/t times in UTC. JSON is always RFC 3339 UTC.
     #[arg(long, global = true)]
     utc: bool,
+    /// Interactive: never change the broker — no agent is registered, nothing
+    /// delegated, renewed, released or revoked (the keys say why). Without it,
+    /// the first change to a broker that is not the embedded one asks first.
+    #[arg(long)]
+    read_only: bool,
     #[command(flatten)]
     tls: TlsClientArgs,
     #[command(flatten)]
@@ -278,6 +283,9 @@ struct DemoConnection {
     /// Ask the broker about every live token this often; 0 turns it off.
     #[arg(long, value_name = "SECS", value_parser = parse_interval)]
     revalidate: Option<f64>,
+    /// Never change the broker: the scenario stops at its first step that would.
+    #[arg(long)]
+    read_only: bool,
 }
 
 /// The command definition, its long help carrying the keys from the one
@@ -643,6 +651,7 @@ fn main() -> ExitCode {
         if let Some(r) = conn.revalidate {
             cli.revalidate = r;
         }
+        cli.read_only |= conn.read_only;
     }
     let reads_only = reads_only(&cli.command);
     let settings = match settings(&cli, context, !reads_only) {
@@ -653,10 +662,13 @@ fn main() -> ExitCode {
         }
     };
     let live = (cli.revalidate > 0.0).then(|| Duration::from_secs_f64(cli.revalidate));
+    let read_only = cli.read_only;
     let result = rt.block_on(async {
         match cli.command {
             Some(Command::Broker(args)) => run_broker(args).await,
-            Some(Command::Demo { file, .. }) => interactive(settings, file, live).await,
+            Some(Command::Demo { file, .. }) => {
+                interactive(settings, Some(file), live, read_only).await
+            }
             Some(Command::Observe(args)) => run_observe(settings, args).await,
             Some(
                 cmd @ (Command::WhoCan(_)
@@ -702,7 +714,7 @@ fn main() -> ExitCode {
                 // A closed pipe (e.g. `| head`) is not an error worth a report.
                 Ok(emit(&buf).map_or_else(|e| output_failed(&e), |()| 0))
             }
-            None => interactive(settings, None, live).await,
+            None => interactive(settings, None, live, read_only).await,
         }
     });
     match result {
@@ -714,13 +726,21 @@ fn main() -> ExitCode {
     }
 }
 
-/// The interactive session on a scenario (the bundled deploy one by default).
+/// The interactive session: `demo` on a scenario (the bundled deploy one
+/// by default); plain `chainview` on the embedded broker on the deploy
+/// scenario too, and attached to another broker on none (it changes
+/// nothing there until asked to).
 async fn interactive(
     settings: Settings,
-    file: Option<PathBuf>,
+    demo: Option<Option<PathBuf>>,
     live: Option<Duration>,
+    read_only: bool,
 ) -> Result<u8> {
-    let (name, text) = match &file {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if demo.is_none() && settings.broker_url.is_some() {
+        return ended(chainview::tui::run(settings, None, no_color, live, read_only).await);
+    }
+    let (name, text) = match demo.as_ref().and_then(Option::as_ref) {
         Some(path) => match read_script(path) {
             Ok(x) => x,
             Err(e) => {
@@ -740,8 +760,12 @@ async fn interactive(
             return Ok(2);
         }
     };
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    match chainview::tui::run(settings, Some(script), no_color, live).await {
+    ended(chainview::tui::run(settings, Some(script), no_color, live, read_only).await)
+}
+
+/// The exit code of an interactive session.
+fn ended(r: Result<chainview::tui::Ended, chainview::tui::TuiError>) -> Result<u8> {
+    match r {
         Ok(chainview::tui::Ended::Quit) => Ok(0),
         Ok(chainview::tui::Ended::Signal(code)) => Ok(code),
         Err(chainview::tui::TuiError::Session(e)) => {

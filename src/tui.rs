@@ -46,55 +46,6 @@ pub enum Ended {
     Signal(u8),
 }
 
-/// SIGTERM, SIGHUP and SIGINT from outside (Ctrl-C as a key arrives as a
-/// key in raw mode): each ends the session like `q`, terminal restored.
-pub(crate) struct Signals {
-    #[cfg(unix)]
-    sigs: Option<[(tokio::signal::unix::Signal, u8); 3]>,
-}
-
-impl Signals {
-    pub(crate) fn new() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let sigs = (|| {
-                Some([
-                    (signal(SignalKind::terminate()).ok()?, 143),
-                    (signal(SignalKind::hangup()).ok()?, 129),
-                    (signal(SignalKind::interrupt()).ok()?, 130),
-                ])
-            })();
-            Signals { sigs }
-        }
-        #[cfg(not(unix))]
-        Signals {}
-    }
-
-    /// No handlers (a session driven without a terminal, in tests).
-    pub(crate) fn none() -> Self {
-        #[cfg(unix)]
-        {
-            Signals { sigs: None }
-        }
-        #[cfg(not(unix))]
-        Signals {}
-    }
-
-    /// The exit code of the next signal; pending forever without handlers.
-    pub(crate) async fn recv(&mut self) -> u8 {
-        #[cfg(unix)]
-        if let Some([(a, ca), (b, cb), (c, cc)]) = self.sigs.as_mut() {
-            return tokio::select! {
-                _ = a.recv() => *ca,
-                _ = b.recv() => *cb,
-                _ = c.recv() => *cc,
-            };
-        }
-        std::future::pending().await
-    }
-}
-
 /// Everything the interactive session owns.
 pub struct Session {
     settings: Settings,
@@ -122,6 +73,15 @@ pub struct Session {
     /// A revocation sent whose predicted victims among other clients'
     /// tokens the audit trail is to confirm.
     confirming: Option<Confirming>,
+    /// Whether steps that change the broker may be sent (asked once per
+    /// session on an external broker), and what waits for the answer.
+    changes: gate::Changes,
+    pending: Option<gate::Pending>,
+    /// While connected, a health check now and then (when the live check
+    /// has nothing to ask), so a broker gone down turns the status bar to
+    /// "unreachable"; its answer stays out of the event log.
+    next_quiet_health: Instant,
+    quiet_health: Option<u64>,
 }
 
 /// A revocation the trail is to confirm: the entry, the other clients'
@@ -147,6 +107,8 @@ struct Others {
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often a connected session checks the broker is still there.
+const QUIET_HEALTH: Duration = Duration::from_secs(5);
 /// `O` before the trail is read.
 const READING: &str = "showing other clients' chains: reading the audit trail… — O hides them";
 
@@ -160,10 +122,30 @@ impl Session {
         no_color: bool,
         live: Option<Duration>,
     ) -> Result<Session, TuiError> {
+        Self::start_with(settings, script, no_color, live, false).await
+    }
+
+    /// As [`Session::start`]; `read_only` (`--read-only`): nothing that
+    /// would change the broker is ever sent.
+    pub async fn start_with(
+        settings: Settings,
+        script: Option<Script>,
+        no_color: bool,
+        live: Option<Duration>,
+        read_only: bool,
+    ) -> Result<Session, TuiError> {
         let script = script.unwrap_or_else(Script::empty);
         let (target, driver) = Driver::connect(&settings, script.clone()).await?;
         let mut view = View::new(Some(&script), no_color);
         view.context = settings.context.clone();
+        let changes = if read_only {
+            view.read_only = Some(target.url.clone());
+            gate::Changes::ReadOnly
+        } else if target.embedded.is_some() {
+            gate::Changes::Allowed
+        } else {
+            gate::Changes::Ask
+        };
         let mut s = Session {
             view,
             settings,
@@ -180,12 +162,25 @@ impl Session {
             confirm: None,
             others: None,
             confirming: None,
+            changes,
+            pending: None,
+            next_quiet_health: Instant::now() + QUIET_HEALTH,
+            quiet_health: None,
         };
         s.driver.worker.send(Command::Health);
         // Before the first frame: the title and app steps are quick, and the
-        // first screen should show them.
+        // first screen should show them. Not one that would change an
+        // external broker: that waits for the first key, which asks.
         let n = s.preamble();
         while s.driver.runner.position() < n && s.driver.runner.halted().is_none() {
+            let pos = s.driver.runner.position();
+            if s.script
+                .steps
+                .get(pos)
+                .is_some_and(|st| s.held_back(&st.kind))
+            {
+                break;
+            }
             let Some(r) = s.driver.step().await else {
                 break;
             };
@@ -254,7 +249,11 @@ impl Session {
     /// Starts the next scripted step; its report comes when it ends.
     fn start_next(&mut self) {
         if let Some(st) = self.script.steps.get(self.driver.runner.position()) {
-            self.revoking(st.kind.clone());
+            let kind = st.kind.clone();
+            if !self.gate(&kind, gate::Pending::Next) {
+                return;
+            }
+            self.revoking(kind);
         }
         match self.driver.start_next() {
             Started::Done(r) => self.finished(*r),
@@ -393,6 +392,9 @@ impl Session {
                     self.poll_others();
                 }
             }
+            // Unreachable: the connection part of the status bar says so
+            // (a notice here would cover it on every poll).
+            Err(e) if e.is_unreachable() => {}
             Err(e) => {
                 self.view.message = Some(format!(
                     "other clients' chains: the audit trail could not be read ({e})"
@@ -516,6 +518,16 @@ impl Session {
                 self.revalidate();
             }
         }
+        if self.driver.app.connection_error.is_none()
+            && self.quiet_health.is_none()
+            && Instant::now() >= self.next_quiet_health
+        {
+            self.next_quiet_health = Instant::now() + QUIET_HEALTH;
+            let live_check = self.live.is_some() && !self.driver.app.live_tokens().is_empty();
+            if !live_check && !self.driver.runner.busy() {
+                self.quiet_health = Some(self.driver.worker.send(Command::Health));
+            }
+        }
         if self.driver.app.connection_error.is_none() {
             self.backoff = Duration::from_secs(1);
             if self.driver.app.connected && self.driver.runner.halted().is_some() {
@@ -533,6 +545,14 @@ impl Session {
 
     /// One event from the worker, as the event loop takes it.
     pub fn on_worker(&mut self, ev: crate::worker::Event) {
+        let quiet = self.quiet_health.is_some_and(|id| id == ev.request);
+        if quiet {
+            self.quiet_health = None;
+            // Answered: nothing to log. Unreachable: folded as any call.
+            if matches!(ev.outcome, Outcome::Health(Ok(_))) {
+                return;
+            }
+        }
         if let Outcome::AuditSince { offset, result } = ev.outcome {
             self.on_others(offset, result);
         } else if let Some(r) = self.driver.fold(ev) {
@@ -600,6 +620,7 @@ pub async fn run(
     script: Option<Script>,
     no_color: bool,
     live: Option<Duration>,
+    read_only: bool,
 ) -> Result<Ended, TuiError> {
     use std::io::IsTerminal;
     // Check before touching the terminal, so nothing is written to a pipe.
@@ -609,7 +630,7 @@ pub async fn run(
         )));
     }
     let mut signals = Signals::new();
-    let mut session = Session::start(settings, script, no_color, live).await?;
+    let mut session = Session::start_with(settings, script, no_color, live, read_only).await?;
     let mut terminal = init_terminal()?;
     let result = event_loop(&mut terminal, &mut session, &mut signals).await;
     restore();
@@ -689,86 +710,6 @@ async fn event_loop(
     }
 }
 
-/// `y`: the selected token to the clipboard, through the terminal.
-fn copy_token(s: &mut Session, id: crate::app::TokenId) {
-    if let Some(raw) = s.driver.app.tokens.get(id).and_then(|t| t.raw.clone()) {
-        use std::io::Write as _;
-        let mut out = io::stdout();
-        let sent = out
-            .write_all(osc52(&raw).as_bytes())
-            .and_then(|_| out.flush());
-        let name = s.driver.app.token_name(id);
-        s.view.message = Some(match sent {
-            Ok(()) => format!(
-                "copied {name}'s token (OSC 52; if your terminal does not allow it, Y saves it to a file)"
-            ),
-            Err(e) => format!("could not copy: {e}"),
-        });
-    }
-}
-
-/// `Y`: the selected token to a file.
-fn save_selected(s: &mut Session, id: crate::app::TokenId) {
-    if let Some(raw) = s.driver.app.tokens.get(id).and_then(|t| t.raw.clone()) {
-        let name = s.driver.app.token_name(id);
-        s.view.message = Some(match save_token(&name, &raw, std::path::Path::new(".")) {
-            Ok(path) => format!("saved {name}'s token to {} (0600)", path.display()),
-            Err(e) => format!("could not save the token: {e}"),
-        });
-    }
-}
-
-/// The OSC 52 sequence that asks the terminal to put `text` on the
-/// clipboard (works over ssh; tmux passes it on with `set-clipboard on`).
-fn osc52(text: &str) -> String {
-    use base64::Engine;
-    format!(
-        "\x1b]52;c;{}\x07",
-        base64::engine::general_purpose::STANDARD.encode(text)
-    )
-}
-
-/// Writes a token to `DIR/NAME.jwt` (owner-only), never over an existing
-/// file (`NAME-2.jwt`, …). Returns the path.
-fn save_token(name: &str, raw: &str, dir: &std::path::Path) -> io::Result<std::path::PathBuf> {
-    use std::io::Write as _;
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    for n in 1..1000 {
-        let file = if n == 1 {
-            format!("{safe}.jwt")
-        } else {
-            format!("{safe}-{n}.jwt")
-        };
-        let path = dir.join(file);
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        match opts.open(&path) {
-            Ok(mut f) => {
-                f.write_all(raw.as_bytes())?;
-                f.write_all(b"\n")?;
-                return Ok(path);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::other("too many saved tokens with that name"))
-}
-
 /// `b` and `r` replay the scenario on a fresh state: the user's own actions
 /// (explorer forms) would be lost. Says so, once, when there are any.
 fn drop_warning(journal: &[crate::scenario::Step], action: Action) -> Option<String> {
@@ -791,10 +732,25 @@ async fn act(
     signals: &mut Signals,
     action: Action,
 ) -> Result<Option<Ended>, TuiError> {
-    if !matches!(action, Action::None | Action::BackStep | Action::Restart) {
+    if !matches!(
+        action,
+        Action::None | Action::BackStep | Action::Restart | Action::Allow | Action::Deny
+    ) {
         s.confirm = None;
     }
+    // Yes to "b drops your actions": the replay goes ahead.
+    let action = match (action, s.confirm) {
+        (Action::Allow, Some(replay)) => replay,
+        _ => action,
+    };
     match action {
+        Action::Allow => s.allowed(),
+        Action::Deny => {
+            if s.confirm.take().is_some() {
+                s.view.message = Some("kept: nothing replayed".into());
+            }
+            s.denied();
+        }
         Action::None
         | Action::NextEvent
         | Action::PrevEvent
@@ -830,20 +786,15 @@ async fn act(
                 return Ok(None);
             }
             match s.view.take_submit(&s.driver.app) {
-                None => {}
+                Some(Submit::Step(kind)) if s.gate(&kind, gate::Pending::Adhoc(kind.clone())) => {
+                    s.start_adhoc(kind);
+                }
+                None | Some(Submit::Step(_)) => {}
                 Some(Submit::Export(path)) => {
                     let journal = s.driver.runner.journal();
                     let r = crate::export::write(&s.driver.app, journal, &path)
                         .map_err(|e| e.to_string());
                     s.view.on_export(r);
-                }
-                Some(Submit::Step(kind)) => {
-                    let kind = s.revoking(kind);
-                    match s.driver.start_adhoc(kind) {
-                        Started::Done(r) => s.finished(*r),
-                        Started::Running => s.view.message = None,
-                        Started::Busy | Started::Finished => s.busy_message(),
-                    }
                 }
             }
         }
@@ -858,7 +809,17 @@ async fn act(
             let confirmed = s.confirm.take() == Some(action);
             if !confirmed && let Some(ask) = drop_warning(s.driver.runner.journal(), action) {
                 s.confirm = Some(action);
-                s.view.message = Some(ask);
+                let key = if action == Action::Restart { 'r' } else { 'b' };
+                s.view.ask(crate::view::Ask {
+                    title: format!(
+                        " {key}: {} ",
+                        if key == 'r' { "restart" } else { "back a step" }
+                    ),
+                    lines: vec![ask],
+                    again: Some(key),
+                    yes: format!("y or {key} again: go ahead"),
+                    no: "n/Esc: keep them".into(),
+                });
                 return Ok(None);
             }
             let to = if action == Action::Restart {
@@ -869,9 +830,9 @@ async fn act(
             // The embedded broker is started afresh; an external one is
             // the same broker, and what earlier runs left on it stays.
             let fresh = if s.target.embedded.is_some() {
-                "on a fresh embedded broker"
+                "on a fresh embedded broker".to_string()
             } else {
-                "against the same broker (what earlier runs left there stays)"
+                gate::left_there(&s.driver.app)
             };
             s.view.message = Some(format!("replaying {fresh}…"));
             if let Some(terminal) = terminal {
@@ -891,6 +852,14 @@ async fn act(
     Ok(None)
 }
 
+mod clipboard;
+mod gate;
 mod judgment;
+mod signals;
+use clipboard::{copy_token, save_selected};
+#[cfg(test)]
+use clipboard::{osc52, save_token};
+pub(crate) use signals::Signals;
+
 #[cfg(test)]
 mod tests;

@@ -165,9 +165,13 @@ async fn other_client(env: &Env) -> Other {
 
 async fn session(env: &Env) -> Session {
     let script = parse("deploy.chainview", DEPLOY).unwrap();
-    Session::start(env.settings().await, Some(script), true, None)
+    let mut s = Session::start(env.settings().await, Some(script), true, None)
         .await
-        .unwrap()
+        .unwrap();
+    // An external broker: changes are asked for once (tests/pty.rs asks
+    // and answers in a real terminal); here, answered yes up front.
+    s.allow_changes();
+    s
 }
 
 fn foreign_subs(s: &Session) -> Vec<String> {

@@ -61,6 +61,32 @@ impl Term {
 }
 
 impl Term {
+    /// `n`, answering the question before the first change to an external
+    /// broker with y (`asked` counts the times it was asked), until the
+    /// status bar shows `step STEP/40`.
+    fn next_to(&mut self, step: usize, asked: &mut usize) {
+        self.keys("n");
+        let want = format!("step {step}/40");
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains("Change this broker?") {
+                *asked += 1;
+                assert!(s.contains("y: yes, for this session"), "{s}");
+                self.keys("y");
+                while self.screen().contains("Change this broker?") {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            } else if s.contains(&want) {
+                return;
+            }
+            if start.elapsed() > WAIT {
+                panic!("timed out waiting for {want:?}; the screen shows:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts chainview with `args` in a pseudo-terminal.
     fn spawn(
         args: &[&str],
@@ -248,10 +274,11 @@ fn live_check_shows_a_revocation_made_elsewhere() {
         ],
     );
     t.wait_for("step 2/40");
+    let mut asked = 0;
     for step in 3..=6 {
-        t.keys("n");
-        t.wait_for(&format!("step {step}/40"));
+        t.next_to(step, &mut asked);
     }
+    assert_eq!(asked, 1, "asked once before the first change");
     t.wait_for("✓ analyst valid");
     // Another client of the same broker revokes the analyst's task.
     rt.block_on(async {
@@ -482,13 +509,21 @@ fn merged_view_survives_b_in_a_real_terminal() {
     t.wait_for("step 2/40");
     t.keys("O");
     t.wait_for("· gone/");
+    let mut asked = 0;
     for step in 3..=6 {
-        t.keys("n");
-        t.wait_for(&format!("step {step}/40"));
+        t.next_to(step, &mut asked);
     }
+    assert_eq!(asked, 1, "asked once before the first change");
     t.wait_for("✓ deployer valid");
     t.keys("b");
-    t.wait_for("replayed to step 5");
+    // Once per session: the replay registers again without asking, and
+    // says what this session left on the broker.
+    let s = t.wait_for("replayed to step 5");
+    assert!(!s.contains("Change this broker?"), "{s}");
+    assert!(
+        s.contains("on the same broker · still there: 3 agents"),
+        "{s}"
+    );
     // The earlier run's orchestrator, now another run's token, and the
     // other client's: shown again without a key pressed.
     let s = t.wait_for("· release-v2.4.1/");
@@ -600,8 +635,167 @@ fn observe_t_jumps_in_the_local_zone_and_names_itself_in_errors() {
     t.wait_for("as of evt-000016 · 00:20:25 JST");
     t.keys("t");
     t.keys("noon\r");
-    // The status bar is cut at 110 columns; what it starts with is `t`.
-    let s = t.wait_for("│ t no");
+    // The notice leads the status bar (it is cut at 110 columns).
+    let s = t.wait_for("chainview  t noon: expected an event id");
     assert!(!s.contains("--at"), "{s}");
+    t.quit_and_check_restored(&mut child);
+}
+
+/// Issue 21 item 4 in a real terminal: Tab onto the probe, then a hotkey
+/// is a hotkey (before, Tab dropped into typing: `n` became text); `/`
+/// selects the old text and typing replaces it (before, it was appended).
+#[test]
+fn tab_then_hotkeys_and_slash_replaces_the_probe_text() {
+    let (mut t, mut child) = Term::spawn(&["demo"], &[]);
+    t.wait_for("step 2/40");
+    t.keys("\t\t");
+    t.wait_for(" Scope probe  ↑↓/jk scroll");
+    t.keys("n");
+    let s = t.wait_for("step 3/40");
+    assert!(!s.contains("scope › n"), "{s}");
+    t.keys("/write:deploy:x");
+    t.wait_for("scope › write:deploy:x");
+    t.send(b"\x1b");
+    // Not read as Alt-/ (an Esc followed at once by a key is one).
+    std::thread::sleep(Duration::from_millis(150));
+    t.keys("/read:config:y");
+    let s = t.wait_for("scope › read:config:y");
+    assert!(!s.contains("write:deploy:xread"), "{s}");
+    t.send(b"\x1b");
+    std::thread::sleep(Duration::from_millis(100));
+    t.quit_and_check_restored(&mut child);
+}
+
+/// `chainview broker` started on loopback, as an operator's broker.
+struct ExternalBroker {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ExternalBroker {
+    const ADMIN: &'static str = "pty-external-admin-secret";
+
+    fn start() -> ExternalBroker {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(BIN)
+            .args(["broker", "--port", "0"])
+            .env("AGENTWRIT_ADMIN_SECRET", Self::ADMIN)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().unwrap().unwrap();
+            if let Some(u) = line.strip_prefix("export AGENTWRIT_BROKER_URL=") {
+                break u.to_string();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        ExternalBroker { child, url }
+    }
+
+    /// The apps registered on it (the explorer registers one for itself
+    /// before its first agent, having only the admin secret).
+    fn apps(&self) -> usize {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let c = chainview::broker::BrokerClient::new(&self.url).unwrap();
+            let admin = c.admin_auth(Self::ADMIN).await.unwrap().access_token;
+            c.list_apps(&admin).await.unwrap().apps.len()
+        })
+    }
+}
+
+impl Drop for ExternalBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 21 item 6: pointed at a broker that is not the embedded one, the
+/// explorer loads no scenario, and its first change asks, naming the
+/// broker: n sends nothing (the broker has no app), y goes ahead, and the
+/// next change does not ask again. Before, `chainview --broker URL` loaded
+/// the demo and registered its agents there unasked.
+#[test]
+fn the_explorer_asks_once_before_changing_an_external_broker() {
+    let broker = ExternalBroker::start();
+    let (mut t, mut child) = Term::spawn(
+        &["--broker", &broker.url],
+        &[("AGENTWRIT_ADMIN_SECRET", ExternalBroker::ADMIN)],
+    );
+    let s = t.wait_for("No scenario loaded");
+    assert!(!s.contains("/40"), "a scenario was loaded:\n{s}");
+    t.keys("a");
+    t.wait_for("Create an agent");
+    t.keys("read:data:*\r");
+    let s = t.wait_for("Change this broker?");
+    assert!(
+        s.contains(&broker.url),
+        "the question names the broker:\n{s}"
+    );
+    assert!(s.contains("Next: register agent agent1"), "{s}");
+    t.keys("n");
+    t.wait_for("not sent: nothing sent to");
+    assert_eq!(broker.apps(), 0, "n sent something");
+    // Asked again, y: the agent is registered.
+    t.keys("\r");
+    t.wait_for("Change this broker?");
+    t.keys("y");
+    t.wait_for("✓ agent1 valid");
+    assert_eq!(broker.apps(), 1);
+    // Once per session: the next change goes without a question.
+    t.keys("a");
+    t.wait_for("Create an agent");
+    t.keys("read:data:*\r");
+    let start = Instant::now();
+    loop {
+        let s = t.screen();
+        assert!(!s.contains("Change this broker?"), "asked twice:\n{s}");
+        if s.contains("✓ agent2 valid") {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "agent2 never came:\n{s}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.quit_and_check_restored(&mut child);
+}
+
+/// `--read-only`: nothing that would change the broker is sent; the keys
+/// say why.
+#[test]
+fn read_only_refuses_every_change_and_says_why() {
+    let broker = ExternalBroker::start();
+    let (mut t, mut child) = Term::spawn(
+        &["--broker", &broker.url, "--read-only"],
+        &[("AGENTWRIT_ADMIN_SECRET", ExternalBroker::ADMIN)],
+    );
+    t.wait_for("No scenario loaded");
+    t.keys("a");
+    let s = t.wait_for("read-only (--read-only)");
+    assert!(!s.contains("Create an agent"), "{s}");
+    t.keys("R");
+    t.wait_for("read-only (--read-only)");
+    assert_eq!(broker.apps(), 0);
+    t.quit_and_check_restored(&mut child);
+}
+
+/// Issue 21: the explorer kept "● connected" while the broker was down
+/// (with no token to check, nothing was sent). Now a quiet health check
+/// (kept out of the event log) turns it to "unreachable".
+#[test]
+fn a_broker_gone_down_turns_the_status_bar_to_unreachable() {
+    let mut broker = ExternalBroker::start();
+    let (mut t, mut child) = Term::spawn(
+        &["--broker", &broker.url],
+        &[("AGENTWRIT_ADMIN_SECRET", ExternalBroker::ADMIN)],
+    );
+    t.wait_for("● connected");
+    let _ = broker.child.kill();
+    let _ = broker.child.wait();
+    t.wait_for("✗ unreachable");
     t.quit_and_check_restored(&mut child);
 }

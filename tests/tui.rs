@@ -419,21 +419,67 @@ async fn a_bigger_screen_brings_back_rows_above() {
     );
 }
 
-/// The help overlay fits 80x24 whole: every global key and action from the
-/// keymap, and the legend's last words (one more key would push a line out).
+/// The help overlay fits whole from 80x24 to 200x60, in the explorer and
+/// in observe: every global key and action from the keymap, the legend's
+/// last words (one more key would push a line out), and its two columns
+/// never touch (issue 21: "f filter: task, orch, agentDenials: ↑↓/jk
+/// scroll" — the left column ran into the right one).
 #[tokio::test]
-async fn help_fits_80x24() {
+async fn help_fits_and_its_columns_never_touch_at_every_size() {
+    use chainview::view::keymap::{KEYMAP, Mode};
     let (replay, mut view) = at_step(2).await;
-    view.help = true;
-    let screen = render_text(&replay.driver.app, &mut view, 80, 24, unix_now()).join("\n");
-    for b in chainview::view::keymap::KEYMAP {
-        if b.modes == [chainview::view::keymap::Mode::Normal]
-            && b.focus.is_none()
-            && !b.label.is_empty()
-        {
-            assert!(screen.contains(b.label), "{} missing:\n{screen}", b.label);
+    for observing in [false, true] {
+        view.observing = observing;
+        let mode = if observing {
+            Mode::Observe
+        } else {
+            Mode::Normal
+        };
+        for (w, h) in [(80, 24), (100, 30), (120, 40), (160, 50), (200, 60)] {
+            view.help = true;
+            let lines: Vec<String> = render_text(&replay.driver.app, &mut view, w, h, unix_now())
+                .into_iter()
+                .map(|l| l.replace('\u{a0}', " "))
+                .collect();
+            let screen = lines.join("\n");
+            let at = format!("{w}x{h}, observing {observing}:\n{screen}");
+            for b in KEYMAP {
+                if b.modes.contains(&mode)
+                    && b.focus.is_none()
+                    && !b.label.is_empty()
+                    && !b.what.is_empty()
+                {
+                    assert!(screen.contains(b.label), "{} missing at {at}", b.label);
+                }
+            }
+            assert!(screen.contains("to x."), "the legend is cut at {at}");
+            assert!(screen.contains("Ctrl-U clear"), "{at}");
+            if observing {
+                assert!(screen.contains("dismiss the notice"), "{at}");
+                assert!(!screen.contains("cancel step"), "{at}");
+                assert!(!screen.contains("Event log:"), "{at}");
+                assert!(screen.contains("observe is read-only"), "{at}");
+            } else {
+                assert!(screen.contains("export scenario + JSON"), "{at}");
+            }
+            // The right column starts where "Chains:" does; the column
+            // before it is blank on every row of the box.
+            let (row, col) = lines
+                .iter()
+                .enumerate()
+                .find_map(|(i, l)| l.find("Chains:").map(|c| (i, l[..c].chars().count())))
+                .expect("the panes column");
+            for l in &lines[row..] {
+                if l.contains('└') && l.contains('┘') && l.contains("──") {
+                    break;
+                }
+                let before: Vec<char> = l.chars().collect();
+                assert_eq!(
+                    before.get(col - 1).copied().unwrap_or(' '),
+                    ' ',
+                    "columns touch at {at}\nrow: {l}"
+                );
+            }
         }
     }
-    assert!(screen.contains("export scenario + JSON"), "{screen}");
-    assert!(screen.contains("to x."), "the legend is cut:\n{screen}");
 }

@@ -9,8 +9,8 @@ pub(crate) enum ContextError {
     Config(#[from] chainview::config::ConfigError),
     #[error(
         "context '{0}' is read_only: only the commands that read its audit trail run against it \
-         (observe, audit dump, check, diff, explain, who-can, what-if); the explorer, demo and --script \
-         register agents, delegate and revoke"
+         (observe, audit dump, check, diff, explain, who-can, what-if), and the explorer with --read-only; \
+         without it the explorer, demo and --script register agents, delegate and revoke"
     )]
     ReadOnly(String),
 }
@@ -68,7 +68,11 @@ pub(crate) fn chosen_context(
     }
     let file = chainview::config::load(&config_path(cli)?)?;
     let ctx = file.context(name)?.clone();
-    let reads_only = reads_only(&cli.command);
+    // The explorer with --read-only changes nothing either.
+    let explorer_read_only = cli.read_only
+        && matches!(cli.command, None | Some(Command::Demo { .. }))
+        && cli.script.is_none();
+    let reads_only = reads_only(&cli.command) || explorer_read_only;
     if ctx.read_only && !reads_only {
         return Err(ContextError::ReadOnly(ctx.name));
     }

@@ -144,6 +144,14 @@ impl Runner {
         if self.active.is_some() {
             return Started::Busy;
         }
+        // No scenario to take the app's ceiling from (attached to a broker
+        // with only the admin secret): the first agent's scopes.
+        if let StepKind::Agent { scope, .. } = &kind
+            && !self.app_ready
+            && self.default_ceiling.is_empty()
+        {
+            self.default_ceiling = scope.clone();
+        }
         let step = Step {
             line: 0,
             source: super::write::step_source(&kind),

@@ -30,6 +30,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &View, t: Theme, now: i6
             hint(
                 if view.observing {
                     "No agents in the trail yet: they appear as the broker registers them."
+                } else if view.steps.is_empty() {
+                    "No agents yet: a creates one."
                 } else {
                     "No agents yet: the scenario's agent steps register them."
                 },

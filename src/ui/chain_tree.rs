@@ -183,7 +183,9 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme, now
     let (offset, window, above) = {
         let want = view.tree.offset;
         let rows = view.tree.rows(app);
-        let off = want.min(rows.len().saturating_sub(1));
+        // Never scrolled past the rows that fill the pane (a node takes at
+        // least two lines): a filter or fold that left fewer rows shows them.
+        let off = want.min(rows.len().saturating_sub((h / 2).max(1)));
         (
             off,
             rows[off..(off + h).min(rows.len())].to_vec(),

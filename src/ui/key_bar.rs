@@ -16,7 +16,9 @@ use crate::view::keymap::{self, Binding, Mode, Verb};
 fn title(view: &View, mode: Mode) -> &'static str {
     match mode {
         Mode::Normal | Mode::Observe => view.focus.title(),
-        Mode::Jump => "Jump",
+        Mode::Jump => "Jump to",
+        Mode::Filter => "Filter",
+        Mode::Confirm => "Confirm",
         Mode::Probe => "Probe",
         Mode::Form => "Form",
         Mode::Audit => "Audit",
@@ -30,7 +32,11 @@ pub fn items(view: &View, width: usize) -> Vec<(&'static str, &'static str)> {
     let mode = view.mode();
     let (rest, mut pinned) = keymap::bar(mode, view.focus);
     if !matches!(mode, Mode::Normal | Mode::Observe | Mode::Help) {
-        pinned.extend(keymap::KEYMAP.iter().filter(|b| b.ctrl));
+        pinned.extend(
+            keymap::KEYMAP
+                .iter()
+                .filter(|b| b.verb == Verb::Quit && b.ctrl),
+        );
     }
     let pair = |b: &Binding| (b.label, b.what);
     let mut first: Vec<(&str, &str)> = Vec::new();

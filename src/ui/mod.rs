@@ -4,6 +4,7 @@
 mod agents;
 mod audit;
 mod chain_tree;
+mod confirm;
 mod detail;
 mod findings;
 mod form;
@@ -140,7 +141,7 @@ pub fn legend() -> String {
         .collect();
     format!(
         "Symbols: {}; −scope = dropped at that hop, ~scope→x = narrowed to x. {}",
-        parts.join("  "),
+        parts.join(" "),
         findings::LEGEND
     )
 }
@@ -210,6 +211,30 @@ fn fit_line(line: Line<'static>, width: usize) -> Line<'static> {
         break;
     }
     Line::from(spans).style(style)
+}
+
+/// `text` cut into lines of at most `room` columns, at spaces (a word
+/// longer than that is cut where it must be).
+pub(crate) fn wrap_words(text: &str, room: usize) -> Vec<String> {
+    let room = room.max(8);
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.width() + 1 + word.width() > room {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+        while line.width() > room {
+            let head: String = line.chars().take(room).collect();
+            line = line.chars().skip(room).collect();
+            out.push(head);
+        }
+    }
+    out.push(line);
+    out
 }
 
 /// Text that wrapping never splits (its spaces made non-breaking): a key
@@ -349,6 +374,9 @@ pub fn draw(f: &mut Frame, app: &App, view: &mut View, probe: &mut ProbeCache, n
     }
     if view.help {
         help::draw(f, area, theme, view.observing);
+    }
+    if let Some(ask) = &view.ask {
+        confirm::draw(f, area, ask, theme);
     }
 }
 

@@ -17,6 +17,9 @@ fn text(view: &View) -> String {
             "» {} — press n or Space to run the next step, ? for help.",
             view.title.as_deref().unwrap_or("chainview")
         ),
+        (None, None) if view.steps.is_empty() && !view.observing => {
+            "» No scenario: a creates an agent, i imports a token, O shows other clients' chains, A the audit trail, / probes a scope, ? help.".into()
+        }
         (None, None) => "» Press / to probe a scope, ? for help.".into(),
     }
 }

@@ -7,6 +7,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Position, Rect};
+use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
@@ -190,11 +191,15 @@ pub fn draw(
     let input = view.probe.value().to_string();
     cache.update(app, &input, now);
     let prompt = "scope › ";
-    let shown = if input.is_empty() && view.focus != Focus::Probe {
+    let typing = view.focus == Focus::Probe && view.typing;
+    let shown = if input.is_empty() && !typing {
         Span::styled(
             "press / and type a scope, e.g. write:deploy:payment-svc",
             t.dim(),
         )
+    } else if view.probe_selected {
+        // Selected: what is typed next replaces it.
+        Span::styled(input.clone(), t.strong().add_modifier(Modifier::REVERSED))
     } else {
         Span::styled(input.clone(), t.strong())
     };
@@ -202,7 +207,7 @@ pub fn draw(
         Paragraph::new(Line::from(vec![Span::styled(prompt, t.accent()), shown])),
         Rect { height: 1, ..inner },
     );
-    if view.focus == Focus::Probe {
+    if typing {
         let x = inner.x + prompt.chars().count() as u16 + view.probe.visual_cursor() as u16;
         f.set_cursor_position(Position::new(
             x.min(inner.right().saturating_sub(1)),

@@ -25,7 +25,13 @@ pub fn draw(f: &mut Frame, area: Rect, view: &View, t: Theme) {
     };
     let inner = open_pane(f, area, view, Focus::Steps, title);
     if view.steps.is_empty() {
-        f.render_widget(hint("No scenario loaded.", t), inner);
+        f.render_widget(
+            hint(
+                "No scenario loaded: chainview demo [FILE] runs one (on this broker with --broker URL).",
+                t,
+            ),
+            inner,
+        );
         return;
     }
     let h = inner.height as usize;

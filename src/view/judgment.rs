@@ -330,11 +330,11 @@ impl View {
                     self.probe_offset = 0;
                 }
                 self.judgment.who_mode = true;
-                self.set_focus(Focus::Probe);
+                self.start_probe();
             }
             (Mode::Normal | Mode::Observe, Verb::OpenProbe) => {
                 self.judgment.who_mode = false;
-                self.set_focus(Focus::Probe);
+                self.start_probe();
             }
             (Mode::Observe, Verb::WhatIf) => self.open_form(
                 app,

@@ -24,6 +24,11 @@ pub enum Mode {
     Observe,
     /// Typing an event id or time to jump to (observe).
     Jump,
+    /// Typing a filter (observe).
+    Filter,
+    /// A question on screen (a change to an external broker, dropping your
+    /// actions): y or n.
+    Confirm,
 }
 
 /// What a key asks for.
@@ -93,6 +98,14 @@ pub enum Verb {
     WhoCan,
     /// Observe: what a revocation of the selected token would do (read-only).
     WhatIf,
+    /// An input's own editing key (Ctrl-U, Ctrl-W, Home/End): typed, and
+    /// listed in help.
+    Edit,
+    /// Observe: a key of the explorer's (an action); says observe is read-only.
+    ReadOnly,
+    /// Confirm: go ahead / do not.
+    Allow,
+    Deny,
 }
 
 /// One line of the keymap.
@@ -116,7 +129,11 @@ pub struct Binding {
 use KeyCode::*;
 use Mode::*;
 
-const ALL: &[Mode] = &[Normal, Probe, Form, Audit, Help, Observe, Jump];
+const ALL: &[Mode] = &[
+    Normal, Probe, Form, Audit, Help, Observe, Jump, Filter, Confirm,
+];
+/// The modes that type into an input.
+const INPUTS: &[Mode] = &[Probe, Jump, Filter, Form, Audit];
 /// The panes, in the explorer and in observe.
 const N: &[Mode] = &[Normal, Observe];
 /// The explorer only (scenario steps and broker actions).
@@ -300,6 +317,15 @@ pub const KEYMAP: &[Binding] = &[
         "open entry",
         Some(3),
     ),
+    pane(
+        Focus::Probe,
+        &[Up, Char('k')],
+        "↑↓/jk",
+        Verb::Up,
+        "scroll",
+        Some(1),
+    ),
+    pane(Focus::Probe, &[Down, Char('j')], "", Verb::Down, "", None),
     // Any pane.
     b(
         E,
@@ -450,6 +476,28 @@ pub const KEYMAP: &[Binding] = &[
         Some(5),
     ),
     b(
+        O,
+        None,
+        &[
+            Char('r'),
+            Char('v'),
+            Char('d'),
+            Char('a'),
+            Char('y'),
+            Char('Y'),
+            Char('w'),
+            Char('x'),
+            Char('R'),
+            Char('i'),
+            Char('e'),
+            Char('O'),
+        ],
+        "R d a w x i e v y",
+        Verb::ReadOnly,
+        "observe is read-only (says where)",
+        None,
+    ),
+    b(
         N,
         None,
         &[Tab],
@@ -522,12 +570,21 @@ pub const KEYMAP: &[Binding] = &[
         Some(9),
     ),
     b(
-        N,
+        E,
         None,
         &[Esc],
         "Esc",
         Verb::Escape,
-        "dismiss, cancel the step",
+        "dismiss / cancel step",
+        Some(9),
+    ),
+    b(
+        O,
+        None,
+        &[Esc],
+        "Esc",
+        Verb::Escape,
+        "dismiss the notice",
         Some(9),
     ),
     b(N, None, &[Char('?')], "?", Verb::Help, "help", Some(0)),
@@ -543,6 +600,44 @@ pub const KEYMAP: &[Binding] = &[
         Some(1),
     ),
     b(&[Jump], None, &[Esc], "Esc", Verb::Close, "cancel", Some(1)),
+    // Typing a filter (observe).
+    b(
+        &[Filter],
+        None,
+        &[Enter],
+        "Enter",
+        Verb::Submit,
+        "apply the filter",
+        Some(1),
+    ),
+    b(
+        &[Filter],
+        None,
+        &[Esc],
+        "Esc",
+        Verb::Close,
+        "cancel",
+        Some(1),
+    ),
+    // A question on screen.
+    b(
+        &[Confirm],
+        None,
+        &[Char('y')],
+        "y",
+        Verb::Allow,
+        "yes, go ahead",
+        Some(1),
+    ),
+    b(
+        &[Confirm],
+        None,
+        &[Char('n'), Esc],
+        "n/Esc",
+        Verb::Deny,
+        "no",
+        Some(1),
+    ),
     // Typing a scope.
     b(
         &[Probe],
@@ -570,10 +665,40 @@ pub const KEYMAP: &[Binding] = &[
         &[Tab],
         "Tab",
         Verb::FocusNext,
-        "next pane",
+        "leave, next pane",
         Some(3),
     ),
     b(&[Probe], None, &[BackTab], "", Verb::FocusPrev, "", None),
+    // Editing any input: typed, listed so help can say them.
+    Binding {
+        modes: INPUTS,
+        focus: None,
+        keys: &[Char('u')],
+        ctrl: true,
+        label: "Ctrl-U",
+        verb: Verb::Edit,
+        what: "clear",
+        bar: None,
+    },
+    Binding {
+        modes: INPUTS,
+        focus: None,
+        keys: &[Char('w')],
+        ctrl: true,
+        label: "Ctrl-W",
+        verb: Verb::Edit,
+        what: "delete a word",
+        bar: None,
+    },
+    b(
+        INPUTS,
+        None,
+        &[Home, End],
+        "Home/End",
+        Verb::Edit,
+        "start / end",
+        None,
+    ),
     // A form.
     b(
         &[Form],

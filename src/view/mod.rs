@@ -3,14 +3,12 @@
 //! [`View::handle_mouse`] are pure: they change this state and return an
 //! [`Action`] for the event loop to carry out (a step, a validation, quit).
 
-use crossterm::event::{
-    Event as TermEvent, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind,
-};
+use crossterm::event::{KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 use tui_input::Input;
-use tui_input::backend::crossterm::EventHandler;
 
 pub mod form;
+pub mod input;
 pub mod judgment;
 pub mod keymap;
 pub mod tree_nav;
@@ -18,6 +16,7 @@ pub mod tree_nav;
 mod audit;
 mod report;
 pub use audit::AuditView;
+pub use input::Ask;
 pub use report::{StepLine, StepMark, revoke_message};
 use report::{action_message, step_why};
 
@@ -121,24 +120,9 @@ pub enum Action {
     Jump,
     /// Show or hide other clients' chains (the merged view).
     ToggleOthers,
-}
-
-/// Inserts pasted text at the cursor of an input (line breaks dropped).
-fn paste_into(input: &mut Input, text: &str) {
-    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
-    let value = input.value();
-    let at = input.cursor();
-    let byte = value
-        .char_indices()
-        .nth(at)
-        .map(|(i, _)| i)
-        .unwrap_or(value.len());
-    let mut v = String::with_capacity(value.len() + clean.len());
-    v.push_str(&value[..byte]);
-    v.push_str(&clean);
-    v.push_str(&value[byte..]);
-    let cursor = at + clean.chars().count();
-    *input = Input::new(v).with_cursor(cursor);
+    /// The question on screen answered: yes (y, or its own key again) / no.
+    Allow,
+    Deny,
 }
 
 /// Where each pane was drawn last, for mouse hit-testing.
@@ -176,6 +160,10 @@ pub struct View {
     /// Which of Detail/Probe/Log the compact layout shows.
     pub lower: Focus,
     pub probe: Input,
+    /// The probe takes typing (only after `/`; Tab onto its pane only focuses it).
+    pub typing: bool,
+    /// The probe's text is selected (after `/`): typing replaces it.
+    pub probe_selected: bool,
     pub tree: TreeNav,
     pub selected: Option<TokenId>,
     pub agent_sel: usize,
@@ -221,6 +209,11 @@ pub struct View {
     pub context: Option<crate::config::ContextLabel>,
     /// Findings, who can, what if: judged over the audit trail.
     pub judgment: judgment::Judgment,
+    /// A question on screen (y/n), over everything.
+    pub ask: Option<Ask>,
+    /// `--read-only`: the broker (named) is never changed; the keys that
+    /// would change it say so.
+    pub read_only: Option<String>,
 }
 
 impl View {
@@ -247,6 +240,8 @@ impl View {
             focus: Focus::Tree,
             lower: Focus::Detail,
             probe: Input::default(),
+            typing: false,
+            probe_selected: false,
             tree: TreeNav::default(),
             selected: None,
             agent_sel: 0,
@@ -276,6 +271,8 @@ impl View {
             alarm: None,
             context: None,
             judgment: Default::default(),
+            ask: None,
+            read_only: None,
         }
     }
 
@@ -287,23 +284,6 @@ impl View {
                 self.message = None;
             }
             Err(e) => self.message = Some(e),
-        }
-    }
-
-    /// Pasted text goes to the focused input (a form field or the probe).
-    pub fn handle_paste(&mut self, text: &str) {
-        if let Some(form) = &mut self.form {
-            if let Some(f) = form.fields.get_mut(form.focus)
-                && !f.is_choice()
-            {
-                paste_into(&mut f.input, text);
-                form.status = FormStatus::Editing;
-            }
-        } else if let Some(a) = &mut self.audit {
-            paste_into(&mut a.filters[a.focus], text);
-        } else if self.focus == Focus::Probe {
-            paste_into(&mut self.probe, text);
-            self.probe_offset = 0;
         }
     }
 
@@ -440,6 +420,7 @@ impl View {
         let user_in_lower = self.focus.is_lower();
         if let Some(p) = &r.probe {
             self.probe = Input::new(p.scope.clone());
+            self.probe_selected = false;
             self.probe_offset = 0;
             if !user_in_lower {
                 self.lower = Focus::Probe;
@@ -530,6 +511,8 @@ impl View {
 
     fn set_focus(&mut self, f: Focus) {
         self.focus = f;
+        self.typing = false;
+        self.probe_selected = false;
         if f.is_lower() {
             self.lower = f;
         }
@@ -537,16 +520,22 @@ impl View {
 
     /// What the keyboard is talking to now.
     pub fn mode(&self) -> Mode {
-        if self.help {
+        if self.ask.is_some() {
+            Mode::Confirm
+        } else if self.help {
             Mode::Help
         } else if self.form.is_some() {
             Mode::Form
         } else if self.audit.is_some() {
             Mode::Audit
-        } else if self.focus == Focus::Probe {
+        } else if self.focus == Focus::Probe && self.typing {
             Mode::Probe
         } else if self.jump.is_some() {
-            Mode::Jump
+            if self.filtering {
+                Mode::Filter
+            } else {
+                Mode::Jump
+            }
         } else if self.observing {
             Mode::Observe
         } else {
@@ -563,42 +552,19 @@ impl View {
         let mode = self.mode();
         match keymap::lookup(mode, self.focus, key) {
             Some(verb) => self.apply(app, mode, verb, key),
+            // The question's own key again (b, r) goes ahead too.
+            None if mode == Mode::Confirm => {
+                let again = self.ask.as_ref().and_then(|a| a.again);
+                if again.is_some_and(|c| key.code == crossterm::event::KeyCode::Char(c)) {
+                    self.ask = None;
+                    return Action::Allow;
+                }
+                Action::None
+            }
             None => {
                 self.type_key(key);
                 Action::None
             }
-        }
-    }
-
-    /// A key no binding takes: typed into the input of the mode, if any.
-    fn type_key(&mut self, key: KeyEvent) {
-        let ev = TermEvent::Key(key);
-        match self.mode() {
-            Mode::Form => {
-                if let Some(form) = &mut self.form
-                    && let Some(f) = form.fields.get_mut(form.focus)
-                    && !f.is_choice()
-                {
-                    f.input.handle_event(&ev);
-                    form.status = FormStatus::Editing;
-                }
-            }
-            Mode::Audit => {
-                if let Some(a) = &mut self.audit {
-                    a.filters[a.focus].handle_event(&ev);
-                    a.offset = 0;
-                }
-            }
-            Mode::Probe => {
-                self.probe.handle_event(&ev);
-                self.probe_offset = 0;
-            }
-            Mode::Jump => {
-                if let Some(j) = &mut self.jump {
-                    j.handle_event(&ev);
-                }
-            }
-            Mode::Normal | Mode::Observe | Mode::Help => {}
         }
     }
 
@@ -609,7 +575,25 @@ impl View {
         }
         match mode {
             Mode::Form => return self.form_verb(app, verb, key),
+            Mode::Audit if verb == Verb::Edit => {
+                self.type_key(key);
+                return Action::None;
+            }
             Mode::Audit => return self.audit_verb(verb),
+            Mode::Confirm => {
+                return match verb {
+                    Verb::Quit => Action::Quit,
+                    Verb::Allow => {
+                        self.ask = None;
+                        Action::Allow
+                    }
+                    Verb::Deny => {
+                        self.ask = None;
+                        Action::Deny
+                    }
+                    _ => Action::None,
+                };
+            }
             Mode::Help => {
                 self.help = false;
                 return if verb == Verb::Quit {
@@ -625,6 +609,7 @@ impl View {
                         self.set_focus(Focus::Tree);
                         self.lower = Focus::Probe;
                     }
+                    Verb::Edit => self.type_key(key),
                     Verb::FocusNext => self.set_focus(self.focus.next()),
                     Verb::FocusPrev => self.set_focus(self.focus.prev()),
                     Verb::Up => self.probe_offset = self.probe_offset.saturating_sub(1),
@@ -633,10 +618,14 @@ impl View {
                 }
                 return Action::None;
             }
-            Mode::Jump => {
+            Mode::Jump | Mode::Filter => {
                 return match verb {
                     Verb::Quit => Action::Quit,
                     Verb::Submit => Action::Jump,
+                    Verb::Edit => {
+                        self.type_key(key);
+                        Action::None
+                    }
                     _ => {
                         self.jump = None;
                         Action::None
@@ -671,7 +660,16 @@ impl View {
             }
             Verb::FocusNext => self.set_focus(self.focus.next()),
             Verb::FocusPrev => self.set_focus(self.focus.prev()),
-            Verb::OpenProbe => self.set_focus(Focus::Probe),
+            Verb::OpenProbe => self.start_probe(),
+            Verb::ReadOnly => self.message = Some(input::read_only_message(key.code)),
+            Verb::CreateAgent | Verb::Delegate | Verb::Renew | Verb::Release | Verb::Revoke
+                if self.read_only.is_some() =>
+            {
+                let url = self.read_only.as_deref().unwrap_or_default();
+                self.message = Some(format!(
+                    "read-only (--read-only): nothing is sent that would change {url}"
+                ));
+            }
             Verb::NextStep => return Action::NextStep,
             Verb::BackStep => return Action::BackStep,
             Verb::Restart => return Action::Restart,

@@ -76,8 +76,10 @@ impl Observer {
             } else {
                 "last event · judged as of it"
             }
-        } else {
+        } else if self.live.is_some() {
             "stepped back · judged as of it · G follows"
+        } else {
+            "stepped back · judged as of it · G: last event"
         };
         self.view.as_of = Some(format!("as of {} · {} · {mode}", stamp.id, stamp.clock()));
         self.judge_checkpoint();
@@ -359,7 +361,9 @@ async fn observe_loop(
                     .unwrap_or_default();
                 if s.view.filtering {
                     s.filter.text = typed;
+                    // The matches from the top: the old scroll may be past them.
                     s.view.selected = None;
+                    s.view.tree.offset = 0;
                     s.rebuild();
                     continue;
                 }
