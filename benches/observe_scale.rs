@@ -64,7 +64,8 @@ fn main() {
     let _ = std::fs::read(&path);
     let bin = env!("CARGO_BIN_EXE_chainview");
     let file = path.to_str().unwrap();
-    let (mut ours, mut py): (Vec<(Duration, f64)>, Vec<(Duration, f64)>) = (vec![], vec![]);
+    type Runs = Vec<(Duration, f64)>;
+    let (mut ours, mut py): (Runs, Runs) = (vec![], vec![]);
     for _ in 0..runs {
         let (d, rss, ok) = trail::measure(
             std::process::Command::new("python3")
@@ -86,7 +87,7 @@ fn main() {
             ours.last().unwrap().0.as_secs_f64() / py.last().unwrap().0.as_secs_f64()
         );
     }
-    let med = |v: &mut Vec<(Duration, f64)>| {
+    let med = |v: &mut Runs| {
         v.sort_by_key(|x| x.0);
         v[v.len() / 2]
     };

@@ -55,7 +55,7 @@ struct NodeLine<'a> {
     orch: &'a str,
     root: Option<&'a str>,
     status: &'static str,
-    status_why: String,
+    status_why: &'a str,
     /// `live`, `maybe` (a status the trail cannot settle: may permit) or `dead`.
     liveness: &'static str,
     /// Its parent (or the token it renewed) is a guess, or sits under one.
@@ -362,7 +362,7 @@ fn nodes(
                 orch: &n.orch,
                 root: n.root.map(|r| o.agents[r].spiffe.as_str()),
                 status: j.status.word(),
-                status_why: j.why.clone(),
+                status_why: &j.why,
                 liveness,
                 link_inferred,
                 status_inferred: j.inferred,
@@ -483,4 +483,74 @@ fn summary(o: &Observed, at: usize, t: &Tally, w: &mut dyn Write) -> io::Result<
         },
     )?;
     w.write_all(&buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::types::AuditRef;
+
+    /// Enough agents and tokens for several chunks on both threads.
+    fn big() -> Observed {
+        let mut o = Observed::new();
+        let n = CHUNK * 2 + 17;
+        for i in 0..n {
+            let agent = format!("spiffe://agentwrit.local/agent/o/t{i}/{i:016x}");
+            let id1 = format!("evt-{:06}", 2 * i + 1);
+            let id2 = format!("evt-{:06}", 2 * i + 2);
+            let jti = format!("jti={i:032x}, ttl=60");
+            for (id, ty, detail) in [
+                (
+                    &id1,
+                    "agent_registered",
+                    "Agent registered with scope [read:data:*]",
+                ),
+                (&id2, "token_issued", &*format!("Token issued, {jti}")),
+            ] {
+                o.fold(
+                    &AuditRef {
+                        id,
+                        timestamp: "2026-07-25T10:00:00.000Z",
+                        event_type: ty,
+                        agent_id: &agent,
+                        task_id: "t",
+                        orch_id: "o",
+                        detail,
+                        outcome: "success",
+                        ..AuditRef::default()
+                    },
+                    Some(true),
+                );
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn chunks_on_two_threads_print_what_one_thread_would() {
+        let o = big();
+        let at = o.head().unwrap();
+        let mut threaded = Vec::new();
+        write(&o, at, &mut threaded).unwrap();
+        let mut one = Vec::new();
+        let mut t = Tally::default();
+        let parts = parts(&o);
+        assert!(parts.len() > 4, "several chunks");
+        for p in parts {
+            t.add(render(&o, at, p, &mut one).unwrap());
+        }
+        summary(&o, at, &t, &mut one).unwrap();
+        assert_eq!(threaded, one);
+        let text = String::from_utf8(threaded).unwrap();
+        let ids: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("{\"kind\":\"node\""))
+            .map(|l| l.split('"').nth(7).unwrap())
+            .collect();
+        assert_eq!(ids.len(), o.nodes.len());
+        assert!(ids.iter().enumerate().all(|(i, id)| *id == format!("n{i}")));
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last["nodes"], o.nodes.len());
+        assert_eq!(last["agents"], o.agents.len());
+    }
 }
