@@ -56,6 +56,18 @@ pub fn visible_json(s: &str) -> Cow<'_, str> {
     })
 }
 
+/// Whether `buf` surely holds no character [`needs_escape`] (a C1 control
+/// is U+0080–U+009F, UTF-8 `C2 80`–`C2 9F`: any `C2` sends the text the slow
+/// way; so does any other C0 control but `\n` and `\t`).
+fn clean(buf: &[u8]) -> bool {
+    // A block at a time, without a branch per byte (so it vectorizes).
+    buf.chunks(256).all(|c| {
+        !c.iter().fold(false, |bad, &b| {
+            bad | ((b < 0x20) & (b != b'\n') & (b != b'\t')) | (b == 0x7f) | (b == 0xc2)
+        })
+    })
+}
+
 /// A writer that makes control characters visible in whatever passes
 /// through it (`json`: in JSON's own escape). Each `write` must be whole
 /// UTF-8 (as `write!` produces); invalid bytes are shown as U+FFFD.
@@ -76,6 +88,12 @@ impl<W> Visible<W> {
 
 impl<W: std::io::Write> std::io::Write for Visible<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // In bulk: text that holds no control character (nor a byte that
+        // could start one) goes through untouched.
+        if clean(buf) && std::str::from_utf8(buf).is_ok() {
+            self.inner.write_all(buf)?;
+            return Ok(buf.len());
+        }
         let text = String::from_utf8_lossy(buf);
         let shown = if self.json {
             visible_json(&text)
@@ -125,6 +143,22 @@ mod tests {
         fn nothing_live_survives(s in "\\PC*|[\\x00-\\x1f\\x7f-\\u{9f}a-z]{0,40}") {
             let v = visible(&s);
             proptest::prop_assert!(!v.chars().any(needs_escape));
+        }
+
+        #[test]
+        fn the_bulk_path_writes_what_the_filter_would(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            s in "\\PC*|[\\x00-\\x1f\\x7f-\\u{a0}a-z\\n\\t]{0,40}",
+        ) {
+            for b in [bytes.as_slice(), s.as_bytes()] {
+                let lossy = String::from_utf8_lossy(b);
+                let mut t = Visible::text(Vec::new());
+                t.write_all(b).unwrap();
+                proptest::prop_assert_eq!(String::from_utf8(t.inner).unwrap(), visible(&lossy));
+                let mut j = Visible::json(Vec::new());
+                j.write_all(b).unwrap();
+                proptest::prop_assert_eq!(String::from_utf8(j.inner).unwrap(), visible_json(&lossy));
+            }
         }
     }
 }

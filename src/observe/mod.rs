@@ -52,8 +52,10 @@ pub type AgentIx = usize;
 /// One event as the timeline needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
-    pub id: Box<str>,
-    pub timestamp: Box<str>,
+    /// Inline up to 24 bytes (`evt-000001`, a millisecond RFC 3339 time):
+    /// a million events, no allocation each.
+    pub id: compact_str::CompactString,
+    pub timestamp: compact_str::CompactString,
     /// Milliseconds since the epoch (0 when the timestamp is unreadable).
     pub ms: i64,
 }
@@ -127,8 +129,9 @@ pub struct Node {
     pub renews: Option<NodeId>,
     pub scope: Vec<String>,
     pub depth: usize,
-    pub task: String,
-    pub orch: String,
+    /// Inline up to 24 bytes (no allocation for most task and orch ids).
+    pub task: compact_str::CompactString,
+    pub orch: compact_str::CompactString,
     /// `delegation_chain[0].agent`: the chain's root agent (none for an undelegated token).
     pub root: Option<AgentIx>,
     /// The event that issued it.
@@ -504,8 +507,8 @@ impl Observed {
             renews: None,
             scope: Vec::new(),
             depth: 0,
-            task: e.task_id.to_string(),
-            orch: e.orch_id.to_string(),
+            task: e.task_id.into(),
+            orch: e.orch_id.into(),
             root: None,
             event: k,
             ms: self.ms(k),
@@ -548,7 +551,7 @@ impl Observed {
             match self.by_task.get_mut(node.task.as_str()) {
                 Some(v) => v.push(id),
                 None => {
-                    self.by_task.insert(node.task.clone(), vec![id]);
+                    self.by_task.insert(node.task.to_string(), vec![id]);
                 }
             }
         }

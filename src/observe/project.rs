@@ -296,8 +296,8 @@ pub(crate) fn claims(o: &Observed, i: NodeId) -> Claims {
     Claims {
         sub: o.agents[n.agent].spiffe.clone(),
         scope: n.scope.clone(),
-        task_id: n.task.clone(),
-        orch_id: n.orch.clone(),
+        task_id: n.task.to_string(),
+        orch_id: n.orch.to_string(),
         jti: n.jti.clone().unwrap_or_default(),
         iat,
         nbf: iat,
