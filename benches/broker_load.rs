@@ -252,6 +252,66 @@ fn main() {
         })
         .await
         .print();
+        // Churn: delegation rounds (short-lived tokens, each cached) between
+        // validate rounds of a long-lived token issued before them all and of
+        // one delegated in the first round, until 100,000 delegations (at
+        // least three rounds). The verification cache keeps every issued
+        // token until it expires, so validate should not fall off a cliff.
+        let churn_secs = env_num("LOAD_CHURN_SECS", 2);
+        let churn_target = env_num("LOAD_CHURN_DELEGATIONS", 100_000) as usize;
+        let early = client
+            .delegate(
+                &a.access_token,
+                &chainview::broker::types::DelegateRequest {
+                    delegate_to: b.agent_id.clone(),
+                    scope: vec!["read:data:x".to_string()],
+                    ttl: Some(3600),
+                },
+            )
+            .await
+            .expect("early delegation")
+            .access_token;
+        let bodies = Arc::new([
+            serde_json::json!({ "token": a.access_token }).to_string(),
+            serde_json::json!({ "token": early }).to_string(),
+        ]);
+        let (mut delegated, mut round, mut worst) = (0usize, 0usize, f64::INFINITY);
+        while round < 3 || (delegated < churn_target && round < 60) {
+            round += 1;
+            let tok = Arc::new(a.access_token.clone());
+            let body = serde_json::json!({ "delegate_to": b.agent_id, "scope": ["read:data:x"], "ttl": 600 }).to_string();
+            let d = drive("churn: delegate", addr, clients, churn_secs, move |conn, _| {
+                let (tok, body) = (tok.clone(), body.clone());
+                async move {
+                    let r = conn.lock().await.call("POST", "/v1/delegate", Some(&tok), Some(body)).await;
+                    r.is_some_and(|(s, _)| s == 200)
+                }
+            })
+            .await;
+            delegated += d.ok;
+            let bodies = bodies.clone();
+            let v = drive("churn: validate", addr, clients, churn_secs, move |conn, i| {
+                let body = bodies[(i % 2) as usize].clone();
+                async move {
+                    let r = conn.lock().await.call("POST", "/v1/token/validate", None, Some(body)).await;
+                    r.is_some_and(|(s, b)| s == 200 && b.starts_with(br#"{"valid":true"#))
+                }
+            })
+            .await;
+            let (dr, vr) = (d.ok as f64 / d.secs, v.ok as f64 / v.secs);
+            worst = worst.min(vr);
+            println!(
+                "churn round {round:>2}: delegate {dr:>7.0} req/s ({} errors), then validate {vr:>7.0} req/s ({} errors, {:.1}x the real broker's ~17,000); {delegated} delegations so far",
+                d.errors,
+                v.errors,
+                vr / 17_000.0
+            );
+        }
+        println!(
+            "churn: {delegated} delegations in {round} rounds; slowest validate round {worst:.0} req/s = {:.1}x the real broker's ~17,000 (target >= 4x)",
+            worst / 17_000.0
+        );
+
         let health = client.health().await.expect("health");
         broker.shutdown().await;
         let db = std::fs::metadata(data.path().join("broker.db")).map(|m| m.len()).unwrap_or(0)
