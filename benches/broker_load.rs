@@ -95,7 +95,23 @@ struct Report {
     ok: usize,
     errors: usize,
     secs: f64,
+    /// CPU time (user + system) the whole process (broker and load
+    /// generator) spent in the scenario.
+    cpu: f64,
     lat: Vec<Duration>,
+}
+
+/// CPU seconds (user + system) used by this process so far. Divided by the
+/// requests served it gives the CPU a request costs, which, unlike the rate,
+/// hardly moves when other processes share the cores.
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
 }
 
 impl Report {
@@ -108,15 +124,18 @@ impl Report {
                 self.lat[((self.lat.len() as f64 * p) as usize).min(self.lat.len() - 1)]
             }
         };
+        let per = self.cpu / self.ok.max(1) as f64;
         println!(
-            "{:<22} {:>9.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   ({} ok, {} errors, {:.1} s)",
+            "{:<22} {:>9.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   ({} ok, {} errors, {:.1} s; CPU {:.0} us/request, {:.2} cores used)",
             self.name,
             self.ok as f64 / self.secs,
             pct(0.50).as_secs_f64() * 1e3,
             pct(0.99).as_secs_f64() * 1e3,
             self.ok,
             self.errors,
-            self.secs
+            self.secs,
+            per * 1e6,
+            self.cpu / self.secs,
         );
     }
 }
@@ -137,6 +156,7 @@ where
     let op = Arc::new(op);
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
+    let cpu0 = cpu_secs();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let op = op.clone();
@@ -162,6 +182,7 @@ where
         ok: 0,
         errors: 0,
         secs: 0.0,
+        cpu: 0.0,
         lat: Vec::new(),
     };
     for t in tasks {
@@ -172,6 +193,7 @@ where
         }
     }
     r.secs = start.elapsed().as_secs_f64();
+    r.cpu = cpu_secs() - cpu0;
     r
 }
 
@@ -301,9 +323,12 @@ fn main() {
             let (dr, vr) = (d.ok as f64 / d.secs, v.ok as f64 / v.secs);
             worst = worst.min(vr);
             println!(
-                "churn round {round:>2}: delegate {dr:>7.0} req/s ({} errors), then validate {vr:>7.0} req/s ({} errors, {:.1}x the real broker's ~17,000); {delegated} delegations so far",
+                "churn round {round:>2}: delegate {dr:>7.0} req/s ({} errors, {:.0} us CPU each), then validate {vr:>7.0} req/s ({} errors, {:.0} us CPU each, {:.2} cores used, {:.1}x the real broker's ~17,000); {delegated} delegations so far",
                 d.errors,
+                d.cpu / d.ok.max(1) as f64 * 1e6,
                 v.errors,
+                v.cpu / v.ok.max(1) as f64 * 1e6,
+                v.cpu / v.secs,
                 vr / 17_000.0
             );
         }
