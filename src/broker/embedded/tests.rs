@@ -67,7 +67,7 @@ fn every_issued_token_stays_cached_below_the_cap() {
     for _ in 0..20_000 {
         s.issue(claims_expiring(0), 60);
     }
-    // 8,192 entries, oldest first, used to push the first token out here.
+    // The old cache (8,192 entries, oldest first) pushed the first token out here.
     assert_eq!(read(&s.issued).map.len(), 20_001);
     assert!(read(&s.issued).get(&sha256(&first)).is_some());
     assert!(s.verify(&first).is_ok());
@@ -111,4 +111,31 @@ fn nonces_are_recognised_without_being_stored() {
     assert!(s.nonce_created(&forged).is_none());
     assert!(s.nonce_created(&"ab".repeat(32)).is_none());
     assert!(lock(&s.nonces).is_empty());
+}
+
+#[test]
+fn a_delegated_tokens_cache_entry_is_about_1_3_kb() {
+    // The figure the docs give for the 256 MiB bound (~200,000 tokens).
+    let agent = "spiffe://agentwrit.local/agent/orch-1/task-1/0011223344556677";
+    let c = Claims {
+        iss: "agentwrit".into(),
+        sub: agent.replace("0011", "8899"),
+        exp: 1_700_000_060,
+        nbf: 1_700_000_000,
+        iat: 1_700_000_000,
+        jti: "00112233445566778899aabbccddeeff".into(),
+        scope: vec!["read:data:x".into()],
+        task_id: "task-1".into(),
+        orch_id: "orch-1".into(),
+        delegation_chain: vec![jwt::DelegRecord {
+            agent: agent.into(),
+            scope: vec!["read:data:*".into(), "write:data:*".into()],
+            delegated_at: "2026-12-04T23:00:00.123456789Z".into(),
+            signature: "ab".repeat(64),
+        }],
+        chain_hash: "cd".repeat(32),
+        ..Claims::default()
+    };
+    let b = IssuedCache::entry_bytes(&c);
+    assert!((1_100..1_500).contains(&b), "{b} bytes");
 }
