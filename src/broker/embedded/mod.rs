@@ -10,12 +10,12 @@
 mod audit;
 mod handlers;
 mod http;
+mod issued;
 mod ratelimit;
 mod serve;
 pub mod store;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -36,6 +36,7 @@ pub use store::{Console, StoreError, remove_scratch_dirs};
 use crate::broker::tls::{self, ServerTls, TlsFileError};
 use crate::broker::types::{App, RevokeLevel};
 use crate::jwt::{self, Claims};
+use issued::IssuedCache;
 
 /// The broker's clock: the system's, shifted by what a test has advanced it
 /// (so a test of a 30 s expiry need not wait 30 s). Cheap to clone; clones
@@ -168,12 +169,6 @@ pub(crate) fn random_hex(n: usize) -> String {
     hex::encode(bytes)
 }
 
-/// What the verification cache of issued tokens may hold at most
-/// (estimated heap bytes, see [`IssuedCache::entry_bytes`]): 256 MiB, about
-/// 200,000 delegated tokens with a one-record chain (~1.3 KB each). Below it every token
-/// the broker issued stays cached until it expires.
-const ISSUED_CACHE_BYTES: usize = 256 << 20;
-
 fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
@@ -266,110 +261,6 @@ impl Revocations {
         RevokeLevel::ALL
             .into_iter()
             .any(|l| s.key(l).is_some_and(|k| self.has(l, k)))
-    }
-}
-
-/// Tokens this broker issued, by SHA-256 of the compact form, with their
-/// claims: verifying them skips the Ed25519 check (revocation is still
-/// checked on every use). Every issued token is kept until it expires; past
-/// the memory cap the one that expires first goes, one at a time, so the
-/// cache never empties itself and long-lived tokens survive a churn of
-/// short-lived ones.
-#[derive(Debug)]
-struct IssuedCache {
-    map: HashMap<[u8; 32], (Arc<Claims>, usize)>,
-    /// (expiry, key), soonest expiry on top.
-    by_exp: BinaryHeap<Reverse<(i64, [u8; 32])>>,
-    /// Estimated bytes held, at most `cap`.
-    bytes: usize,
-    cap: usize,
-}
-
-impl Default for IssuedCache {
-    fn default() -> Self {
-        Self::with_cap(ISSUED_CACHE_BYTES)
-    }
-}
-
-impl IssuedCache {
-    fn with_cap(cap: usize) -> Self {
-        IssuedCache {
-            map: HashMap::new(),
-            by_exp: BinaryHeap::new(),
-            bytes: 0,
-            cap,
-        }
-    }
-
-    /// An entry's estimated footprint: the claims' heap strings (plus a
-    /// malloc header each), the claims themselves behind an `Arc`, the map
-    /// slot (with the hash table's slack) and the heap entry.
-    fn entry_bytes(c: &Claims) -> usize {
-        const ALLOC: usize = 16;
-        let s = |s: &String| s.capacity() + ALLOC;
-        let v = |v: &Vec<String>| {
-            v.capacity() * std::mem::size_of::<String>() + ALLOC + v.iter().map(s).sum::<usize>()
-        };
-        let chain: usize = c
-            .delegation_chain
-            .iter()
-            .map(|r| {
-                std::mem::size_of::<jwt::DelegRecord>()
-                    + s(&r.agent)
-                    + v(&r.scope)
-                    + s(&r.delegated_at)
-                    + s(&r.signature)
-            })
-            .sum();
-        std::mem::size_of::<Claims>()
-            + 16
-            + ALLOC
-            + 2 * (32 + 8 + 8)
-            + std::mem::size_of::<Reverse<(i64, [u8; 32])>>() * 2
-            + s(&c.iss)
-            + s(&c.sub)
-            + v(&c.aud)
-            + s(&c.jti)
-            + s(&c.sid)
-            + v(&c.scope)
-            + s(&c.task_id)
-            + s(&c.orch_id)
-            + chain
-            + ALLOC
-            + s(&c.chain_hash)
-    }
-
-    /// Caches an issued token's claims. Expired entries go first, then, while
-    /// over the cap, those that expire soonest (the new one included).
-    fn insert(&mut self, key: [u8; 32], claims: Claims, now: i64) {
-        let size = Self::entry_bytes(&claims);
-        while let Some(Reverse((exp, k))) = self.by_exp.peek().copied() {
-            if exp >= now && self.bytes + size <= self.cap {
-                break;
-            }
-            if exp >= now && claims.exp < exp {
-                // Full, and the new token expires before all the others:
-                // it is the one that goes (verified in full when used).
-                return;
-            }
-            self.by_exp.pop();
-            if let Some((_, old)) = self.map.remove(&k) {
-                self.bytes -= old;
-            }
-        }
-        if size > self.cap {
-            return;
-        }
-        let exp = claims.exp;
-        match self.map.insert(key, (Arc::new(claims), size)) {
-            None => self.by_exp.push(Reverse((exp, key))),
-            Some((_, old)) => self.bytes -= old,
-        }
-        self.bytes += size;
-    }
-
-    fn get(&self, key: &[u8; 32]) -> Option<Arc<Claims>> {
-        self.map.get(key).map(|(c, _)| c.clone())
     }
 }
 
