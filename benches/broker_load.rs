@@ -95,7 +95,23 @@ struct Report {
     ok: usize,
     errors: usize,
     secs: f64,
+    /// CPU time (user + system) the whole process (broker and load
+    /// generator) spent in the scenario.
+    cpu: f64,
     lat: Vec<Duration>,
+}
+
+/// CPU seconds (user + system) used by this process so far. Divided by the
+/// requests served it gives the CPU a request costs, which, unlike the rate,
+/// hardly moves when other processes share the cores.
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
 }
 
 impl Report {
@@ -108,15 +124,18 @@ impl Report {
                 self.lat[((self.lat.len() as f64 * p) as usize).min(self.lat.len() - 1)]
             }
         };
+        let per = self.cpu / self.ok.max(1) as f64;
         println!(
-            "{:<22} {:>9.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   ({} ok, {} errors, {:.1} s)",
+            "{:<22} {:>9.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   ({} ok, {} errors, {:.1} s; CPU {:.0} us/request, {:.2} cores used)",
             self.name,
             self.ok as f64 / self.secs,
             pct(0.50).as_secs_f64() * 1e3,
             pct(0.99).as_secs_f64() * 1e3,
             self.ok,
             self.errors,
-            self.secs
+            self.secs,
+            per * 1e6,
+            self.cpu / self.secs,
         );
     }
 }
@@ -137,6 +156,7 @@ where
     let op = Arc::new(op);
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
+    let cpu0 = cpu_secs();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let op = op.clone();
@@ -162,6 +182,7 @@ where
         ok: 0,
         errors: 0,
         secs: 0.0,
+        cpu: 0.0,
         lat: Vec::new(),
     };
     for t in tasks {
@@ -172,6 +193,7 @@ where
         }
     }
     r.secs = start.elapsed().as_secs_f64();
+    r.cpu = cpu_secs() - cpu0;
     r
 }
 
@@ -252,6 +274,69 @@ fn main() {
         })
         .await
         .print();
+        // Churn: delegation rounds (short-lived tokens, each cached) between
+        // validate rounds of a long-lived token issued before them all and of
+        // one delegated in the first round, until 100,000 delegations (at
+        // least three rounds). The verification cache keeps every issued
+        // token until it expires, so validate should not fall off a cliff.
+        let churn_secs = env_num("LOAD_CHURN_SECS", 2);
+        let churn_target = env_num("LOAD_CHURN_DELEGATIONS", 100_000) as usize;
+        let early = client
+            .delegate(
+                &a.access_token,
+                &chainview::broker::types::DelegateRequest {
+                    delegate_to: b.agent_id.clone(),
+                    scope: vec!["read:data:x".to_string()],
+                    ttl: Some(3600),
+                },
+            )
+            .await
+            .expect("early delegation")
+            .access_token;
+        let bodies = Arc::new([
+            serde_json::json!({ "token": a.access_token }).to_string(),
+            serde_json::json!({ "token": early }).to_string(),
+        ]);
+        let (mut delegated, mut round, mut worst) = (0usize, 0usize, f64::INFINITY);
+        while round < 3 || (delegated < churn_target && round < 60) {
+            round += 1;
+            let tok = Arc::new(a.access_token.clone());
+            let body = serde_json::json!({ "delegate_to": b.agent_id, "scope": ["read:data:x"], "ttl": 600 }).to_string();
+            let d = drive("churn: delegate", addr, clients, churn_secs, move |conn, _| {
+                let (tok, body) = (tok.clone(), body.clone());
+                async move {
+                    let r = conn.lock().await.call("POST", "/v1/delegate", Some(&tok), Some(body)).await;
+                    r.is_some_and(|(s, _)| s == 200)
+                }
+            })
+            .await;
+            delegated += d.ok;
+            let bodies = bodies.clone();
+            let v = drive("churn: validate", addr, clients, churn_secs, move |conn, i| {
+                let body = bodies[(i % 2) as usize].clone();
+                async move {
+                    let r = conn.lock().await.call("POST", "/v1/token/validate", None, Some(body)).await;
+                    r.is_some_and(|(s, b)| s == 200 && b.starts_with(br#"{"valid":true"#))
+                }
+            })
+            .await;
+            let (dr, vr) = (d.ok as f64 / d.secs, v.ok as f64 / v.secs);
+            worst = worst.min(vr);
+            println!(
+                "churn round {round:>2}: delegate {dr:>7.0} req/s ({} errors, {:.0} us CPU each), then validate {vr:>7.0} req/s ({} errors, {:.0} us CPU each, {:.2} cores used, {:.1}x the real broker's ~17,000); {delegated} delegations so far",
+                d.errors,
+                d.cpu / d.ok.max(1) as f64 * 1e6,
+                v.errors,
+                v.cpu / v.ok.max(1) as f64 * 1e6,
+                v.cpu / v.secs,
+                vr / 17_000.0
+            );
+        }
+        println!(
+            "churn: {delegated} delegations in {round} rounds; slowest validate round {worst:.0} req/s = {:.1}x the real broker's ~17,000 (target >= 4x)",
+            worst / 17_000.0
+        );
+
         let health = client.health().await.expect("health");
         broker.shutdown().await;
         let db = std::fs::metadata(data.path().join("broker.db")).map(|m| m.len()).unwrap_or(0)

@@ -2179,3 +2179,54 @@ async fn also_since_and_until_compare_without_overflow() {
     assert!(total("since=1500-01-01T00:00:00Z").await >= all);
     assert!(total("until=3000-01-01T00:00:00Z").await >= all);
 }
+
+/// The embedded broker caches the verification of every token it issued;
+/// revocation is still checked on each use, so a cached token is refused
+/// the moment it is revoked (token level by admin, token level by release,
+/// task level), as the validate answer and as a Bearer.
+#[tokio::test]
+async fn a_revoked_token_is_refused_though_its_verification_is_cached() {
+    let env = Env::new().await;
+    let a = env.agent(&["read:data:*"]).await;
+    let b = env.agent(&["read:data:*"]).await;
+    let adm = env.admin().await;
+    let d = env
+        .delegate(&a.access_token, &b.agent_id, &["read:data:x"], None)
+        .await
+        .unwrap();
+    // Used once each: from here on their verification is cached.
+    assert!(env.valid(&a.access_token).await);
+    assert!(env.valid(&d.access_token).await);
+
+    let jti = jwt::decode(&d.access_token).unwrap().claims.jti;
+    env.client
+        .revoke(&adm, RevokeLevel::Token, &jti)
+        .await
+        .unwrap();
+    assert!(!env.valid(&d.access_token).await, "token-level revocation");
+    assert!(
+        env.client.renew(&d.access_token).await.is_err(),
+        "refused as a Bearer too"
+    );
+
+    let e = env
+        .delegate(&a.access_token, &b.agent_id, &["read:data:x"], None)
+        .await
+        .unwrap();
+    assert!(env.valid(&e.access_token).await);
+    env.client.release(&e.access_token).await.unwrap();
+    assert!(!env.valid(&e.access_token).await, "released");
+
+    let task = jwt::decode(&a.access_token).unwrap().claims.task_id;
+    env.client
+        .revoke(&adm, RevokeLevel::Task, &task)
+        .await
+        .unwrap();
+    assert!(!env.valid(&a.access_token).await, "task-level revocation");
+    assert!(
+        env.delegate(&a.access_token, &b.agent_id, &["read:data:x"], None)
+            .await
+            .is_err(),
+        "a revoked delegator cannot delegate"
+    );
+}

@@ -83,7 +83,7 @@ pub fn handle(s: &State, route: Route, ctx: &Ctx) -> Response {
 }
 
 /// Bearer middleware (spec §1.7), with its audit events.
-fn bearer(s: &State, ctx: &Ctx, required: Option<&str>) -> Result<(String, Claims), Reject> {
+fn bearer(s: &State, ctx: &Ctx, required: Option<&str>) -> Result<std::sync::Arc<Claims>, Reject> {
     let fail = |detail: &str, audit: String| {
         s.audit(NewEvent {
             resource: ctx.path.clone(),
@@ -134,7 +134,7 @@ fn bearer(s: &State, ctx: &Ctx, required: Option<&str>) -> Result<(String, Claim
             format!("token lacks required scope: {req}"),
         ));
     }
-    Ok((token.to_string(), claims))
+    Ok(claims)
 }
 
 fn challenge(s: &State) -> Outcome {
@@ -339,7 +339,7 @@ fn validate(s: &State, ctx: &Ctx) -> Outcome {
     let resp = match s.verify(&req.token) {
         Ok(claims) => ValidateResponse {
             valid: true,
-            claims: Some(claims),
+            claims: Some(Claims::clone(&claims)),
             error: None,
         },
         Err(_) => ValidateResponse {
@@ -352,7 +352,7 @@ fn validate(s: &State, ctx: &Ctx) -> Outcome {
 }
 
 fn renew(s: &State, ctx: &Ctx) -> Outcome {
-    let (_, claims) = bearer(s, ctx, None)?;
+    let claims = bearer(s, ctx, None)?;
     // Revoke the predecessor first; losing a race to another renewal fails here.
     let first = s
         .revoke(RevokeLevel::Token, &claims.jti, Some(claims.exp))
@@ -373,7 +373,7 @@ fn renew(s: &State, ctx: &Ctx) -> Outcome {
     }
     count(&s.metrics, |m| &mut m.revocations, "token");
     let ttl = claims.exp - claims.iat;
-    let (token, ttl, new) = s.issue(claims.clone(), ttl);
+    let (token, ttl, new) = s.issue(Claims::clone(&claims), ttl);
     s.audit(
         NewEvent::new(
             "token_renewed",
@@ -389,7 +389,7 @@ fn renew(s: &State, ctx: &Ctx) -> Outcome {
 }
 
 fn release(s: &State, ctx: &Ctx) -> Outcome {
-    let (_, claims) = bearer(s, ctx, None)?;
+    let claims = bearer(s, ctx, None)?;
     s.revoke(RevokeLevel::Token, &claims.jti, Some(claims.exp))
         .map_err(store_failed)?;
     count(&s.metrics, |m| &mut m.revocations, "release");
@@ -407,7 +407,7 @@ fn release(s: &State, ctx: &Ctx) -> Outcome {
 }
 
 fn delegate(s: &State, ctx: &Ctx) -> Outcome {
-    let (_, from) = bearer(s, ctx, None)?;
+    let from = bearer(s, ctx, None)?;
     let req: DelegateRequest = decode_first(&ctx.body)?;
     for (empty, field) in [
         (req.delegate_to.is_empty(), "delegate_to"),

@@ -10,12 +10,13 @@
 mod audit;
 mod handlers;
 mod http;
+mod issued;
 mod ratelimit;
 mod serve;
 pub mod store;
 mod wire;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -36,6 +37,7 @@ pub use store::{Console, StoreError, remove_scratch_dirs};
 use crate::broker::tls::{self, ServerTls, TlsFileError};
 use crate::broker::types::{App, RevokeLevel};
 use crate::jwt::{self, Claims};
+use issued::IssuedCache;
 
 /// The broker's clock: the system's, shifted by what a test has advanced it
 /// (so a test of a 30 s expiry need not wait 30 s). Cheap to clone; clones
@@ -168,10 +170,6 @@ pub(crate) fn random_hex(n: usize) -> String {
     hex::encode(bytes)
 }
 
-/// How many issued tokens the verification cache keeps at most; past it the
-/// oldest entries go first, one per insert (never all at once).
-const ISSUED_CACHE_MAX: usize = 8_192;
-
 fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
@@ -264,32 +262,6 @@ impl Revocations {
         RevokeLevel::ALL
             .into_iter()
             .any(|l| s.key(l).is_some_and(|k| self.has(l, k)))
-    }
-}
-
-/// Tokens this broker issued, by SHA-256 of the compact form, with their
-/// claims: verifying them skips the Ed25519 check. Bounded; the oldest go
-/// first, one at a time, so the cache never empties itself under load.
-#[derive(Debug, Default)]
-struct IssuedCache {
-    map: HashMap<[u8; 32], Arc<Claims>>,
-    order: VecDeque<[u8; 32]>,
-}
-
-impl IssuedCache {
-    fn insert(&mut self, key: [u8; 32], claims: Claims) {
-        while self.order.len() >= ISSUED_CACHE_MAX {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
-        }
-        if self.map.insert(key, Arc::new(claims)).is_none() {
-            self.order.push_back(key);
-        }
-    }
-
-    fn get(&self, key: &[u8; 32]) -> Option<Arc<Claims>> {
-        self.map.get(key).cloned()
     }
 }
 
@@ -589,17 +561,17 @@ impl State {
         claims.jti = random_hex(16);
         let token = jwt::sign(&claims, &self.key, &self.kid);
         lock(&self.metrics).tokens_issued += 1;
-        write(&self.issued).insert(sha256(&token), claims.clone());
+        write(&self.issued).insert(sha256(&token), claims.clone(), now);
         (token, ttl, claims)
     }
 
     /// The verification algorithm of spec §2.5, revocation included.
-    fn verify(&self, token: &str) -> Result<Claims, Invalid> {
+    fn verify(&self, token: &str) -> Result<Arc<Claims>, Invalid> {
         let cached = read(&self.issued).get(&sha256(token));
         let c = match cached {
             // Byte-identical to a token this broker signed: header and
             // signature are known good, the claims are the ones it signed.
-            Some(c) => Claims::clone(&c),
+            Some(c) => c,
             None => {
                 let d = jwt::decode(token).map_err(Invalid::Format)?;
                 if d.header.alg != "EdDSA" || d.header.kid.as_deref().is_some_and(|k| k != self.kid)
@@ -609,7 +581,7 @@ impl State {
                 if !d.signature_ok(&self.key.verifying_key()) {
                     return Err(Invalid::Signature);
                 }
-                d.claims
+                Arc::new(d.claims)
             }
         };
         if c.sub.is_empty() {

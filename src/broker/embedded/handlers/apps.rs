@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) fn launch_token(s: &State, ctx: &Ctx, route_scope: &str) -> Outcome {
-    let (_, caller) = bearer(s, ctx, Some(route_scope))?;
+    let caller = bearer(s, ctx, Some(route_scope))?;
     let req: LaunchTokenRequest = decode_first(&ctx.body)?;
     let app_id = caller.sub.strip_prefix("app:").map(str::to_string);
     if let Some(id) = &app_id {
@@ -256,7 +256,7 @@ pub(super) fn list_apps(s: &State, ctx: &Ctx) -> Outcome {
 }
 
 pub(super) fn app_by_id(s: &State, ctx: &Ctx) -> Outcome {
-    let (_, caller) = bearer(s, ctx, Some("admin:launch-tokens:*"))?;
+    let caller = bearer(s, ctx, Some("admin:launch-tokens:*"))?;
     let id = ctx.path.trim_start_matches("/v1/admin/apps/").to_string();
     let not_found = || Reject::new(404, "not_found", "app not found");
     let find = |apps: &Vec<AppRecord>| apps.iter().position(|a| a.app_id == id);
