@@ -540,3 +540,101 @@ fn explain_walks_the_brokers_checks() {
     let (code, _) = run(&["explain", "n9999", "read:x:y", "--from", trail]);
     assert_eq!(code, 2);
 }
+
+/// The OASIS SARIF 2.1.0 schema (errata01), vendored.
+fn sarif_validator() -> jsonschema::Validator {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sarif-schema-2.1.0.json"
+    );
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-04/schema#");
+    jsonschema::draft4::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap()
+}
+
+fn assert_sarif(v: &jsonschema::Validator, log: &Value) {
+    let errors: Vec<String> = v
+        .iter_errors(log)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "not SARIF 2.1.0: {errors:#?}");
+}
+
+/// `--format sarif` validates against the SARIF 2.1.0 schema, for the
+/// recorded trail's findings and for a `--script` run, whose results point
+/// at the scenario line that made them; the validator does refuse a log
+/// that breaks the schema.
+#[test]
+fn sarif_validates_against_the_oasis_schema() {
+    let v = sarif_validator();
+    let (_, out) = offline(&["check", "--from", TRAIL, "--format", "sarif"]);
+    let log: Value = serde_json::from_str(&out).unwrap();
+    assert!(log["runs"][0]["results"].as_array().unwrap().len() > 5);
+    assert_sarif(&v, &log);
+    // The validator bites: an unknown level, a line 0.
+    let mut bad = log.clone();
+    bad["runs"][0]["results"][0]["level"] = "fatal".into();
+    assert!(!v.is_valid(&bad));
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("wild.chainview");
+    let lines = [
+        "title \"wildcards handed down\"",
+        "app ceiling=read:data:*,write:data:*",
+        "agent a task=t scope=read:data:*",
+        "agent b task=t scope=read:data:*",
+        "agent c task=t scope=read:data:*",
+        "delegate a -> b scope=read:data:* ttl=60 as=ab",
+        "# a comment: line numbers are the file's",
+        "delegate ab -> c scope=read:data:* ttl=60 as=abc",
+    ];
+    std::fs::write(&script, lines.join("\n") + "\n").unwrap();
+    let (code, out) = offline(&[
+        "check",
+        "--script",
+        script.to_str().unwrap(),
+        "--format",
+        "sarif",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let log: Value = serde_json::from_str(&out).unwrap();
+    assert_sarif(&v, &log);
+    let run = &log["runs"][0];
+    let uri = run["artifacts"][0]["location"]["uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("file:///") && uri.ends_with("/wild.chainview"),
+        "{uri}"
+    );
+    let line_of = |rule: &str| -> Vec<u64> {
+        run["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["ruleId"] == rule)
+            .map(|r| {
+                let p = &r["locations"][0]["physicalLocation"];
+                assert_eq!(p["artifactLocation"]["uri"], uri);
+                p["region"]["startLine"].as_u64().unwrap()
+            })
+            .collect()
+    };
+    // ab → c hands the wildcard down: the second delegate, line 8.
+    assert_eq!(line_of("wildcard-handed-down"), [8]);
+    // Both hops passed their whole scope: lines 6 and 8.
+    let mut whole = line_of("hop-narrowed-nothing");
+    whole.sort();
+    assert_eq!(whole, [6, 8]);
+    mutate_line_zero(&v, &log);
+}
+
+/// A region's line starts at 1: the schema refuses 0 (so the test above
+/// would catch an off-by-one).
+fn mutate_line_zero(v: &jsonschema::Validator, log: &Value) {
+    let mut bad = log.clone();
+    bad["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"] =
+        0.into();
+    assert!(!v.is_valid(&bad));
+}
