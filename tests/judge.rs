@@ -638,3 +638,128 @@ fn mutate_line_zero(v: &jsonschema::Validator, log: &Value) {
         0.into();
     assert!(!v.is_valid(&bad));
 }
+
+/// Over loopback: an admin token's hop keeps the scope it passed on (the
+/// trail does not give the admin token's own scope, so no
+/// `hop-narrowed-nothing`), a renewal of a delegated token whose delegator
+/// died is `outlives-delegator`, and a chain re-rooted by the SDK pattern
+/// is among the survivors a chain revocation of the first root leaves (in
+/// `what-if` and in `check`'s `revocation-gap`).
+#[tokio::test]
+async fn check_places_admin_hops_renewals_and_rerooted_survivors() {
+    let env = Env::new().await;
+    let admin = env.admin().await;
+    let mut ids = HashMap::new();
+    let mut toks = HashMap::new();
+    for name in ["a", "b", "c", "d"] {
+        let scope = vec!["read:data:*".to_string()];
+        let ag = env
+            .client
+            .create_agent(&admin, "judge", &format!("task-{name}"), &scope, Some(900))
+            .await
+            .unwrap();
+        ids.insert(name, ag.agent_id.clone());
+        toks.insert(name, ag.access_token);
+    }
+    let by_admin = env
+        .delegate(&admin, &ids["a"], &["admin:audit:*"], Some(900))
+        .await
+        .unwrap();
+    let ab = env
+        .delegate(
+            &toks["a"],
+            &ids["b"],
+            &["read:data:x", "read:data:y"],
+            Some(900),
+        )
+        .await
+        .unwrap();
+    let abc = env
+        .delegate(&ab.access_token, &ids["c"], &["read:data:x"], Some(900))
+        .await
+        .unwrap();
+    // b, holding ab, delegates from its registration token: re-rooted at b.
+    let bd = env
+        .delegate(&toks["b"], &ids["d"], &["read:data:y"], Some(900))
+        .await
+        .unwrap();
+    let mut names = toks.clone();
+    names.insert("by-admin", by_admin.access_token.clone());
+    names.insert("ab", ab.access_token.clone());
+    names.insert("abc", abc.access_token.clone());
+    names.insert("bd", bd.access_token.clone());
+    let nodes = node_names(&env, &names).await;
+    let node = |name: &str| nodes.iter().find(|(_, n)| **n == name).unwrap().0.clone();
+
+    // who-can sees the admin scope handed to a (it was shown as not held).
+    let (code, lines, out) =
+        chainview(&env, &["who-can", "admin:audit:*", "--format", "json"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        lines.iter().any(|l| l["node"] == node("by-admin").as_str()),
+        "{out}"
+    );
+
+    // What a chain revocation of a leaves: bd among the survivors, re-rooted.
+    let a = ids["a"].clone();
+    let (_, lines, out) = chainview(
+        &env,
+        &["what-if", "revoke", "chain", &a, "--format", "json"],
+    )
+    .await;
+    let bd_effect = lines
+        .iter()
+        .find(|l| l["kind"] == "effect" && l["node"] == node("bd").as_str())
+        .unwrap_or_else(|| panic!("bd is not among the effects: {out}"));
+    assert_eq!(bd_effect["effect"], "survives", "{out}");
+    assert!(
+        bd_effect["why"].as_str().unwrap().starts_with("re-rooted"),
+        "{out}"
+    );
+
+    // b's agent entry kills ab (and b's own token), not abc: c renews it.
+    let b = ids["b"].clone();
+    env.client
+        .revoke(&admin, RevokeLevel::Agent, &b)
+        .await
+        .unwrap();
+    assert!(!env.valid(&ab.access_token).await);
+    let abc2 = env.client.renew(&abc.access_token).await.unwrap();
+    assert!(env.valid(&abc2.access_token).await);
+
+    let (code, lines, out) = chainview(&env, &["check", "--format", "json"]).await;
+    assert_eq!(code, 1, "{out}");
+    let findings: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "finding").collect();
+    let on = |rule: &str, n: &str| findings.iter().any(|f| f["rule"] == rule && f["node"] == n);
+    assert!(on("delegator-not-agent", &node("by-admin")), "{out}");
+    assert!(!on("hop-narrowed-nothing", &node("by-admin")), "{out}");
+    // The renewal of abc (the node that renews abc's node) outlives ab.
+    let (_, observed, _) = chainview(&env, &["observe", "--print", "json"]).await;
+    let renewal = observed
+        .iter()
+        .find(|l| l["kind"] == "node" && l["renews"] == node("abc").as_str())
+        .unwrap_or_else(|| panic!("no renewal of abc: {out}"));
+    let renewal = renewal["id"].as_str().unwrap().to_string();
+    assert!(on("outlives-delegator", &renewal), "{out}");
+    let gap = findings
+        .iter()
+        .find(|f| f["rule"] == "revocation-gap")
+        .unwrap_or_else(|| panic!("no revocation-gap: {out}"));
+    let message = gap["message"].as_str().unwrap();
+    let left: Vec<&str> = message.rsplit(": ").next().unwrap().split(' ').collect();
+    assert!(left.contains(&renewal.as_str()), "{message}");
+    assert!(left.contains(&node("bd").as_str()), "{message}");
+
+    // The chain entry for a, really made: the renewal (chain [a, b]) dies,
+    // bd survives as the what-if said.
+    env.client
+        .revoke(&admin, RevokeLevel::Chain, &a)
+        .await
+        .unwrap();
+    assert!(!env.valid(&abc2.access_token).await);
+    assert!(env.valid(&bd.access_token).await);
+    assert!(
+        env.valid(&toks["a"]).await,
+        "the root's own token survives too"
+    );
+}

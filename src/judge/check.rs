@@ -188,6 +188,13 @@ pub fn check(o: &Observed, at: usize) -> Vec<Finding> {
     };
     let short = crate::rules::spiffe::with_orch;
     for (i, n) in o.nodes.iter().enumerate().filter(|(i, _)| o.exists(*i, at)) {
+        // A renewal of a delegated token keeps its chain: it too may
+        // outlive the token that chain came from.
+        if n.kind == NodeKind::Renewal
+            && let Some(p) = n.parent
+        {
+            outlives(&mut out, i, p, at);
+        }
         if n.kind != NodeKind::Delegation {
             continue;
         }
@@ -262,7 +269,11 @@ pub fn check(o: &Observed, at: usize) -> Vec<Finding> {
             let mut b: Vec<&String> = o.nodes[p].scope.iter().collect();
             a.sort();
             b.sort();
-            if a == b {
+            // A delegator whose scope the trail does not give (an admin or
+            // app token, an agent registered before the trail starts) held
+            // at least what it passed on: nothing says it held no more.
+            let known = o.nodes[p].depth > 0 || o.agents[o.nodes[p].agent].registered.is_some();
+            if a == b && known {
                 out.add(
                     "hop-narrowed-nothing",
                     Some(i),
@@ -280,24 +291,7 @@ pub fn check(o: &Observed, at: usize) -> Vec<Finding> {
             {
                 rerooted(&mut out, i, f);
             }
-            let (child, parent) = (o.status(i, at), o.status(p, at));
-            if child.liveness != Liveness::Dead && parent.liveness == Liveness::Dead {
-                out.add(
-                    "outlives-delegator",
-                    Some(i),
-                    None,
-                    format!(
-                        "{} ({}) outlives the token it came from, n{p} ({})",
-                        short(holder),
-                        if child.liveness == Liveness::Live {
-                            "alive"
-                        } else {
-                            "may be alive"
-                        },
-                        parent.status.word()
-                    ),
-                );
-            }
+            outlives(&mut out, i, p, at);
         }
     }
     revocation_gaps(&mut out, at);
@@ -312,6 +306,36 @@ pub fn check(o: &Observed, at: usize) -> Vec<Finding> {
     out.findings
         .sort_by_key(|f| (std::cmp::Reverse(f.severity), order(f)));
     out.findings
+}
+
+/// `i` (a delegation, or a renewal of one) alive or perhaps alive while
+/// `p`, the token its chain came from, is dead.
+fn outlives(out: &mut Out<'_>, i: NodeId, p: NodeId, at: usize) {
+    let o = out.o;
+    let short = crate::rules::spiffe::with_orch;
+    let (child, parent) = (o.status(i, at), o.status(p, at));
+    if child.liveness != Liveness::Dead && parent.liveness == Liveness::Dead {
+        let n = &o.nodes[i];
+        let renewal = match n.renews {
+            Some(r) if n.kind == NodeKind::Renewal => format!(", a renewal of n{r},"),
+            _ => String::new(),
+        };
+        out.add(
+            "outlives-delegator",
+            Some(i),
+            None,
+            format!(
+                "{} ({}){renewal} outlives the token it came from, n{p} ({})",
+                short(&o.agents[n.agent].spiffe),
+                if child.liveness == Liveness::Live {
+                    "alive"
+                } else {
+                    "may be alive"
+                },
+                parent.status.word()
+            ),
+        );
+    }
 }
 
 /// A depth-1 delegation by `from` that, when it was made, held a usable
