@@ -379,44 +379,42 @@ fn a_scenario_is_judged_before_it_ships() {
             String::from_utf8_lossy(&out.stdout).to_string(),
         )
     };
-    let (code, out) = run(&[
-        "check",
-        "--script",
-        deploy,
-        "--fail-on",
-        "error",
-        "--format",
-        "json",
-    ]);
+    // The default threshold (warning): the repaired, well-narrowed chain,
+    // cleaned up leaves first, gives no warning.
+    let (code, out) = run(&["check", "--script", deploy, "--format", "json"]);
     assert_eq!(code, 0, "{out}");
     let lines: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // No wildcard reaches the deployer, no chain at the limit, no self-delegation.
-    for rule in [
-        "wildcard-handed-down",
-        "chain-at-depth-limit",
-        "self-delegation",
-        "delegator-not-agent",
-    ] {
-        assert!(!lines.iter().any(|l| l["rule"] == rule), "{rule}: {out}");
-    }
-    // The hop tokens live on after the cleanup released their delegators.
-    assert!(
-        lines.iter().any(|l| l["rule"] == "outlives-delegator"),
-        "{out}"
-    );
+    // Only the source-wide note: no wildcard reaches the deployer, no hop
+    // outlives its delegator (the hops are released before the agents).
+    let rules: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["kind"] == "finding")
+        .map(|l| l["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["unaudited-refusals"], "{out}");
     let (code, out) = run(&["who-can", "admin:*:*", "--script", deploy, "--expect-none"]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = run(&[
-        "who-can",
-        "write:deploy:web-service",
-        "--script",
-        deploy,
-        "--expect-none",
-    ]);
+    // The deployer held it once hop 2 was repaired (evt-000016); after the
+    // cleanup nobody does.
+    let who = |at: Option<&str>| {
+        let mut args = vec![
+            "who-can",
+            "write:deploy:web-service",
+            "--script",
+            deploy,
+            "--expect-none",
+        ];
+        args.extend(at.map(|a| ["--at", a]).into_iter().flatten());
+        run(&args)
+    };
+    let (code, out) = who(Some("evt-000016"));
     assert_eq!(code, 1, "{out}");
+    assert!(out.contains("push-v2.4.1"), "{out}");
+    let (code, out) = who(None);
+    assert_eq!(code, 0, "{out}");
     let (code, _) = run(&["check", "--script", "/nonexistent.chainview"]);
     assert_eq!(code, 2);
 }

@@ -167,13 +167,13 @@ fn demo_in_a_real_terminal() {
     let (mut t, mut child) = Term::spawn(&["demo"], &[]);
     // The first screen: the deploy scenario loaded, the app set up.
     t.wait_for("CI/CD deployment runner");
-    t.wait_for("step 2/40");
+    t.wait_for("step 2/43");
     assert!(t.parser.lock().unwrap().screen().alternate_screen());
 
     // Step to hop 2, one `n` at a time, each step's position on screen.
     for step in 3..=12 {
         t.keys("n");
-        t.wait_for(&format!("step {step}/40"));
+        t.wait_for(&format!("step {step}/43"));
     }
     let s = t.wait_for("REFUSED 403 scope_violation");
     assert!(s.contains("deployer (hop2)"), "{s}");
@@ -247,10 +247,10 @@ fn live_check_shows_a_revocation_made_elsewhere() {
             ("CHAINVIEW_REVALIDATE", "1"),
         ],
     );
-    t.wait_for("step 2/40");
+    t.wait_for("step 2/43");
     for step in 3..=6 {
         t.keys("n");
-        t.wait_for(&format!("step {step}/40"));
+        t.wait_for(&format!("step {step}/43"));
     }
     t.wait_for("✓ analyst valid");
     // Another client of the same broker revokes the analyst's task.
@@ -283,7 +283,7 @@ fn signals_restore_the_terminal() {
         (libc::SIGINT, 130),
     ] {
         let (mut t, mut child) = Term::spawn(&["demo"], &[]);
-        t.wait_for("step 2/40");
+        t.wait_for("step 2/43");
         let pid = child.process_id().expect("pid") as libc::pid_t;
         // SAFETY: sending a signal to our own child process.
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
@@ -361,10 +361,10 @@ fn keys_work_while_a_wait_step_runs() {
 #[test]
 fn y_copies_the_selected_token_with_osc52() {
     let (mut t, mut child) = Term::spawn(&["demo"], &[]);
-    t.wait_for("step 2/40");
+    t.wait_for("step 2/43");
     t.keys("nn");
     t.wait_for("✓ orchestrator");
-    t.wait_for("step 4/40");
+    t.wait_for("step 4/43");
     t.keys("y");
     t.wait_for("copied orchestrator's token");
     let raw = String::from_utf8_lossy(&t.raw.lock().unwrap()).into_owned();
@@ -479,12 +479,12 @@ fn merged_view_survives_b_in_a_real_terminal() {
             ("AGENTWRIT_ADMIN_SECRET", &admin),
         ],
     );
-    t.wait_for("step 2/40");
+    t.wait_for("step 2/43");
     t.keys("O");
     t.wait_for("· gone/");
     for step in 3..=6 {
         t.keys("n");
-        t.wait_for(&format!("step {step}/40"));
+        t.wait_for(&format!("step {step}/43"));
     }
     t.wait_for("✓ deployer valid");
     t.keys("b");
