@@ -20,7 +20,7 @@ pub enum Format {
     Json,
 }
 
-/// `who-can PATTERN`: exit 1 with `expect_none` when anyone live or may
+/// `who-can PATTERN`: exit 1 with `expect_none` when anyone live or maybe
 /// holds it.
 pub async fn run_who_can(
     settings: &Settings,
@@ -201,15 +201,15 @@ fn who_can_text(w: &mut dyn Write, pattern: &str, rows: &[Access]) -> std::io::R
             .collect();
         writeln!(
             w,
-            "{:<4} {} by {} ({})",
+            "{:<5} {} by {} ({})",
             a.status,
             with_orch(&a.agent),
             a.grants.join(" "),
             a.node
         )?;
-        writeln!(w, "     path: {}", path.join(" → "))?;
+        writeln!(w, "      path: {}", path.join(" → "))?;
         if a.status != "live" {
-            writeln!(w, "     {}", a.status_why)?;
+            writeln!(w, "      {}", a.status_why)?;
         }
     }
     Ok(())

@@ -270,7 +270,7 @@ async fn who_can_names_the_holders_with_their_path_and_guards_ci() {
         .collect();
     assert_eq!(path, ["a", "ab", "abc"]);
     // A delegation's ttl is not in the trail: young, it may permit.
-    assert_eq!(c["status"], "may", "{out}");
+    assert_eq!(c["status"], "maybe", "{out}");
     let (code, _, out) = chainview(&env, &["who-can", "write:data:x", "--expect-none"]).await;
     assert_eq!(code, 1, "{out}");
     let (code, _, out) = chainview(&env, &["who-can", "admin:revoke:*", "--expect-none"]).await;

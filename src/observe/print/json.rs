@@ -194,11 +194,7 @@ pub fn write(o: &Observed, at: usize, w: &mut dyn Write) -> io::Result<()> {
                 .collect(),
             _ => Vec::new(),
         };
-        let liveness = match j.liveness {
-            Liveness::Live => "live",
-            Liveness::Maybe => "maybe",
-            Liveness::Dead => "dead",
-        };
+        let liveness = j.liveness.key();
         alive[j.liveness as usize] += 1;
         let perhaps_ended = o
             .open_doubts(i, at)
