@@ -761,3 +761,206 @@ async fn check_places_admin_hops_renewals_and_rerooted_survivors() {
         "the root's own token survives too"
     );
 }
+
+/// A random trail (a seeded xorshift): agents registering with short and
+/// long ttls, delegations down to depth 5 from any live-looking token,
+/// renewals, releases (of known and unknown jtis), revocations at every
+/// level, refused widenings and revoked tokens presented, the clock moving
+/// 0–40 s between events — a valid hash chain.
+fn random_trail(seed: u64, n: usize) -> Vec<chainview::broker::types::AuditEvent> {
+    use chainview::broker::types::AuditEvent;
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut rnd = move |m: usize| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s % m.max(1) as u64) as usize
+    };
+    let mut out: Vec<AuditEvent> = Vec::new();
+    let mut agents: Vec<(String, String, String)> = Vec::new(); // spiffe, task, reg jti
+    let mut toks: Vec<(usize, i64, Vec<String>)> = Vec::new(); // holder, depth, scope
+    let mut t = 1_785_000_000i64;
+    let mut jti = 0u64;
+    let all = ["read:data:*", "write:data:*", "read:logs:x", "read:logs:y"];
+    while out.len() < n {
+        t += rnd(41) as i64;
+        let roll = rnd(100);
+        let mut e = AuditEvent {
+            outcome: "success".into(),
+            ..AuditEvent::default()
+        };
+        if agents.len() < 3 || roll < 20 {
+            let task = format!("task-{}", rnd(4));
+            let spiffe = format!(
+                "spiffe://agentwrit.local/agent/o/{task}/{:016x}",
+                rnd(1 << 40)
+            );
+            jti += 1;
+            let j = format!("{jti:032x}");
+            let k = rnd(all.len()) + 1;
+            let scope: Vec<String> = all[..k].iter().map(|s| s.to_string()).collect();
+            let mut reg = e.clone();
+            reg.event_type = "agent_registered".into();
+            reg.agent_id = spiffe.clone();
+            reg.task_id = task.clone();
+            reg.orch_id = "o".into();
+            reg.detail = format!("Agent registered with scope [{}]", scope.join(" "));
+            out.push(reg);
+            e.event_type = "token_issued".into();
+            e.agent_id = spiffe.clone();
+            e.task_id = task.clone();
+            e.orch_id = "o".into();
+            e.detail = format!("Token issued, jti={j}, ttl={}", [5, 60, 300][rnd(3)]);
+            toks.push((agents.len(), 0, scope));
+            agents.push((spiffe, task, j));
+        } else if roll < 55 {
+            let (holder, depth, scope) = toks[rnd(toks.len())].clone();
+            let to = rnd(agents.len());
+            if depth >= 5 {
+                continue;
+            }
+            let keep = rnd(scope.len()) + 1;
+            let given: Vec<String> = scope[..keep].to_vec();
+            e.event_type = "delegation_created".into();
+            e.agent_id = agents[to].0.clone();
+            e.task_id = agents[holder].1.clone();
+            e.orch_id = "o".into();
+            e.deleg_depth = depth + 1;
+            e.deleg_chain_hash = format!("{:064x}", out.len() + 1);
+            e.detail = format!(
+                "delegation from {} to {} scope=[{}] depth={}",
+                agents[holder].0,
+                agents[to].0,
+                given.join(" "),
+                depth + 1
+            );
+            toks.push((to, depth + 1, given));
+        } else {
+            let a = rnd(agents.len());
+            let (spiffe, task, reg) = agents[a].clone();
+            e.agent_id = spiffe.clone();
+            e.task_id = task.clone();
+            e.orch_id = "o".into();
+            match roll {
+                55..=64 => {
+                    jti += 1;
+                    e.event_type = "token_renewed".into();
+                    e.detail = format!("token renewed for agent={spiffe} new_jti={jti:032x}");
+                }
+                65..=74 => {
+                    e.event_type = "token_released".into();
+                    let j = if rnd(2) == 0 {
+                        reg
+                    } else {
+                        format!("{:032x}", 1 << 60 | rnd(1 << 30))
+                    };
+                    e.detail = format!("token released | jti={j}");
+                }
+                75..=84 => {
+                    let (level, target) = match rnd(4) {
+                        0 => ("agent", spiffe.clone()),
+                        1 => ("chain", spiffe.clone()),
+                        2 => ("task", task.clone()),
+                        _ => ("token", reg),
+                    };
+                    e.event_type = "token_revoked".into();
+                    e.agent_id = String::new();
+                    e.detail = format!("revoked at level={level} target={target}");
+                }
+                85..=92 => {
+                    let to = &agents[rnd(agents.len())].0;
+                    e.event_type = "delegation_attenuation_violation".into();
+                    e.outcome = "denied".into();
+                    e.detail = format!(
+                        "delegation_attenuation_violation | delegator={spiffe} | target={to} | requested=[admin:revoke:*] | allowed=[read:data:*]"
+                    );
+                }
+                _ => {
+                    e.event_type = "token_auth_failed".into();
+                    e.outcome = "denied".into();
+                    e.agent_id = String::new();
+                    e.task_id = String::new();
+                    e.orch_id = String::new();
+                    e.resource = "/v1/delegate".into();
+                    e.detail =
+                        "token verification failed: token has been revoked | path=/v1/delegate"
+                            .into();
+                }
+            }
+        }
+        out.push(e);
+    }
+    out.truncate(n);
+    let mut prev = "0".repeat(64);
+    let base = t - 40 * n as i64; // timestamps only grow
+    let mut clock = base;
+    for (k, e) in out.iter_mut().enumerate() {
+        clock += 1 + (k as i64 * 7919) % 37;
+        e.id = format!("evt-{:06}", k + 1);
+        e.timestamp = chrono::DateTime::from_timestamp(clock, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        e.prev_hash = std::mem::take(&mut prev);
+        e.hash = e.compute_hash();
+        prev = e.hash.clone();
+    }
+    out
+}
+
+/// Live mode: findings updated after each poll (only what the new events
+/// and the clock touched) are exactly `check` from scratch, on random
+/// trails folded in random batches.
+#[test]
+fn incremental_findings_equal_a_check_from_scratch() {
+    use chainview::judge::check::check;
+    use chainview::judge::live::LiveCheck;
+    let mut compared = 0;
+    let mut rules = std::collections::BTreeSet::new();
+    for seed in 1..=40u64 {
+        let events = random_trail(seed, 300 + (seed as usize % 5) * 100);
+        let mut o = chainview::observe::Observed::new();
+        let mut live = LiveCheck::new();
+        let mut k = 0;
+        let mut batch = seed as usize;
+        while k < events.len() {
+            batch = (batch * 31 + 7) % 60 + 1;
+            for e in &events[k..(k + batch).min(events.len())] {
+                o.fold(&e.as_ref(), Some(true));
+            }
+            k = (k + batch).min(events.len());
+            live.update(&o);
+            let head = o.head().unwrap();
+            let want: Vec<Value> = check(&o, head)
+                .iter()
+                .map(|f| serde_json::to_value(f).unwrap())
+                .collect();
+            let got: Vec<Value> = live
+                .findings()
+                .map(|f| serde_json::to_value(f).unwrap())
+                .collect();
+            assert_eq!(got.len(), live.len());
+            if got != want {
+                let missing: Vec<&Value> = want.iter().filter(|w| !got.contains(w)).collect();
+                let extra: Vec<&Value> = got.iter().filter(|g| !want.contains(g)).collect();
+                panic!("seed {seed}, after {k} events: missing {missing:#?}\nextra {extra:#?}");
+            }
+            for f in &want {
+                rules.insert(f["rule"].as_str().unwrap().to_string());
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared > 200, "{compared}");
+    // The trails plant most rules, so the comparison covers them.
+    for r in [
+        "self-delegation",
+        "wildcard-handed-down",
+        "outlives-delegator",
+        "revocation-gap",
+        "escalation-probing",
+        "revoked-token-presented",
+        "hop-narrowed-nothing",
+    ] {
+        assert!(rules.contains(r), "no trail gave {r}: {rules:?}");
+    }
+}

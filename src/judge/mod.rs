@@ -6,6 +6,7 @@
 pub mod check;
 pub mod diff;
 pub mod explain;
+pub mod live;
 pub mod report;
 pub mod what_if;
 pub mod who_can;

@@ -79,7 +79,7 @@ pub fn resolve_target(o: &Observed, level: RevokeLevel, target: &str) -> Result<
 /// From the indexes: the work is the size of the subtree, not of the trail.
 /// Returns the tokens, and each re-rooted chain's first token with the
 /// token it was re-rooted from.
-fn expected(
+pub(super) fn expected(
     o: &Observed,
     at: usize,
     level: RevokeLevel,
