@@ -326,8 +326,14 @@ pub(super) fn node_findings(out: &mut Out<'_>, i: NodeId, at: usize) {
 fn outlives(out: &mut Out<'_>, i: NodeId, p: NodeId, at: usize) {
     let o = out.o;
     let short = crate::rules::spiffe::with_orch;
-    let (child, parent) = (o.status(i, at), o.status(p, at));
-    if child.liveness != Liveness::Dead && parent.liveness == Liveness::Dead {
+    // The parent first: most are not dead, and then the child's status
+    // is not needed.
+    let parent = o.status(p, at);
+    if parent.liveness != Liveness::Dead {
+        return;
+    }
+    let child = o.status(i, at);
+    if child.liveness != Liveness::Dead {
         let n = &o.nodes[i];
         let renewal = match n.renews {
             Some(r) if n.kind == NodeKind::Renewal => format!(", a renewal of n{r},"),
@@ -366,8 +372,8 @@ fn rerooted(out: &mut Out<'_>, i: NodeId, from: usize) {
             let t = &o.nodes[h];
             t.depth > 0
                 && t.event < n.event
-                && o.status(h, n.event).liveness != Liveness::Dead
                 && crate::scope::is_subset(&n.scope, &t.scope)
+                && o.status(h, n.event).liveness != Liveness::Dead
         });
     if let Some(h) = held {
         out.add(
@@ -400,15 +406,17 @@ fn revocation_gaps(out: &mut Out<'_>, at: usize) {
 
 /// The survivors of one agent- or chain-level entry (made at event `k`),
 /// as of `at`, as one finding (none when nothing survives).
+/// Returns the tokens the entry was expected to kill.
 pub(super) fn revocation_gap(
     out: &mut Out<'_>,
     k: usize,
     level: RevokeLevel,
     target: &str,
     at: usize,
-) {
-    let (effects, _) = super::what_if::what_if(out.o, at, level, target);
-    let survivors: Vec<&str> = effects
+) -> Vec<NodeId> {
+    let e = super::what_if::effects(out.o, at, level, target);
+    let survivors: Vec<&str> = e
+        .effects
         .iter()
         .filter(|e| e.effect == "survives")
         .map(|e| e.node.as_str())
@@ -426,6 +434,7 @@ pub(super) fn revocation_gap(
             ),
         );
     }
+    e.expected
 }
 
 fn denials(out: &mut Out<'_>, at: usize) {

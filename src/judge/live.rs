@@ -3,7 +3,7 @@
 //! tokens, tokens whose ending, doubts or uses changed (and the other
 //! candidates of their doubts), tokens whose expiry (or last use) the
 //! clock passed, the tokens issued under any of those, the revocation
-//! entries whose subtree holds one of their agents, and new denials. The
+//! entries whose subtree holds one of them (or gains a token), and new denials. The
 //! findings equal [`super::check::check`] at the head (tested on random
 //! trails); the work of a poll is the size of what it touched.
 
@@ -12,11 +12,18 @@ use std::collections::BTreeMap;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::check::{self, Finding, Out, RULES};
-use crate::observe::{AgentIx, NodeId, Observed};
+use crate::observe::{AgentIx, DoubtKind, NodeId, Observed};
 use crate::rules::RevokeLevel;
 use crate::rules::limits::{DEFAULT_DELEGATION_TTL, MAX_TTL};
 
 type Entry = (RevokeLevel, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Key {
+    Node(NodeId),
+    Target(AgentIx),
+    Holder(AgentIx),
+}
 
 /// Findings at the head of a growing reconstruction.
 #[derive(Default)]
@@ -34,13 +41,18 @@ pub struct LiveCheck {
     by_node: Vec<BTreeMap<NodeId, Finding>>,
     /// Revocation gaps, in `Observed::revocations` order.
     gaps: BTreeMap<(usize, RevokeLevel, String), Finding>,
-    /// Each entry's latest event and the agents of what it was expected to kill.
-    entries: FxHashMap<Entry, (usize, FxHashSet<AgentIx>)>,
-    by_agent: FxHashMap<AgentIx, FxHashSet<Entry>>,
+    /// Each entry's latest event and the keys it is indexed under.
+    entries: FxHashMap<Entry, (usize, Vec<Key>)>,
+    /// What an entry's gap reads: the tokens it was expected to kill, the
+    /// agent it names (its new tokens join), and the holders of its
+    /// delegated tokens (a depth-1 hop by one may re-root from them).
+    index: FxHashMap<Key, FxHashSet<Entry>>,
     presented: BTreeMap<usize, Finding>,
     refused: FxHashMap<String, (usize, usize)>,
     probing: BTreeMap<String, Finding>,
     note: Vec<Finding>,
+    /// What the last update judged again: nodes, revocation entries.
+    pub judged: (usize, usize),
 }
 
 fn rule_ix(id: &str) -> usize {
@@ -61,6 +73,7 @@ impl LiveCheck {
         let Some(at) = o.head() else {
             return;
         };
+        let first_new = self.nodes_seen;
         let now = o.judged_ms(at);
         let mut dirty: FxHashSet<NodeId> = FxHashSet::default();
         // New nodes.
@@ -101,11 +114,22 @@ impl LiveCheck {
                 touched.push(i);
             }
         }
+        // A candidate's use (or new doubt) can settle the others of a
+        // release or renewal by elimination or by counting; a revocation by
+        // an unknown jti settles nothing for the others (each doubt once).
+        let mut groups: FxHashSet<usize> = FxHashSet::default();
         for i in touched {
             dirty.insert(i);
-            for &d in &o.nodes[i].doubts {
-                dirty.extend(o.doubts[d].members.iter().copied());
-            }
+            groups.extend(
+                o.nodes[i]
+                    .doubts
+                    .iter()
+                    .copied()
+                    .filter(|&d| !matches!(o.doubts[d].kind, DoubtKind::RevokedJti(_))),
+            );
+        }
+        for d in groups {
+            dirty.extend(o.doubts[d].members.iter().copied());
         }
         // The clock.
         while let Some(entry) = self.wake.first_entry() {
@@ -126,7 +150,8 @@ impl LiveCheck {
         for i in status_changed {
             dirty.extend(self.dependents[i].iter().copied());
         }
-        let mut agents: FxHashSet<AgentIx> = FxHashSet::default();
+        self.judged.0 = dirty.len();
+        let mut keys: FxHashSet<Key> = FxHashSet::default();
         for &i in &dirty {
             for m in &mut self.by_node {
                 m.remove(&i);
@@ -139,10 +164,18 @@ impl LiveCheck {
             for f in out.findings {
                 self.by_node[rule_ix(f.rule)].insert(i, f);
             }
-            agents.insert(o.nodes[i].agent);
-            agents.extend(o.nodes[i].from);
+            let n = &o.nodes[i];
+            keys.insert(Key::Node(i));
+            if i >= first_new {
+                keys.extend(n.parent.map(Key::Node));
+                keys.extend(n.renews.map(Key::Node));
+                keys.insert(Key::Target(n.agent));
+                if n.depth == 1 {
+                    keys.extend(n.from.map(Key::Holder));
+                }
+            }
         }
-        self.revocations(o, at, &agents);
+        self.revocations(o, at, &keys);
         self.denials(o);
         if self.note.is_empty() {
             let mut out = Out {
@@ -154,10 +187,10 @@ impl LiveCheck {
         }
     }
 
-    fn revocations(&mut self, o: &Observed, at: usize, agents: &FxHashSet<AgentIx>) {
+    fn revocations(&mut self, o: &Observed, at: usize, keys: &FxHashSet<Key>) {
         let mut redo: FxHashSet<Entry> = FxHashSet::default();
-        for a in agents {
-            if let Some(e) = self.by_agent.get(a) {
+        for k in keys {
+            if let Some(e) = self.index.get(k) {
                 redo.extend(e.iter().cloned());
             }
         }
@@ -172,45 +205,50 @@ impl LiveCheck {
                 if let Some(old) = seen {
                     self.gaps.remove(&(old, level, entry.1.clone()));
                 }
-                let agents = self
+                let keys = self
                     .entries
                     .remove(&entry)
                     .map(|(_, a)| a)
                     .unwrap_or_default();
-                self.entries.insert(entry.clone(), (k, agents));
+                self.entries.insert(entry.clone(), (k, keys));
                 redo.insert(entry);
             }
         }
+        self.judged.1 = redo.len();
         for entry in redo {
-            let Some((k, old_agents)) = self.entries.get(&entry).cloned() else {
+            let Some((k, old_keys)) = self.entries.get(&entry).cloned() else {
                 continue;
             };
             let (level, target) = (entry.0, entry.1.as_str());
-            for a in &old_agents {
-                if let Some(set) = self.by_agent.get_mut(a) {
+            for key in &old_keys {
+                if let Some(set) = self.index.get_mut(key) {
                     set.remove(&entry);
                 }
             }
-            let (expected, _) = super::what_if::expected(o, at, level, target);
-            let mut now: FxHashSet<AgentIx> = expected.iter().map(|&i| o.nodes[i].agent).collect();
-            now.extend(o.agent_named(target));
-            for &a in &now {
-                self.by_agent.entry(a).or_default().insert(entry.clone());
-            }
-            self.entries.insert(entry.clone(), (k, now));
             let key = (k, level, entry.1.clone());
             self.gaps.remove(&key);
-            if k > at {
-                continue;
-            }
             let mut out = Out {
                 o,
                 findings: Vec::new(),
             };
-            check::revocation_gap(&mut out, k, level, target, at);
+            let expected = check::revocation_gap(&mut out, k, level, target, at);
             if let Some(f) = out.findings.pop() {
                 self.gaps.insert(key, f);
             }
+            let mut now: Vec<Key> = expected.iter().map(|&i| Key::Node(i)).collect();
+            now.extend(o.agent_named(target).map(Key::Target));
+            now.extend(
+                expected
+                    .iter()
+                    .filter(|&&i| o.nodes[i].depth > 0)
+                    .map(|&i| Key::Holder(o.nodes[i].agent)),
+            );
+            now.sort_unstable();
+            now.dedup();
+            for key in &now {
+                self.index.entry(*key).or_default().insert(entry.clone());
+            }
+            self.entries.insert(entry.clone(), (k, now));
         }
     }
 

@@ -135,8 +135,8 @@ pub fn rerooted_from(o: &Observed, d: NodeId, at: usize) -> Vec<NodeId> {
             if n.depth == 1
                 && o.exists(c, at)
                 && n.event > held.event
-                && o.status(d, n.event).liveness != Liveness::Dead
                 && crate::scope::is_subset(&n.scope, &held.scope)
+                && o.status(d, n.event).liveness != Liveness::Dead
             {
                 out.push(c);
             }
@@ -174,6 +174,21 @@ fn survives_why(o: &Observed, i: NodeId, level: RevokeLevel, target: &str) -> St
 
 /// The effects of `(level, target)` as of `at`, and the plan.
 pub fn what_if(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> (Vec<Effect>, Plan) {
+    let e = effects(o, at, level, target);
+    let plan = plan(o, at, level, target, &e.expected, &e.survivors, e.notes);
+    (e.effects, plan)
+}
+
+/// What an entry does, before the plan: the effects, the tokens an
+/// operator would expect it to kill, those of them that survive, notes.
+pub(super) struct Effects {
+    pub effects: Vec<Effect>,
+    pub expected: Vec<NodeId>,
+    pub survivors: Vec<NodeId>,
+    pub notes: Vec<String>,
+}
+
+pub(super) fn effects(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> Effects {
     let (expected, rerooted) = expected(o, at, level, target);
     let mut effects = Vec::new();
     let mut survivors = Vec::new();
@@ -264,8 +279,12 @@ pub fn what_if(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> (Ve
             "{target} also holds delegated tokens: chains it started with them (the SDK's delegate() signs with the registration token, re-rooting) are rooted at it, those it received are not"
         ));
     }
-    let plan = plan(o, at, level, target, &expected, &survivors, notes);
-    (effects, plan)
+    Effects {
+        effects,
+        expected,
+        survivors,
+        notes,
+    }
 }
 
 /// A greedy cover of the survivors with entries (token by jti, chain by
