@@ -20,7 +20,7 @@ pub enum Format {
     Json,
 }
 
-/// `who-can PATTERN`: exit 1 with `expect_none` when anyone live or may
+/// `who-can PATTERN`: exit 1 with `expect_none` when anyone live or maybe
 /// holds it.
 pub async fn run_who_can(
     settings: &Settings,
@@ -83,8 +83,20 @@ async fn source(
     settings: &Settings,
     src: &ObserveArgs,
 ) -> Result<crate::observe::Observed, WatchError> {
+    sourced(settings, src).await.map(|(o, _)| o)
+}
+
+/// The script's line that made each event of a `--script` trail (`None`
+/// for another source): events are read back after every step, so each is
+/// known to come from the step just run.
+type EventLines = Option<Vec<usize>>;
+
+async fn sourced(
+    settings: &Settings,
+    src: &ObserveArgs,
+) -> Result<(crate::observe::Observed, EventLines), WatchError> {
     let Some(path) = &src.script else {
-        return gather(settings, src).await;
+        return gather(settings, src).await.map(|o| (o, None));
     };
     let usage = |e: String| WatchError::Usage(format!("--script {}: {e}", path.display()));
     let file = std::fs::File::open(path).map_err(|e| usage(e.to_string()))?;
@@ -102,7 +114,6 @@ async fn source(
     let mut replay = crate::scenario::replay::Replay::start(script, &embedded)
         .await
         .map_err(|e| WatchError::Broker(e.to_string()))?;
-    while replay.next().await.is_some() {}
     let trail = Settings {
         broker_url: Some(replay.target.url.clone()),
         admin_secret: replay
@@ -113,14 +124,34 @@ async fn source(
             .map(|s| s.0.clone()),
         ..settings.clone()
     };
-    let from_broker = ObserveArgs {
-        from: None,
-        script: None,
-        ..src.clone()
+    let read = async {
+        let mut live = crate::watch::Live::connect(&trail).await?;
+        let mut o = crate::observe::Observed::new();
+        let mut lines = Vec::new();
+        // What the start made (the app), then each step's events.
+        let mut line = 1;
+        loop {
+            live.read_all(|events, _| {
+                for (e, ok) in &events {
+                    o.fold(&e.as_ref(), Some(*ok));
+                    lines.push(line);
+                }
+                Ok(())
+            })
+            .await?;
+            match replay.next().await {
+                Some(step) => line = step.line.max(1),
+                None => break,
+            }
+        }
+        o.total = Some(live.total());
+        o.stopped = live.stopped();
+        o.now_ms = Some(chrono::Utc::now().timestamp_millis());
+        Ok::<_, WatchError>((o, Some(lines)))
     };
-    let o = gather(&trail, &from_broker).await;
+    let r = read.await;
     replay.finish().await;
-    o
+    r
 }
 
 /// The trail's integrity failures (a broken chain, a cut tail, ids that do
@@ -170,15 +201,15 @@ fn who_can_text(w: &mut dyn Write, pattern: &str, rows: &[Access]) -> std::io::R
             .collect();
         writeln!(
             w,
-            "{:<4} {} by {} ({})",
+            "{:<5} {} by {} ({})",
             a.status,
             with_orch(&a.agent),
             a.grants.join(" "),
             a.node
         )?;
-        writeln!(w, "     path: {}", path.join(" → "))?;
+        writeln!(w, "      path: {}", path.join(" → "))?;
         if a.status != "live" {
-            writeln!(w, "     {}", a.status_why)?;
+            writeln!(w, "      {}", a.status_why)?;
         }
     }
     Ok(())
@@ -290,7 +321,7 @@ pub async fn run_check(
         }
         None => Baseline::default(),
     };
-    let o = source(settings, src).await?;
+    let (o, event_lines) = sourced(settings, src).await?;
     let at = resolve_at(&o, src.at.as_deref())?;
     let all = check(&o, at);
     let (accepted, counted): (Vec<_>, Vec<_>) = all
@@ -317,6 +348,7 @@ pub async fn run_check(
     let source = src
         .from
         .as_ref()
+        .or(src.script.as_ref())
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| settings.broker_url.clone().unwrap_or_default());
     let count = |s: Severity| counted.iter().filter(|f| f.severity == s).count();
@@ -357,9 +389,17 @@ pub async fn run_check(
                     )
                 })
         }
-        CheckFormat::Sarif => serde_json::to_vec_pretty(&report::sarif::render(&counted, &source))
-            .map_err(std::io::Error::other)
-            .and_then(|b| Visible::json(&mut out).write_all(&b)),
+        CheckFormat::Sarif => {
+            let script = src.script.as_deref().zip(event_lines.as_deref());
+            let places = script.map(|(path, lines)| report::sarif::Script {
+                uri: report::sarif::uri(path),
+                lines: counted.iter().map(|f| finding_line(&o, f, lines)).collect(),
+            });
+            let log = report::sarif::render(&counted, &source, places.as_ref());
+            serde_json::to_vec_pretty(&log)
+                .map_err(std::io::Error::other)
+                .and_then(|b| Visible::json(&mut out).write_all(&b))
+        }
         CheckFormat::Markdown => Visible::text(&mut out)
             .write_all(report::markdown::render(&counted, &source).as_bytes()),
     };
@@ -368,6 +408,28 @@ pub async fn run_check(
         .fail_on
         .is_some_and(|t| counted.iter().any(|f| f.severity >= t));
     Ok(u8::from(failing | integrity_failed(&o)))
+}
+
+/// The script line that made a finding's event (its node's issuing event
+/// first, else the event it names).
+fn finding_line(
+    o: &crate::observe::Observed,
+    f: &crate::judge::check::Finding,
+    lines: &[usize],
+) -> Option<usize> {
+    let by_node = f
+        .node
+        .as_deref()
+        .and_then(|n| n.strip_prefix('n')?.parse::<usize>().ok())
+        .and_then(|n| o.nodes.get(n))
+        .map(|n| n.event);
+    let by_event = || {
+        let id = f.event.as_deref()?;
+        o.events.iter().rposition(|e| &*e.id == id)
+    };
+    by_node
+        .or_else(by_event)
+        .and_then(|k| lines.get(k).copied())
 }
 
 /// `diff`: from the source as of `--at` (default its first event) to `--to`

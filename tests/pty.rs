@@ -63,10 +63,10 @@ impl Term {
 impl Term {
     /// `n`, answering the question before the first change to an external
     /// broker with y (`asked` counts the times it was asked), until the
-    /// status bar shows `step STEP/40`.
+    /// status bar shows `step STEP/43`.
     fn next_to(&mut self, step: usize, asked: &mut usize) {
         self.keys("n");
-        let want = format!("step {step}/40");
+        let want = format!("step {step}/43");
         let start = Instant::now();
         loop {
             let s = self.screen();
@@ -193,13 +193,13 @@ fn demo_in_a_real_terminal() {
     let (mut t, mut child) = Term::spawn(&["demo"], &[]);
     // The first screen: the deploy scenario loaded, the app set up.
     t.wait_for("CI/CD deployment runner");
-    t.wait_for("step 2/40");
+    t.wait_for("step 2/43");
     assert!(t.parser.lock().unwrap().screen().alternate_screen());
 
     // Step to hop 2, one `n` at a time, each step's position on screen.
     for step in 3..=12 {
         t.keys("n");
-        t.wait_for(&format!("step {step}/40"));
+        t.wait_for(&format!("step {step}/43"));
     }
     let s = t.wait_for("REFUSED 403 scope_violation");
     assert!(s.contains("deployer (hop2)"), "{s}");
@@ -273,7 +273,7 @@ fn live_check_shows_a_revocation_made_elsewhere() {
             ("CHAINVIEW_REVALIDATE", "1"),
         ],
     );
-    t.wait_for("step 2/40");
+    t.wait_for("step 2/43");
     let mut asked = 0;
     for step in 3..=6 {
         t.next_to(step, &mut asked);
@@ -310,7 +310,7 @@ fn signals_restore_the_terminal() {
         (libc::SIGINT, 130),
     ] {
         let (mut t, mut child) = Term::spawn(&["demo"], &[]);
-        t.wait_for("step 2/40");
+        t.wait_for("step 2/43");
         let pid = child.process_id().expect("pid") as libc::pid_t;
         // SAFETY: sending a signal to our own child process.
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
@@ -388,10 +388,10 @@ fn keys_work_while_a_wait_step_runs() {
 #[test]
 fn y_copies_the_selected_token_with_osc52() {
     let (mut t, mut child) = Term::spawn(&["demo"], &[]);
-    t.wait_for("step 2/40");
+    t.wait_for("step 2/43");
     t.keys("nn");
     t.wait_for("✓ orchestrator");
-    t.wait_for("step 4/40");
+    t.wait_for("step 4/43");
     t.keys("y");
     t.wait_for("copied orchestrator's token");
     let raw = String::from_utf8_lossy(&t.raw.lock().unwrap()).into_owned();
@@ -506,7 +506,7 @@ fn merged_view_survives_b_in_a_real_terminal() {
             ("AGENTWRIT_ADMIN_SECRET", &admin),
         ],
     );
-    t.wait_for("step 2/40");
+    t.wait_for("step 2/43");
     t.keys("O");
     t.wait_for("· gone/");
     let mut asked = 0;
@@ -647,11 +647,11 @@ fn observe_t_jumps_in_the_local_zone_and_names_itself_in_errors() {
 #[test]
 fn tab_then_hotkeys_and_slash_replaces_the_probe_text() {
     let (mut t, mut child) = Term::spawn(&["demo"], &[]);
-    t.wait_for("step 2/40");
+    t.wait_for("step 2/43");
     t.keys("\t\t");
     t.wait_for(" Scope probe  ↑↓/jk scroll");
     t.keys("n");
-    let s = t.wait_for("step 3/40");
+    let s = t.wait_for("step 3/43");
     assert!(!s.contains("scope › n"), "{s}");
     t.keys("/write:deploy:x");
     t.wait_for("scope › write:deploy:x");
@@ -728,7 +728,7 @@ fn the_explorer_asks_once_before_changing_an_external_broker() {
         &[("AGENTWRIT_ADMIN_SECRET", ExternalBroker::ADMIN)],
     );
     let s = t.wait_for("No scenario loaded");
-    assert!(!s.contains("/40"), "a scenario was loaded:\n{s}");
+    assert!(!s.contains("/43"), "a scenario was loaded:\n{s}");
     t.keys("a");
     t.wait_for("Create an agent");
     t.keys("read:data:*\r");

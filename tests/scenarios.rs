@@ -81,7 +81,7 @@ fn deploy_scenario_shows_hop2_refused_then_repaired() {
         "✗ refused by the broker: 403 scope_violation — \"delegated scope exceeds delegator scope\""
     ));
     assert!(out.contains("write:deploy:web-service — no grant has this action"));
-    assert!(out.contains("17 expectations: 17 held, 0 failed"));
+    assert!(out.contains("19 expectations: 19 held, 0 failed"));
 }
 
 #[test]

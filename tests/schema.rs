@@ -355,10 +355,27 @@ fn judgment_json_fits_the_schemas() {
     }
     // And they refuse what is wrong.
     let access = validator("access");
-    let mut bad = json!({"kind": "access", "agent": "a", "status": "maybe", "grants": [], "node": "n1", "status_why": "", "path": []});
+    // One vocabulary with observe's `liveness`: `maybe`, never `may`.
+    let mut bad = json!({"kind": "access", "agent": "a", "status": "may", "grants": [], "node": "n1", "status_why": "", "path": []});
     assert!(!access.is_valid(&bad));
-    bad["status"] = json!("may");
+    bad["status"] = json!("maybe");
     assert!(access.is_valid(&bad));
+    let node = schema("node");
+    let words = |s: &Value| -> Vec<Value> {
+        s["properties"]["liveness"]["enum"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let access_words = schema("access")["properties"]["status"]["enum"]
+        .as_array()
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        words(&node),
+        access_words,
+        "who-can's status and observe's liveness"
+    );
     let mut bad = json!({"kind": "summary", "schema_version": 1, "findings": 0, "counted": 0, "baselined": 0, "errors": 0, "warnings": 0, "notes": 0, "fail_on": "warning", "as_of": "evt-000001"});
     assert!(validator("check-summary").is_valid(&bad));
     bad.as_object_mut().unwrap().remove("schema_version");

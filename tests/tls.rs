@@ -260,7 +260,7 @@ async fn deploy_script_over_mtls_and_its_failures() {
     };
     let (code, out, err) = run(&["--ca-cert", ca, "--client-cert", cc, "--client-key", ck]);
     assert_eq!(code, Some(0), "{out}\n{err}");
-    assert!(out.contains("17 expectations: 17 held, 0 failed"), "{out}");
+    assert!(out.contains("19 expectations: 19 held, 0 failed"), "{out}");
     assert!(
         out.contains(&format!("broker: AgentWrit broker at {url}")),
         "{out}"

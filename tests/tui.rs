@@ -52,7 +52,7 @@ async fn deploy_frames(width: u16, height: u16) -> (Vec<String>, Replay, View) {
 #[tokio::test]
 async fn deploy_every_step_80x24() {
     let (frames, replay, _) = deploy_frames(80, 24).await;
-    assert_eq!(frames.len(), 41);
+    assert_eq!(frames.len(), 44);
     // Hop 2 is shown refused, in the tree and the detail, at 80x24.
     let hop2 = &frames[12];
     assert!(

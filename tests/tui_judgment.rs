@@ -127,7 +127,7 @@ async fn probe_answers_who_can_per_agent_with_the_path() {
     assert!(!rows.is_empty());
     // The three buckets, live first, then may, then dead.
     let rank = |s: &str| {
-        ["live", "may", "dead"]
+        ["live", "maybe", "dead"]
             .iter()
             .position(|x| *x == s)
             .unwrap()
@@ -140,7 +140,7 @@ async fn probe_answers_who_can_per_agent_with_the_path() {
     // push's best token is two hops down release's chain (its own
     // registration was released).
     let k = rows.iter().position(|r| r.access.path.len() == 3).unwrap();
-    assert_eq!(rows[k].access.status, "may");
+    assert_eq!(rows[k].access.status, "maybe");
     for _ in 0..k {
         press(&mut view, &app, &o, at, KeyCode::Down);
     }

@@ -56,7 +56,7 @@ pub(crate) struct WhoCanCli {
     /// List dead holders too.
     #[arg(long)]
     pub(crate) all: bool,
-    /// Exit 1 when any live or may holder exists (a CI guard).
+    /// Exit 1 when any live or maybe holder exists (a CI guard).
     #[arg(long)]
     pub(crate) expect_none: bool,
     /// text, or json (JSON lines).

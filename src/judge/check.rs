@@ -146,9 +146,9 @@ fn fingerprint(rule: &str, event: Option<&str>, agent: Option<&str>, extra: &str
     hex::encode(&h.finalize()[..8])
 }
 
-struct Out<'o> {
-    o: &'o Observed,
-    findings: Vec<Finding>,
+pub(super) struct Out<'o> {
+    pub(super) o: &'o Observed,
+    pub(super) findings: Vec<Finding>,
 }
 
 impl Out<'_> {
@@ -186,132 +186,175 @@ pub fn check(o: &Observed, at: usize) -> Vec<Finding> {
         o,
         findings: Vec::new(),
     };
-    let short = crate::rules::spiffe::with_orch;
-    for (i, n) in o.nodes.iter().enumerate().filter(|(i, _)| o.exists(*i, at)) {
-        if n.kind != NodeKind::Delegation {
-            continue;
-        }
-        let holder = &o.agents[n.agent].spiffe;
-        let from = n.from.map(|f| o.agents[f].spiffe.as_str()).unwrap_or("");
-        let chain = o.chain(i);
-        let earlier = chain[..chain.len() - 1]
-            .iter()
-            .any(|&h| o.nodes[h].agent == n.agent);
-        if from == holder || earlier {
-            out.add(
-                "self-delegation",
-                Some(i),
-                None,
-                format!(
-                    "{} delegated to an agent already in its chain ({})",
-                    short(from),
-                    short(holder)
-                ),
-            );
-        }
-        if from == "admin" || from.starts_with("app:") {
-            out.add(
-                "delegator-not-agent",
-                Some(i),
-                None,
-                format!(
-                    "{from} delegated [{}] to {}",
-                    n.scope.join(" "),
-                    short(holder)
-                ),
-            );
-        }
-        if n.depth >= 2 && n.impossible.is_none() {
-            let wild: Vec<&str> = n
-                .scope
-                .iter()
-                .filter(|g| g.ends_with(":*"))
-                .map(String::as_str)
-                .collect();
-            // Handed down two hops: the parent held it too, below its root.
-            let parent_wild = n
-                .parent
-                .is_some_and(|p| wild.iter().any(|w| o.nodes[p].scope.iter().any(|g| g == w)));
-            if !wild.is_empty() && parent_wild {
-                out.add(
-                    "wildcard-handed-down",
-                    Some(i),
-                    None,
-                    format!(
-                        "{} holds {} at depth {}",
-                        short(holder),
-                        wild.join(" "),
-                        n.depth
-                    ),
-                );
-            }
-        }
-        if n.depth == MAX_DEPTH {
-            out.add(
-                "chain-at-depth-limit",
-                Some(i),
-                None,
-                format!(
-                    "{} holds a token at depth {MAX_DEPTH}: it cannot delegate further",
-                    short(holder)
-                ),
-            );
-        }
-        if let Some(p) = n.parent {
-            let mut a: Vec<&String> = n.scope.iter().collect();
-            let mut b: Vec<&String> = o.nodes[p].scope.iter().collect();
-            a.sort();
-            b.sort();
-            if a == b {
-                out.add(
-                    "hop-narrowed-nothing",
-                    Some(i),
-                    None,
-                    format!(
-                        "{} passed its whole scope [{}] to {}",
-                        short(from),
-                        n.scope.join(" "),
-                        short(holder)
-                    ),
-                );
-            }
-            if n.depth == 1
-                && let Some(f) = n.from
-            {
-                rerooted(&mut out, i, f);
-            }
-            let (child, parent) = (o.status(i, at), o.status(p, at));
-            if child.liveness != Liveness::Dead && parent.liveness == Liveness::Dead {
-                out.add(
-                    "outlives-delegator",
-                    Some(i),
-                    None,
-                    format!(
-                        "{} ({}) outlives the token it came from, n{p} ({})",
-                        short(holder),
-                        if child.liveness == Liveness::Live {
-                            "alive"
-                        } else {
-                            "may be alive"
-                        },
-                        parent.status.word()
-                    ),
-                );
-            }
-        }
+    for i in (0..o.nodes.len()).filter(|&i| o.exists(i, at)) {
+        node_findings(&mut out, i, at);
     }
     revocation_gaps(&mut out, at);
     denials(&mut out, at);
+    check_note(&mut out);
+    let order = |f: &Finding| RULES.iter().position(|r| r.id == f.rule).unwrap_or(0);
+    out.findings
+        .sort_by_key(|f| (std::cmp::Reverse(f.severity), order(f)));
+    out.findings
+}
+
+/// The note once per source: what a v2.0.0 trail cannot show.
+pub(super) fn check_note(out: &mut Out<'_>) {
     out.add(
         "unaudited-refusals",
         None,
         None,
         "depth-limit and unknown-delegate refusals are not in a v2.0.0 trail".into(),
     );
-    let order = |f: &Finding| RULES.iter().position(|r| r.id == f.rule).unwrap_or(0);
-    out.findings
-        .sort_by_key(|f| (std::cmp::Reverse(f.severity), order(f)));
-    out.findings
+}
+
+/// The findings about node `i` itself (at most one per rule), as of `at`:
+/// they read its chain, its parent's scope and both statuses.
+pub(super) fn node_findings(out: &mut Out<'_>, i: NodeId, at: usize) {
+    let o = out.o;
+    let n = &o.nodes[i];
+    let short = crate::rules::spiffe::with_orch;
+    // A renewal of a delegated token keeps its chain: it too may
+    // outlive the token that chain came from.
+    if n.kind == NodeKind::Renewal
+        && let Some(p) = n.parent
+    {
+        outlives(out, i, p, at);
+    }
+    if n.kind != NodeKind::Delegation {
+        return;
+    }
+    let holder = &o.agents[n.agent].spiffe;
+    let from = n.from.map(|f| o.agents[f].spiffe.as_str()).unwrap_or("");
+    let chain = o.chain(i);
+    let earlier = chain[..chain.len() - 1]
+        .iter()
+        .any(|&h| o.nodes[h].agent == n.agent);
+    if from == holder || earlier {
+        out.add(
+            "self-delegation",
+            Some(i),
+            None,
+            format!(
+                "{} delegated to an agent already in its chain ({})",
+                short(from),
+                short(holder)
+            ),
+        );
+    }
+    if from == "admin" || from.starts_with("app:") {
+        out.add(
+            "delegator-not-agent",
+            Some(i),
+            None,
+            format!(
+                "{from} delegated [{}] to {}",
+                n.scope.join(" "),
+                short(holder)
+            ),
+        );
+    }
+    if n.depth >= 2 && n.impossible.is_none() {
+        let wild: Vec<&str> = n
+            .scope
+            .iter()
+            .filter(|g| g.ends_with(":*"))
+            .map(String::as_str)
+            .collect();
+        // Handed down two hops: the parent held it too, below its root.
+        let parent_wild = n
+            .parent
+            .is_some_and(|p| wild.iter().any(|w| o.nodes[p].scope.iter().any(|g| g == w)));
+        if !wild.is_empty() && parent_wild {
+            out.add(
+                "wildcard-handed-down",
+                Some(i),
+                None,
+                format!(
+                    "{} holds {} at depth {}",
+                    short(holder),
+                    wild.join(" "),
+                    n.depth
+                ),
+            );
+        }
+    }
+    if n.depth == MAX_DEPTH {
+        out.add(
+            "chain-at-depth-limit",
+            Some(i),
+            None,
+            format!(
+                "{} holds a token at depth {MAX_DEPTH}: it cannot delegate further",
+                short(holder)
+            ),
+        );
+    }
+    if let Some(p) = n.parent {
+        let mut a: Vec<&String> = n.scope.iter().collect();
+        let mut b: Vec<&String> = o.nodes[p].scope.iter().collect();
+        a.sort();
+        b.sort();
+        // A delegator whose scope the trail does not give (an admin or
+        // app token, an agent registered before the trail starts) held
+        // at least what it passed on: nothing says it held no more.
+        let known = o.nodes[p].depth > 0 || o.agents[o.nodes[p].agent].registered.is_some();
+        if a == b && known {
+            out.add(
+                "hop-narrowed-nothing",
+                Some(i),
+                None,
+                format!(
+                    "{} passed its whole scope [{}] to {}",
+                    short(from),
+                    n.scope.join(" "),
+                    short(holder)
+                ),
+            );
+        }
+        if n.depth == 1
+            && let Some(f) = n.from
+        {
+            rerooted(out, i, f);
+        }
+        outlives(out, i, p, at);
+    }
+}
+
+/// `i` (a delegation, or a renewal of one) alive or perhaps alive while
+/// `p`, the token its chain came from, is dead.
+fn outlives(out: &mut Out<'_>, i: NodeId, p: NodeId, at: usize) {
+    let o = out.o;
+    let short = crate::rules::spiffe::with_orch;
+    // The parent first: most are not dead, and then the child's status
+    // is not needed.
+    let parent = o.status(p, at);
+    if parent.liveness != Liveness::Dead {
+        return;
+    }
+    let child = o.status(i, at);
+    if child.liveness != Liveness::Dead {
+        let n = &o.nodes[i];
+        let renewal = match n.renews {
+            Some(r) if n.kind == NodeKind::Renewal => format!(", a renewal of n{r},"),
+            _ => String::new(),
+        };
+        out.add(
+            "outlives-delegator",
+            Some(i),
+            None,
+            format!(
+                "{} ({}){renewal} outlives the token it came from, n{p} ({})",
+                short(&o.agents[n.agent].spiffe),
+                if child.liveness == Liveness::Live {
+                    "alive"
+                } else {
+                    "may be alive"
+                },
+                parent.status.word()
+            ),
+        );
+    }
 }
 
 /// A depth-1 delegation by `from` that, when it was made, held a usable
@@ -329,8 +372,8 @@ fn rerooted(out: &mut Out<'_>, i: NodeId, from: usize) {
             let t = &o.nodes[h];
             t.depth > 0
                 && t.event < n.event
-                && o.status(h, n.event).liveness != Liveness::Dead
                 && crate::scope::is_subset(&n.scope, &t.scope)
+                && o.status(h, n.event).liveness != Liveness::Dead
         });
     if let Some(h) = held {
         out.add(
@@ -357,40 +400,69 @@ fn revocation_gaps(out: &mut Out<'_>, at: usize) {
         .map(|(k, l, t)| (k, l, t.to_string()))
         .collect();
     for (k, level, target) in revocations {
-        let (effects, _) = super::what_if::what_if(o, at, level, &target);
-        let survivors: Vec<&str> = effects
-            .iter()
-            .filter(|e| e.effect == "survives")
-            .map(|e| e.node.as_str())
-            .collect();
-        if !survivors.is_empty() {
-            out.add(
-                "revocation-gap",
-                None,
-                Some(k),
-                format!(
-                    "revoke {level} {} left {} alive: {}",
-                    crate::rules::spiffe::with_orch(&target),
-                    survivors.len(),
-                    survivors.join(" ")
-                ),
-            );
-        }
+        revocation_gap(out, k, level, &target, at);
     }
+}
+
+/// The survivors of one agent- or chain-level entry (made at event `k`),
+/// as of `at`, as one finding (none when nothing survives).
+/// Returns the tokens the entry was expected to kill.
+pub(super) fn revocation_gap(
+    out: &mut Out<'_>,
+    k: usize,
+    level: RevokeLevel,
+    target: &str,
+    at: usize,
+) -> Vec<NodeId> {
+    let e = super::what_if::effects(out.o, at, level, target);
+    let survivors: Vec<&str> = e
+        .effects
+        .iter()
+        .filter(|e| e.effect == "survives")
+        .map(|e| e.node.as_str())
+        .collect();
+    if !survivors.is_empty() {
+        out.add(
+            "revocation-gap",
+            None,
+            Some(k),
+            format!(
+                "revoke {level} {} left {} alive: {}",
+                crate::rules::spiffe::with_orch(target),
+                survivors.len(),
+                survivors.join(" ")
+            ),
+        );
+    }
+    e.expected
 }
 
 fn denials(out: &mut Out<'_>, at: usize) {
     let o = out.o;
     let mut probing: rustc_hash::FxHashMap<&str, (usize, usize)> = Default::default();
-    for (_, d) in o.denials_at(at) {
-        match d.class() {
-            "refused escalation" => {
-                let who = d.by.as_deref().unwrap_or("-");
-                let e = probing.entry(who).or_insert((0, d.event));
-                e.0 += 1;
-                e.1 = d.event;
-            }
-            "revoked token presented" => out.add(
+    for (i, d) in o.denials_at(at) {
+        if let Some(who) = denial(out, i) {
+            let e = probing.entry(who).or_insert((0, d.event));
+            e.0 += 1;
+            e.1 = d.event;
+        }
+    }
+    let mut probing: Vec<_> = probing.into_iter().collect();
+    probing.sort();
+    for (who, (n, last)) in probing {
+        probing_finding(out, who, n, last);
+    }
+}
+
+/// Denial `i`: a `revoked-token-presented` finding, or the agent a refused
+/// escalation counts against (`-` when the trail does not name it).
+pub(super) fn denial<'o>(out: &mut Out<'o>, i: usize) -> Option<&'o str> {
+    let o = out.o;
+    let d = &o.denials[i];
+    match d.class() {
+        "refused escalation" => Some(d.by.as_deref().unwrap_or("-")),
+        "revoked token presented" => {
+            out.add(
                 "revoked-token-presented",
                 d.node,
                 Some(d.event),
@@ -401,27 +473,29 @@ fn denials(out: &mut Out<'_>, at: usize) {
                         .map(|p| format!(" to {p}"))
                         .unwrap_or_default()
                 ),
-            ),
-            _ => {}
+            );
+            None
         }
+        _ => None,
     }
-    let mut probing: Vec<_> = probing
-        .into_iter()
-        .filter(|(_, (n, _))| *n >= PROBING)
-        .collect();
-    probing.sort();
-    for (who, (n, last)) in probing {
-        out.add(
-            "escalation-probing",
-            None,
-            Some(last),
-            format!(
-                "{} was refused {n} widenings",
-                crate::rules::spiffe::with_orch(who)
-            ),
-        );
-        if let Some(f) = out.findings.last_mut() {
-            f.agent = Some(who.to_string());
-        }
+}
+
+/// `escalation-probing` for `who`, refused `n` widenings, the last at
+/// event `last` (nothing below [`PROBING`]).
+pub(super) fn probing_finding(out: &mut Out<'_>, who: &str, n: usize, last: usize) {
+    if n < PROBING {
+        return;
+    }
+    out.add(
+        "escalation-probing",
+        None,
+        Some(last),
+        format!(
+            "{} was refused {n} widenings",
+            crate::rules::spiffe::with_orch(who)
+        ),
+    );
+    if let Some(f) = out.findings.last_mut() {
+        f.agent = Some(who.to_string());
     }
 }

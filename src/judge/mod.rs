@@ -1,24 +1,22 @@
 //! Judgment over a reconstruction as of an event: who can reach a scope and
 //! through which path, and what a revocation would really do (spec §7.1:
 //! it never cascades). Pure: no I/O; the `judge` command prints what these
-//! return. Statuses are three-valued as observe's: live, may, dead.
+//! return. Statuses are three-valued as observe's: live, maybe, dead.
 
 pub mod check;
 pub mod diff;
 pub mod explain;
+pub mod live;
 pub mod report;
 pub mod what_if;
 pub mod who_can;
 
 use crate::observe::{Liveness, NodeId, Observed};
 
-/// The words the judgment lines use for a liveness.
+/// The words the judgment lines use for a liveness: observe's
+/// (`live`, `maybe`, `dead`), one spelling everywhere.
 pub fn liveness_word(l: Liveness) -> &'static str {
-    match l {
-        Liveness::Live => "live",
-        Liveness::Maybe => "may",
-        Liveness::Dead => "dead",
-    }
+    l.key()
 }
 
 /// One hop of a path from a chain's root to a token.

@@ -72,9 +72,19 @@ pub fn resolve_target(o: &Observed, level: RevokeLevel, target: &str) -> Result<
 /// The tokens an operator would expect the entry to kill, as of `at`: those
 /// it names and everything issued under them (and, at agent and chain
 /// level, every token the agent holds and what was issued under those —
-/// which takes in the chains passing through it). From the indexes: the
-/// work is the size of the subtree, not of the trail.
-fn expected(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> Vec<NodeId> {
+/// which takes in the chains passing through it), and the chains re-rooted
+/// from them: a depth-1 delegation by a holder of one of those tokens,
+/// made from its registration token while it held that token and covered
+/// by it (the SDK's `delegate()` pattern), with what was issued under it.
+/// From the indexes: the work is the size of the subtree, not of the trail.
+/// Returns the tokens, and each re-rooted chain's first token with the
+/// token it was re-rooted from.
+pub(super) fn expected(
+    o: &Observed,
+    at: usize,
+    level: RevokeLevel,
+    target: &str,
+) -> (Vec<NodeId>, Vec<(NodeId, NodeId)>) {
     let mut seeds: Vec<NodeId> = o.covered(level, target);
     if matches!(level, RevokeLevel::Agent | RevokeLevel::Chain)
         && let Some(a) = o.agent_named(target)
@@ -88,7 +98,51 @@ fn expected(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> Vec<No
     }
     all.sort_unstable();
     all.dedup();
-    all
+    let mut rerooted = Vec::new();
+    let mut todo: Vec<NodeId> = all.clone();
+    while let Some(d) = todo.pop() {
+        for c in rerooted_from(o, d, at) {
+            if all.binary_search(&c).is_err() {
+                rerooted.push((c, d));
+                let mut more = vec![c];
+                more.extend(super::descendants(o, c, at));
+                for m in more {
+                    if let Err(k) = all.binary_search(&m) {
+                        all.insert(k, m);
+                        todo.push(m);
+                    }
+                }
+            }
+        }
+    }
+    (all, rerooted)
+}
+
+/// The depth-1 delegations its holder made from a registration token while
+/// it held `d` (a delegated token) and that `d` covers.
+pub fn rerooted_from(o: &Observed, d: NodeId, at: usize) -> Vec<NodeId> {
+    let held = &o.nodes[d];
+    if held.depth == 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for &r in &o.agents[held.agent].nodes {
+        if o.nodes[r].depth != 0 {
+            continue;
+        }
+        for &c in &o.nodes[r].children {
+            let n = &o.nodes[c];
+            if n.depth == 1
+                && o.exists(c, at)
+                && n.event > held.event
+                && crate::scope::is_subset(&n.scope, &held.scope)
+                && o.status(d, n.event).liveness != Liveness::Dead
+            {
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// Why a token the operator expected to die survives the entry.
@@ -120,7 +174,22 @@ fn survives_why(o: &Observed, i: NodeId, level: RevokeLevel, target: &str) -> St
 
 /// The effects of `(level, target)` as of `at`, and the plan.
 pub fn what_if(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> (Vec<Effect>, Plan) {
-    let expected = expected(o, at, level, target);
+    let e = effects(o, at, level, target);
+    let plan = plan(o, at, level, target, &e.expected, &e.survivors, e.notes);
+    (e.effects, plan)
+}
+
+/// What an entry does, before the plan: the effects, the tokens an
+/// operator would expect it to kill, those of them that survive, notes.
+pub(super) struct Effects {
+    pub effects: Vec<Effect>,
+    pub expected: Vec<NodeId>,
+    pub survivors: Vec<NodeId>,
+    pub notes: Vec<String>,
+}
+
+pub(super) fn effects(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> Effects {
+    let (expected, rerooted) = expected(o, at, level, target);
     let mut effects = Vec::new();
     let mut survivors = Vec::new();
     let mut notes = Vec::new();
@@ -183,7 +252,14 @@ pub fn what_if(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> (Ve
             );
             effects.push(effect(i, if sure { "dies" } else { "may die" }, why));
         } else if expected.binary_search(&i).is_ok() {
-            effects.push(effect(i, "survives", survives_why(o, i, level, target)));
+            let why = match rerooted.iter().find(|(c, _)| *c == i) {
+                Some((_, d)) => format!(
+                    "re-rooted: {} delegated it from its registration token while holding n{d}, which covers it; its chain starts at {0}, so no entry reaching n{d} reaches it",
+                    o.agents[o.nodes[*d].agent].spiffe
+                ),
+                None => survives_why(o, i, level, target),
+            };
+            effects.push(effect(i, "survives", why));
             survivors.push(i);
         }
     }
@@ -203,8 +279,12 @@ pub fn what_if(o: &Observed, at: usize, level: RevokeLevel, target: &str) -> (Ve
             "{target} also holds delegated tokens: chains it started with them (the SDK's delegate() signs with the registration token, re-rooting) are rooted at it, those it received are not"
         ));
     }
-    let plan = plan(o, at, level, target, &expected, &survivors, notes);
-    (effects, plan)
+    Effects {
+        effects,
+        expected,
+        survivors,
+        notes,
+    }
 }
 
 /// A greedy cover of the survivors with entries (token by jti, chain by

@@ -55,7 +55,7 @@ impl Pattern {
 pub struct Access {
     pub kind: &'static str,
     pub agent: String,
-    /// `live`, `may` or `dead`: the best of its matching tokens.
+    /// `live`, `maybe` or `dead` (observe's words): the best of its matching tokens.
     pub status: &'static str,
     /// The grants that meet the pattern (of the token named).
     pub grants: Vec<String>,

@@ -35,7 +35,16 @@ impl Observed {
                 self.delegator_token(f, depth - 1, e, ms, |n| reread(scope, &n.scope).is_some());
             let p = match p {
                 Some(p) => p,
-                None => self.unseen(f, depth - 1, k, e),
+                None => {
+                    let p = self.unseen(f, depth - 1, k, e);
+                    // An admin or app token (or an agent whose registration
+                    // is not in the trail): its scope is not known, but it
+                    // held at least what it passed on.
+                    if self.nodes[p].scope.is_empty() {
+                        self.nodes[p].scope = scope.iter().map(|s| s.to_string()).collect();
+                    }
+                    p
+                }
             };
             (Some(p), why)
         };

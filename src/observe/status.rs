@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// How an ending was settled by elimination, in words.
+const USED_LATER: &str = ": the other candidates were used as Bearer later";
+const COUNTED: &str = " or before: as many of the agent's tokens were released as could have been, one each, so each of them was";
+
 impl Observed {
     /// Whether the node had been issued by event `at` (and a filter, if
     /// any, keeps it: see [`select`]).
@@ -113,13 +117,13 @@ impl Observed {
     /// The ending the trail gives a node as of `at`: its own, or — when all
     /// other candidates of a doubt were used later — that doubt's, by
     /// elimination (the earlier of the two).
-    fn ending(&self, id: NodeId, at: usize) -> Option<(usize, EndHow, bool, bool)> {
+    fn ending(&self, id: NodeId, at: usize) -> Option<(usize, EndHow, bool, Option<&'static str>)> {
         let n = &self.nodes[id];
         let own = n
             .end
             .as_ref()
             .filter(|e| e.event <= at)
-            .map(|e| (e.event, e.how.clone(), e.inferred, false));
+            .map(|e| (e.event, e.how.clone(), e.inferred, None));
         let settled = n.doubts.iter().copied().find_map(|d| {
             let g = &self.doubts[d];
             if g.event > at || self.used_between(id, g.event, at) {
@@ -133,12 +137,51 @@ impl Observed {
                 DoubtKind::Renewed { by } => EndHow::Renewed { by },
                 _ => EndHow::Released,
             };
-            Some((g.event, how, false, true))
+            Some((g.event, how, false, Some(USED_LATER)))
         });
-        match (own, settled) {
-            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
-            (a, b) => a.or(b),
-        }
+        let counted = self
+            .released_by_count(id, at)
+            .map(|k| (k, EndHow::Released, false, Some(COUNTED)));
+        [own, settled, counted]
+            .into_iter()
+            .flatten()
+            .min_by_key(|e| e.0)
+    }
+
+    /// Released by counting: the release events (not cleared by a later
+    /// use) whose candidates all lie among this one's candidates, as many
+    /// as those candidates. Each released one of them, a token is released
+    /// once (each event names its own jti), so every candidate was
+    /// released — by the latest of those events. Asked of small groups only.
+    fn released_by_count(&self, id: NodeId, at: usize) -> Option<usize> {
+        const GROUP: usize = 8;
+        // Only when every token of the agent is in the trail (its
+        // registration is): a release may be of a token from before it.
+        self.agents[self.nodes[id].agent].registered?;
+        self.open_doubts(id, at).find_map(|d| {
+            if !matches!(self.doubts[d].kind, DoubtKind::Released) {
+                return None;
+            }
+            let left = self.doubt_left(d, at);
+            if left.len() > GROUP {
+                return None;
+            }
+            let mut group: Vec<usize> = left
+                .iter()
+                .flat_map(|&m| self.nodes[m].doubts.iter().copied())
+                .filter(|&e| {
+                    let h = &self.doubts[e];
+                    h.event <= at
+                        && matches!(h.kind, DoubtKind::Released)
+                        && self.doubt_left(e, at).iter().all(|x| left.contains(x))
+                })
+                .collect();
+            group.sort_unstable();
+            group.dedup();
+            (group.len() >= left.len())
+                .then(|| group.iter().map(|&e| self.doubts[e].event).max())
+                .flatten()
+        })
     }
 
     /// A node's status as of event `at`, judged at that event's time (or
@@ -173,8 +216,8 @@ impl Observed {
                     ),
                 ),
             };
-            if by_elimination {
-                why.push_str(": the other candidates were used as Bearer later");
+            if let Some(reason) = by_elimination {
+                why.push_str(reason);
             }
             // An earlier doubt of another kind (renewed away before it was
             // revoked, say) leaves the kind of ending a guess — dead either way.

@@ -167,6 +167,52 @@ fn unknown_is_never_dead_and_a_use_as_bearer_settles_it() {
 }
 
 #[test]
+fn as_many_releases_as_candidates_release_every_candidate() {
+    let mut t = Trail::default();
+    let (a, b) = (spiffe("t", "a"), spiffe("t", "b"));
+    t.register(&a, "t", "read:x:*", "ja");
+    t.register(&b, "t", "read:x:*", "jb");
+    t.delegate(&a, &b, "t", "read:x:y", 1);
+    t.delegate(&a, &b, "t", "read:x:z", 1);
+    let (ab1, ab2) = (2, 3);
+    // Two releases by b of tokens whose jti the trail never carried.
+    t.push("token_released", &b, "t", "token released | jti=k1", 0);
+    let o = t.observed();
+    let head = o.head().unwrap();
+    for n in [ab1, ab2] {
+        let j = o.status(n, head);
+        assert_eq!(j.liveness, Liveness::Maybe, "one of two: {j:?}");
+    }
+    t.push("token_released", &b, "t", "token released | jti=k2", 0);
+    let o = t.observed();
+    let head = o.head().unwrap();
+    for n in [ab1, ab2] {
+        let j = o.status(n, head);
+        assert_eq!(
+            (j.status, j.inferred, j.liveness),
+            (Status::Released, false, Liveness::Dead),
+            "two of two: {j:?}"
+        );
+        // As of the first release, still only perhaps.
+        assert_eq!(o.status(n, head - 1).liveness, Liveness::Maybe);
+    }
+    // An agent whose registration is not in the trail may have released a
+    // token from before it: no counting then.
+    let mut t = Trail::default();
+    let c = spiffe("t", "c");
+    t.register(&a, "t", "read:x:*", "ja");
+    t.delegate(&a, &c, "t", "read:x:y", 1);
+    t.delegate(&a, &c, "t", "read:x:z", 1);
+    t.push("token_released", &c, "t", "token released | jti=k1", 0);
+    t.push("token_released", &c, "t", "token released | jti=k2", 0);
+    let o = t.observed();
+    for (i, n) in o.nodes.iter().enumerate().filter(|(_, n)| n.depth == 1) {
+        let j = o.status(i, o.head().unwrap());
+        assert_eq!(j.liveness, Liveness::Maybe, "{:?} {j:?}", n.scope);
+    }
+}
+
+#[test]
 fn at_the_head_of_a_live_trail_statuses_are_judged_now() {
     let mut t = Trail::default();
     let a = spiffe("t", "a");

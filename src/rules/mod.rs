@@ -31,6 +31,17 @@ impl Liveness {
         }
     }
 
+    /// The one spelling of a liveness in JSON and in the judgment
+    /// commands: `live`, `maybe` or `dead` (observe's `liveness`, who-can's
+    /// `status`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Liveness::Live => "live",
+            Liveness::Maybe => "maybe",
+            Liveness::Dead => "dead",
+        }
+    }
+
     pub fn word(self) -> &'static str {
         match self {
             Liveness::Live => "permits",

@@ -81,8 +81,8 @@ pub fn draw(f: &mut Frame, area: Rect, t: Theme, observing: bool) {
     let inner = block.inner(rect);
     f.render_widget(block, rect);
     // The keys column, a gap, the panes column: side by side, never over
-    // each other.
-    let left_w = (inner.width * 45 / 100).clamp(34, 44);
+    // each other; the keys column as wide as its longest line needs.
+    let left_w = 33.min(inner.width / 2);
     let [left, _, right] = Layout::horizontal([
         Constraint::Length(left_w),
         Constraint::Length(1),

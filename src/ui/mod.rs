@@ -140,7 +140,7 @@ pub fn legend() -> String {
         .map(|s| format!("{} {}", status_symbol(s), s.word()))
         .collect();
     format!(
-        "Symbols: {}; −scope = dropped at that hop, ~scope→x = narrowed to x. {}",
+        "Symbols: {}; −s = s dropped, ~s→x = s narrowed to x. {}",
         parts.join(" "),
         findings::LEGEND
     )

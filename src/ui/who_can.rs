@@ -60,7 +60,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme) {
             Line::from(vec![
                 Span::styled(format!("✓ {} live", n("live")), t.good()),
                 Span::raw(" · "),
-                Span::styled(format!("◌ {} may", n("may")), t.warn()),
+                Span::styled(format!("◌ {} may", n("maybe")), t.warn()),
                 Span::raw(" · "),
                 Span::styled(format!("{} dead", n("dead")), t.dead()),
                 Span::styled(" agents", t.dim()),
@@ -101,7 +101,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme) {
             let a = &r.access;
             let (mark, style) = match a.status {
                 "live" => ("✓", t.good()),
-                "may" => ("◌", t.warn()),
+                "maybe" => ("◌", t.warn()),
                 _ => ("·", t.dead()),
             };
             // The explorer's name for the token; observe's tree shows node ids.
@@ -110,7 +110,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, view: &mut View, t: Theme) {
                 .filter(|&t| !view.observing && t < app.tokens.len())
                 .map_or_else(|| a.node.clone(), |t| app.token_name(t));
             let text = format!(
-                "{:<4} {:<name_w$} {:<5} by {}",
+                "{:<5} {:<name_w$} {:<5} by {}",
                 a.status,
                 fit(&short(app, &a.agent), name_w),
                 token,

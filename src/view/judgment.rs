@@ -262,12 +262,12 @@ fn own_valid(app: &App, t: Option<TokenId>) -> bool {
 /// broker has answered for: live (and live first, as who-can orders).
 fn own_who(app: &App, rows: &mut [WhoRow]) {
     for r in rows.iter_mut() {
-        if r.access.status == "may" && own_valid(app, r.token) {
+        if r.access.status == "maybe" && own_valid(app, r.token) {
             r.access.status = "live";
             r.access.status_why = "valid: the broker's answer for the explorer's own token".into();
         }
     }
-    let rank = |s: &str| ["live", "may", "dead"].iter().position(|x| *x == s);
+    let rank = |s: &str| ["live", "maybe", "dead"].iter().position(|x| *x == s);
     rows.sort_by_key(|r| rank(r.access.status));
 }
 

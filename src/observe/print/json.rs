@@ -331,11 +331,7 @@ fn nodes(
             (None, Some(d)) => o.doubt_left(d, at).into_iter().map(node).collect(),
             _ => Vec::new(),
         };
-        let liveness = match j.liveness {
-            Liveness::Live => "live",
-            Liveness::Maybe => "maybe",
-            Liveness::Dead => "dead",
-        };
+        let liveness = j.liveness.key();
         t.alive[j.liveness as usize] += 1;
         let perhaps_ended = o
             .open_doubts(i, at)
