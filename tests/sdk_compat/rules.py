@@ -59,6 +59,10 @@ class Broker:
         self.proc = subprocess.Popen(
             [chainview, "broker", "--port", "0", "--app", f"rules={SCOPES}"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            # A broker of its own: not one an earlier step exported (with
+            # AGENTWRIT_ADMIN_SECRET set, the broker takes it and prints no
+            # export line for it).
+            env={k: v for k, v in os.environ.items() if not k.startswith("AGENTWRIT_")},
         )
         self.env: dict[str, str] = {}
         assert self.proc.stdout is not None
