@@ -6,45 +6,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::clean;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_chainview");
 const DEPLOY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/assets/scenarios/deploy.chainview"
 );
 
-/// Runs chainview with `args`, no broker, TLS or context settings from the
-/// environment but `env`.
-fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(args).stdin(std::process::Stdio::null());
-    for v in [
-        "AGENTWRIT_BROKER_URL",
-        "AGENTWRIT_CLIENT_ID",
-        "AGENTWRIT_CLIENT_SECRET",
-        "AGENTWRIT_ADMIN_SECRET",
-        "SSL_CERT_FILE",
-        "CHAINVIEW_CLIENT_CERT",
-        "CHAINVIEW_CLIENT_KEY",
-        "CHAINVIEW_CONTEXT",
-        "CHAINVIEW_CONFIG",
-        "XDG_CONFIG_HOME",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd.envs(env.iter().copied());
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use clean::run;
 
 fn write_config(dir: &Path, text: &str, mode: u32) -> String {
     let path = dir.join("config.toml");

@@ -4,12 +4,13 @@
 //! installed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/clean.rs"]
+mod clean;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_chainview");
 
 fn fixture(dir: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -24,23 +25,9 @@ fn real() -> String {
     fixture("real-broker-audit")
 }
 
+/// chainview with `args` and none of the environment's settings.
 fn run(args: &[&str]) -> (i32, String, String) {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(args).stdin(std::process::Stdio::null());
-    for v in [
-        "AGENTWRIT_BROKER_URL",
-        "AGENTWRIT_CLIENT_ID",
-        "AGENTWRIT_CLIENT_SECRET",
-        "AGENTWRIT_ADMIN_SECRET",
-    ] {
-        cmd.env_remove(v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    clean::run(args, &[])
 }
 
 /// The `id`s of the JSON lines of `kind` that `observe --print json` prints

@@ -5,6 +5,9 @@
 //! explorer's audit step on a broker holding more than one read takes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/clean.rs"]
+mod clean;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,26 +26,7 @@ fn fixture_events() -> Vec<AuditEvent> {
     serde_json::from_value(v["events"].clone()).unwrap()
 }
 
-/// Runs chainview with no broker settings from the environment.
-fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(args).stdin(std::process::Stdio::null());
-    for v in [
-        "AGENTWRIT_BROKER_URL",
-        "AGENTWRIT_CLIENT_ID",
-        "AGENTWRIT_CLIENT_SECRET",
-        "AGENTWRIT_ADMIN_SECRET",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd.envs(env.iter().copied());
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use clean::run;
 
 fn summary(stdout: &str) -> Value {
     serde_json::from_str(stdout.lines().last().unwrap()).unwrap()

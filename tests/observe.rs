@@ -3,6 +3,9 @@
 //! shared fixture), checked against the transcripts of what caused it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/clean.rs"]
+mod clean;
+
 use std::path::PathBuf;
 
 use chainview::observe::{NodeKind, Observed, Status, load};
@@ -258,28 +261,7 @@ fn a_changed_detail_is_named() {
 
 // ---- The binary: exit codes, a live broker, audit dump, diagrams. ----
 
-const BIN: &str = env!("CARGO_BIN_EXE_chainview");
-
-/// Runs chainview with `args` and no broker settings from the environment.
-fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(args).stdin(std::process::Stdio::null());
-    for v in [
-        "AGENTWRIT_BROKER_URL",
-        "AGENTWRIT_CLIENT_ID",
-        "AGENTWRIT_CLIENT_SECRET",
-        "AGENTWRIT_ADMIN_SECRET",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd.envs(env.iter().copied());
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use clean::run;
 
 fn lines(stdout: &str) -> Vec<Value> {
     stdout

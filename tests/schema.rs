@@ -7,11 +7,13 @@
 //! additive), and they do refuse what is wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/clean.rs"]
+mod clean;
+
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_chainview");
 const KINDS: [&str; 4] = ["agent", "node", "denied", "summary"];
 
 fn root() -> PathBuf {
@@ -47,26 +49,7 @@ fn validator(kind: &str) -> jsonschema::Validator {
     jsonschema::draft202012::new(&s).unwrap()
 }
 
-fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(args).stdin(std::process::Stdio::null());
-    for v in [
-        "AGENTWRIT_BROKER_URL",
-        "AGENTWRIT_CLIENT_ID",
-        "AGENTWRIT_CLIENT_SECRET",
-        "AGENTWRIT_ADMIN_SECRET",
-        "CHAINVIEW_CONTEXT",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd.envs(env.iter().copied());
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use clean::run;
 
 /// Checks every line of one output against the schemas of `kinds`;
 /// returns the kinds seen.

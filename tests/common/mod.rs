@@ -3,6 +3,7 @@
 //! and `AGENTWRIT_ADMIN_SECRET` are set.
 #![allow(dead_code)]
 
+pub mod clean;
 pub mod pki;
 
 use base64::Engine;
